@@ -1,0 +1,161 @@
+//! HTTP mode.
+//!
+//! Every request gets `200 OK` with header `x-server: NAME` and body NAME (or
+//! `--body-size` bytes), over keep-alive HTTP/1.1. Special paths:
+//!
+//! | request                   | answer                                              |
+//! |---------------------------|-----------------------------------------------------|
+//! | `/health`                 | 200, body `healthy`                                 |
+//! | `/conns`                  | body = TCP connections accepted so far (decimal)    |
+//! | `/delay/MS`               | sleeps MS milliseconds, then answers as usual       |
+//! | `/status/NNN`             | answers with status NNN (400 if NNN is invalid)     |
+//! | `/echo-headers`           | body = request headers, `name: value` one per line  |
+//! | any `Upgrade:` request    | `101 Switching Protocols`, then echoes every byte   |
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::Shared;
+
+/// Longest `/delay/MS` honoured, so a typo cannot park a connection forever.
+const MAX_DELAY_MS: u64 = 600_000;
+
+/// Immutable per-process HTTP state: the pre-built answers.
+#[derive(Debug)]
+pub struct State {
+    shared: Arc<Shared>,
+    /// Value of the `x-server` header.
+    server: HeaderValue,
+    /// Default response body.
+    body: Bytes,
+}
+
+impl State {
+    /// Pre-builds the default body: NAME, or `body_size` bytes of NAME
+    /// repeated.
+    pub fn new(shared: Arc<Shared>, body_size: Option<usize>) -> Self {
+        let name = shared.name.as_bytes();
+        let body = match body_size {
+            None => Bytes::copy_from_slice(name),
+            Some(size) if name.is_empty() => Bytes::from(vec![b'x'; size]),
+            Some(size) => Bytes::from(name.iter().copied().cycle().take(size).collect::<Vec<u8>>()),
+        };
+        let server =
+            HeaderValue::from_str(&shared.name).unwrap_or(HeaderValue::from_static("invalid-name"));
+        Self {
+            shared,
+            server,
+            body,
+        }
+    }
+
+    /// A response with `x-server` and a plain-text body.
+    fn reply(&self, status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+        let mut resp = Response::new(Full::new(body));
+        *resp.status_mut() = status;
+        let headers = resp.headers_mut();
+        headers.insert("x-server", self.server.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        resp
+    }
+}
+
+/// Serves HTTP/1.1 (with keep-alive and upgrades) on every accepted
+/// connection.
+pub async fn serve(listener: TcpListener, state: Arc<State>) {
+    let shared = state.shared.clone();
+    crate::accept_loop(listener, shared, move |stream| {
+        let state = state.clone();
+        async move {
+            let service = service_fn(move |req| handle(req, state.clone()));
+            // Client resets and malformed requests end only this connection.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        }
+    })
+    .await;
+}
+
+/// Answers one request.
+async fn handle(
+    mut req: Request<Incoming>,
+    state: Arc<State>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(proto) = req.headers().get(UPGRADE).cloned() {
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+                let _ = tokio::io::copy(&mut rd, &mut wr).await;
+            }
+        });
+        let mut resp = state.reply(StatusCode::SWITCHING_PROTOCOLS, Bytes::new());
+        resp.headers_mut().insert(UPGRADE, proto);
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        return Ok(resp);
+    }
+
+    let path = req.uri().path();
+    let resp = if path == "/health" {
+        state.reply(StatusCode::OK, Bytes::from_static(b"healthy"))
+    } else if path == "/conns" {
+        state.reply(
+            StatusCode::OK,
+            Bytes::from(state.shared.conn_count().to_string()),
+        )
+    } else if path == "/echo-headers" {
+        let mut text = String::new();
+        for (name, value) in req.headers() {
+            text.push_str(name.as_str());
+            text.push_str(": ");
+            text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            text.push('\n');
+        }
+        state.reply(StatusCode::OK, Bytes::from(text))
+    } else if let Some(code) = path.strip_prefix("/status/") {
+        match code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+        {
+            // 1xx cannot be sent as a final response.
+            Some(status) if !status.is_informational() => state.reply(status, state.body.clone()),
+            _ => state.reply(StatusCode::BAD_REQUEST, Bytes::from_static(b"bad status\n")),
+        }
+    } else if let Some(ms) = path.strip_prefix("/delay/") {
+        match ms.parse::<u64>() {
+            Ok(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms.min(MAX_DELAY_MS))).await;
+                state.reply(StatusCode::OK, state.body.clone())
+            }
+            Err(_) => state.reply(StatusCode::BAD_REQUEST, Bytes::from_static(b"bad delay\n")),
+        }
+    } else {
+        state.reply(StatusCode::OK, state.body.clone())
+    };
+
+    // Read (and drop) any request body so the connection stays reusable.
+    let mut body = req.into_body();
+    if !body.is_end_stream() {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    }
+    Ok(resp)
+}

@@ -1,0 +1,280 @@
+//! HTTP mode on hyper 1: keep-alive toward clients, pooled keep-alive
+//! connections toward servers, ACL routing per request, `X-Forwarded-For`,
+//! Upgrade tunnels (WebSocket), and HAProxy-style error responses.
+
+mod body;
+mod errors;
+mod samples;
+
+pub use body::ProxyBody;
+pub use samples::{hash_key, query_param, HttpSamples};
+
+use crate::dispatch::{self, Claim, DispatchError};
+use crate::pool::Sender;
+use crate::runtime::{BackendRt, FrontendRt, Runtime};
+use body::{Finish, LogCtx};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, CONNECTION, UPGRADE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Used for `timeout http-request` when neither it nor `timeout client` is set.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Per-client-connection facts shared by its requests.
+struct ConnCtx {
+    runtime: Arc<Runtime>,
+    frontend: Box<str>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    /// The client's address as an `X-Forwarded-For` value, built once.
+    xff: HeaderValue,
+    requests: AtomicU64,
+}
+
+/// Serve one accepted HTTP-mode client connection until it closes, the
+/// request timeout fires, or `shutdown` asks for a graceful close.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    frontend: Arc<FrontendRt>,
+    runtime: Arc<Runtime>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // hyper closes silently on a header timeout; HAProxy answers 408. A
+    // duplicate of the socket lets us write that answer afterwards.
+    let spare = socket2::SockRef::from(&stream).try_clone().ok();
+    let timeout = frontend.timeouts.http_request.or(frontend.timeouts.client).unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    let ctx = Arc::new(ConnCtx {
+        runtime,
+        frontend: frontend.name.clone(),
+        peer,
+        local,
+        xff: HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown")),
+        requests: AtomicU64::new(0),
+    });
+    let svc_ctx = ctx.clone();
+    let service = service_fn(move |req| {
+        let ctx = svc_ctx.clone();
+        async move { Ok::<_, Infallible>(handle(req, &ctx).await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(timeout).keep_alive(!frontend.httpclose);
+    let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        if e.is_timeout() && ctx.requests.load(Relaxed) == 0 {
+            frontend.counters.req_errors.fetch_add(1, Relaxed);
+            if let Some(sock) = spare {
+                let mut sock = std::net::TcpStream::from(sock);
+                let _ = sock.write_all(&errors::raw_408());
+            }
+        } else if e.is_parse() {
+            frontend.counters.req_errors.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// One request, from routing to the response head; the body streams on.
+async fn handle(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
+    ctx.requests.fetch_add(1, Relaxed);
+    let snapshot = ctx.runtime.snapshot();
+    let Some(frontend) = snapshot.frontend(&ctx.frontend).cloned() else {
+        return errors::response(503);
+    };
+    frontend.counters.requests.fetch_add(1, Relaxed);
+    let route = frontend.router.route(&HttpSamples { req: &req, src: ctx.peer.ip(), dst_port: ctx.local.port() });
+    let Some(index) = route else {
+        frontend.counters.count_response(503);
+        return errors::response(503);
+    };
+    let backend = snapshot.backends[index].clone();
+    drop(snapshot);
+    backend.counters.open();
+    backend.counters.requests.fetch_add(1, Relaxed);
+    let start = Instant::now();
+    let response = match forward(req, ctx, &frontend, &backend, start).await {
+        Ok(resp) => return resp,
+        Err(status) => status,
+    };
+    backend.counters.close();
+    frontend.counters.count_response(response);
+    backend.counters.count_response(response);
+    errors::response(response)
+}
+
+/// Dispatch, connect and send; `Err(status)` asks for an error response.
+async fn forward(
+    mut req: Request<Incoming>,
+    ctx: &ConnCtx,
+    frontend: &Arc<FrontendRt>,
+    backend: &Arc<BackendRt>,
+    start: Instant,
+) -> Result<Response<ProxyBody>, u16> {
+    let mut key_buf = [0u8; 16];
+    let key = hash_key(&backend.balance, &req, ctx.peer.ip(), &mut key_buf);
+    let claim = dispatch::claim(backend, key, None).await.map_err(|e| {
+        if matches!(e, DispatchError::NoServer | DispatchError::QueueFull | DispatchError::QueueTimeout) {
+            backend.counters.no_server.fetch_add(1, Relaxed);
+        }
+        503u16
+    })?;
+    let t_queue = start.elapsed();
+    let upgrade = req.headers().contains_key(UPGRADE);
+    let pooled = if upgrade { None } else { claim.server().shared.pool.take() };
+    let (mut sender, mut claim, mut reused) = match pooled {
+        Some(sender) => (sender, claim, true),
+        None => {
+            let (s, c) = connect(claim, key, ctx.local.port()).await.map_err(|_| 503u16)?;
+            (s, c, false)
+        }
+    };
+    let t_connect = start.elapsed();
+
+    prepare_request(&mut req, ctx, frontend.forwardfor || backend.forwardfor, upgrade);
+    let request_line = (frontend.log.is_some() && crate::log::enabled())
+        .then(|| format!("{} {} {:?}", req.method(), req.uri(), req.version()));
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let mut outgoing = req;
+    let server_timeout = backend.timeouts.server;
+    let mut retried = 0u32;
+    let mut resp = loop {
+        if reused && sender.ready().await.is_err() {
+            // The pooled connection died while idle: take a fresh one.
+            let (s, c) = connect(claim, None, ctx.local.port()).await.map_err(|_| 503u16)?;
+            (sender, claim, reused) = (s, c, false);
+        }
+        let sent = sender.try_send_request(outgoing);
+        let result = match server_timeout {
+            Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| 504u16)?,
+            None => sent.await,
+        };
+        match result {
+            Ok(resp) => break resp,
+            Err(mut e) => match e.take_message() {
+                // Not sent at all: the idle connection was closed under us.
+                Some(back) if reused => {
+                    outgoing = back;
+                    retried += 1;
+                    let (s, c) = connect(claim, None, ctx.local.port()).await.map_err(|_| 503u16)?;
+                    (sender, claim, reused) = (s, c, false);
+                }
+                _ => {
+                    claim.server().shared.counters.resp_errors.fetch_add(1, Relaxed);
+                    return Err(502);
+                }
+            },
+        }
+    };
+    let t_response = start.elapsed();
+    let status = resp.status().as_u16();
+    claim.server().shared.counters.count_response(status);
+    backend.counters.count_response(status);
+    frontend.counters.count_response(status);
+
+    if status == 101 {
+        if let Some(client_side) = client_upgrade {
+            let server_side = hyper::upgrade::on(&mut resp);
+            let tunnel_timeout = backend.timeouts.tunnel;
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                tunnel(client_side, server_side, tunnel_timeout).await;
+                drop(claim);
+                backend.counters.close();
+            });
+            return Ok(resp.map(|_| ProxyBody::empty()));
+        }
+    }
+
+    let close = frontend.httpclose || backend.httpclose;
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if close {
+        parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    let log = request_line.map(|request_line| LogCtx {
+        peer: ctx.peer,
+        accepted: SystemTime::now() - start.elapsed(),
+        start,
+        t_queue: t_queue.as_millis() as i64,
+        t_connect: t_connect.as_millis() as i64,
+        t_response: t_response.as_millis() as i64,
+        status,
+        retries: retried,
+        request_line,
+    });
+    let finish = Finish { sender: (!close).then_some(sender), claim, frontend: frontend.clone(), bytes: 0, log };
+    Ok(Response::from_parts(parts, ProxyBody::upstream(body, finish)))
+}
+
+/// Connect to the claimed server (with retries and redispatch) and run the
+/// HTTP/1.1 handshake.
+async fn connect(claim: Claim, key: Option<&[u8]>, dst_port: u16) -> Result<(Sender, Claim), DispatchError> {
+    let (stream, claim) = dispatch::connect(claim, key, dst_port).await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| DispatchError::ConnectFailed)?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok((sender, claim))
+}
+
+/// Headers that describe one hop and must not be forwarded.
+fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    headers.remove(CONNECTION);
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+}
+
+fn prepare_request(req: &mut Request<Incoming>, ctx: &ConnCtx, forwardfor: bool, upgrade: bool) {
+    let headers = req.headers_mut();
+    if !upgrade {
+        strip_hop_by_hop(headers);
+    }
+    if forwardfor {
+        // HAProxy appends its own header line rather than editing an existing one.
+        headers.append(X_FORWARDED_FOR.clone(), ctx.xff.clone());
+    }
+}
+
+/// Copy bytes both ways over an upgraded (e.g. WebSocket) connection.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpgrade, idle: Option<Duration>) {
+    let (Ok(client), Ok(server)) = tokio::join!(client, server) else { return };
+    let mut client = TokioIo::new(client);
+    let mut server = TokioIo::new(server);
+    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+    match idle {
+        // A whole-tunnel bound rather than inactivity: upgraded streams do
+        // not expose per-read activity cheaply. Documented in README.
+        Some(limit) => {
+            let _ = tokio::time::timeout(limit, copy).await;
+        }
+        None => {
+            let _ = copy.await;
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! shoal-node: one Shoal node — the data plane and its control surfaces.
+//!
+//! The request path (see DESIGN.md) runs listener -> frontend rules
+//! ([`acl`]) -> [`balance`] -> connect with retries ([`dispatch`]) -> proxy
+//! ([`tcp`], [`http`]) -> counters, and reads only an immutable
+//! [`runtime::Snapshot`] that is swapped whole on every change.
+#![forbid(unsafe_code)]
+
+pub mod acl;
+pub mod balance;
+pub mod dispatch;
+pub mod health;
+pub mod http;
+pub mod listener;
+pub mod log;
+pub mod node;
+pub mod pool;
+pub mod runtime;
+pub mod tcp;

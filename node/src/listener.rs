@@ -1,0 +1,186 @@
+//! Listening sockets and accept loops.
+//!
+//! Each `bind` line of a frontend becomes one listener, keyed by frontend
+//! name and configured address. A reload opens new keys, closes vanished
+//! ones and leaves the rest untouched, so established connections and the
+//! listening sockets that stay never notice a reload.
+//!
+//! `maxconn` (global and frontend) is enforced by taking a permit before
+//! `accept()`: at the limit Shoal stops accepting and new clients wait in
+//! the kernel backlog, as with HAProxy.
+
+use crate::runtime::Runtime;
+use shoal_proto::config::{Bind, Mode};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Pending connections the kernel may hold for a listener.
+const BACKLOG: i32 = 1024;
+
+/// Counts live client connections so shutdown can wait for them.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+impl Tracker {
+    /// Connections open now.
+    pub fn active(&self) -> usize {
+        self.active.load(SeqCst)
+    }
+    /// Wait until no connection is open.
+    pub async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.active() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+    fn enter(self: &Arc<Self>) -> TrackGuard {
+        self.active.fetch_add(1, SeqCst);
+        TrackGuard(self.clone())
+    }
+}
+
+struct TrackGuard(Arc<Tracker>);
+impl Drop for TrackGuard {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// The socket address a `bind` line names. `*` and an empty host mean all
+/// IPv4 addresses; `::` listens on IPv6 and, by Linux default, IPv4 too.
+pub fn bind_addr(bind: &Bind) -> Result<SocketAddr, String> {
+    let ip = match bind.host.as_str() {
+        "" | "*" | "0.0.0.0" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        "::" => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        host => match host.trim_start_matches('[').trim_end_matches(']').parse() {
+            Ok(ip) => ip,
+            Err(_) => {
+                use std::net::ToSocketAddrs;
+                return (host, bind.port)
+                    .to_socket_addrs()
+                    .map_err(|e| e.to_string())?
+                    .next()
+                    .ok_or_else(|| format!("cannot resolve '{host}'"));
+            }
+        },
+    };
+    Ok(SocketAddr::new(ip, bind.port))
+}
+
+/// Open a listening socket with SO_REUSEADDR (so a restart can rebind at once).
+pub fn open(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// A running accept loop; dropping `stop` (or sending on it) ends it.
+pub struct Handle {
+    pub local: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Handle {
+    /// Stop accepting and close the listening socket. Connections already
+    /// accepted continue.
+    pub async fn close(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Shared things an accept loop needs.
+#[derive(Clone)]
+pub struct AcceptCtx {
+    pub runtime: Arc<Runtime>,
+    pub tracker: Arc<Tracker>,
+    /// Flips to true on graceful shutdown; HTTP connections then close when idle.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Start accepting on `listener` for the frontend called `frontend`.
+pub fn spawn(listener: TcpListener, frontend: String, ctx: AcceptCtx) -> std::io::Result<Handle> {
+    let local = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            let permits = tokio::select! {
+                _ = stopped.changed() => return,
+                p = acquire(&ctx, &frontend) => p,
+            };
+            let accepted = tokio::select! {
+                _ = stopped.changed() => return,
+                a = listener.accept() => a,
+            };
+            match accepted {
+                Ok((stream, peer)) => dispatch(stream, peer, local, &frontend, &ctx, permits),
+                Err(e) => {
+                    // EMFILE and friends: back off briefly rather than spin.
+                    tracing::warn!("accept on {local}: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        }
+    });
+    Ok(Handle { local, stop, task })
+}
+
+/// Take the global and frontend `maxconn` permits (when configured).
+async fn acquire(ctx: &AcceptCtx, frontend: &str) -> Vec<OwnedSemaphorePermit> {
+    let snapshot = ctx.runtime.snapshot();
+    let mut permits = Vec::new();
+    let limits: [Option<&Arc<Semaphore>>; 2] =
+        [snapshot.global_limit.as_ref(), snapshot.frontend(frontend).and_then(|f| f.conn_limit.as_ref())];
+    for sem in limits.into_iter().flatten() {
+        if let Ok(p) = sem.clone().acquire_owned().await {
+            permits.push(p);
+        }
+    }
+    permits
+}
+
+fn dispatch(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    frontend: &str,
+    ctx: &AcceptCtx,
+    permits: Vec<OwnedSemaphorePermit>,
+) {
+    let snapshot = ctx.runtime.snapshot();
+    let Some(fe) = snapshot.frontend(frontend).cloned() else { return };
+    let _ = stream.set_nodelay(true);
+    let guard = ctx.tracker.enter();
+    let runtime = ctx.runtime.clone();
+    let shutdown = ctx.shutdown.clone();
+    fe.counters.open();
+    tokio::spawn(async move {
+        let counters = fe.counters.clone();
+        match fe.mode {
+            Mode::Http => crate::http::serve(stream, peer, local, fe, runtime, shutdown).await,
+            Mode::Tcp => crate::tcp::serve(stream, peer, local, fe, snapshot).await,
+        }
+        counters.close();
+        drop(permits);
+        drop(guard);
+    });
+}

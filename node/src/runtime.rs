@@ -1,0 +1,295 @@
+//! The one runtime structure: every server's admin state, operational state,
+//! weight and counters, and the routing snapshot the request path reads.
+//!
+//! The request path calls [`Runtime::snapshot`] and works on that immutable
+//! [`Snapshot`] for the whole request. Every change (reload, weight, state)
+//! goes through [`Runtime`], which rebuilds a complete snapshot and swaps it
+//! in (pingora-style `ArcSwap`). Counters, connection pools and queues are
+//! shared `Arc`s carried from one snapshot to the next, keyed by
+//! `backend/server`, so they survive changes. Nothing else owns server state:
+//! a later issue feeds [`Runtime::set_server`] from the replicated cluster
+//! state.
+
+mod build;
+mod counters;
+
+pub use counters::{ProxyCounters, ServerCounters, StatusClass};
+
+use crate::acl::Router;
+use crate::balance::Balancer;
+use crate::pool::Pool;
+use arc_swap::ArcSwap;
+use shoal_proto::config::{Balance, Config, Mode, Timeouts};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, Semaphore};
+
+/// Administrative state, set by operators (`set server B/S state ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    /// Takes traffic.
+    Ready,
+    /// No new traffic; existing sessions finish.
+    Drain,
+    /// No traffic at all.
+    Maint,
+}
+
+/// Operational state, set by health checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpState {
+    Up,
+    Down,
+}
+
+/// The part of a server's state that is not in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerState {
+    pub admin: AdminState,
+    pub op: OpState,
+    /// Current weight (0..=256); starts at the configured weight.
+    pub weight: u32,
+}
+
+/// Things a server keeps across snapshots.
+#[derive(Debug, Default)]
+pub struct ServerShared {
+    pub counters: ServerCounters,
+    /// Idle keep-alive HTTP connections to this server.
+    pub pool: Pool,
+}
+
+/// One server as the request path sees it.
+#[derive(Debug)]
+pub struct ServerRt {
+    pub name: Box<str>,
+    /// Resolved address; port 0 when the config gives none (HAProxy then
+    /// connects to the port the client connected to).
+    pub addr: SocketAddr,
+    pub backup: bool,
+    pub maxconn: Option<u32>,
+    pub maxqueue: Option<u32>,
+    pub config_weight: u32,
+    pub state: ServerState,
+    pub shared: Arc<ServerShared>,
+}
+
+impl ServerRt {
+    /// May take new, non-persistent traffic.
+    pub fn usable(&self) -> bool {
+        self.state.admin == AdminState::Ready && self.state.op == OpState::Up && self.state.weight > 0
+    }
+    /// True when the server has reached its `maxconn`.
+    pub fn is_full(&self) -> bool {
+        match self.maxconn {
+            Some(max) if max > 0 => self.shared.counters.current() >= max,
+            _ => false,
+        }
+    }
+}
+
+/// Requests waiting for a free server slot in one backend.
+#[derive(Debug, Default)]
+pub struct Queue {
+    /// How many requests wait now.
+    pub waiting: AtomicUsize,
+    /// Woken when a server of the backend frees a slot.
+    pub notify: Notify,
+}
+
+/// Backend settings and servers, ready for the request path.
+#[derive(Debug)]
+pub struct BackendRt {
+    pub name: Box<str>,
+    pub mode: Mode,
+    pub servers: Vec<ServerRt>,
+    /// Balancer over usable primary servers.
+    pub primary: Balancer,
+    /// Balancer over the backup servers that may serve (first one, or all with `option allbackups`).
+    pub backup: Balancer,
+    pub balance: Balance,
+    /// Effective timeouts (own, else `global` fallback).
+    pub timeouts: Timeouts,
+    pub retries: u32,
+    pub redispatch: bool,
+    pub forwardfor: bool,
+    pub httpclose: bool,
+    /// Upper bound on queued requests (sum of servers' `maxqueue` when all set).
+    pub maxqueue: Option<usize>,
+    pub counters: Arc<ProxyCounters>,
+    pub queue: Arc<Queue>,
+}
+
+/// Frontend settings, ready for the request path.
+#[derive(Debug)]
+pub struct FrontendRt {
+    pub name: Box<str>,
+    pub mode: Mode,
+    /// `use_backend` rules and `default_backend`, resolved to backend indices.
+    pub router: Router<usize>,
+    pub timeouts: Timeouts,
+    pub forwardfor: bool,
+    pub httpclose: bool,
+    /// Emit an access-log line per request / connection.
+    pub log: Option<crate::log::LogFormat>,
+    pub counters: Arc<ProxyCounters>,
+    /// Frontend `maxconn`, shared by all its listeners.
+    pub conn_limit: Option<Arc<Semaphore>>,
+}
+
+/// An immutable view of the whole routing state.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub frontends: Vec<Arc<FrontendRt>>,
+    pub backends: Vec<Arc<BackendRt>>,
+    pub frontend_by_name: HashMap<Box<str>, usize>,
+    pub backend_by_name: HashMap<Box<str>, usize>,
+    /// Global `maxconn`.
+    pub global_limit: Option<Arc<Semaphore>>,
+}
+
+impl Snapshot {
+    /// A frontend by name.
+    pub fn frontend(&self, name: &str) -> Option<&Arc<FrontendRt>> {
+        self.frontend_by_name.get(name).map(|&i| &self.frontends[i])
+    }
+    /// A backend by name.
+    pub fn backend(&self, name: &str) -> Option<&Arc<BackendRt>> {
+        self.backend_by_name.get(name).map(|&i| &self.backends[i])
+    }
+}
+
+/// Why a snapshot could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("server {backend}/{server}: cannot resolve '{host}': {reason}")]
+    Resolve { backend: String, server: String, host: String, reason: String },
+    #[error("frontend {frontend}: {reason}")]
+    Rules { frontend: String, reason: String },
+}
+
+/// Why a state change was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChangeError {
+    #[error("No such backend.")]
+    NoSuchBackend,
+    #[error("No such server.")]
+    NoSuchServer,
+}
+
+/// Everything that outlives a single snapshot. Guarded by one mutex that
+/// is held only while a snapshot is built (never across I/O).
+#[derive(Default)]
+struct Persistent {
+    config: Arc<Config>,
+    states: HashMap<String, ServerState>,
+    servers: HashMap<String, Arc<ServerShared>>,
+    proxies: HashMap<String, Arc<ProxyCounters>>,
+    queues: HashMap<String, Arc<Queue>>,
+    limits: HashMap<String, (u32, Arc<Semaphore>)>,
+}
+
+/// Owner of the routing snapshot and of all server state.
+pub struct Runtime {
+    current: ArcSwap<Snapshot>,
+    persistent: Mutex<Persistent>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Build the first snapshot from a parsed config.
+    pub fn new(config: Config) -> Result<Runtime, BuildError> {
+        let mut persistent = Persistent::default();
+        let snapshot = build::build(&mut persistent, Arc::new(config))?;
+        Ok(Runtime { current: ArcSwap::from_pointee(snapshot), persistent: Mutex::new(persistent) })
+    }
+
+    /// The current snapshot; hold it for the duration of one request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replace the config (SIGHUP reload). Servers that still exist keep
+    /// their admin/operational state, counters and pools; a server whose
+    /// configured weight changed takes the new weight.
+    pub fn reload(&self, config: Config) -> Result<(), BuildError> {
+        let mut p = self.lock();
+        let previous = p.config.clone();
+        for proxy in previous.proxies.iter() {
+            for server in &proxy.servers {
+                let key = server_key(&proxy.name, &server.name);
+                let new_weight = config
+                    .proxies
+                    .iter()
+                    .find(|x| x.name == proxy.name && x.kind.is_backend())
+                    .and_then(|x| x.servers.iter().find(|s| s.name == server.name))
+                    .map(|s| s.weight_or_default());
+                match new_weight {
+                    None => {
+                        p.states.remove(&key);
+                    }
+                    Some(w) if w != server.weight_or_default() => {
+                        if let Some(st) = p.states.get_mut(&key) {
+                            st.weight = w;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let snapshot = build::build(&mut p, Arc::new(config))?;
+        self.current.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// Change one server's state and swap in a new snapshot.
+    pub fn set_server(
+        &self,
+        backend: &str,
+        server: &str,
+        change: impl FnOnce(&mut ServerState),
+    ) -> Result<ServerState, ChangeError> {
+        let mut p = self.lock();
+        let proxy = p
+            .config
+            .proxies
+            .iter()
+            .find(|x| x.name == backend && x.kind.is_backend())
+            .ok_or(ChangeError::NoSuchBackend)?;
+        if !proxy.servers.iter().any(|s| s.name == server) {
+            return Err(ChangeError::NoSuchServer);
+        }
+        let key = server_key(backend, server);
+        let state = p.states.get_mut(&key).ok_or(ChangeError::NoSuchServer)?;
+        change(state);
+        state.weight = state.weight.min(256);
+        let result = *state;
+        let config = p.config.clone();
+        // The config is unchanged and already resolved once, so a rebuild
+        // can only fail if DNS changed under us; keep the old snapshot then.
+        match build::build(&mut p, config) {
+            Ok(snapshot) => self.current.store(Arc::new(snapshot)),
+            Err(e) => tracing::warn!("state change kept the previous routing table: {e}"),
+        }
+        Ok(result)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Persistent> {
+        // A panic while building cannot leave the maps inconsistent (they are
+        // only inserted into), so a poisoned lock is safe to reuse.
+        self.persistent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `backend/server`, the name HAProxy's runtime API uses.
+pub fn server_key(backend: &str, server: &str) -> String {
+    format!("{backend}/{server}")
+}

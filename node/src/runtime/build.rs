@@ -1,0 +1,164 @@
+//! Build a [`Snapshot`] from the config plus the persistent server state.
+
+use super::{
+    server_key, AdminState, BackendRt, BuildError, FrontendRt, OpState, Persistent, Queue,
+    ServerRt, ServerState, Snapshot,
+};
+use crate::acl::Router;
+use crate::balance::{Balancer, Slot};
+use crate::log::LogFormat;
+use shoal_proto::config::{Config, Proxy};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Build the next snapshot. Inserts state for new servers; never removes
+/// counters of vanished ones (a later reload may bring them back).
+pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot, BuildError> {
+    let global_timeouts = config.global.timeouts;
+    let mut backends = Vec::new();
+    let mut backend_by_name = HashMap::new();
+    for proxy in config.proxies.iter().filter(|x| x.kind.is_backend()) {
+        let backend = build_backend(p, proxy, &global_timeouts)?;
+        backend_by_name.insert(proxy.name.clone().into_boxed_str(), backends.len());
+        backends.push(Arc::new(backend));
+    }
+
+    let mut frontends = Vec::new();
+    let mut frontend_by_name = HashMap::new();
+    for proxy in config.proxies.iter().filter(|x| x.kind.is_frontend()) {
+        let resolve = |name: &str| backend_by_name.get(name).copied();
+        let router = Router::compile(proxy, &resolve).map_err(|e| BuildError::Rules {
+            frontend: proxy.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let key = format!("frontend/{}", proxy.name);
+        let counters = p.proxies.entry(key.clone()).or_default().clone();
+        let conn_limit = proxy.maxconn.map(|max| limit(p, &key, max));
+        let has_log = !proxy.logs.is_empty();
+        let log = has_log.then(|| {
+            if proxy.options.httplog {
+                LogFormat::Http
+            } else {
+                LogFormat::Tcp
+            }
+        });
+        frontend_by_name.insert(proxy.name.clone().into_boxed_str(), frontends.len());
+        frontends.push(Arc::new(FrontendRt {
+            name: proxy.name.clone().into(),
+            mode: proxy.mode,
+            router,
+            timeouts: proxy.timeouts.or(&global_timeouts),
+            forwardfor: proxy.options.forwardfor,
+            httpclose: proxy.options.httpclose,
+            log,
+            counters,
+            conn_limit,
+        }));
+    }
+    let global_limit = config.global.maxconn.map(|max| limit(p, "global", max));
+    p.config = config.clone();
+    Ok(Snapshot { config, frontends, backends, frontend_by_name, backend_by_name, global_limit })
+}
+
+/// A connection limit that keeps its semaphore while its size is unchanged,
+/// so that a reload does not forget connections already counted.
+fn limit(p: &mut Persistent, key: &str, max: u32) -> Arc<Semaphore> {
+    if let Some((size, sem)) = p.limits.get(key) {
+        if *size == max {
+            return sem.clone();
+        }
+    }
+    let sem = Arc::new(Semaphore::new(max as usize));
+    p.limits.insert(key.to_string(), (max, sem.clone()));
+    sem
+}
+
+fn build_backend(
+    p: &mut Persistent,
+    proxy: &Proxy,
+    global_timeouts: &shoal_proto::config::Timeouts,
+) -> Result<BackendRt, BuildError> {
+    let mut servers = Vec::with_capacity(proxy.servers.len());
+    for server in &proxy.servers {
+        let key = server_key(&proxy.name, &server.name);
+        let state = *p.states.entry(key.clone()).or_insert(ServerState {
+            admin: if server.disabled { AdminState::Maint } else { AdminState::Ready },
+            op: OpState::Up,
+            weight: server.weight_or_default(),
+        });
+        let addr = resolve(&server.addr.host, server.addr.port).map_err(|reason| {
+            BuildError::Resolve {
+                backend: proxy.name.clone(),
+                server: server.name.clone(),
+                host: server.addr.host.clone(),
+                reason,
+            }
+        })?;
+        servers.push(ServerRt {
+            name: server.name.clone().into(),
+            addr,
+            backup: server.backup,
+            maxconn: server.maxconn,
+            maxqueue: server.maxqueue,
+            config_weight: server.weight_or_default(),
+            state,
+            shared: p.servers.entry(key).or_default().clone(),
+        });
+    }
+
+    let primary_slots: Vec<Slot> = servers
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.backup && s.usable())
+        .map(|(id, s)| Slot { id, weight: s.state.weight })
+        .collect();
+    // Backups serve only when no primary can: the first usable one, or all
+    // of them with `option allbackups` (HAProxy's rule).
+    let mut backup_slots = servers
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.backup && s.usable())
+        .map(|(id, s)| Slot { id, weight: s.state.weight });
+    let backup_slots: Vec<Slot> = if proxy.options.allbackups {
+        backup_slots.collect()
+    } else {
+        backup_slots.next().into_iter().collect()
+    };
+    let maxqueue = servers
+        .iter()
+        .map(|s| s.maxqueue.filter(|&q| q > 0).map(|q| q as usize))
+        .sum::<Option<usize>>();
+    let key = format!("backend/{}", proxy.name);
+    Ok(BackendRt {
+        name: proxy.name.clone().into(),
+        mode: proxy.mode,
+        primary: Balancer::new(&proxy.balance, proxy.hash_type, primary_slots),
+        backup: Balancer::new(&proxy.balance, proxy.hash_type, backup_slots),
+        servers,
+        balance: proxy.balance.clone(),
+        timeouts: proxy.timeouts.or(global_timeouts),
+        retries: proxy.retries_or_default(),
+        redispatch: proxy.options.redispatch,
+        forwardfor: proxy.options.forwardfor,
+        httpclose: proxy.options.httpclose,
+        maxqueue,
+        counters: p.proxies.entry(key.clone()).or_default().clone(),
+        queue: p.queues.entry(key).or_insert_with(|| Arc::new(Queue::default())).clone(),
+    })
+}
+
+/// Resolve a server address once, at build time (HAProxy resolves at boot).
+/// A missing port yields port 0: the client's destination port is used.
+fn resolve(host: &str, port: Option<u16>) -> Result<SocketAddr, String> {
+    let port = port.unwrap_or(0);
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| "no address".to_string())
+}

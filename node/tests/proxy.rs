@@ -1,0 +1,284 @@
+//! HTTP and TCP proxying behaviour through real sockets: ACL routing,
+//! X-Forwarded-For, WebSocket upgrade, error statuses, timeouts, TCP mode,
+//! SIGHUP reload and SIGTERM.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const DEFAULTS: &str = "defaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_routes_by_path_and_host() {
+    let web = Backend::http("web");
+    let api = Backend::http("api");
+    let img = Backend::http("img");
+    let admin = Backend::http("admin");
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n\
+         \x20   acl is_api path_beg /api\n\
+         \x20   acl is_img path_end .png .jpg\n\
+         \x20   acl is_img path_reg ^/static/.*\\.gif$\n\
+         \x20   acl host_admin hdr(host) -i admin.example.com\n\
+         \x20   acl is_post method POST\n\
+         \x20   use_backend admin if host_admin !is_api\n\
+         \x20   use_backend api if is_api || is_post\n\
+         \x20   use_backend img if is_img\n\
+         \x20   default_backend web\n\
+         backend web\n    server web {}\nbackend api\n    server api {}\n\
+         backend img\n    server img {}\nbackend admin\n    server admin {}\n",
+        web.addr, api.addr, img.addr, admin.addr
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let addr = shoal.addr("fe");
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        ("/", &[], "web"),
+        ("/api/users", &[], "api"),
+        ("/a/b.png", &[], "img"),
+        ("/static/x.gif", &[], "img"),
+        ("/static/x.gifs", &[], "web"),
+        ("/", &[("host", "ADMIN.example.com")], "admin"),
+        ("/api/x", &[("host", "admin.example.com")], "api"),
+    ];
+    for (path, headers, want) in cases {
+        let mut c = Client::connect(addr).await;
+        let mut hs: Vec<(&str, &str)> = headers.to_vec();
+        if hs.iter().all(|(k, _)| *k != "host") {
+            hs.push(("host", "www.example.com"));
+        }
+        // Client::request adds a default host; the case's host goes last and wins for hdr().
+        let r = c.request(path, &hs).await;
+        assert_eq!(r.server(), *want, "{path} {headers:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwardfor_and_error_statuses() {
+    let web = Backend::http("web");
+    let dead = dead_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    option forwardfor\n\
+         \x20   acl dead path_beg /dead\n    acl slow path_beg /delay\n\
+         \x20   use_backend gone if dead\n    use_backend slow if slow\n    default_backend web\n\
+         backend web\n    server web {}\n\
+         backend gone\n    retries 0\n    server x {dead}\n\
+         backend slow\n    timeout server 200ms\n    server web {}\n",
+        web.addr, web.addr
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let addr = shoal.addr("fe");
+    let r = get(addr, "/echo-headers").await;
+    assert!(r.body.to_lowercase().contains("x-forwarded-for: 127.0.0.1"), "{}", r.body);
+    let r = get(addr, "/dead").await;
+    assert_eq!(r.status, 503);
+    let r = get(addr, "/delay/2000").await;
+    assert_eq!(r.status, 504);
+    assert!(r.body.contains("504 Gateway Time-out"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_client_gets_408() {
+    let web = Backend::http("web");
+    let cfg = format!(
+        "{DEFAULTS}    timeout http-request 300ms\nfrontend fe\n    bind 127.0.0.1:0\n    default_backend web\n\
+         backend web\n    server web {}\n",
+        web.addr
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let mut s = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.expect("partial request");
+    let mut buf = String::new();
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut buf)).await.expect("closed in time").expect("read");
+    assert!(buf.starts_with("HTTP/1.1 408"), "{buf}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_request_gets_400() {
+    let web = Backend::http("web");
+    let cfg = format!("{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend web\nbackend web\n    server web {}\n", web.addr);
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let mut s = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
+    s.write_all(b"GARBAGE\x01 / HTTP/1.1\r\n\r\n").await.expect("write");
+    let mut buf = String::new();
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut buf)).await.expect("closed in time").expect("read");
+    assert!(buf.starts_with("HTTP/1.1 400"), "{buf}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrade_tunnels_bytes() {
+    let web = Backend::http("web");
+    let cfg = format!("{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend web\nbackend web\n    server web {}\n", web.addr);
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let mut s = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
+    s.write_all(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n").await.expect("write");
+    let mut reader = BufReader::new(s);
+    let mut status = String::new();
+    reader.read_line(&mut status).await.expect("status line");
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.expect("header");
+        if line == "\r\n" {
+            break;
+        }
+    }
+    reader.get_mut().write_all(b"hello through the tunnel").await.expect("write");
+    let mut echoed = vec![0u8; 24];
+    tokio::time::timeout(DEADLINE, reader.read_exact(&mut echoed)).await.expect("echo in time").expect("read");
+    assert_eq!(&echoed, b"hello through the tunnel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_mode_proxies_a_line_protocol() {
+    let a = Backend::tcp("a");
+    let b = Backend::tcp("b");
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         listen lines\n    bind 127.0.0.1:0\n    balance roundrobin\n    server a {}\n    server b {}\n",
+        a.addr, b.addr
+    );
+    let shoal = Shoal::start(&cfg, &["lines"]);
+    let mut names = Vec::new();
+    for _ in 0..4 {
+        let s = TcpStream::connect(shoal.addr("lines")).await.expect("connect");
+        let mut reader = BufReader::new(s);
+        reader.get_mut().write_all(b"PING\nsecond line\n").await.expect("write");
+        let mut l1 = String::new();
+        let mut l2 = String::new();
+        reader.read_line(&mut l1).await.expect("reply 1");
+        reader.read_line(&mut l2).await.expect("reply 2");
+        let name = l1.split(' ').next().unwrap_or("").to_string();
+        assert_eq!(l1, format!("{name} PING\n"));
+        assert_eq!(l2, format!("{name} second line\n"));
+        // Half-close: the server still answers after our write side shuts.
+        reader.get_mut().write_all(b"last\n").await.expect("write");
+        reader.get_mut().shutdown().await.expect("shutdown write");
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).await.expect("read to end");
+        assert_eq!(rest, format!("{name} last\n"));
+        names.push(name);
+    }
+    assert_eq!(names, vec!["a", "b", "a", "b"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_mode_client_timeout_closes_idle_connections() {
+    let a = Backend::tcp("a");
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 300ms\n    timeout server 300ms\n\
+         listen lines\n    bind 127.0.0.1:0\n    server a {}\n",
+        a.addr
+    );
+    let shoal = Shoal::start(&cfg, &["lines"]);
+    let mut s = TcpStream::connect(shoal.addr("lines")).await.expect("connect");
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    tokio::time::timeout(DEADLINE, s.read_to_end(&mut buf)).await.expect("closed in time").expect("read");
+    assert!(started.elapsed() >= Duration::from_millis(250), "closed too early");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_acl_routes_by_destination_port() {
+    let a = Backend::tcp("a");
+    let b = Backend::tcp("b");
+    let port = dead_addr().port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:0\n    bind 127.0.0.1:{port}\n\
+         \x20   acl via_two dst_port {port}\n    use_backend b if via_two\n    default_backend a\n\
+         backend a\n    server a {}\nbackend b\n    server b {}\n",
+        a.addr, b.addr
+    );
+    let mut shoal = Shoal::start(&cfg, &["fe"]);
+    shoal.proc.wait_line(&format!("listening on 127.0.0.1:{port}"));
+    let other = shoal.fronts["fe"].iter().find(|x| x.port() != port).copied();
+    let other = match other {
+        Some(o) => o,
+        None => {
+            // Both lines are printed before the first connection; find the :0 one.
+            let line = shoal.proc.drain().iter().find(|l| l.contains("'fe' listening") && !l.ends_with(&format!(":{port}"))).cloned();
+            line.and_then(|l| l.rsplit(' ').next().and_then(|a| a.parse().ok())).expect("second listener")
+        }
+    };
+    for (target, want) in [(format!("127.0.0.1:{port}"), "b"), (other.to_string(), "a")] {
+        let s = TcpStream::connect(&target).await.expect("connect");
+        let mut r = BufReader::new(s);
+        r.get_mut().write_all(b"hi\n").await.expect("write");
+        let mut l = String::new();
+        r.read_line(&mut l).await.expect("read");
+        assert_eq!(l, format!("{want} hi\n"), "via {target}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reload_keeps_open_connections() {
+    let a = Backend::http("a");
+    let b = Backend::http("b");
+    let tcp = Backend::tcp("t");
+    let cfg1 = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         listen lines\n    mode tcp\n    bind 127.0.0.1:0\n    server t {}\n\
+         backend app\n    server a {}\n",
+        tcp.addr, a.addr
+    );
+    let mut shoal = Shoal::start(&cfg1, &["fe", "lines"]);
+    let fe = shoal.addr("fe");
+    let mut kept = Client::connect(fe).await;
+    assert_eq!(kept.get("/").await.server(), "a");
+    let tcp_conn = TcpStream::connect(shoal.addr("lines")).await.expect("tcp connect");
+    let mut tcp_conn = BufReader::new(tcp_conn);
+
+    // New config: backend app now points at b, and a new frontend appears.
+    let cfg2 = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         listen lines\n    mode tcp\n    bind 127.0.0.1:0\n    server t {}\n\
+         frontend extra\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    server b {}\n",
+        tcp.addr, b.addr
+    );
+    shoal.reload(&cfg2, &["extra"]);
+    // The kept-alive client connection survives and sees the new routing.
+    assert_eq!(kept.get("/").await.server(), "b");
+    // The established TCP session still works.
+    tcp_conn.get_mut().write_all(b"still here\n").await.expect("write");
+    let mut l = String::new();
+    tcp_conn.read_line(&mut l).await.expect("read");
+    assert_eq!(l, "t still here\n");
+    // The untouched listener still accepts; the new one works too.
+    assert_eq!(get(fe, "/").await.server(), "b");
+    assert_eq!(get(shoal.addr("extra"), "/").await.server(), "b");
+
+    // A broken config is refused and the node keeps serving.
+    std::fs::write(&shoal.cfg, "frontend broken\n    bind 127.0.0.1:0\n    use_backend nowhere\n").expect("write");
+    shoal.proc.signal("HUP");
+    shoal.proc.wait_line("reload refused");
+    assert_eq!(get(fe, "/").await.server(), "b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_then_exits() {
+    let a = Backend::http("a");
+    let cfg = format!("{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server a {}\n", a.addr);
+    let mut shoal = Shoal::start(&cfg, &["fe"]);
+    let fe = shoal.addr("fe");
+    let conns = |a: std::net::SocketAddr| async move { get(a, "/conns").await.body.trim().parse::<usize>().expect("count") };
+    let base = conns(a.addr).await;
+    let in_flight = tokio::spawn(async move { get(fe, "/delay/1000").await.status });
+    // Wait until the slow request reached the backend before signalling:
+    // each probe adds one connection, Shoal's adds one more.
+    let mut probes = 0;
+    eventually("slow request reached the backend", || {
+        probes += 1;
+        let want = base + probes;
+        async move { conns(a.addr).await > want }
+    })
+    .await;
+    shoal.proc.signal("TERM");
+    assert_eq!(in_flight.await.expect("task"), 200, "in-flight request completed");
+    let code = shoal.proc.wait_exit(DEADLINE);
+    assert_eq!(code, Some(0));
+    assert!(TcpStream::connect(fe).await.is_err(), "listener closed");
+}

@@ -1,0 +1,325 @@
+//! Fixtures for integration tests: real `shoal` and `shoal-demo-backend`
+//! processes on loopback ports chosen by the kernel, and a small HTTP client.
+//! Nothing here sleeps in place of a condition: waits poll with a deadline.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// Generous bound for anything a test waits on (CI machines are busy).
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "shoal-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+    pub fn file(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).expect("write temp file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed on drop, whose stdout lines arrive on a channel.
+pub struct Proc {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn process");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx2.send(line);
+            }
+        });
+        Proc { child, lines, seen: Vec::new() }
+    }
+
+    /// Wait for an output line containing `needle`; returns it.
+    pub fn wait_line(&mut self, needle: &str) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line containing {needle:?} within {DEADLINE:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Collect whatever output arrived so far.
+    pub fn drain(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        assert!(status.map(|s| s.success()).unwrap_or(false), "kill -{sig} failed");
+    }
+
+    /// Wait for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `shoal-demo-backend`.
+pub struct Backend {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub name: String,
+}
+
+impl Backend {
+    pub fn http(name: &str) -> Backend {
+        Backend::start("http", name, "127.0.0.1:0")
+    }
+    pub fn tcp(name: &str) -> Backend {
+        Backend::start("tcp", name, "127.0.0.1:0")
+    }
+    /// Start again on the same address (after `stop`).
+    pub fn restart(&mut self, mode: &str) {
+        *self = Backend::start(mode, &self.name.clone(), &self.addr.to_string());
+    }
+    pub fn start(mode: &str, name: &str, listen: &str) -> Backend {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal-demo-backend"));
+        cmd.args([mode, "--listen", listen, "--name", name, "--threads", "1"]);
+        let mut proc = Proc::spawn(cmd);
+        let line = proc.wait_line("listening ");
+        let addr = line.trim().rsplit(' ').next().and_then(|a| a.parse().ok()).expect("backend address");
+        Backend { proc, addr, name: name.to_string() }
+    }
+    /// Kill the process: its port now refuses connections.
+    pub fn stop(&mut self) {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+    }
+}
+
+/// A free loopback port for a server that is meant to be dead (nothing
+/// listens there once this returns; the kernel will not hand it out again
+/// soon because ports are allocated round-robin).
+pub fn dead_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// A running `shoal run` process.
+pub struct Shoal {
+    pub proc: Proc,
+    pub dir: TempDir,
+    pub cfg: PathBuf,
+    /// Frontend name -> bound addresses, from its `[NOTICE] ... listening on` lines.
+    pub fronts: HashMap<String, Vec<SocketAddr>>,
+}
+
+impl Shoal {
+    /// Start with a config; `expect_fronts` names every frontend whose
+    /// listening line must appear before this returns.
+    pub fn start(config: &str, expect_fronts: &[&str]) -> Shoal {
+        Shoal::start_with(config, expect_fronts, &[])
+    }
+
+    pub fn start_with(config: &str, expect_fronts: &[&str], extra: &[&str]) -> Shoal {
+        let dir = TempDir::new("shoal");
+        let cfg = dir.file("shoal.cfg", config);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
+        cmd.arg("run").arg("-f").arg(&cfg).args(extra).env("SHOAL_LOG", "info");
+        let proc = Proc::spawn(cmd);
+        let mut shoal = Shoal { proc, dir, cfg, fronts: HashMap::new() };
+        for f in expect_fronts {
+            shoal.wait_front(f);
+        }
+        shoal
+    }
+
+    fn wait_front(&mut self, name: &str) -> SocketAddr {
+        let line = self.proc.wait_line(&format!("frontend '{name}' listening on "));
+        let addr: SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("listen address");
+        let list = self.fronts.entry(name.to_string()).or_default();
+        if !list.contains(&addr) {
+            list.push(addr);
+        }
+        addr
+    }
+
+    /// The (first) address of a frontend.
+    pub fn addr(&self, frontend: &str) -> SocketAddr {
+        self.fronts.get(frontend).and_then(|v| v.first()).copied().expect("frontend address")
+    }
+
+    /// Rewrite the config and send SIGHUP; waits for the reload notice.
+    pub fn reload(&mut self, config: &str, new_fronts: &[&str]) {
+        std::fs::write(&self.cfg, config).expect("rewrite config");
+        let before = self.proc.drain().iter().filter(|l| l.contains("configuration reloaded")).count();
+        self.proc.signal("HUP");
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let now = self.proc.drain().iter().filter(|l| l.contains("configuration reloaded")).count();
+            if now > before {
+                break;
+            }
+            assert!(Instant::now() < end, "no reload notice; saw:\n{}", self.proc.seen.join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for f in new_fronts {
+            self.wait_front(f);
+        }
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    /// The `x-server` header the demo backend sets (which server answered).
+    pub fn server(&self) -> String {
+        self.headers.get("x-server").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    }
+}
+
+/// A keep-alive HTTP/1.1 client connection.
+pub struct Client {
+    sender: SendRequest<Empty<Bytes>>,
+    addr: SocketAddr,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connect to shoal");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Client { sender, addr }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Resp {
+        self.request(path, &[]).await
+    }
+
+    pub async fn request(&mut self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut req = Request::get(path).header("host", "test.local");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Empty::new()).expect("request");
+        self.sender.ready().await.expect("connection ready");
+        let resp = tokio::time::timeout(DEADLINE, self.sender.send_request(req))
+            .await
+            .expect("response within deadline")
+            .expect("response");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+    }
+}
+
+/// One request on a fresh connection.
+pub async fn get(addr: SocketAddr, path: &str) -> Resp {
+    Client::connect(addr).await.get(path).await
+}
+
+/// One request with headers on a fresh connection.
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
+    Client::connect(addr).await.request(path, headers).await
+}
+
+/// Poll `check` until it returns true or the deadline passes.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + DEADLINE;
+    while Instant::now() < end {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not met within {DEADLINE:?}: {what}");
+}
+
+/// Count answers per server over `n` sequential keep-alive requests.
+pub async fn tally(addr: SocketAddr, path: &str, n: usize) -> HashMap<String, usize> {
+    let mut client = Client::connect(addr).await;
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let r = client.get(path).await;
+        assert_eq!(r.status, 200, "unexpected status, body: {}", r.body);
+        *counts.entry(r.server()).or_insert(0) += 1;
+    }
+    counts
+}

@@ -1,0 +1,37 @@
+//! The haproxy.cfg dialect: model, parser, printer and diagnostics.
+//!
+//! `parse(text, file)` returns the resolved [`Config`] plus warnings, or every
+//! error found, each as `FILE:LINE: message` (what `shoal check` prints).
+//! `print(&config)` writes the model back out; `parse(print(c)) == c`.
+
+pub mod model;
+mod parse;
+mod print;
+
+pub use model::*;
+pub use parse::parse;
+pub use print::print;
+
+use std::fmt;
+
+/// An error or warning about one line of a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    /// 1-based line number; 0 when the problem concerns the file as a whole.
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// A successfully parsed config and the warnings met on the way.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub config: Config,
+    pub warnings: Vec<Diagnostic>,
+}

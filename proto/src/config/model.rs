@@ -1,0 +1,538 @@
+//! The config model: what a haproxy.cfg-dialect file says, after parsing.
+//!
+//! `defaults` sections are already resolved: every [`Proxy`] carries the
+//! settings it inherited, exactly as HAProxy copies a `defaults` section into
+//! each proxy that follows it. `default-server` lines are likewise folded into
+//! each [`Server`]. The model therefore has no `defaults` of its own, and the
+//! printer writes every proxy out in full, which is what makes
+//! `Config -> text -> Config` an identity.
+//!
+//! Optional settings stay `Option` so that "not set" (use HAProxy's default)
+//! and "set to the default value" print the way the operator wrote them; the
+//! `*_or_default()` accessors give the effective values.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A whole configuration: the `global` section and every proxy in file order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Config {
+    pub global: Global,
+    /// Frontends, backends and listens, in the order they appear.
+    pub proxies: Vec<Proxy>,
+}
+
+/// The `global` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Global {
+    /// Process-wide bound on accepted connections.
+    pub maxconn: Option<u32>,
+    /// Worker threads; `None` means the cores the process may use.
+    pub nbthread: Option<usize>,
+    pub daemon: bool,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// `log` lines, as written (targets are interpreted by the node).
+    pub logs: Vec<LogTarget>,
+    /// `stats socket` lines.
+    pub stats_sockets: Vec<StatsSocket>,
+    /// `stats timeout`.
+    pub stats_timeout: Option<Duration>,
+    /// `timeout ...` written in `global`. Not valid in HAProxy, but the seed
+    /// guide does it; Shoal accepts it with a warning and uses each value as a
+    /// fallback for proxies that set no such timeout themselves.
+    pub timeouts: Timeouts,
+}
+
+/// One `log` line: `log global`, `log stdout format raw local0`, `log 127.0.0.1:514 local0 info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogTarget {
+    /// The words after `log`, unchanged.
+    pub args: Vec<String>,
+}
+
+/// Access level of a runtime-API socket, as HAProxy's `level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum StatsLevel {
+    User,
+    Operator,
+    #[default]
+    Admin,
+}
+
+/// `stats socket ADDR [mode M] [level L]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsSocket {
+    /// A unix path, or `ipv4@ADDR:PORT` / `ipv6@ADDR:PORT` as written.
+    pub addr: String,
+    /// Octal file mode for a unix socket.
+    pub mode: Option<u32>,
+    pub level: StatsLevel,
+}
+
+/// What kind of section declared a proxy; it decides which keywords apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProxyKind {
+    Frontend,
+    Backend,
+    Listen,
+}
+
+impl ProxyKind {
+    /// Section keyword as written in the file.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ProxyKind::Frontend => "frontend",
+            ProxyKind::Backend => "backend",
+            ProxyKind::Listen => "listen",
+        }
+    }
+    /// True for sections that accept connections (`bind`, ACL routing).
+    pub fn is_frontend(self) -> bool {
+        matches!(self, ProxyKind::Frontend | ProxyKind::Listen)
+    }
+    /// True for sections that own servers.
+    pub fn is_backend(self) -> bool {
+        matches!(self, ProxyKind::Backend | ProxyKind::Listen)
+    }
+}
+
+/// `mode tcp|http`. HAProxy's default is tcp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Mode {
+    #[default]
+    Tcp,
+    Http,
+}
+
+/// A frontend, backend or listen section, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proxy {
+    pub kind: ProxyKind,
+    pub name: String,
+    pub mode: Mode,
+    /// `bind` addresses (frontend side).
+    pub binds: Vec<Bind>,
+    /// Frontend `maxconn`: bound on connections accepted by this proxy.
+    pub maxconn: Option<u32>,
+    pub default_backend: Option<String>,
+    /// ACL definitions, in order. Several with one name are ORed.
+    pub acls: Vec<AclDef>,
+    /// `use_backend` rules, evaluated in order; the first match wins.
+    pub use_backends: Vec<UseBackend>,
+    pub balance: Balance,
+    pub hash_type: HashType,
+    pub servers: Vec<Server>,
+    pub timeouts: Timeouts,
+    /// `retries`; `None` means HAProxy's default of 3.
+    pub retries: Option<u32>,
+    pub options: Options,
+    /// `cookie NAME ...` persistence.
+    pub cookie: Option<CookieConfig>,
+    /// `http-check expect ...` rules.
+    pub http_check_expect: Vec<HttpCheckExpect>,
+    /// `external-check command` (with `option external-check`).
+    pub external_check_command: Option<String>,
+    /// `external-check path` (PATH for the command).
+    pub external_check_path: Option<String>,
+    /// `stats ...` lines that configure the stats page.
+    pub stats: StatsPage,
+    /// `log` lines of this proxy; `log global` is kept as a target with args `["global"]`.
+    pub logs: Vec<LogTarget>,
+}
+
+impl Proxy {
+    /// An empty proxy of the given kind, with HAProxy's defaults.
+    pub fn new(kind: ProxyKind, name: impl Into<String>) -> Self {
+        Proxy {
+            kind,
+            name: name.into(),
+            mode: Mode::Tcp,
+            binds: Vec::new(),
+            maxconn: None,
+            default_backend: None,
+            acls: Vec::new(),
+            use_backends: Vec::new(),
+            balance: Balance::RoundRobin,
+            hash_type: HashType::MapBased,
+            servers: Vec::new(),
+            timeouts: Timeouts::default(),
+            retries: None,
+            options: Options::default(),
+            cookie: None,
+            http_check_expect: Vec::new(),
+            external_check_command: None,
+            external_check_path: None,
+            stats: StatsPage::default(),
+            logs: Vec::new(),
+        }
+    }
+
+    /// Effective `retries` (HAProxy's default is 3).
+    pub fn retries_or_default(&self) -> u32 {
+        self.retries.unwrap_or(3)
+    }
+}
+
+/// One `bind` address. `host` is `""` for `:80`, `"*"` for `*:80`,
+/// otherwise an IPv4/IPv6 literal or a host name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bind {
+    pub host: String,
+    pub port: u16,
+}
+
+/// HTTP sample an ACL looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sample {
+    /// Request path, without the query string.
+    Path,
+    /// Whole request URI as sent (`url`).
+    Url,
+    /// A request header's value (`hdr(NAME)`); name kept lowercase.
+    Hdr(String),
+    /// Request method.
+    Method,
+    /// Client source address.
+    Src,
+    /// Local port the client connected to.
+    DstPort,
+}
+
+/// How an ACL compares the sample with its values (HAProxy's `-m` methods).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchKind {
+    /// Exact string (`-m str`).
+    Str,
+    /// Prefix (`-m beg`).
+    Beg,
+    /// Suffix (`-m end`).
+    End,
+    /// Substring (`-m sub`).
+    Sub,
+    /// Regular expression (`-m reg`).
+    Reg,
+    /// Domain: value matches a dot-delimited part (`-m dom`).
+    Dom,
+    /// Slash-delimited part (`-m dir`).
+    Dir,
+    /// IPv4/IPv6 address or CIDR network (`-m ip`).
+    Ip,
+    /// Integer, or range `A:B`, or `gt|ge|lt|le|eq N` (`-m int`).
+    Int,
+    /// The sample exists (`-m found`).
+    Found,
+}
+
+impl MatchKind {
+    /// The `-m` word for this method.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            MatchKind::Str => "str",
+            MatchKind::Beg => "beg",
+            MatchKind::End => "end",
+            MatchKind::Sub => "sub",
+            MatchKind::Reg => "reg",
+            MatchKind::Dom => "dom",
+            MatchKind::Dir => "dir",
+            MatchKind::Ip => "ip",
+            MatchKind::Int => "int",
+            MatchKind::Found => "found",
+        }
+    }
+}
+
+/// `acl NAME FETCH [flags] VALUES...`, normalised to sample + match method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclDef {
+    pub name: String,
+    pub sample: Sample,
+    pub kind: MatchKind,
+    /// `-i`: case-insensitive matching.
+    pub ignore_case: bool,
+    pub values: Vec<String>,
+}
+
+/// An ACL used in a condition: a name, or an anonymous `{ ... }` ACL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AclRef {
+    Named(String),
+    /// Anonymous ACL; its `name` is empty.
+    Inline(Box<AclDef>),
+}
+
+/// One term of a condition: an ACL, possibly negated with `!`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CondTerm {
+    pub negated: bool,
+    pub acl: AclRef,
+}
+
+/// `if|unless` followed by ACL terms: `||`/`or` separates alternatives,
+/// adjacent terms are ANDed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    /// True for `unless`.
+    pub unless: bool,
+    /// OR of AND-groups.
+    pub any_of: Vec<Vec<CondTerm>>,
+}
+
+impl Condition {
+    /// The condition of a rule written with no `if`/`unless` (such as a bare
+    /// `use_backend NAME`): `unless` over no alternatives, which always holds.
+    /// (Added with the parser.)
+    pub fn always() -> Self {
+        Condition {
+            unless: true,
+            any_of: Vec::new(),
+        }
+    }
+    /// True for [`Condition::always`].
+    pub fn is_always(&self) -> bool {
+        self.unless && self.any_of.is_empty()
+    }
+}
+
+/// `use_backend NAME if|unless COND`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UseBackend {
+    pub backend: String,
+    pub cond: Condition,
+}
+
+/// `balance` algorithm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    StaticRr,
+    LeastConn,
+    First,
+    Source,
+    /// `balance uri [whole]`: hash of the path (or the whole URI with `whole`).
+    Uri { whole: bool },
+    /// `balance url_param NAME`.
+    UrlParam(String),
+    /// `balance hdr(NAME)`; name kept lowercase.
+    Hdr(String),
+    /// `balance random[(DRAWS)]`; HAProxy's default is 2 draws.
+    Random { draws: u32 },
+}
+
+impl Balance {
+    /// True for algorithms that pick by a hash of request data.
+    pub fn is_hash(&self) -> bool {
+        matches!(
+            self,
+            Balance::Source | Balance::Uri { .. } | Balance::UrlParam(_) | Balance::Hdr(_)
+        )
+    }
+}
+
+/// `hash-type map-based|consistent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum HashType {
+    #[default]
+    MapBased,
+    Consistent,
+}
+
+/// A server's address as written. Host names are resolved by the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerAddr {
+    /// IPv4/IPv6 literal (without brackets) or a host name.
+    pub host: String,
+    /// `None` when the line gives no port (HAProxy then uses the client's destination port).
+    pub port: Option<u16>,
+}
+
+/// A `server` line, with `default-server` settings folded in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Server {
+    pub name: String,
+    pub addr: ServerAddr,
+    /// 0..=256; `None` means 1.
+    pub weight: Option<u32>,
+    pub backup: bool,
+    pub maxconn: Option<u32>,
+    pub maxqueue: Option<u32>,
+    /// Starts in maintenance.
+    pub disabled: bool,
+    /// Health checks enabled.
+    pub check: bool,
+    pub inter: Option<Duration>,
+    pub fastinter: Option<Duration>,
+    pub downinter: Option<Duration>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    /// Persistence cookie value; `None` means the server's name when `cookie` is set on the backend.
+    pub cookie: Option<String>,
+    pub slowstart: Option<Duration>,
+    /// `port N`: health-check port, when it differs from the traffic port.
+    pub check_port: Option<u16>,
+}
+
+impl Server {
+    /// A server with only name and address set.
+    pub fn new(name: impl Into<String>, addr: ServerAddr) -> Self {
+        Server {
+            name: name.into(),
+            addr,
+            weight: None,
+            backup: false,
+            maxconn: None,
+            maxqueue: None,
+            disabled: false,
+            check: false,
+            inter: None,
+            fastinter: None,
+            downinter: None,
+            rise: None,
+            fall: None,
+            cookie: None,
+            slowstart: None,
+            check_port: None,
+        }
+    }
+    /// Effective weight (HAProxy's default is 1).
+    pub fn weight_or_default(&self) -> u32 {
+        self.weight.unwrap_or(1)
+    }
+    /// Effective check interval (default 2 s).
+    pub fn inter_or_default(&self) -> Duration {
+        self.inter.unwrap_or(Duration::from_secs(2))
+    }
+    /// Effective `rise` (default 2).
+    pub fn rise_or_default(&self) -> u32 {
+        self.rise.unwrap_or(2)
+    }
+    /// Effective `fall` (default 3).
+    pub fn fall_or_default(&self) -> u32 {
+        self.fall.unwrap_or(3)
+    }
+}
+
+/// The `timeout` family. Unset means "no timeout" as in HAProxy, except
+/// where the node documents a safety default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Timeouts {
+    pub connect: Option<Duration>,
+    pub client: Option<Duration>,
+    pub server: Option<Duration>,
+    pub queue: Option<Duration>,
+    pub check: Option<Duration>,
+    pub http_request: Option<Duration>,
+    pub http_keep_alive: Option<Duration>,
+    pub tunnel: Option<Duration>,
+    pub client_fin: Option<Duration>,
+    pub server_fin: Option<Duration>,
+}
+
+impl Timeouts {
+    /// Fill every unset timeout from `fallback`.
+    pub fn or(self, fallback: &Timeouts) -> Timeouts {
+        Timeouts {
+            connect: self.connect.or(fallback.connect),
+            client: self.client.or(fallback.client),
+            server: self.server.or(fallback.server),
+            queue: self.queue.or(fallback.queue),
+            check: self.check.or(fallback.check),
+            http_request: self.http_request.or(fallback.http_request),
+            http_keep_alive: self.http_keep_alive.or(fallback.http_keep_alive),
+            tunnel: self.tunnel.or(fallback.tunnel),
+            client_fin: self.client_fin.or(fallback.client_fin),
+            server_fin: self.server_fin.or(fallback.server_fin),
+        }
+    }
+}
+
+/// `option ...` switches. `no option X` sets the field back to false.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Options {
+    pub redispatch: bool,
+    pub forwardfor: bool,
+    pub httpchk: Option<HttpChk>,
+    pub http_keep_alive: bool,
+    pub httpclose: bool,
+    pub allbackups: bool,
+    pub httplog: bool,
+    pub tcplog: bool,
+    pub external_check: bool,
+    /// `option persist`: keep sending to a DOWN server named by a cookie.
+    pub persist: bool,
+}
+
+/// `option httpchk [METHOD URI [VERSION]]`; the version may carry extra
+/// header lines (`HTTP/1.1\r\nHost:\ example.com`), escapes already decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpChk {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+}
+
+impl Default for HttpChk {
+    fn default() -> Self {
+        HttpChk {
+            method: "OPTIONS".into(),
+            uri: "/".into(),
+            version: "HTTP/1.0".into(),
+        }
+    }
+}
+
+/// What `http-check expect` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectKind {
+    Status,
+    Rstatus,
+    String,
+    Rstring,
+}
+
+/// `http-check expect [!] status|rstatus|string|rstring PATTERN`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpCheckExpect {
+    pub negate: bool,
+    pub kind: ExpectKind,
+    pub pattern: String,
+}
+
+/// Cookie insertion mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CookieMode {
+    Insert,
+    Rewrite,
+    Prefix,
+}
+
+/// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [preserve] [httponly] [secure] [domain D] [maxidle T] [maxlife T]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CookieConfig {
+    pub name: String,
+    pub mode: CookieMode,
+    pub indirect: bool,
+    pub nocache: bool,
+    pub preserve: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    pub domains: Vec<String>,
+    pub maxidle: Option<Duration>,
+    pub maxlife: Option<Duration>,
+}
+
+/// Stats page settings of a frontend/listen (`stats enable`, `stats uri`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct StatsPage {
+    pub enabled: bool,
+    /// `stats uri`; HAProxy's default is `/haproxy?stats`.
+    pub uri: Option<String>,
+    pub refresh: Option<Duration>,
+    pub realm: Option<String>,
+    /// `stats auth USER:PASS` pairs.
+    pub auth: Vec<(String, String)>,
+    /// `stats admin if|unless COND`.
+    pub admin: Option<Condition>,
+    pub hide_version: bool,
+}

@@ -1,0 +1,320 @@
+//! Keywords of `defaults`, `frontend`, `backend` and `listen` sections:
+//! the dispatcher, placement rules, and the frontend-side keywords.
+
+use super::keywords::{self, BIND_OPTIONS};
+use super::state::{ProxyState, Scope};
+use super::{acl, addr, backend, options, server, timeout, Diags};
+use crate::config::{Condition, LogTarget, Mode, UseBackend};
+
+/// Handles one line of a proxy or defaults section.
+pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
+    let Some(kw) = args.first().map(String::as_str) else {
+        return;
+    };
+    if let Some((caps, strict)) = placement(kw) {
+        if !st.scope.allows(caps) {
+            return misplaced(d, st, no, kw, strict);
+        }
+    }
+    match kw {
+        "mode" => mode(d, st, no, args),
+        "bind" => bind(d, st, no, args),
+        "maxconn" => {
+            if let Some(n) = one_arg(d, no, args, "a number").and_then(|w| d.number(no, kw, w)) {
+                st.proxy.maxconn = Some(n);
+            }
+        }
+        "default_backend" => {
+            if let Some(name) = one_arg(d, no, args, "a backend name") {
+                st.proxy.default_backend = Some(name.to_string());
+                st.lines.default_backend = no;
+            }
+        }
+        "acl" => acl::def_line(d, st, no, args),
+        "use_backend" => use_backend(d, st, no, args),
+        "balance" => backend::balance(d, st, no, args),
+        "hash-type" => backend::hash_type(d, st, no, args),
+        "server" => server::server_line(d, st, no, args),
+        "default-server" => server::default_server_line(d, st, no, args),
+        "timeout" => timeout::timeout(d, st, no, args),
+        "contimeout" | "clitimeout" | "srvtimeout" => timeout::legacy_timeout(d, st, no, args),
+        "retries" => {
+            if let Some(n) = one_arg(d, no, args, "a number").and_then(|w| d.number(no, kw, w)) {
+                st.proxy.retries = Some(n);
+            }
+        }
+        "option" => options::option(d, st, no, args, 0, false),
+        "no" | "default" => match args.get(1).map(String::as_str) {
+            Some("option") => options::option(d, st, no, args, 1, true),
+            Some("log") if kw == "no" => {
+                d.at_most(no, args, 2);
+                st.proxy.logs.clear();
+            }
+            _ => d.error(
+                no,
+                format!(
+                    "'{kw}' is only supported before 'option'{}",
+                    if kw == "no" { " and 'log'" } else { "" }
+                ),
+            ),
+        },
+        "cookie" => backend::cookie(d, st, no, args),
+        "http-check" => backend::http_check(d, st, no, args),
+        "external-check" => backend::external_check(d, st, no, args),
+        "stats" => stats(d, st, no, args),
+        "log" => {
+            if d.need(
+                no,
+                args,
+                1,
+                "a target ('global' or an address and a facility)",
+            )
+            .is_some()
+            {
+                st.proxy.logs.push(LogTarget {
+                    args: args.get(1..).unwrap_or_default().to_vec(),
+                });
+            }
+        }
+        // `enabled` is the default state of a proxy: nothing to do.
+        "enabled" => {
+            d.at_most(no, args, 1);
+        }
+        _ if keywords::PROXY_UNIMPLEMENTED.contains(&kw) => d.unimplemented(no, kw),
+        _ => {
+            let known = keywords::PROXY_IMPLEMENTED
+                .iter()
+                .chain(keywords::PROXY_UNIMPLEMENTED)
+                .chain(keywords::SECTIONS);
+            let hint = keywords::hint(kw, known.copied());
+            d.error(
+                no,
+                format!(
+                    "unknown keyword '{kw}' in '{}' section{hint}",
+                    st.scope.name()
+                ),
+            );
+        }
+    }
+}
+
+/// Sections where a keyword applies ("dflb": defaults, frontend, listen,
+/// backend), and whether using it elsewhere is an error (`true`) or, as
+/// HAProxy does for most keywords, a warning and ignored.
+fn placement(kw: &str) -> Option<(&'static str, bool)> {
+    Some(match kw {
+        "bind" | "use_backend" => ("fl", true),
+        "default_backend" => ("dfl", true),
+        "balance" | "hash-type" | "cookie" | "default-server" => ("dlb", true),
+        "server" => ("lb", true),
+        "maxconn" | "clitimeout" => ("dfl", false),
+        "acl" => ("flb", false),
+        "retries" | "http-check" | "external-check" | "contimeout" | "srvtimeout" => ("dlb", false),
+        _ => return None,
+    })
+}
+
+fn misplaced(d: &mut Diags, st: &ProxyState, no: usize, kw: &str, strict: bool) {
+    let section = st.scope.name();
+    if strict {
+        d.error(no, format!("'{kw}' is not allowed in '{section}' section"));
+    } else if kw == "acl" {
+        // HAProxy 2.5+ accepts ACLs in named defaults, for rules there only.
+        d.warn_once(
+            "acl in defaults",
+            no,
+            "'acl' in a 'defaults' section is not implemented by Shoal yet; ignored",
+        );
+    } else if kw == "maxconn" {
+        let msg = "'maxconn' is ignored in a backend (HAProxy reads it as 'fullconn' there, which Shoal does not implement yet)";
+        d.warn(no, msg);
+    } else {
+        wrong_side(d, st, no, kw);
+    }
+}
+
+/// HAProxy's warning for a setting that does not apply to this side.
+pub(super) fn wrong_side(d: &mut Diags, st: &ProxyState, no: usize, what: &str) {
+    let (needs, name) = (
+        if st.scope.fe() { "backend" } else { "frontend" },
+        &st.proxy.name,
+    );
+    d.warn(
+        no,
+        format!(
+            "'{what}' ignored because {} '{name}' has no {needs} capability",
+            st.scope.name()
+        ),
+    );
+}
+
+/// The single argument of a one-argument keyword.
+pub(super) fn one_arg<'a>(
+    d: &mut Diags,
+    no: usize,
+    args: &'a [String],
+    what: &str,
+) -> Option<&'a str> {
+    let arg = d.need(no, args, 1, what)?;
+    d.at_most(no, args, 2).then_some(arg)
+}
+
+fn mode(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
+    let mode = match one_arg(d, no, args, "'tcp' or 'http'") {
+        Some("tcp") => Mode::Tcp,
+        Some("http") => Mode::Http,
+        Some(other) => {
+            return d.error(
+                no,
+                format!("unknown mode '{other}' (expected 'tcp' or 'http')"),
+            )
+        }
+        None => return,
+    };
+    st.proxy.mode = mode;
+}
+
+fn bind(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
+    let Some(word) = d.need(no, args, 1, "an address such as ':80' or '10.0.0.1:443'") else {
+        return;
+    };
+    if ["/", "unix@", "abns@", "fd@", "sockpair@"]
+        .iter()
+        .any(|p| word.starts_with(p))
+    {
+        return d.unimplemented(no, "bind on a unix socket or file descriptor");
+    }
+    match addr::parse_binds(word) {
+        Ok(binds) => st.proxy.binds.extend(binds),
+        Err(e) => d.error(no, e),
+    }
+    bind_options(d, no, args.get(2..).unwrap_or_default(), "bind option");
+}
+
+/// Skips `bind` (or `stats socket`) options with a warning each, once.
+pub(super) fn bind_options(d: &mut Diags, no: usize, words: &[String], what: &str) {
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        i += 1;
+        let Some(&(_, nargs)) = BIND_OPTIONS.iter().find(|(k, _)| *k == w) else {
+            let hint = keywords::hint(w, BIND_OPTIONS.iter().map(|(k, _)| *k));
+            d.error(no, format!("unknown {what} '{w}'{hint}"));
+            continue;
+        };
+        if words.len() < i + nargs {
+            d.error(no, format!("{what} '{w}' expects an argument"));
+            return;
+        }
+        i += nargs;
+        d.warn_once(
+            &format!("{what} '{w}'"),
+            no,
+            format!("{what} '{w}' not implemented yet; ignored"),
+        );
+    }
+}
+
+fn use_backend(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
+    let Some(name) = d.need(no, args, 1, "a backend name") else {
+        return;
+    };
+    if name.contains("%[") {
+        return d.error(
+            no,
+            "dynamic backend names (log-format expressions) are not implemented by Shoal yet",
+        );
+    }
+    let rest = args.get(2..).unwrap_or_default();
+    // No condition means "always": `unless` nothing.
+    let cond = if rest.is_empty() {
+        Some(Condition::always())
+    } else {
+        acl::condition(d, no, &st.proxy.acls, rest)
+    };
+    if let Some(cond) = cond {
+        st.proxy.use_backends.push(UseBackend {
+            backend: name.to_string(),
+            cond,
+        });
+        st.lines.use_backends.push(no);
+    }
+}
+
+fn stats(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
+    let Some(sub) = d.need(no, args, 1, "a setting such as 'enable' or 'uri'") else {
+        return;
+    };
+    let s = &mut st.proxy.stats;
+    let value = |d: &mut Diags, what: &str| -> Option<String> {
+        let v = d.need(no, args, 2, what)?;
+        d.at_most(no, args, 3).then(|| v.to_string())
+    };
+    match sub {
+        "enable" => {
+            d.at_most(no, args, 2);
+            s.enabled = true;
+        }
+        "hide-version" => {
+            d.at_most(no, args, 2);
+            s.hide_version = true;
+        }
+        "uri" => s.uri = value(d, "a URI prefix").or(s.uri.take()),
+        "realm" => s.realm = value(d, "a realm").or(s.realm.take()),
+        "refresh" => {
+            if let Some(t) =
+                value(d, "a duration").and_then(|w| d.duration(no, "stats refresh", &w))
+            {
+                s.refresh = Some(t);
+            }
+        }
+        "auth" => match value(d, "USER:PASSWORD").map(|v| {
+            v.split_once(':')
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+        }) {
+            Some(Some(pair)) => s.auth.push(pair),
+            Some(None) => d.error(no, "'stats auth' expects USER:PASSWORD"),
+            None => {}
+        },
+        "admin" => {
+            if st.scope == Scope::Defaults {
+                return d.error(no, "'stats admin' is not allowed in 'defaults' section");
+            }
+            if !matches!(args.get(2).map(String::as_str), Some("if" | "unless")) {
+                return d.error(
+                    no,
+                    "'stats admin' expects 'if' or 'unless' followed by a condition",
+                );
+            }
+            if let Some(cond) =
+                acl::condition(d, no, &st.proxy.acls, args.get(2..).unwrap_or_default())
+            {
+                st.proxy.stats.admin = Some(cond);
+                st.lines.stats_admin = no;
+            }
+        }
+        "show-legends" | "show-node" | "show-desc" | "show-modules" | "scope" | "http-request"
+        | "bind-process" => {
+            d.unimplemented(no, &format!("stats {sub}"));
+        }
+        "socket" | "timeout" | "maxconn" => d.error(
+            no,
+            format!("'stats {sub}' is only allowed in the 'global' section"),
+        ),
+        other => {
+            let names = [
+                "enable",
+                "uri",
+                "realm",
+                "refresh",
+                "auth",
+                "admin",
+                "hide-version",
+                "show-legends",
+                "show-node",
+                "scope",
+            ];
+            let hint = keywords::hint(other, names);
+            d.error(no, format!("unknown 'stats' setting '{other}'{hint}"));
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Checks that need a whole section or the whole file.
+
+use super::acl::{is_http, sample_name};
+use super::keywords;
+use super::state::ProxyState;
+use super::Diags;
+use crate::config::{AclRef, Balance, Condition, Mode, Proxy};
+
+/// Checks run when a proxy section ends (its mode is then known).
+pub(super) fn end_of_proxy(d: &mut Diags, st: &mut ProxyState) {
+    let (p, lines) = (&mut st.proxy, &st.lines);
+    let (kind, name) = (p.kind.keyword(), p.name.clone());
+    if p.mode == Mode::Tcp && p.kind.is_frontend() {
+        for (acl, line) in p.acls.iter().zip(&lines.acls) {
+            if is_http(&acl.sample) {
+                let what = format!("acl '{}' uses '{}'", acl.name, sample_name(&acl.sample));
+                d.error(
+                    *line,
+                    format!("{what}, which needs 'mode http', but {kind} '{name}' is in mode tcp"),
+                );
+            }
+        }
+        let conds = p
+            .use_backends
+            .iter()
+            .map(|u| &u.cond)
+            .zip(lines.use_backends.iter().copied());
+        let admin = p.stats.admin.as_ref().map(|c| (c, lines.stats_admin));
+        for (cond, line) in conds.chain(admin) {
+            for sample in inline_http_samples(cond) {
+                d.error(line, format!("anonymous acl uses '{sample}', which needs 'mode http', but {kind} '{name}' is in mode tcp"));
+            }
+        }
+        if p.options.httplog {
+            let msg = format!(
+                "'option httplog' needs 'mode http'; {kind} '{name}' falls back to 'option tcplog'"
+            );
+            d.warn(line_or(lines.httplog, lines.header), msg);
+            p.options.httplog = false;
+            p.options.tcplog = true;
+        }
+    }
+    if p.mode == Mode::Tcp && p.kind.is_backend() {
+        if let Some(c) = &p.cookie {
+            let msg = format!(
+                "'cookie {}' is ignored because {kind} '{name}' is not in mode http",
+                c.name
+            );
+            d.warn(line_or(lines.cookie, lines.header), msg);
+        }
+        if matches!(
+            p.balance,
+            Balance::Uri { .. } | Balance::UrlParam(_) | Balance::Hdr(_)
+        ) {
+            let msg = format!(
+                "layer 7 'balance' needs 'mode http'; {kind} '{name}' falls back to roundrobin"
+            );
+            d.warn(line_or(lines.balance, lines.header), msg);
+            p.balance = Balance::RoundRobin;
+        }
+    }
+    if p.kind.is_frontend() && p.binds.is_empty() {
+        let msg = format!(
+            "{kind} '{name}' has no 'bind' line; declare it as a backend if it only has servers"
+        );
+        d.error(lines.header, msg);
+    }
+}
+
+fn line_or(line: usize, fallback: usize) -> usize {
+    if line == 0 {
+        fallback
+    } else {
+        line
+    }
+}
+
+/// Names of HTTP samples used by anonymous ACLs of a condition.
+fn inline_http_samples(cond: &Condition) -> Vec<String> {
+    let inline = cond.any_of.iter().flatten().filter_map(|t| match &t.acl {
+        AclRef::Inline(def) => Some(def),
+        AclRef::Named(_) => None,
+    });
+    inline
+        .filter(|def| is_http(&def.sample))
+        .map(|def| sample_name(&def.sample))
+        .collect()
+}
+
+/// Checks run once the whole file is read: every backend a frontend routes
+/// to exists, is a backend, and speaks the same mode.
+pub(super) fn whole_config(d: &mut Diags, proxies: &[ProxyState]) {
+    for st in proxies.iter().filter(|st| st.proxy.kind.is_frontend()) {
+        let p = &st.proxy;
+        if let Some(target) = &p.default_backend {
+            check_target(
+                d,
+                proxies,
+                p,
+                target,
+                line_or(st.lines.default_backend, st.lines.header),
+            );
+        }
+        for (rule, line) in p.use_backends.iter().zip(&st.lines.use_backends) {
+            check_target(d, proxies, p, &rule.backend, *line);
+        }
+    }
+}
+
+fn check_target(d: &mut Diags, proxies: &[ProxyState], from: &Proxy, target: &str, line: usize) {
+    let (kind, name) = (from.kind.keyword(), &from.name);
+    let backend = proxies
+        .iter()
+        .map(|st| &st.proxy)
+        .find(|p| p.name == target && p.kind.is_backend());
+    let Some(backend) = backend else {
+        if proxies.iter().any(|st| st.proxy.name == target) {
+            return d.error(
+                line,
+                format!("{kind} '{name}' routes to '{target}', which is a frontend, not a backend"),
+            );
+        }
+        let names = proxies
+            .iter()
+            .filter(|st| st.proxy.kind.is_backend())
+            .map(|st| st.proxy.name.as_str());
+        let hint = keywords::hint(target, names);
+        return d.error(
+            line,
+            format!("{kind} '{name}' routes to backend '{target}', which is not defined{hint}"),
+        );
+    };
+    if backend.mode != from.mode {
+        let mode = |m: Mode| if m == Mode::Http { "http" } else { "tcp" };
+        let msg = format!(
+            "{kind} '{name}' is in mode {} but routes to {} '{target}' in mode {}; modes must match",
+            mode(from.mode),
+            backend.kind.keyword(),
+            mode(backend.mode)
+        );
+        d.error(line, msg);
+    }
+}

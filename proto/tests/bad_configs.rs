@@ -1,0 +1,314 @@
+//! One test per class of bad config: each asserts the exact line and the
+//! message, as `shoal check` prints them (`FILE:LINE: message`).
+
+use shoal_proto::config::{parse, Parsed};
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text, "bad.cfg") {
+        Ok(p) => panic!("expected errors, got a config: {:#?}", p.config),
+        Err(e) => e.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn ok(text: &str) -> Parsed {
+    match parse(text, "ok.cfg") {
+        Ok(p) => p,
+        Err(e) => panic!("unexpected errors: {e:#?}"),
+    }
+}
+
+fn assert_has(errors: &[String], want: &str) {
+    assert!(
+        errors.iter().any(|e| e == want),
+        "missing {want:?} in {errors:#?}"
+    );
+}
+
+#[test]
+fn unknown_keyword_with_near_miss_hint() {
+    let e = errors(
+        "backend be
+    blance roundrobin
+    frobnicate yes
+    server s1 127.0.0.1:80 chek
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:2: unknown keyword 'blance' in 'backend' section; did you mean 'balance'?",
+            "bad.cfg:3: unknown keyword 'frobnicate' in 'backend' section",
+            "bad.cfg:4: unknown server option 'chek'; did you mean 'check'?",
+        ]
+    );
+    let e = errors("global\n    maxcon 100\n");
+    assert_eq!(
+        e,
+        ["bad.cfg:2: unknown keyword 'maxcon' in 'global' section; did you mean 'maxconn'?"]
+    );
+    let e = errors("backend be\n    option redispach\n");
+    assert_eq!(
+        e,
+        ["bad.cfg:2: unknown option 'redispach'; did you mean 'redispatch'?"]
+    );
+}
+
+#[test]
+fn use_backend_to_a_missing_backend() {
+    let e = errors(
+        "frontend fe
+    mode http
+    bind :80
+    acl api path_beg /api
+    use_backend api_servrs if api
+    default_backend nowhere
+backend api_servers
+    mode http
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:5: frontend 'fe' routes to backend 'api_servrs', which is not defined; did you mean 'api_servers'?",
+            "bad.cfg:6: frontend 'fe' routes to backend 'nowhere', which is not defined",
+        ]
+    );
+}
+
+#[test]
+fn routing_to_a_frontend_is_an_error() {
+    let e = errors("frontend a\n    bind :80\n    default_backend b\nfrontend b\n    bind :81\n    default_backend a\n");
+    assert_has(
+        &e,
+        "bad.cfg:3: frontend 'a' routes to 'b', which is a frontend, not a backend",
+    );
+    assert_has(
+        &e,
+        "bad.cfg:6: frontend 'b' routes to 'a', which is a frontend, not a backend",
+    );
+}
+
+#[test]
+fn bad_server_addresses() {
+    let e = errors(
+        "backend be
+    server a 10.0.0.300:80
+    server b 10.0.0.1:99999
+    server c 10.0.0.1:http
+    server d bad_host!:80
+    server e
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:2: malformed address '10.0.0.300' in server address '10.0.0.300:80'",
+            "bad.cfg:3: invalid port '99999' (expected 1..65535) in server address '10.0.0.1:99999'",
+            "bad.cfg:4: invalid port 'http' (expected 1..65535) in server address '10.0.0.1:http'",
+            "bad.cfg:5: malformed address 'bad_host!' in server address 'bad_host!:80'",
+            "bad.cfg:6: 'server e' expects an address (HOST[:PORT])",
+        ]
+    );
+}
+
+#[test]
+fn mode_mismatch_in_either_direction() {
+    let e = errors(
+        "frontend web
+    mode http
+    bind :80
+    default_backend db
+frontend raw
+    mode tcp
+    bind :81
+    default_backend app
+backend db
+    mode tcp
+backend app
+    mode http
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:4: frontend 'web' is in mode http but routes to backend 'db' in mode tcp; modes must match",
+            "bad.cfg:8: frontend 'raw' is in mode tcp but routes to backend 'app' in mode http; modes must match",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_names() {
+    let e = errors(
+        "frontend app
+    bind :80
+    default_backend app
+backend app
+    server s1 127.0.0.1:80
+    server s1 127.0.0.1:81
+backend app
+listen app
+    bind :82
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:6: server 's1' is already defined in backend 'app' at line 5",
+            "bad.cfg:7: backend 'app' has the same name as backend 'app' declared at line 4",
+            "bad.cfg:8: listen 'app' has the same name as frontend 'app' declared at line 1",
+        ]
+    );
+}
+
+#[test]
+fn weight_out_of_range() {
+    let e =
+        errors("backend be\n    server s1 127.0.0.1:80 weight 300\n    default-server weight -1\n");
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:2: server weight 300 is out of range (0..256)",
+            "bad.cfg:3: 'weight' expects a number, got '-1'"
+        ]
+    );
+}
+
+#[test]
+fn bad_durations() {
+    let e = errors(
+        "defaults
+    timeout client 30x
+    timeout server 1.5s
+    timeout connect 30d
+    timeout conect 5s
+backend be
+    server s 127.0.0.1:80 inter fast
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:2: 'timeout client': invalid duration '30x' (expected a number with an optional unit: us, ms, s, m, h or d)",
+            "bad.cfg:3: 'timeout server': invalid duration '1.5s' (expected a number with an optional unit: us, ms, s, m, h or d)",
+            "bad.cfg:4: 'timeout connect': duration '30d' is too large (the maximum is 2147483647ms, about 24.8 days)",
+            "bad.cfg:5: unknown timeout 'conect'; did you mean 'connect'?",
+            "bad.cfg:7: 'inter': invalid duration 'fast' (expected a number with an optional unit: us, ms, s, m, h or d)",
+        ]
+    );
+}
+
+#[test]
+fn keyword_in_the_wrong_section() {
+    let e = errors(
+        "backend be
+    bind :80
+    default_backend other
+frontend fe
+    bind :81
+    server s 127.0.0.1:80
+    cookie SRV insert
+defaults
+    use_backend be
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:2: 'bind' is not allowed in 'backend' section",
+            "bad.cfg:3: 'default_backend' is not allowed in 'backend' section",
+            "bad.cfg:6: 'server' is not allowed in 'frontend' section",
+            "bad.cfg:7: 'cookie' is not allowed in 'frontend' section",
+            "bad.cfg:9: 'use_backend' is not allowed in 'defaults' section",
+        ]
+    );
+}
+
+#[test]
+fn haproxy_keyword_not_implemented_warns_once() {
+    let p = ok("frontend fe
+    bind :80 ssl crt /etc/ssl/site.pem
+    bind :81 ssl crt /etc/ssl/other.pem
+    http-request set-header X-Forwarded-Proto https
+    http-request deny if { src 10.0.0.1 }
+    option dontlognull
+    option dontlognull
+    default_backend be
+backend be
+    http-request set-header X-A b
+    server s 127.0.0.1:80 send-proxy
+    server t 127.0.0.1:81 send-proxy
+");
+    let got: Vec<String> = p.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "ok.cfg:2: bind option 'ssl' not implemented yet; ignored",
+            "ok.cfg:2: bind option 'crt' not implemented yet; ignored",
+            "ok.cfg:4: 'http-request' is not implemented by Shoal yet; ignored",
+            "ok.cfg:6: 'option dontlognull' is not implemented by Shoal yet; ignored",
+            "ok.cfg:11: server option 'send-proxy' not implemented yet; ignored",
+        ]
+    );
+}
+
+#[test]
+fn frontend_without_bind() {
+    let e =
+        errors("frontend fe\n    mode http\n    default_backend be\nbackend be\n    mode http\n");
+    assert_eq!(e, ["bad.cfg:1: frontend 'fe' has no 'bind' line; declare it as a backend if it only has servers"]);
+}
+
+#[test]
+fn acl_not_defined_and_http_fetch_in_tcp_mode() {
+    let e = errors(
+        "frontend fe
+    mode tcp
+    bind :80
+    acl is_api path_beg /api
+    acl lan src 10.0.0.0/8
+    use_backend be if is_apii
+    use_backend be if lan { hdr(host) -i a.com }
+    default_backend be
+backend be
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:4: acl 'is_api' uses 'path', which needs 'mode http', but frontend 'fe' is in mode tcp",
+            "bad.cfg:6: acl 'is_apii' is not defined (an acl must be declared before use in the same section); did you mean 'is_api'?",
+            "bad.cfg:7: anonymous acl uses 'hdr(host)', which needs 'mode http', but frontend 'fe' is in mode tcp",
+        ]
+    );
+}
+
+#[test]
+fn missing_arguments() {
+    let e = errors("backend be\n    balance\n    retries\n    cookie\n    hash-type\nfrontend fe\n    bind\n    default_backend\n    use_backend\n");
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:2: 'balance' expects an algorithm (roundrobin, leastconn, source, ...)",
+            "bad.cfg:3: 'retries' expects a number",
+            "bad.cfg:4: 'cookie' expects a cookie name",
+            "bad.cfg:5: 'hash-type' expects 'map-based' or 'consistent'",
+            "bad.cfg:6: frontend 'fe' has no 'bind' line; declare it as a backend if it only has servers",
+            "bad.cfg:7: 'bind' expects an address such as ':80' or '10.0.0.1:443'",
+            "bad.cfg:8: 'default_backend' expects a backend name",
+            "bad.cfg:9: 'use_backend' expects a backend name",
+        ]
+    );
+}
+
+#[test]
+fn unmatched_quote_and_text_outside_sections() {
+    let e = errors("maxconn 10\nbackend be\n    server s \"127.0.0.1:80\n");
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:1: 'maxconn' is outside of any section",
+            "bad.cfg:3: unmatched double quote"
+        ]
+    );
+}

@@ -1,0 +1,285 @@
+//! `parse(print(c)) == c` on a config that sets every field of the model,
+//! and on thousands of mutations of it (the parser must never panic, and
+//! whatever it accepts must round-trip).
+
+use shoal_proto::config::{parse, print, AclRef, Balance, Config, HashType, Mode, ProxyKind};
+
+const FULL: &str = r#"
+global
+    daemon
+    maxconn 50000
+    nbthread 4
+    user shoal
+    group shoal
+    log /dev/log local0 info
+    log stdout format raw local0
+    stats socket /run/shoal/admin.sock mode 600 level admin
+    stats socket ipv4@127.0.0.1:9999 level user
+    stats timeout 2m
+    timeout connect 3s
+
+defaults base
+    mode http
+    log global
+    option httplog
+    option forwardfor
+    option http-keep-alive
+    option redispatch
+    retries 2
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    timeout queue 10s
+    timeout check 2s
+    timeout http-request 10s
+    timeout http-keep-alive 2s
+    timeout tunnel 1h
+    timeout client-fin 5s
+    timeout server-fin 5s
+    default-server inter 2s fastinter 500ms downinter 10s rise 2 fall 3 slowstart 30s maxconn 200 maxqueue 50
+    stats enable
+    stats uri /haproxy?stats
+
+frontend www
+    bind :80
+    bind [::]:80,*:8080
+    bind 127.0.0.1:8443 ssl crt /etc/ssl/site.pem
+    maxconn 20000
+    acl is_api path_beg -i /api /v1
+    acl is_api hdr_beg(host) -i api.
+    acl is_static path_end .css .js .png
+    acl is_admin path_dir admin
+    acl is_ws hdr(Upgrade) -i websocket
+    acl from_lan src 10.0.0.0/8 192.168.0.0/16 ::1
+    acl high_port dst_port 8000:9000 ge 10000
+    acl is_post method POST
+    acl legacy url_sub legacy
+    acl weird path -- -dash "with space" "quote\"d" 'hash#tag' tab\there ""
+    acl has_cookie hdr(cookie) -m found
+    acl rx path_reg ^/item/[0-9]+$ \d+\.json
+    acl dom hdr_dom(host) example.com
+    acl url_exact url /exact
+    acl u1 url_beg /u
+    acl u2 url_end .php
+    acl u3 url_reg ^/x
+    acl u4 url_dir img
+    acl u5 url_dom cdn
+    acl h1 hdr_end(host) .org
+    acl h2 hdr_sub(user-agent) -i bot
+    acl h3 hdr_reg(x-id) ^[a-f0-9]{8}$
+    acl h4 hdr_dir(x-path) api
+    acl h5 hdr_ip(x-forwarded-for) 10.0.0.0/8
+    acl h6 hdr_val(x-count) gt 5
+    acl p1 path -m sub admin
+    acl p2 path_sub -i /login
+    use_backend api if is_api !is_static || is_post from_lan
+    use_backend static if is_static or { path_beg /assets /img }
+    use_backend ws unless !is_ws
+    use_backend admin if is_admin LOCALHOST
+    use_backend admin if !{ src -m ip 10.1.0.0/16 } METH_GET
+    use_backend api
+    default_backend static
+    stats realm Shoal\ Stats
+    stats auth admin:s3cr3t
+    stats auth ops:with:colon
+    stats refresh 5s
+    stats admin if from_lan
+    stats hide-version
+
+backend api
+    balance leastconn
+    hash-type consistent
+    cookie SRV insert indirect nocache preserve httponly secure domain .example.com domain .example.org maxidle 30m maxlife 1d
+    option httpchk GET /health HTTP/1.1\r\nHost:\ api.example.com
+    http-check expect status 200-399
+    http-check expect ! rstring ^ERROR
+    option allbackups
+    option persist
+    server a1 10.0.0.1:8080 weight 10 check cookie a1 port 9090
+    server a2 10.0.0.2:8080 weight 256 check backup
+    server a3 [2001:db8::3]:8080 weight 0 disabled
+    server a4 api4.internal:8080 check inter 1500us
+    server a5 10.0.0.5
+
+backend static
+    balance uri whole
+    option httpclose
+    no option redispatch
+    server s1 10.0.1.1:80 check
+
+backend ws
+    balance hdr(X-User)
+    timeout tunnel 2h
+    server w1 10.0.2.1:80
+
+backend admin
+    balance url_param session_id
+    cookie ADM rewrite
+    server ad1 10.0.3.1:80
+
+defaults tcp
+    mode tcp
+    option tcplog
+    timeout connect 1s
+    timeout client 1m
+    timeout server 1m
+
+listen mysql
+    bind :3306
+    balance source
+    option external-check
+    external-check command /usr/local/bin/check_mysql
+    external-check path /usr/bin:/bin
+    server db1 10.0.4.1:3306 check
+    server db2 10.0.4.2:3306 check backup
+
+listen redis from tcp
+    bind 127.0.0.1:6379
+    balance first
+    maxconn 100
+    server r1 10.0.5.1:6379 maxconn 50 check
+
+frontend tcp_front
+    bind :5000-5002
+    acl lan src 10.0.0.0/8
+    use_backend rnd if lan
+    default_backend static_rr
+
+backend static_rr
+    balance static-rr
+    cookie PFX prefix
+    server s 10.0.6.1:5000
+
+backend rnd
+    balance random(3)
+    hash-type map-based
+    server s 10.0.6.2
+"#;
+
+fn round_trip(config: &Config) -> Result<(), String> {
+    let printed = print(config);
+    let again = parse(&printed, "printed")
+        .map_err(|e| format!("printed config rejected: {e:#?}\n{printed}"))?;
+    if &again.config != config {
+        return Err(format!(
+            "round trip changed the config; printed:\n{printed}"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn full_config_round_trips() {
+    let parsed = match parse(FULL, "full.cfg") {
+        Ok(p) => p,
+        Err(e) => panic!("{e:#?}"),
+    };
+    let c = &parsed.config;
+    // Spot checks that the config really exercises the model.
+    assert_eq!(c.proxies.len(), 10);
+    let www = &c.proxies[0];
+    assert_eq!(
+        (www.kind, www.mode, www.binds.len()),
+        (ProxyKind::Frontend, Mode::Http, 4)
+    );
+    assert_eq!(www.acls.len(), 27);
+    assert!(www
+        .use_backends
+        .iter()
+        .flat_map(|u| u.cond.any_of.iter().flatten())
+        .any(|t| matches!(t.acl, AclRef::Inline(_))));
+    let api = &c.proxies[1];
+    assert_eq!(
+        (&api.balance, api.hash_type, api.servers.len()),
+        (&Balance::LeastConn, HashType::Consistent, 5)
+    );
+    assert_eq!(
+        api.servers[0].inter,
+        Some(std::time::Duration::from_secs(2)),
+        "default-server folded in"
+    );
+    assert!(c
+        .proxies
+        .iter()
+        .any(|p| p.kind == ProxyKind::Listen && p.maxconn == Some(100)));
+    assert_eq!(
+        c.proxies.last().map(|p| &p.balance),
+        Some(&Balance::Random { draws: 3 })
+    );
+    if let Err(e) = round_trip(c) {
+        panic!("{e}");
+    }
+    // Printing is stable: printing the re-parsed config gives the same text.
+    let once = print(c);
+    let twice = parse(&once, "p")
+        .map(|p| print(&p.config))
+        .unwrap_or_default();
+    assert_eq!(once, twice);
+}
+
+#[test]
+fn mutations_never_panic_and_round_trip() {
+    let lines: Vec<&str> = FULL.lines().collect();
+    let extra = [
+        "!", "||", "{", "}", "\"", "\\", "#", "-m", "--", "if", "0", "-1", "99999", "::", ",", "(",
+        "é", "backend", "listen x",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n.max(1) as u64) as usize
+    };
+    let (mut accepted, rounds) = (0, 1500);
+    for _ in 0..rounds {
+        let mut text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        for _ in 0..1 + next(3) {
+            let i = next(text.len());
+            match next(6) {
+                0 => {
+                    text.remove(i);
+                }
+                1 => {
+                    let dup = text[i].clone();
+                    text.insert(next(text.len()), dup);
+                }
+                2 => {
+                    let mut words: Vec<&str> = text[i].split(' ').collect();
+                    if !words.is_empty() {
+                        words.remove(next(words.len()));
+                    }
+                    text[i] = words.join(" ");
+                }
+                3 => {
+                    let w = extra[next(extra.len())];
+                    let pos = text[i]
+                        .char_indices()
+                        .map(|(p, _)| p)
+                        .nth(next(text[i].chars().count() + 1))
+                        .unwrap_or(text[i].len());
+                    text[i].insert_str(pos, w);
+                }
+                4 => {
+                    let keep = next(text[i].chars().count() + 1);
+                    text[i] = text[i].chars().take(keep).collect();
+                }
+                _ => {
+                    let j = next(text.len());
+                    text.swap(i, j);
+                }
+            }
+        }
+        let input = text.join("\n");
+        if let Ok(parsed) = parse(&input, "mutant") {
+            accepted += 1;
+            if let Err(e) = round_trip(&parsed.config) {
+                panic!("{e}\ninput:\n{input}");
+            }
+        }
+    }
+    assert!(
+        accepted > rounds / 10,
+        "only {accepted} of {rounds} mutants were accepted; the test is too weak"
+    );
+}
