@@ -214,7 +214,10 @@ impl<B: Clone> Router<B> {
             })?;
             rules.push((cond, backend));
         }
-        let default = match &proxy.default_backend {
+        // A `listen` section without `default_backend` serves with its own
+        // servers, as in HAProxy.
+        let own = (proxy.kind == shoal_proto::config::ProxyKind::Listen).then_some(&proxy.name);
+        let default = match proxy.default_backend.as_ref().or(own) {
             None => None,
             Some(name) => Some(resolve(name).ok_or_else(|| AclError::UnknownBackend {
                 keyword: "default_backend",

@@ -100,7 +100,11 @@ pub async fn claim(
             return Err(DispatchError::QueueFull);
         }
     }
-    let timeout = backend.timeouts.queue.or(backend.timeouts.connect).unwrap_or(FALLBACK_TIMEOUT);
+    let timeout = backend
+        .timeouts
+        .queue
+        .or(backend.timeouts.connect)
+        .unwrap_or(FALLBACK_TIMEOUT);
     let started = tokio::time::Instant::now();
     let deadline = started + timeout;
     queue.waiting.fetch_add(1, Relaxed);
@@ -133,7 +137,11 @@ fn try_claim(
     key: Option<&[u8]>,
     avoid: Option<usize>,
 ) -> Result<Option<Claim>, DispatchError> {
-    let tier = if backend.primary.is_empty() { &backend.backup } else { &backend.primary };
+    let tier = if backend.primary.is_empty() {
+        &backend.backup
+    } else {
+        &backend.primary
+    };
     if tier.is_empty() {
         return Err(DispatchError::NoServer);
     }
@@ -143,10 +151,16 @@ fn try_claim(
         let skip = |id: usize| Some(id) == pass || servers[id].is_full();
         // A lost race for the last slot just means picking again.
         for _ in 0..4 {
-            let Some(id) = tier.pick(key, &load, &skip) else { break };
+            let Some(id) = tier.pick(key, &load, &skip) else {
+                break;
+            };
             let server = &servers[id];
             if server.shared.counters.try_acquire(server.maxconn) {
-                return Ok(Some(Claim { backend: backend.clone(), server: id, queued: Duration::ZERO }));
+                return Ok(Some(Claim {
+                    backend: backend.clone(),
+                    server: id,
+                    queued: Duration::ZERO,
+                }));
             }
         }
         if avoid.is_none() {
@@ -193,7 +207,11 @@ pub async fn connect(
         if backend.redispatch && attempt == retries {
             let from = claim.server;
             let next = self::claim(&backend, key, Some(from)).await?;
-            backend.servers[from].shared.counters.redispatches.fetch_add(1, Relaxed);
+            backend.servers[from]
+                .shared
+                .counters
+                .redispatches
+                .fetch_add(1, Relaxed);
             claim = next;
         }
     }

@@ -36,7 +36,9 @@ pub fn start(runtime: &Arc<Runtime>, config: &Config) -> Checks {
     let snapshot = runtime.snapshot();
     let mut tasks = Vec::new();
     for proxy in config.proxies.iter().filter(|p| p.kind.is_backend()) {
-        let Some(backend) = snapshot.backend(&proxy.name) else { continue };
+        let Some(backend) = snapshot.backend(&proxy.name) else {
+            continue;
+        };
         for (server, rt) in proxy.servers.iter().zip(backend.servers.iter()) {
             if !server.check {
                 continue;
@@ -46,7 +48,11 @@ pub fn start(runtime: &Arc<Runtime>, config: &Config) -> Checks {
                 addr.set_port(port);
             }
             if addr.port() == 0 {
-                tracing::warn!("{}/{}: no port to check; check disabled", proxy.name, server.name);
+                tracing::warn!(
+                    "{}/{}: no port to check; check disabled",
+                    proxy.name,
+                    server.name
+                );
                 continue;
             }
             let timeout = proxy.timeouts.check.or(proxy.timeouts.connect);
@@ -75,10 +81,16 @@ struct Job {
 
 impl Job {
     async fn run(self) {
-        let inter = self.settings.inter_or_default().max(Duration::from_millis(10));
+        let inter = self
+            .settings
+            .inter_or_default()
+            .max(Duration::from_millis(10));
         let fastinter = self.settings.fastinter.unwrap_or(inter);
         let downinter = self.settings.downinter.unwrap_or(inter);
-        let (rise, fall) = (self.settings.rise_or_default().max(1), self.settings.fall_or_default().max(1));
+        let (rise, fall) = (
+            self.settings.rise_or_default().max(1),
+            self.settings.fall_or_default().max(1),
+        );
         let mut hasher = DefaultHasher::new();
         (&self.backend, &self.server).hash(&mut hasher);
         let spread = Duration::from_micros(hasher.finish() % (inter.as_micros() as u64).max(1));
@@ -122,7 +134,9 @@ impl Job {
         let limit = self.timeout.unwrap_or(inter);
         match tokio::time::timeout(limit, TcpStream::connect(self.addr)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err("Connection refused"),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                Err("Connection refused")
+            }
             Ok(Err(_)) => Err("Connection error"),
             Err(_) => Err("Connection timeout"),
         }
@@ -130,12 +144,20 @@ impl Job {
 
     fn transition(&self, up: bool, why: Option<&str>, took: Duration) {
         let state = if up { OpState::Up } else { OpState::Down };
-        if self.runtime.set_server(&self.backend, &self.server, |s| s.op = state).is_err() {
+        if self
+            .runtime
+            .set_server(&self.backend, &self.server, |s| s.op = state)
+            .is_err()
+        {
             return;
         }
         let ms = took.as_millis();
         if up {
-            tracing::warn!("Server {}/{} is UP, reason: Layer4 check passed, check duration: {ms}ms.", self.backend, self.server);
+            tracing::warn!(
+                "Server {}/{} is UP, reason: Layer4 check passed, check duration: {ms}ms.",
+                self.backend,
+                self.server
+            );
         } else {
             let info = why.unwrap_or("");
             tracing::warn!(

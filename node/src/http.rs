@@ -60,13 +60,18 @@ pub async fn serve(
     // hyper closes silently on a header timeout; HAProxy answers 408. A
     // duplicate of the socket lets us write that answer afterwards.
     let spare = socket2::SockRef::from(&stream).try_clone().ok();
-    let timeout = frontend.timeouts.http_request.or(frontend.timeouts.client).unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    let timeout = frontend
+        .timeouts
+        .http_request
+        .or(frontend.timeouts.client)
+        .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
     let ctx = Arc::new(ConnCtx {
         runtime,
         frontend: frontend.name.clone(),
         peer,
         local,
-        xff: HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown")),
+        xff: HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown")),
         requests: AtomicU64::new(0),
     });
     let svc_ctx = ctx.clone();
@@ -75,8 +80,13 @@ pub async fn serve(
         async move { Ok::<_, Infallible>(handle(req, &ctx).await) }
     });
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(timeout).keep_alive(!frontend.httpclose);
-    let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .keep_alive(!frontend.httpclose);
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
@@ -106,7 +116,11 @@ async fn handle(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
         return errors::response(503);
     };
     frontend.counters.requests.fetch_add(1, Relaxed);
-    let route = frontend.router.route(&HttpSamples { req: &req, src: ctx.peer.ip(), dst_port: ctx.local.port() });
+    let route = frontend.router.route(&HttpSamples {
+        req: &req,
+        src: ctx.peer.ip(),
+        dst_port: ctx.local.port(),
+    });
     let Some(index) = route else {
         frontend.counters.count_response(503);
         return errors::response(503);
@@ -137,24 +151,38 @@ async fn forward(
     let mut key_buf = [0u8; 16];
     let key = hash_key(&backend.balance, &req, ctx.peer.ip(), &mut key_buf);
     let claim = dispatch::claim(backend, key, None).await.map_err(|e| {
-        if matches!(e, DispatchError::NoServer | DispatchError::QueueFull | DispatchError::QueueTimeout) {
+        if matches!(
+            e,
+            DispatchError::NoServer | DispatchError::QueueFull | DispatchError::QueueTimeout
+        ) {
             backend.counters.no_server.fetch_add(1, Relaxed);
         }
         503u16
     })?;
     let t_queue = start.elapsed();
     let upgrade = req.headers().contains_key(UPGRADE);
-    let pooled = if upgrade { None } else { claim.server().shared.pool.take() };
+    let pooled = if upgrade {
+        None
+    } else {
+        claim.server().shared.pool.take()
+    };
     let (mut sender, mut claim, mut reused) = match pooled {
         Some(sender) => (sender, claim, true),
         None => {
-            let (s, c) = connect(claim, key, ctx.local.port()).await.map_err(|_| 503u16)?;
+            let (s, c) = connect(claim, key, ctx.local.port())
+                .await
+                .map_err(|_| 503u16)?;
             (s, c, false)
         }
     };
     let t_connect = start.elapsed();
 
-    prepare_request(&mut req, ctx, frontend.forwardfor || backend.forwardfor, upgrade);
+    prepare_request(
+        &mut req,
+        ctx,
+        frontend.forwardfor || backend.forwardfor,
+        upgrade,
+    );
     let request_line = (frontend.log.is_some() && crate::log::enabled())
         .then(|| format!("{} {} {:?}", req.method(), req.uri(), req.version()));
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -164,7 +192,9 @@ async fn forward(
     let mut resp = loop {
         if reused && sender.ready().await.is_err() {
             // The pooled connection died while idle: take a fresh one.
-            let (s, c) = connect(claim, None, ctx.local.port()).await.map_err(|_| 503u16)?;
+            let (s, c) = connect(claim, None, ctx.local.port())
+                .await
+                .map_err(|_| 503u16)?;
             (sender, claim, reused) = (s, c, false);
         }
         let sent = sender.try_send_request(outgoing);
@@ -179,11 +209,18 @@ async fn forward(
                 Some(back) if reused => {
                     outgoing = back;
                     retried += 1;
-                    let (s, c) = connect(claim, None, ctx.local.port()).await.map_err(|_| 503u16)?;
+                    let (s, c) = connect(claim, None, ctx.local.port())
+                        .await
+                        .map_err(|_| 503u16)?;
                     (sender, claim, reused) = (s, c, false);
                 }
                 _ => {
-                    claim.server().shared.counters.resp_errors.fetch_add(1, Relaxed);
+                    claim
+                        .server()
+                        .shared
+                        .counters
+                        .resp_errors
+                        .fetch_add(1, Relaxed);
                     return Err(502);
                 }
             },
@@ -213,7 +250,9 @@ async fn forward(
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     if close {
-        parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        parts
+            .headers
+            .insert(CONNECTION, HeaderValue::from_static("close"));
     }
     let log = request_line.map(|request_line| LogCtx {
         peer: ctx.peer,
@@ -226,13 +265,26 @@ async fn forward(
         retries: retried,
         request_line,
     });
-    let finish = Finish { sender: (!close).then_some(sender), claim, frontend: frontend.clone(), bytes: 0, log };
-    Ok(Response::from_parts(parts, ProxyBody::upstream(body, finish)))
+    let finish = Finish {
+        sender: (!close).then_some(sender),
+        claim,
+        frontend: frontend.clone(),
+        bytes: 0,
+        log,
+    };
+    Ok(Response::from_parts(
+        parts,
+        ProxyBody::upstream(body, finish),
+    ))
 }
 
 /// Connect to the claimed server (with retries and redispatch) and run the
 /// HTTP/1.1 handshake.
-async fn connect(claim: Claim, key: Option<&[u8]>, dst_port: u16) -> Result<(Sender, Claim), DispatchError> {
+async fn connect(
+    claim: Claim,
+    key: Option<&[u8]>,
+    dst_port: u16,
+) -> Result<(Sender, Claim), DispatchError> {
     let (stream, claim) = dispatch::connect(claim, key, dst_port).await?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -262,8 +314,14 @@ fn prepare_request(req: &mut Request<Incoming>, ctx: &ConnCtx, forwardfor: bool,
 }
 
 /// Copy bytes both ways over an upgraded (e.g. WebSocket) connection.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpgrade, idle: Option<Duration>) {
-    let (Ok(client), Ok(server)) = tokio::join!(client, server) else { return };
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    server: hyper::upgrade::OnUpgrade,
+    idle: Option<Duration>,
+) {
+    let (Ok(client), Ok(server)) = tokio::join!(client, server) else {
+        return;
+    };
     let mut client = TokioIo::new(client);
     let mut server = TokioIo::new(server);
     let copy = tokio::io::copy_bidirectional(&mut client, &mut server);

@@ -148,8 +148,12 @@ pub fn spawn(listener: TcpListener, frontend: String, ctx: AcceptCtx) -> std::io
 async fn acquire(ctx: &AcceptCtx, frontend: &str) -> Vec<OwnedSemaphorePermit> {
     let snapshot = ctx.runtime.snapshot();
     let mut permits = Vec::new();
-    let limits: [Option<&Arc<Semaphore>>; 2] =
-        [snapshot.global_limit.as_ref(), snapshot.frontend(frontend).and_then(|f| f.conn_limit.as_ref())];
+    let limits: [Option<&Arc<Semaphore>>; 2] = [
+        snapshot.global_limit.as_ref(),
+        snapshot
+            .frontend(frontend)
+            .and_then(|f| f.conn_limit.as_ref()),
+    ];
     for sem in limits.into_iter().flatten() {
         if let Ok(p) = sem.clone().acquire_owned().await {
             permits.push(p);
@@ -167,7 +171,9 @@ fn dispatch(
     permits: Vec<OwnedSemaphorePermit>,
 ) {
     let snapshot = ctx.runtime.snapshot();
-    let Some(fe) = snapshot.frontend(frontend).cloned() else { return };
+    let Some(fe) = snapshot.frontend(frontend).cloned() else {
+        return;
+    };
     let _ = stream.set_nodelay(true);
     let guard = ctx.tracker.enter();
     let runtime = ctx.runtime.clone();

@@ -48,13 +48,22 @@ pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 pub fn init(config: &Config, file: Option<&std::path::Path>) -> std::io::Result<()> {
     let mut targets = Vec::new();
     if let Some(path) = file {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         targets.push(Target::File(f));
     }
-    let lines = config.global.logs.iter().chain(config.proxies.iter().flat_map(|p| p.logs.iter()));
+    let lines = config
+        .global
+        .logs
+        .iter()
+        .chain(config.proxies.iter().flat_map(|p| p.logs.iter()));
     let mut seen = std::collections::HashSet::new();
     for log in lines {
-        let Some(addr) = log.args.first() else { continue };
+        let Some(addr) = log.args.first() else {
+            continue;
+        };
         if addr == "global" || !seen.insert(addr.clone()) {
             continue;
         }
@@ -67,14 +76,16 @@ pub fn init(config: &Config, file: Option<&std::path::Path>) -> std::io::Result<
         return Ok(());
     }
     let (tx, rx) = sync_channel::<String>(16_384);
-    std::thread::Builder::new().name("shoal-log".into()).spawn(move || {
-        let pid = std::process::id();
-        while let Ok(line) = rx.recv() {
-            for t in targets.iter_mut() {
-                write_line(t, &line, pid);
+    std::thread::Builder::new()
+        .name("shoal-log".into())
+        .spawn(move || {
+            let pid = std::process::id();
+            while let Ok(line) = rx.recv() {
+                for t in targets.iter_mut() {
+                    write_line(t, &line, pid);
+                }
             }
-        }
-    })?;
+        })?;
     let _ = SINK.set(tx);
     Ok(())
 }
@@ -85,14 +96,21 @@ fn target(addr: &str) -> std::io::Result<Target> {
         "stderr" => Target::Stderr,
         path if path.starts_with('/') => Target::Unix(UnixDatagram::unbound()?, path.to_string()),
         other => {
-            let other = other.strip_prefix("udp@").or_else(|| other.strip_prefix("ipv4@")).unwrap_or(other);
+            let other = other
+                .strip_prefix("udp@")
+                .or_else(|| other.strip_prefix("ipv4@"))
+                .unwrap_or(other);
             let dest: SocketAddr = match other.parse() {
                 Ok(a) => a,
                 Err(_) => format!("{other}:514")
                     .parse()
                     .map_err(|_| std::io::Error::other("not an address"))?,
             };
-            let bind = if dest.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let bind = if dest.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
             Target::Udp(UdpSocket::bind(bind)?, dest)
         }
     })
@@ -105,14 +123,19 @@ fn write_line(target: &mut Target, line: &str, pid: u32) {
         Target::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
         Target::File(f) => writeln!(f, "{line}"),
         Target::Udp(sock, dest) => sock.send_to(syslog(line, pid).as_bytes(), *dest).map(drop),
-        Target::Unix(sock, path) => sock.send_to(syslog(line, pid).as_bytes(), path.as_str()).map(drop),
+        Target::Unix(sock, path) => sock
+            .send_to(syslog(line, pid).as_bytes(), path.as_str())
+            .map(drop),
     };
 }
 
 /// RFC 3164 framing, facility local0, severity info (HAProxy's usual setup).
 fn syslog(line: &str, pid: u32) -> String {
     let (_, mon, day, h, m, s, _) = civil(SystemTime::now());
-    format!("<134>{} {day:>2} {h:02}:{m:02}:{s:02} shoal[{pid}]: {line}", MONTHS[mon - 1])
+    format!(
+        "<134>{} {day:>2} {h:02}:{m:02}:{s:02} shoal[{pid}]: {line}",
+        MONTHS[mon - 1]
+    )
 }
 
 /// True when some target is configured, so callers can skip formatting.
@@ -159,7 +182,9 @@ pub struct Record<'a> {
     pub request_line: &'a str,
 }
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Split a time into (year, month, day, hour, minute, second, millisecond), UTC.
 fn civil(t: SystemTime) -> (i64, usize, u32, u32, u32, u32, u32) {
@@ -176,12 +201,24 @@ fn civil(t: SystemTime) -> (i64, usize, u32, u32, u32, u32, u32) {
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as usize;
     let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32, d.subsec_millis())
+    (
+        year,
+        month,
+        day,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+        d.subsec_millis(),
+    )
 }
 
 fn push_date(out: &mut String, t: SystemTime) {
     let (y, mon, d, h, m, s, ms) = civil(t);
-    let _ = write!(out, "[{d:02}/{}/{y}:{h:02}:{m:02}:{s:02}.{ms:03}]", MONTHS[mon - 1]);
+    let _ = write!(
+        out,
+        "[{d:02}/{}/{y}:{h:02}:{m:02}:{s:02}.{ms:03}]",
+        MONTHS[mon - 1]
+    );
 }
 
 impl Record<'_> {
@@ -289,6 +326,9 @@ mod tests {
             r.http_line(),
             "127.0.0.1:5000 [01/Jan/1970:00:00:00.000] web app/s1 0/0/1/2/3 200 42 - - ---- 1/1/1/1/0 0/0 \"GET / HTTP/1.1\""
         );
-        assert_eq!(r.tcp_line(), "127.0.0.1:5000 [01/Jan/1970:00:00:00.000] web app/s1 0/1/3 42 -- 1/1/1/1/0 0/0");
+        assert_eq!(
+            r.tcp_line(),
+            "127.0.0.1:5000 [01/Jan/1970:00:00:00.000] web app/s1 0/1/3 42 -- 1/1/1/1/0 0/0"
+        );
     }
 }

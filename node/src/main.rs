@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "shoal", version, about = "A clustered, HAProxy-compatible TCP/HTTP load balancer")]
+#[command(
+    name = "shoal",
+    version,
+    about = "A clustered, HAProxy-compatible TCP/HTTP load balancer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,7 +42,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => check(&file),
-        Command::Run { file, access_log, grace } => run(RunOptions { config: file, access_log, grace: Duration::from_secs(grace) }),
+        Command::Run {
+            file,
+            access_log,
+            grace,
+        } => run(RunOptions {
+            config: file,
+            access_log,
+            grace: Duration::from_secs(grace),
+        }),
     }
 }
 
@@ -63,17 +75,27 @@ fn check(file: &std::path::Path) -> ExitCode {
 fn run(opts: RunOptions) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     // nbthread must be known before the runtime starts, so peek at the file.
-    let threads = node::load(&opts.config).ok().and_then(|p| p.config.global.nbthread);
+    let threads = node::load(&opts.config)
+        .ok()
+        .and_then(|p| p.config.global.nbthread);
     let runtime = match threads {
         // One thread: a current-thread runtime avoids cross-thread wakeups.
-        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
-        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
     };
     let runtime = match runtime {
         Ok(rt) => rt,

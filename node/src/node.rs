@@ -27,7 +27,8 @@ pub struct RunOptions {
 /// Read and parse a config file; errors come back as `FILE:LINE: message` lines.
 pub fn load(path: &Path) -> Result<Parsed, Vec<String>> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{name}:0: cannot read file: {e}")])?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("{name}:0: cannot read file: {e}")])?;
     config::parse(&text, &name).map_err(|errors| errors.iter().map(ToString::to_string).collect())
 }
 
@@ -101,11 +102,19 @@ impl Node {
                     Ok(addr) => {
                         wanted.insert((proxy.name.clone(), label), addr);
                     }
-                    Err(e) => failures.push(format!("frontend '{}': cannot bind {label}: {e}", proxy.name)),
+                    Err(e) => failures.push(format!(
+                        "frontend '{}': cannot bind {label}: {e}",
+                        proxy.name
+                    )),
                 }
             }
         }
-        let gone: Vec<Key> = self.listeners.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
+        let gone: Vec<Key> = self
+            .listeners
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
         for key in gone {
             if let Some(handle) = self.listeners.remove(&key) {
                 tracing::info!("frontend '{}' stops listening on {}", key.0, handle.local);
@@ -117,14 +126,21 @@ impl Node {
             tracker: self.tracker.clone(),
             shutdown: self.shutdown.subscribe(),
         };
-        let mut keys: Vec<_> = wanted.into_iter().filter(|(k, _)| !self.listeners.contains_key(k)).collect();
+        let mut keys: Vec<_> = wanted
+            .into_iter()
+            .filter(|(k, _)| !self.listeners.contains_key(k))
+            .collect();
         keys.sort();
         for (key, addr) in keys {
-            let opened = listener::open(addr).and_then(|l| listener::spawn(l, key.0.clone(), ctx.clone()));
+            let opened =
+                listener::open(addr).and_then(|l| listener::spawn(l, key.0.clone(), ctx.clone()));
             match opened {
                 Ok(handle) => {
                     // Tests and scripts read this line to learn ports bound as :0.
-                    println!("[NOTICE] frontend '{}' listening on {}", key.0, handle.local);
+                    println!(
+                        "[NOTICE] frontend '{}' listening on {}",
+                        key.0, handle.local
+                    );
                     self.listeners.insert(key, handle);
                 }
                 Err(e) => failures.push(format!("frontend '{}': cannot bind {addr}: {e}", key.0)),
@@ -177,10 +193,19 @@ impl Node {
         let _ = self.shutdown.send(true);
         let active = self.tracker.active();
         if active > 0 {
-            tracing::info!("waiting up to {:?} for {active} connection(s)", self.opts.grace);
+            tracing::info!(
+                "waiting up to {:?} for {active} connection(s)",
+                self.opts.grace
+            );
         }
-        if tokio::time::timeout(self.opts.grace, self.tracker.wait_idle()).await.is_err() {
-            tracing::warn!("grace period over; closing {} connection(s)", self.tracker.active());
+        if tokio::time::timeout(self.opts.grace, self.tracker.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "grace period over; closing {} connection(s)",
+                self.tracker.active()
+            );
         }
     }
 }

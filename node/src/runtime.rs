@@ -79,7 +79,9 @@ pub struct ServerRt {
 impl ServerRt {
     /// May take new, non-persistent traffic.
     pub fn usable(&self) -> bool {
-        self.state.admin == AdminState::Ready && self.state.op == OpState::Up && self.state.weight > 0
+        self.state.admin == AdminState::Ready
+            && self.state.op == OpState::Up
+            && self.state.weight > 0
     }
     /// True when the server has reached its `maxconn`.
     pub fn is_full(&self) -> bool {
@@ -166,7 +168,12 @@ impl Snapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("server {backend}/{server}: cannot resolve '{host}': {reason}")]
-    Resolve { backend: String, server: String, host: String, reason: String },
+    Resolve {
+        backend: String,
+        server: String,
+        host: String,
+        reason: String,
+    },
     #[error("frontend {frontend}: {reason}")]
     Rules { frontend: String, reason: String },
 }
@@ -209,7 +216,10 @@ impl Runtime {
     pub fn new(config: Config) -> Result<Runtime, BuildError> {
         let mut persistent = Persistent::default();
         let snapshot = build::build(&mut persistent, Arc::new(config))?;
-        Ok(Runtime { current: ArcSwap::from_pointee(snapshot), persistent: Mutex::new(persistent) })
+        Ok(Runtime {
+            current: ArcSwap::from_pointee(snapshot),
+            persistent: Mutex::new(persistent),
+        })
     }
 
     /// The current snapshot; hold it for the duration of one request.

@@ -78,7 +78,10 @@ pub async fn serve(
 ) {
     let accepted = SystemTime::now();
     let start = Instant::now();
-    let samples = TcpSamples { src: peer.ip(), dst_port: local.port() };
+    let samples = TcpSamples {
+        src: peer.ip(),
+        dst_port: local.port(),
+    };
     let Some(index) = frontend.router.route(&samples) else {
         tracing::debug!(frontend = %frontend.name, "no backend for connection from {peer}");
         return;
@@ -101,11 +104,23 @@ pub async fn serve(
     let (server_stream, claim) = match result {
         Ok(ok) => ok,
         Err(e) => {
-            if matches!(e, DispatchError::NoServer | DispatchError::QueueFull | DispatchError::QueueTimeout) {
+            if matches!(
+                e,
+                DispatchError::NoServer | DispatchError::QueueFull | DispatchError::QueueTimeout
+            ) {
                 backend.counters.no_server.fetch_add(1, Relaxed);
             }
             backend.counters.close();
-            log_tcp(&frontend, &backend.name, "<NOSRV>", peer, accepted, start, 0, e.termination_state());
+            log_tcp(
+                &frontend,
+                &backend.name,
+                "<NOSRV>",
+                peer,
+                accepted,
+                start,
+                0,
+                e.termination_state(),
+            );
             return;
         }
     };
@@ -119,7 +134,16 @@ pub async fn serve(
     frontend.counters.bytes_in.fetch_add(up, Relaxed);
     frontend.counters.bytes_out.fetch_add(down, Relaxed);
     let _ = t_connect;
-    log_tcp(&frontend, &backend.name, &server.name, peer, accepted, start, down, termination);
+    log_tcp(
+        &frontend,
+        &backend.name,
+        &server.name,
+        peer,
+        accepted,
+        start,
+        down,
+        termination,
+    );
     drop(claim);
     backend.counters.close();
 }
@@ -181,7 +205,11 @@ fn log_tcp(
 /// Copy both ways until both sides have finished, an error, or inactivity.
 /// Returns bytes client->server, bytes server->client and the termination
 /// state for the log.
-async fn pump(mut client: TcpStream, mut server: TcpStream, t: &Timeouts) -> (u64, u64, &'static str) {
+async fn pump(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    t: &Timeouts,
+) -> (u64, u64, &'static str) {
     let (mut cr, mut cw) = client.split();
     let (mut sr, mut sw) = server.split();
     let mut cbuf = vec![0u8; BUF];
@@ -194,8 +222,16 @@ async fn pump(mut client: TcpStream, mut server: TcpStream, t: &Timeouts) -> (u6
     let idle = |client_done: bool, server_done: bool| -> Option<Duration> {
         let base_client = t.tunnel.or(t.client);
         let base_server = t.tunnel.or(t.server);
-        let c = if client_done { t.client_fin.or(base_client) } else { base_client };
-        let s = if server_done { t.server_fin.or(base_server) } else { base_server };
+        let c = if client_done {
+            t.client_fin.or(base_client)
+        } else {
+            base_client
+        };
+        let s = if server_done {
+            t.server_fin.or(base_server)
+        } else {
+            base_server
+        };
         match (c, s) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -18,7 +18,11 @@ fn config(balance: &str, extra: &str, servers: &[(&Backend, &str)]) -> String {
 }
 
 fn three() -> Vec<Backend> {
-    vec![Backend::http("s1"), Backend::http("s2"), Backend::http("s3")]
+    vec![
+        Backend::http("s1"),
+        Backend::http("s2"),
+        Backend::http("s3"),
+    ]
 }
 
 fn share(counts: &HashMap<String, usize>, name: &str, total: usize) -> f64 {
@@ -28,7 +32,10 @@ fn share(counts: &HashMap<String, usize>, name: &str, total: usize) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roundrobin_rotates_evenly_and_never_repeats() {
     let b = three();
-    let shoal = Shoal::start(&config("roundrobin", "", &[(&b[0], ""), (&b[1], ""), (&b[2], "")]), &["fe"]);
+    let shoal = Shoal::start(
+        &config("roundrobin", "", &[(&b[0], ""), (&b[1], ""), (&b[2], "")]),
+        &["fe"],
+    );
     let mut client = Client::connect(shoal.addr("fe")).await;
     let mut last = String::new();
     let mut counts: HashMap<String, usize> = HashMap::new();
@@ -47,12 +54,23 @@ async fn roundrobin_rotates_evenly_and_never_repeats() {
 async fn weights_200_100_50_share_4_2_1() {
     let b = three();
     for algo in ["roundrobin", "static-rr"] {
-        let cfg = config(algo, "", &[(&b[0], "weight 200"), (&b[1], "weight 100"), (&b[2], "weight 50")]);
+        let cfg = config(
+            algo,
+            "",
+            &[
+                (&b[0], "weight 200"),
+                (&b[1], "weight 100"),
+                (&b[2], "weight 50"),
+            ],
+        );
         let shoal = Shoal::start(&cfg, &["fe"]);
         let counts = tally(shoal.addr("fe"), "/", 1400).await;
         for (name, want) in [("s1", 4.0 / 7.0), ("s2", 2.0 / 7.0), ("s3", 1.0 / 7.0)] {
             let got = share(&counts, name, 1400);
-            assert!((got - want).abs() < 0.02, "{algo}: {name} got {got:.3}, want {want:.3}: {counts:?}");
+            assert!(
+                (got - want).abs() < 0.02,
+                "{algo}: {name} got {got:.3}, want {want:.3}: {counts:?}"
+            );
         }
     }
 }
@@ -60,7 +78,14 @@ async fn weights_200_100_50_share_4_2_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weight_zero_gets_no_traffic() {
     let b = three();
-    let shoal = Shoal::start(&config("roundrobin", "", &[(&b[0], ""), (&b[1], "weight 0"), (&b[2], "")]), &["fe"]);
+    let shoal = Shoal::start(
+        &config(
+            "roundrobin",
+            "",
+            &[(&b[0], ""), (&b[1], "weight 0"), (&b[2], "")],
+        ),
+        &["fe"],
+    );
     let counts = tally(shoal.addr("fe"), "/", 1000).await;
     assert_eq!(counts.get("s2"), None, "{counts:?}");
     assert_eq!(counts["s1"] + counts["s3"], 1000);
@@ -69,7 +94,10 @@ async fn weight_zero_gets_no_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leastconn_avoids_the_busy_server() {
     let b = three();
-    let shoal = Shoal::start(&config("leastconn", "", &[(&b[0], ""), (&b[1], ""), (&b[2], "")]), &["fe"]);
+    let shoal = Shoal::start(
+        &config("leastconn", "", &[(&b[0], ""), (&b[1], ""), (&b[2], "")]),
+        &["fe"],
+    );
     let addr = shoal.addr("fe");
     // Sequential requests: all servers idle, ties rotate -> even spread.
     let counts = tally(addr, "/", 1200).await;
@@ -84,20 +112,37 @@ async fn leastconn_avoids_the_busy_server() {
     // A few requests may race ahead of the slow one's dispatch; after that
     // the busy server gets nothing.
     let on_busy = counts.get(&busy).copied().unwrap_or(0);
-    assert!(on_busy <= 10, "leastconn sent {on_busy} requests to busy {busy}: {counts:?}");
+    assert!(
+        on_busy <= 10,
+        "leastconn sent {on_busy} requests to busy {busy}: {counts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_fills_servers_in_order() {
     let b = three();
-    let shoal =
-        Shoal::start(&config("first", "", &[(&b[0], "maxconn 1"), (&b[1], "maxconn 1"), (&b[2], "maxconn 1")]), &["fe"]);
+    let shoal = Shoal::start(
+        &config(
+            "first",
+            "",
+            &[
+                (&b[0], "maxconn 1"),
+                (&b[1], "maxconn 1"),
+                (&b[2], "maxconn 1"),
+            ],
+        ),
+        &["fe"],
+    );
     let addr = shoal.addr("fe");
     let counts = tally(addr, "/", 1000).await;
-    assert_eq!(counts.get("s1"), Some(&1000), "sequential traffic all on the first server: {counts:?}");
+    assert_eq!(
+        counts.get("s1"),
+        Some(&1000),
+        "sequential traffic all on the first server: {counts:?}"
+    );
     // With the first server busy, the next request goes to the second.
     let mut slow = Client::connect(addr).await;
-    let holder = tokio::spawn(async move { slow.get("/delay/2000").await.server() });
+    let holder = tokio::spawn(async move { slow.get("/delay/5000").await.server() });
     eventually("s1 busy", || async {
         // While s1 holds the slow request, a new request lands on s2.
         get(addr, "/").await.server() == "s2"
@@ -117,7 +162,10 @@ async fn hash_algorithms_are_sticky_and_spread() {
         ("url_param user", "consistent"),
         ("hdr(x-user)", "consistent"),
     ] {
-        let shoal = Shoal::start(&config(algo, &format!("    hash-type {hash_type}\n"), &servers), &["fe"]);
+        let shoal = Shoal::start(
+            &config(algo, &format!("    hash-type {hash_type}\n"), &servers),
+            &["fe"],
+        );
         let mut client = Client::connect(shoal.addr("fe")).await;
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut spread: HashMap<String, usize> = HashMap::new();
@@ -131,14 +179,22 @@ async fn hash_algorithms_are_sticky_and_spread() {
             }
             *spread.entry(s).or_default() += 1;
         }
-        assert_eq!(spread.len(), 3, "{algo}/{hash_type}: all servers get keys: {spread:?}");
+        assert_eq!(
+            spread.len(),
+            3,
+            "{algo}/{hash_type}: all servers get keys: {spread:?}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_hash_keeps_a_client_on_one_server() {
     let b = three();
-    let cfg = config("source", "    hash-type consistent\n", &[(&b[0], ""), (&b[1], ""), (&b[2], "")]);
+    let cfg = config(
+        "source",
+        "    hash-type consistent\n",
+        &[(&b[0], ""), (&b[1], ""), (&b[2], "")],
+    );
     let shoal = Shoal::start(&cfg, &["fe"]);
     // Every connection comes from 127.0.0.1: one server takes all of them.
     let mut servers = std::collections::HashSet::new();
@@ -154,7 +210,10 @@ async fn source_hash_keeps_a_client_on_one_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_uses_every_server() {
     let b = three();
-    let shoal = Shoal::start(&config("random", "", &[(&b[0], ""), (&b[1], ""), (&b[2], "")]), &["fe"]);
+    let shoal = Shoal::start(
+        &config("random", "", &[(&b[0], ""), (&b[1], ""), (&b[2], "")]),
+        &["fe"],
+    );
     let counts = tally(shoal.addr("fe"), "/", 1200).await;
     for s in ["s1", "s2", "s3"] {
         assert!(share(&counts, s, 1200) > 0.2, "{counts:?}");

@@ -31,13 +31,23 @@ async fn backup_serves_only_when_primaries_are_down() {
     p1.stop();
     p2.stop();
     // Health checks mark both primaries DOWN; then only the first backup serves.
-    eventually("backup takes over", || async { get(addr, "/").await.server() == "bk1" }).await;
+    eventually("backup takes over", || async {
+        get(addr, "/").await.server() == "bk1"
+    })
+    .await;
     let counts = tally(addr, "/", 200).await;
-    assert_eq!(counts.get("bk1"), Some(&200), "first backup only (no allbackups): {counts:?}");
+    assert_eq!(
+        counts.get("bk1"),
+        Some(&200),
+        "first backup only (no allbackups): {counts:?}"
+    );
 
     // A primary comes back: traffic returns to it.
     p1.restart("http");
-    eventually("primary back", || async { get(addr, "/").await.server() == "p1" }).await;
+    eventually("primary back", || async {
+        get(addr, "/").await.server() == "p1"
+    })
+    .await;
     let counts = tally(addr, "/", 100).await;
     assert_eq!(counts.get("p1"), Some(&100), "{counts:?}");
 }
@@ -56,7 +66,11 @@ async fn allbackups_spreads_over_all_backups() {
     );
     let shoal = Shoal::start(&cfg, &["fe"]);
     let counts = tally(shoal.addr("fe"), "/", 100).await;
-    assert_eq!((counts.get("bk1"), counts.get("bk2")), (Some(&50), Some(&50)), "{counts:?}");
+    assert_eq!(
+        (counts.get("bk1"), counts.get("bk2")),
+        (Some(&50), Some(&50)),
+        "{counts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +124,9 @@ async fn maxconn_queues_then_503_on_queue_timeout() {
     // queue and give up after 300 ms with a 503.
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        tasks.push(tokio::spawn(async move { get(addr, "/delay/1000").await.status }));
+        tasks.push(tokio::spawn(async move {
+            get(addr, "/delay/1000").await.status
+        }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
@@ -131,12 +147,17 @@ async fn maxconn_queues_then_503_on_queue_timeout() {
     let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        tasks.push(tokio::spawn(async move { get(addr, "/delay/200").await.status }));
+        tasks.push(tokio::spawn(
+            async move { get(addr, "/delay/200").await.status },
+        ));
     }
     for t in tasks {
         assert_eq!(t.await.expect("task"), 200);
     }
-    assert!(started.elapsed() >= std::time::Duration::from_millis(800), "requests were serialised by maxconn 1");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(800),
+        "requests were serialised by maxconn 1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,13 +170,27 @@ async fn maxqueue_full_answers_503_at_once() {
     );
     let shoal = Shoal::start(&cfg, &["fe"]);
     let addr = shoal.addr("fe");
-    let busy = tokio::spawn(async move { get(addr, "/delay/1500").await.status });
-    let queued = tokio::spawn(async move { get(addr, "/").await.status });
-    // One of the two holds the slot, the other waits in the queue (size 1):
-    // a further request is answered 503 at once.
-    eventually("queue full answers 503", || async { get(addr, "/").await.status == 503 }).await;
-    assert_eq!(busy.await.expect("busy"), 200);
-    assert_eq!(queued.await.expect("queued"), 200);
+    // Three at once: one holds the only slot, one waits in the queue (size
+    // 1), and whichever comes third is answered 503 at once.
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        tasks.push(tokio::spawn(async move {
+            let r = get(addr, "/delay/1000").await;
+            (r.status, std::time::Instant::now())
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.expect("task"));
+    }
+    results.sort_by_key(|r| r.0);
+    let statuses: Vec<u16> = results.iter().map(|r| r.0).collect();
+    assert_eq!(statuses, vec![200, 200, 503]);
+    assert!(
+        results[2].1 - started < std::time::Duration::from_millis(900),
+        "the 503 came without waiting"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,6 +207,14 @@ async fn server_connections_are_reused_across_clients() {
     for _ in 0..200 {
         assert_eq!(get(addr, "/").await.status, 200);
     }
-    let conns: usize = get(addr, "/conns").await.body.trim().parse().expect("conns count");
-    assert!(conns <= 3, "server saw {conns} connections for 201 requests");
+    let conns: usize = get(addr, "/conns")
+        .await
+        .body
+        .trim()
+        .parse()
+        .expect("conns count");
+    assert!(
+        conns <= 3,
+        "server saw {conns} connections for 201 requests"
+    );
 }

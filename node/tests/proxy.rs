@@ -34,7 +34,8 @@ async fn acl_routes_by_path_and_host() {
     );
     let shoal = Shoal::start(&cfg, &["fe"]);
     let addr = shoal.addr("fe");
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("/", &[], "web"),
         ("/api/users", &[], "api"),
         ("/a/b.png", &[], "img"),
@@ -71,7 +72,11 @@ async fn forwardfor_and_error_statuses() {
     let shoal = Shoal::start(&cfg, &["fe"]);
     let addr = shoal.addr("fe");
     let r = get(addr, "/echo-headers").await;
-    assert!(r.body.to_lowercase().contains("x-forwarded-for: 127.0.0.1"), "{}", r.body);
+    assert!(
+        r.body.to_lowercase().contains("x-forwarded-for: 127.0.0.1"),
+        "{}",
+        r.body
+    );
     let r = get(addr, "/dead").await;
     assert_eq!(r.status, 503);
     let r = get(addr, "/delay/2000").await;
@@ -89,9 +94,14 @@ async fn slow_client_gets_408() {
     );
     let shoal = Shoal::start(&cfg, &["fe"]);
     let mut s = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.expect("partial request");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("partial request");
     let mut buf = String::new();
-    tokio::time::timeout(DEADLINE, s.read_to_string(&mut buf)).await.expect("closed in time").expect("read");
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut buf))
+        .await
+        .expect("closed in time")
+        .expect("read");
     assert!(buf.starts_with("HTTP/1.1 408"), "{buf}");
 }
 
@@ -101,9 +111,14 @@ async fn malformed_request_gets_400() {
     let cfg = format!("{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend web\nbackend web\n    server web {}\n", web.addr);
     let shoal = Shoal::start(&cfg, &["fe"]);
     let mut s = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
-    s.write_all(b"GARBAGE\x01 / HTTP/1.1\r\n\r\n").await.expect("write");
+    s.write_all(b"GARBAGE\x01 / HTTP/1.1\r\n\r\n")
+        .await
+        .expect("write");
     let mut buf = String::new();
-    tokio::time::timeout(DEADLINE, s.read_to_string(&mut buf)).await.expect("closed in time").expect("read");
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut buf))
+        .await
+        .expect("closed in time")
+        .expect("read");
     assert!(buf.starts_with("HTTP/1.1 400"), "{buf}");
 }
 
@@ -113,7 +128,11 @@ async fn websocket_upgrade_tunnels_bytes() {
     let cfg = format!("{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend web\nbackend web\n    server web {}\n", web.addr);
     let shoal = Shoal::start(&cfg, &["fe"]);
     let mut s = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
-    s.write_all(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n").await.expect("write");
+    s.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .expect("write");
     let mut reader = BufReader::new(s);
     let mut status = String::new();
     reader.read_line(&mut status).await.expect("status line");
@@ -125,9 +144,16 @@ async fn websocket_upgrade_tunnels_bytes() {
             break;
         }
     }
-    reader.get_mut().write_all(b"hello through the tunnel").await.expect("write");
+    reader
+        .get_mut()
+        .write_all(b"hello through the tunnel")
+        .await
+        .expect("write");
     let mut echoed = vec![0u8; 24];
-    tokio::time::timeout(DEADLINE, reader.read_exact(&mut echoed)).await.expect("echo in time").expect("read");
+    tokio::time::timeout(DEADLINE, reader.read_exact(&mut echoed))
+        .await
+        .expect("echo in time")
+        .expect("read");
     assert_eq!(&echoed, b"hello through the tunnel");
 }
 
@@ -143,9 +169,15 @@ async fn tcp_mode_proxies_a_line_protocol() {
     let shoal = Shoal::start(&cfg, &["lines"]);
     let mut names = Vec::new();
     for _ in 0..4 {
-        let s = TcpStream::connect(shoal.addr("lines")).await.expect("connect");
+        let s = TcpStream::connect(shoal.addr("lines"))
+            .await
+            .expect("connect");
         let mut reader = BufReader::new(s);
-        reader.get_mut().write_all(b"PING\nsecond line\n").await.expect("write");
+        reader
+            .get_mut()
+            .write_all(b"PING\nsecond line\n")
+            .await
+            .expect("write");
         let mut l1 = String::new();
         let mut l2 = String::new();
         reader.read_line(&mut l1).await.expect("reply 1");
@@ -173,11 +205,19 @@ async fn tcp_mode_client_timeout_closes_idle_connections() {
         a.addr
     );
     let shoal = Shoal::start(&cfg, &["lines"]);
-    let mut s = TcpStream::connect(shoal.addr("lines")).await.expect("connect");
+    let mut s = TcpStream::connect(shoal.addr("lines"))
+        .await
+        .expect("connect");
     let started = std::time::Instant::now();
     let mut buf = Vec::new();
-    tokio::time::timeout(DEADLINE, s.read_to_end(&mut buf)).await.expect("closed in time").expect("read");
-    assert!(started.elapsed() >= Duration::from_millis(250), "closed too early");
+    tokio::time::timeout(DEADLINE, s.read_to_end(&mut buf))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed too early"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,14 +233,25 @@ async fn tcp_acl_routes_by_destination_port() {
         a.addr, b.addr
     );
     let mut shoal = Shoal::start(&cfg, &["fe"]);
-    shoal.proc.wait_line(&format!("listening on 127.0.0.1:{port}"));
-    let other = shoal.fronts["fe"].iter().find(|x| x.port() != port).copied();
+    shoal
+        .proc
+        .wait_line(&format!("listening on 127.0.0.1:{port}"));
+    let other = shoal.fronts["fe"]
+        .iter()
+        .find(|x| x.port() != port)
+        .copied();
     let other = match other {
         Some(o) => o,
         None => {
             // Both lines are printed before the first connection; find the :0 one.
-            let line = shoal.proc.drain().iter().find(|l| l.contains("'fe' listening") && !l.ends_with(&format!(":{port}"))).cloned();
-            line.and_then(|l| l.rsplit(' ').next().and_then(|a| a.parse().ok())).expect("second listener")
+            let line = shoal
+                .proc
+                .drain()
+                .iter()
+                .find(|l| l.contains("'fe' listening") && !l.ends_with(&format!(":{port}")))
+                .cloned();
+            line.and_then(|l| l.rsplit(' ').next().and_then(|a| a.parse().ok()))
+                .expect("second listener")
         }
     };
     for (target, want) in [(format!("127.0.0.1:{port}"), "b"), (other.to_string(), "a")] {
@@ -228,7 +279,9 @@ async fn sighup_reload_keeps_open_connections() {
     let fe = shoal.addr("fe");
     let mut kept = Client::connect(fe).await;
     assert_eq!(kept.get("/").await.server(), "a");
-    let tcp_conn = TcpStream::connect(shoal.addr("lines")).await.expect("tcp connect");
+    let tcp_conn = TcpStream::connect(shoal.addr("lines"))
+        .await
+        .expect("tcp connect");
     let mut tcp_conn = BufReader::new(tcp_conn);
 
     // New config: backend app now points at b, and a new frontend appears.
@@ -243,7 +296,11 @@ async fn sighup_reload_keeps_open_connections() {
     // The kept-alive client connection survives and sees the new routing.
     assert_eq!(kept.get("/").await.server(), "b");
     // The established TCP session still works.
-    tcp_conn.get_mut().write_all(b"still here\n").await.expect("write");
+    tcp_conn
+        .get_mut()
+        .write_all(b"still here\n")
+        .await
+        .expect("write");
     let mut l = String::new();
     tcp_conn.read_line(&mut l).await.expect("read");
     assert_eq!(l, "t still here\n");
@@ -252,7 +309,11 @@ async fn sighup_reload_keeps_open_connections() {
     assert_eq!(get(shoal.addr("extra"), "/").await.server(), "b");
 
     // A broken config is refused and the node keeps serving.
-    std::fs::write(&shoal.cfg, "frontend broken\n    bind 127.0.0.1:0\n    use_backend nowhere\n").expect("write");
+    std::fs::write(
+        &shoal.cfg,
+        "frontend broken\n    bind 127.0.0.1:0\n    use_backend nowhere\n",
+    )
+    .expect("write");
     shoal.proc.signal("HUP");
     shoal.proc.wait_line("reload refused");
     assert_eq!(get(fe, "/").await.server(), "b");
@@ -264,7 +325,14 @@ async fn sigterm_finishes_in_flight_requests_then_exits() {
     let cfg = format!("{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server a {}\n", a.addr);
     let mut shoal = Shoal::start(&cfg, &["fe"]);
     let fe = shoal.addr("fe");
-    let conns = |a: std::net::SocketAddr| async move { get(a, "/conns").await.body.trim().parse::<usize>().expect("count") };
+    let conns = |a: std::net::SocketAddr| async move {
+        get(a, "/conns")
+            .await
+            .body
+            .trim()
+            .parse::<usize>()
+            .expect("count")
+    };
     let base = conns(a.addr).await;
     let in_flight = tokio::spawn(async move { get(fe, "/delay/1000").await.status });
     // Wait until the slow request reached the backend before signalling:
@@ -277,7 +345,11 @@ async fn sigterm_finishes_in_flight_requests_then_exits() {
     })
     .await;
     shoal.proc.signal("TERM");
-    assert_eq!(in_flight.await.expect("task"), 200, "in-flight request completed");
+    assert_eq!(
+        in_flight.await.expect("task"),
+        200,
+        "in-flight request completed"
+    );
     let code = shoal.proc.wait_exit(DEADLINE);
     assert_eq!(code, Some(0));
     assert!(TcpStream::connect(fe).await.is_err(), "listener closed");

@@ -28,7 +28,7 @@ pub(super) struct IntRange {
 impl IntRange {
     /// True if `n` lies in the range.
     pub(super) fn contains(&self, n: i64) -> bool {
-        self.min.map_or(true, |m| m <= n) && self.max.map_or(true, |m| n <= m)
+        !matches!(self.min, Some(m) if n < m) && !matches!(self.max, Some(m) if n > m)
     }
 }
 

@@ -57,7 +57,11 @@ impl WeightedRandom {
             }
             drawn += 1;
             let l = load(slot.id);
-            if best.map_or(true, |(b, bl)| less_loaded(l, slot.weight, bl, b.weight)) {
+            let better = match best {
+                None => true,
+                Some((b, bl)) => less_loaded(l, slot.weight, bl, b.weight),
+            };
+            if better {
                 best = Some((slot, l));
             }
         }

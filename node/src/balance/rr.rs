@@ -37,7 +37,11 @@ impl SmoothRr {
             }
             credit[i] += i64::from(slot.weight);
             total += i64::from(slot.weight);
-            if best.map_or(true, |b| credit[i] > credit[b]) {
+            let better = match best {
+                None => true,
+                Some(b) => credit[i] > credit[b],
+            };
+            if better {
                 best = Some(i);
             }
         }

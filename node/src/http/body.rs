@@ -24,7 +24,10 @@ pub struct ProxyBody {
 
 enum Kind {
     Full(Option<Bytes>),
-    Upstream { inner: Incoming, finish: Option<Box<Finish>> },
+    Upstream {
+        inner: Incoming,
+        finish: Option<Box<Finish>>,
+    },
 }
 
 /// Access-log facts gathered while a request was handled; only built when
@@ -60,10 +63,17 @@ impl Finish {
             }
         }
         let server = self.claim.server();
-        server.shared.counters.bytes_out.fetch_add(self.bytes, Relaxed);
+        server
+            .shared
+            .counters
+            .bytes_out
+            .fetch_add(self.bytes, Relaxed);
         let backend = self.claim.backend();
         backend.counters.bytes_out.fetch_add(self.bytes, Relaxed);
-        self.frontend.counters.bytes_out.fetch_add(self.bytes, Relaxed);
+        self.frontend
+            .counters
+            .bytes_out
+            .fetch_add(self.bytes, Relaxed);
         if let Some(ctx) = &self.log {
             let record = Record {
                 client: ctx.peer,
@@ -98,15 +108,24 @@ impl Finish {
 impl ProxyBody {
     /// A body that is one buffer.
     pub fn full(bytes: Bytes) -> ProxyBody {
-        ProxyBody { kind: Kind::Full(Some(bytes)) }
+        ProxyBody {
+            kind: Kind::Full(Some(bytes)),
+        }
     }
     /// An empty body.
     pub fn empty() -> ProxyBody {
-        ProxyBody { kind: Kind::Full(None) }
+        ProxyBody {
+            kind: Kind::Full(None),
+        }
     }
     /// A server's body, with what to do at its end.
     pub fn upstream(inner: Incoming, finish: Finish) -> ProxyBody {
-        ProxyBody { kind: Kind::Upstream { inner, finish: Some(Box::new(finish)) } }
+        ProxyBody {
+            kind: Kind::Upstream {
+                inner,
+                finish: Some(Box::new(finish)),
+            },
+        }
     }
 }
 
@@ -124,7 +143,10 @@ impl Body for ProxyBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match &mut self.kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Upstream { inner, finish } => {

@@ -18,7 +18,13 @@ impl Samples for HttpSamples<'_> {
         Some(self.req.uri().path())
     }
     fn url(&self) -> Option<&str> {
-        Some(self.req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        Some(
+            self.req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/"),
+        )
     }
     fn method(&self) -> Option<&str> {
         Some(self.req.method().as_str())
@@ -44,7 +50,12 @@ impl Samples for HttpSamples<'_> {
 /// The bytes a hash balancer hashes for this request, borrowed from the
 /// request (or written into `buf` for `source`). `None` makes the balancer
 /// fall back to round robin, as HAProxy does when the sample is missing.
-pub fn hash_key<'a>(balance: &Balance, req: &'a Request<Incoming>, src: IpAddr, buf: &'a mut [u8; 16]) -> Option<&'a [u8]> {
+pub fn hash_key<'a>(
+    balance: &Balance,
+    req: &'a Request<Incoming>,
+    src: IpAddr,
+    buf: &'a mut [u8; 16],
+) -> Option<&'a [u8]> {
     match balance {
         Balance::Source => {
             let n = crate::tcp::ip_key(&src, buf);

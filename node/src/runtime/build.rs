@@ -36,14 +36,12 @@ pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot,
         let key = format!("frontend/{}", proxy.name);
         let counters = p.proxies.entry(key.clone()).or_default().clone();
         let conn_limit = proxy.maxconn.map(|max| limit(p, &key, max));
-        let has_log = !proxy.logs.is_empty();
-        let log = has_log.then(|| {
-            if proxy.options.httplog {
-                LogFormat::Http
-            } else {
-                LogFormat::Tcp
-            }
-        });
+        let format = if proxy.options.httplog {
+            LogFormat::Http
+        } else {
+            LogFormat::Tcp
+        };
+        let log = (!proxy.logs.is_empty()).then_some(format);
         frontend_by_name.insert(proxy.name.clone().into_boxed_str(), frontends.len());
         frontends.push(Arc::new(FrontendRt {
             name: proxy.name.clone().into(),
@@ -59,7 +57,14 @@ pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot,
     }
     let global_limit = config.global.maxconn.map(|max| limit(p, "global", max));
     p.config = config.clone();
-    Ok(Snapshot { config, frontends, backends, frontend_by_name, backend_by_name, global_limit })
+    Ok(Snapshot {
+        config,
+        frontends,
+        backends,
+        frontend_by_name,
+        backend_by_name,
+        global_limit,
+    })
 }
 
 /// A connection limit that keeps its semaphore while its size is unchanged,
@@ -84,18 +89,21 @@ fn build_backend(
     for server in &proxy.servers {
         let key = server_key(&proxy.name, &server.name);
         let state = *p.states.entry(key.clone()).or_insert(ServerState {
-            admin: if server.disabled { AdminState::Maint } else { AdminState::Ready },
+            admin: if server.disabled {
+                AdminState::Maint
+            } else {
+                AdminState::Ready
+            },
             op: OpState::Up,
             weight: server.weight_or_default(),
         });
-        let addr = resolve(&server.addr.host, server.addr.port).map_err(|reason| {
-            BuildError::Resolve {
+        let addr =
+            resolve(&server.addr.host, server.addr.port).map_err(|reason| BuildError::Resolve {
                 backend: proxy.name.clone(),
                 server: server.name.clone(),
                 host: server.addr.host.clone(),
                 reason,
-            }
-        })?;
+            })?;
         servers.push(ServerRt {
             name: server.name.clone().into(),
             addr,
@@ -112,7 +120,10 @@ fn build_backend(
         .iter()
         .enumerate()
         .filter(|(_, s)| !s.backup && s.usable())
-        .map(|(id, s)| Slot { id, weight: s.state.weight })
+        .map(|(id, s)| Slot {
+            id,
+            weight: s.state.weight,
+        })
         .collect();
     // Backups serve only when no primary can: the first usable one, or all
     // of them with `option allbackups` (HAProxy's rule).
@@ -120,7 +131,10 @@ fn build_backend(
         .iter()
         .enumerate()
         .filter(|(_, s)| s.backup && s.usable())
-        .map(|(id, s)| Slot { id, weight: s.state.weight });
+        .map(|(id, s)| Slot {
+            id,
+            weight: s.state.weight,
+        });
     let backup_slots: Vec<Slot> = if proxy.options.allbackups {
         backup_slots.collect()
     } else {
@@ -145,7 +159,11 @@ fn build_backend(
         httpclose: proxy.options.httpclose,
         maxqueue,
         counters: p.proxies.entry(key.clone()).or_default().clone(),
-        queue: p.queues.entry(key).or_insert_with(|| Arc::new(Queue::default())).clone(),
+        queue: p
+            .queues
+            .entry(key)
+            .or_insert_with(|| Arc::new(Queue::default()))
+            .clone(),
     })
 }
 

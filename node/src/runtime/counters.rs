@@ -76,7 +76,10 @@ impl ServerCounters {
             if cur >= limit {
                 return false;
             }
-            match self.cur.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
+            match self
+                .cur
+                .compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed)
+            {
                 Ok(_) => break,
                 Err(now) => cur = now,
             }

@@ -57,7 +57,11 @@ pub struct Proc {
 
 impl Proc {
     fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn process");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn process");
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
@@ -72,7 +76,11 @@ impl Proc {
                 let _ = tx2.send(line);
             }
         });
-        Proc { child, lines, seen: Vec::new() }
+        Proc {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// Wait for an output line containing `needle`; returns it.
@@ -90,7 +98,10 @@ impl Proc {
                         return line;
                     }
                 }
-                Err(_) => panic!("no line containing {needle:?} within {DEADLINE:?}; saw:\n{}", self.seen.join("\n")),
+                Err(_) => panic!(
+                    "no line containing {needle:?} within {DEADLINE:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }
@@ -104,8 +115,14 @@ impl Proc {
     }
 
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
-        assert!(status.map(|s| s.success()).unwrap_or(false), "kill -{sig} failed");
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(
+            status.map(|s| s.success()).unwrap_or(false),
+            "kill -{sig} failed"
+        );
     }
 
     /// Wait for the process to exit; returns its exit code.
@@ -151,8 +168,17 @@ impl Backend {
         cmd.args([mode, "--listen", listen, "--name", name, "--threads", "1"]);
         let mut proc = Proc::spawn(cmd);
         let line = proc.wait_line("listening ");
-        let addr = line.trim().rsplit(' ').next().and_then(|a| a.parse().ok()).expect("backend address");
-        Backend { proc, addr, name: name.to_string() }
+        let addr = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("backend address");
+        Backend {
+            proc,
+            addr,
+            name: name.to_string(),
+        }
     }
     /// Kill the process: its port now refuses connections.
     pub fn stop(&mut self) {
@@ -189,9 +215,18 @@ impl Shoal {
         let dir = TempDir::new("shoal");
         let cfg = dir.file("shoal.cfg", config);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
-        cmd.arg("run").arg("-f").arg(&cfg).args(extra).env("SHOAL_LOG", "info");
+        cmd.arg("run")
+            .arg("-f")
+            .arg(&cfg)
+            .args(extra)
+            .env("SHOAL_LOG", "info");
         let proc = Proc::spawn(cmd);
-        let mut shoal = Shoal { proc, dir, cfg, fronts: HashMap::new() };
+        let mut shoal = Shoal {
+            proc,
+            dir,
+            cfg,
+            fronts: HashMap::new(),
+        };
         for f in expect_fronts {
             shoal.wait_front(f);
         }
@@ -199,8 +234,14 @@ impl Shoal {
     }
 
     fn wait_front(&mut self, name: &str) -> SocketAddr {
-        let line = self.proc.wait_line(&format!("frontend '{name}' listening on "));
-        let addr: SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("listen address");
+        let line = self
+            .proc
+            .wait_line(&format!("frontend '{name}' listening on "));
+        let addr: SocketAddr = line
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("listen address");
         let list = self.fronts.entry(name.to_string()).or_default();
         if !list.contains(&addr) {
             list.push(addr);
@@ -210,21 +251,39 @@ impl Shoal {
 
     /// The (first) address of a frontend.
     pub fn addr(&self, frontend: &str) -> SocketAddr {
-        self.fronts.get(frontend).and_then(|v| v.first()).copied().expect("frontend address")
+        self.fronts
+            .get(frontend)
+            .and_then(|v| v.first())
+            .copied()
+            .expect("frontend address")
     }
 
     /// Rewrite the config and send SIGHUP; waits for the reload notice.
     pub fn reload(&mut self, config: &str, new_fronts: &[&str]) {
         std::fs::write(&self.cfg, config).expect("rewrite config");
-        let before = self.proc.drain().iter().filter(|l| l.contains("configuration reloaded")).count();
+        let before = self
+            .proc
+            .drain()
+            .iter()
+            .filter(|l| l.contains("configuration reloaded"))
+            .count();
         self.proc.signal("HUP");
         let end = Instant::now() + DEADLINE;
         loop {
-            let now = self.proc.drain().iter().filter(|l| l.contains("configuration reloaded")).count();
+            let now = self
+                .proc
+                .drain()
+                .iter()
+                .filter(|l| l.contains("configuration reloaded"))
+                .count();
             if now > before {
                 break;
             }
-            assert!(Instant::now() < end, "no reload notice; saw:\n{}", self.proc.seen.join("\n"));
+            assert!(
+                Instant::now() < end,
+                "no reload notice; saw:\n{}",
+                self.proc.seen.join("\n")
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         for f in new_fronts {
@@ -244,7 +303,11 @@ pub struct Resp {
 impl Resp {
     /// The `x-server` header the demo backend sets (which server answered).
     pub fn server(&self) -> String {
-        self.headers.get("x-server").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+        self.headers
+            .get("x-server")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
     }
 }
 
@@ -257,7 +320,9 @@ pub struct Client {
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connect to shoal");
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
@@ -282,7 +347,11 @@ impl Client {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.expect("body").to_bytes();
-        Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+        Resp {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
     }
 }
 

@@ -311,13 +311,17 @@ pub enum Balance {
     First,
     Source,
     /// `balance uri [whole]`: hash of the path (or the whole URI with `whole`).
-    Uri { whole: bool },
+    Uri {
+        whole: bool,
+    },
     /// `balance url_param NAME`.
     UrlParam(String),
     /// `balance hdr(NAME)`; name kept lowercase.
     Hdr(String),
     /// `balance random[(DRAWS)]`; HAProxy's default is 2 draws.
-    Random { draws: u32 },
+    Random {
+        draws: u32,
+    },
 }
 
 impl Balance {

@@ -401,7 +401,8 @@ pub(super) fn condition(
             let inner = terms.get(i..i + len).unwrap_or_default();
             i += len + 1;
             parse_def(d, no, "", inner).map(|def| AclRef::Inline(Box::new(def)))
-        } else if acls.iter().any(|a| a.name == word) {
+        } else if acls.iter().any(|a| a.name == word) || CONSTANT_ACLS.contains(&word) {
+            // Constant predefined ACLs stay named; the node evaluates them.
             Some(AclRef::Named(word.to_string()))
         } else {
             match predefined(word) {
@@ -431,6 +432,10 @@ pub(super) fn condition(
     ok.then_some(Condition { unless, any_of })
 }
 
+/// Predefined ACLs whose value does not depend on a sample Shoal models:
+/// always true/false, or true for every HTTP request.
+const CONSTANT_ACLS: [&str; 4] = ["TRUE", "FALSE", "HTTP", "HTTP_CONTENT"];
+
 /// HAProxy's predefined ACLs that map onto the model; the others are
 /// errors, since ignoring them would change where traffic goes.
 fn predefined(name: &str) -> Option<Result<AclDef, String>> {
@@ -455,8 +460,8 @@ fn predefined(name: &str) -> Option<Result<AclDef, String>> {
         "HTTP_URL_ABS" => def(Sample::Url, MatchKind::Reg, &["^[^/:]*://"]),
         "HTTP_URL_SLASH" => def(Sample::Url, MatchKind::Beg, &["/"]),
         "HTTP_URL_STAR" => def(Sample::Url, MatchKind::Str, &["*"]),
-        "TRUE" | "FALSE" | "HTTP" | "HTTP_1.0" | "HTTP_1.1" | "HTTP_2.0" | "HTTP_3.0"
-        | "HTTP_CONTENT" | "RDP_COOKIE" | "REQ_CONTENT" | "WAIT_END" => Some(Err(format!(
+        "HTTP_1.0" | "HTTP_1.1" | "HTTP_2.0" | "HTTP_3.0" | "HTTP_CONTENT" | "RDP_COOKIE"
+        | "REQ_CONTENT" | "WAIT_END" => Some(Err(format!(
             "predefined acl '{name}' is not implemented by Shoal yet"
         ))),
         _ => None,
