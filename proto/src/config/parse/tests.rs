@@ -93,9 +93,11 @@ fn bind_addresses() {
     assert_eq!(b(":80,:81"), Ok(vec![hp("", 80), hp("", 81)]));
     assert_eq!(b("lb.local:8080"), Ok(vec![hp("lb.local", 8080)]));
     assert_eq!(b(":8000-8002").map(|v| v.len()), Ok(3));
+    // Shoal extension: port 0 asks the kernel for a free port.
+    assert_eq!(b("127.0.0.1:0"), Ok(vec![hp("127.0.0.1", 0)]));
     for bad in [
         "1.2.3.4",
-        ":0",
+        ":0-5",
         ":65536",
         ":http",
         "1.2.3.300:80",
