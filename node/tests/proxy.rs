@@ -354,3 +354,83 @@ async fn sigterm_finishes_in_flight_requests_then_exits() {
     assert_eq!(code, Some(0));
     assert!(TcpStream::connect(fe).await.is_err(), "listener closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_server_response_is_502() {
+    // A line-protocol server answers an HTTP request with a non-HTTP line.
+    let liar = Backend::tcp("liar");
+    let cfg = format!("{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server liar {}\n", liar.addr);
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let r = get(shoal.addr("fe"), "/").await;
+    assert_eq!(r.status, 502);
+    assert!(r.body.contains("502 Bad Gateway"), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_follow_httplog_and_tcplog() {
+    let web = Backend::http("web");
+    let line = Backend::tcp("line");
+    let cfg = format!(
+        "{DEFAULTS}    log stdout format raw local0\n    option httplog\n\
+         frontend fe\n    bind 127.0.0.1:0\n    log global\n    default_backend app\n\
+         backend app\n    server web {}\n\
+         listen lines\n    mode tcp\n    option tcplog\n    log global\n    bind 127.0.0.1:0\n    server line {}\n",
+        web.addr, line.addr
+    );
+    let dir = TempDir::new("log");
+    let log_path = dir.0.join("access.log");
+    let log_arg = log_path.to_string_lossy().into_owned();
+    let mut shoal = Shoal::start_with(&cfg, &["fe", "lines"], &["--access-log", &log_arg]);
+    assert_eq!(get(shoal.addr("fe"), "/hello?x=1").await.status, 200);
+    let mut s = TcpStream::connect(shoal.addr("lines"))
+        .await
+        .expect("connect");
+    s.write_all(b"QUIT\n").await.expect("write");
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).await.expect("read");
+    drop(s);
+    // The stdout target carries the same lines as the file.
+    let http_line = shoal.proc.wait_line("\"GET /hello?x=1 HTTP/1.1\"");
+    let re = regex::Regex::new(
+        r#"^127\.0\.0\.1:\d+ \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] fe app/web \d+/\d+/\d+/\d+/\d+ 200 \d+ - - ---- \d+/\d+/\d+/\d+/\d+ \d+/\d+ "GET /hello\?x=1 HTTP/1\.1"$"#,
+    )
+    .expect("regex");
+    assert!(re.is_match(&http_line), "httplog line: {http_line}");
+    let tcp_line = shoal.proc.wait_line(" lines lines/line ");
+    let re = regex::Regex::new(r"^127\.0\.0\.1:\d+ \[[^\]]+\] lines lines/line \d+/\d+/\d+ \d+ -- \d+/\d+/\d+/\d+/\d+ \d+/\d+$")
+        .expect("regex");
+    assert!(re.is_match(&tcp_line), "tcplog line: {tcp_line}");
+    eventually("file has both lines", || {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        async move { text.lines().count() >= 2 }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frontend_maxconn_holds_extra_clients_in_the_backlog() {
+    let web = Backend::http("web");
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    maxconn 1\n    default_backend app\nbackend app\n    server web {}\n",
+        web.addr
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let addr = shoal.addr("fe");
+    let mut first = Client::connect(addr).await;
+    assert_eq!(first.get("/").await.status, 200);
+    // The second client connects (the kernel queues it) but is not served
+    // while the first keeps its connection.
+    let second = tokio::spawn(async move { get(addr, "/").await.status });
+    let waited = tokio::time::timeout(Duration::from_millis(500), async {
+        while !second.is_finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_err(),
+        "second client was served despite maxconn 1"
+    );
+    drop(first);
+    assert_eq!(second.await.expect("second"), 200);
+}
