@@ -197,6 +197,9 @@ struct Persistent {
     proxies: HashMap<String, Arc<ProxyCounters>>,
     queues: HashMap<String, Arc<Queue>>,
     limits: HashMap<String, (u32, Arc<Semaphore>)>,
+    /// Resolved server addresses by `host:port` as written, so that state
+    /// changes never wait on DNS; a reload re-resolves.
+    addrs: HashMap<(String, Option<u16>), SocketAddr>,
 }
 
 /// Owner of the routing snapshot and of all server state.
@@ -232,6 +235,7 @@ impl Runtime {
     /// configured weight changed takes the new weight.
     pub fn reload(&self, config: Config) -> Result<(), BuildError> {
         let mut p = self.lock();
+        p.addrs.clear();
         let previous = p.config.clone();
         for proxy in previous.proxies.iter() {
             for server in &proxy.servers {
@@ -283,8 +287,8 @@ impl Runtime {
         state.weight = state.weight.min(256);
         let result = *state;
         let config = p.config.clone();
-        // The config is unchanged and already resolved once, so a rebuild
-        // can only fail if DNS changed under us; keep the old snapshot then.
+        // The config is unchanged and its addresses are cached, so this
+        // rebuild does no DNS and cannot fail on resolution.
         match build::build(&mut p, config) {
             Ok(snapshot) => self.current.store(Arc::new(snapshot)),
             Err(e) => tracing::warn!("state change kept the previous routing table: {e}"),

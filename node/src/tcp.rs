@@ -118,6 +118,7 @@ pub async fn serve(
                 peer,
                 accepted,
                 start,
+                t_connect,
                 0,
                 e.termination_state(),
             );
@@ -133,7 +134,6 @@ pub async fn serve(
     backend.counters.bytes_out.fetch_add(down, Relaxed);
     frontend.counters.bytes_in.fetch_add(up, Relaxed);
     frontend.counters.bytes_out.fetch_add(down, Relaxed);
-    let _ = t_connect;
     log_tcp(
         &frontend,
         &backend.name,
@@ -141,6 +141,7 @@ pub async fn serve(
         peer,
         accepted,
         start,
+        t_connect,
         down,
         termination,
     );
@@ -169,6 +170,7 @@ fn log_tcp(
     peer: SocketAddr,
     accepted: SystemTime,
     start: Instant,
+    t_connect: std::time::Duration,
     bytes: u64,
     termination: &str,
 ) {
@@ -184,7 +186,7 @@ fn log_tcp(
         server,
         t_request: 0,
         t_queue: 0,
-        t_connect: 0,
+        t_connect: t_connect.as_millis() as i64,
         t_response: -1,
         t_total: ms,
         status: 0,

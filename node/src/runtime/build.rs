@@ -97,13 +97,22 @@ fn build_backend(
             op: OpState::Up,
             weight: server.weight_or_default(),
         });
-        let addr =
-            resolve(&server.addr.host, server.addr.port).map_err(|reason| BuildError::Resolve {
-                backend: proxy.name.clone(),
-                server: server.name.clone(),
-                host: server.addr.host.clone(),
-                reason,
-            })?;
+        let written = (server.addr.host.clone(), server.addr.port);
+        let addr = match p.addrs.get(&written) {
+            Some(addr) => *addr,
+            None => {
+                let addr = resolve(&server.addr.host, server.addr.port).map_err(|reason| {
+                    BuildError::Resolve {
+                        backend: proxy.name.clone(),
+                        server: server.name.clone(),
+                        host: server.addr.host.clone(),
+                        reason,
+                    }
+                })?;
+                p.addrs.insert(written, addr);
+                addr
+            }
+        };
         servers.push(ServerRt {
             name: server.name.clone().into(),
             addr,
