@@ -19,6 +19,7 @@ use crate::acl::Router;
 use crate::balance::Balancer;
 use crate::pool::Pool;
 use arc_swap::ArcSwap;
+use shoal_proto::command::Command;
 use shoal_proto::config::{Balance, Config, Mode, Timeouts};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,23 +27,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 
-/// Administrative state, set by operators (`set server B/S state ...`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminState {
-    /// Takes traffic.
-    Ready,
-    /// No new traffic; existing sessions finish.
-    Drain,
-    /// No traffic at all.
-    Maint,
-}
-
-/// Operational state, set by health checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpState {
-    Up,
-    Down,
-}
+pub use shoal_proto::command::{AdminState, OpState};
 
 /// The part of a server's state that is not in the config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +36,30 @@ pub struct ServerState {
     pub op: OpState,
     /// Current weight (0..=256); starts at the configured weight.
     pub weight: u32,
+    /// Health checks run (`enable|disable health`).
+    pub check_enabled: bool,
+    /// `set maxconn server` override of the configured `maxconn`.
+    pub maxconn: Option<u32>,
+    /// `set server addr` override of the configured address.
+    pub addr: Option<SocketAddr>,
+}
+
+/// The last health-check result of a server, as stats and logs show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// HAProxy's check status code: `L4OK`, `L4TOUT`, `L4CON`, `L7OK`,
+    /// `L7STS`, `L7RSP`, `L7TOUT`, `EXOK`, `EXNOK`, `INI`, ... (empty: no check ran).
+    pub status: &'static str,
+    /// HTTP status of an HTTP check, or exit code of an external check.
+    pub code: Option<i32>,
+    /// How long the check took.
+    pub duration_ms: u64,
+    /// Short human reason ("Layer7 wrong status", "Connection refused").
+    pub reason: String,
+    /// Checks in a row that went against the current state (rise/fall progress).
+    pub streak: u32,
+    /// Seconds since the epoch of the last UP/DOWN transition (0: none yet).
+    pub last_change_unix: u64,
 }
 
 /// Things a server keeps across snapshots.
@@ -59,6 +68,25 @@ pub struct ServerShared {
     pub counters: ServerCounters,
     /// Idle keep-alive HTTP connections to this server.
     pub pool: Pool,
+    /// Last health-check result; written by the checker, read by stats.
+    pub check: Mutex<CheckReport>,
+    /// Bumped by `shutdown sessions server` and `on-marked-down
+    /// shutdown-sessions`; sessions started under an older generation end.
+    pub kill_generation: std::sync::atomic::AtomicU64,
+    /// Woken when `kill_generation` changes.
+    pub kill: Notify,
+}
+
+impl ServerShared {
+    /// End every session currently open on this server.
+    pub fn shutdown_sessions(&self) {
+        self.kill_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.kill.notify_waiters();
+    }
+    /// A copy of the last check result.
+    pub fn check_report(&self) -> CheckReport {
+        self.check.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// One server as the request path sees it.
@@ -185,6 +213,10 @@ pub enum ChangeError {
     NoSuchBackend,
     #[error("No such server.")]
     NoSuchServer,
+    #[error("No such table.")]
+    NoSuchTable,
+    #[error("Invalid address: '{0}'.")]
+    BadAddr(String),
 }
 
 /// Everything that outlives a single snapshot. Guarded by one mutex that
@@ -262,6 +294,44 @@ impl Runtime {
         let snapshot = build::build(&mut p, Arc::new(config))?;
         self.current.store(Arc::new(snapshot));
         Ok(())
+    }
+
+    /// Apply one change and swap in a new snapshot: the single place server
+    /// state changes (runtime socket, admin API, health checks all come here).
+    pub fn apply(&self, command: &Command) -> Result<(), ChangeError> {
+        let change: Box<dyn FnOnce(&mut ServerState)> = match command {
+            Command::SetWeight { weight, .. } => {
+                let w = (*weight).min(256);
+                Box::new(move |s| s.weight = w)
+            }
+            Command::SetAdminState { state, .. } => {
+                let st = *state;
+                Box::new(move |s| s.admin = st)
+            }
+            Command::SetOpState { state, .. } => {
+                let st = *state;
+                Box::new(move |s| s.op = st)
+            }
+            Command::SetCheckEnabled { enabled, .. } => {
+                let on = *enabled;
+                Box::new(move |s| s.check_enabled = on)
+            }
+            Command::SetMaxconn { maxconn, .. } => {
+                let m = *maxconn;
+                Box::new(move |s| s.maxconn = Some(m))
+            }
+            Command::SetAddr { addr, port, .. } => {
+                let ip: std::net::IpAddr = addr.parse().map_err(|_| ChangeError::BadAddr(addr.clone()))?;
+                let port = *port;
+                Box::new(move |s| {
+                    let old = s.addr.map(|a| a.port()).unwrap_or(0);
+                    s.addr = Some(SocketAddr::new(ip, port.unwrap_or(old)));
+                })
+            }
+            Command::ClearTable { .. } => return Err(ChangeError::NoSuchTable),
+        };
+        let server = command.server().ok_or(ChangeError::NoSuchServer)?;
+        self.set_server(&server.backend, &server.server, change).map(drop)
     }
 
     /// Change one server's state and swap in a new snapshot.

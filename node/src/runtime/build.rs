@@ -96,6 +96,9 @@ fn build_backend(
             },
             op: OpState::Up,
             weight: server.weight_or_default(),
+            check_enabled: server.check,
+            maxconn: None,
+            addr: None,
         });
         let written = (server.addr.host.clone(), server.addr.port);
         let addr = match p.addrs.get(&written) {
@@ -115,9 +118,9 @@ fn build_backend(
         };
         servers.push(ServerRt {
             name: server.name.clone().into(),
-            addr,
+            addr: state.addr.unwrap_or(addr),
             backup: server.backup,
-            maxconn: server.maxconn,
+            maxconn: state.maxconn.or(server.maxconn),
             maxqueue: server.maxqueue,
             config_weight: server.weight_or_default(),
             state,

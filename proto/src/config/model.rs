@@ -131,6 +131,12 @@ pub struct Proxy {
     pub cookie: Option<CookieConfig>,
     /// `http-check expect ...` rules.
     pub http_check_expect: Vec<HttpCheckExpect>,
+    /// `http-check send ...` (HAProxy 2.x); overrides parts of `option httpchk`.
+    pub http_check_send: Option<HttpCheckSend>,
+    /// `stick-table ...` declared in this proxy.
+    pub stick_table: Option<StickTable>,
+    /// `stick on|match|store-request ...` rules, in order.
+    pub stick_rules: Vec<StickRule>,
     /// `external-check command` (with `option external-check`).
     pub external_check_command: Option<String>,
     /// `external-check path` (PATH for the command).
@@ -161,6 +167,9 @@ impl Proxy {
             options: Options::default(),
             cookie: None,
             http_check_expect: Vec::new(),
+            http_check_send: None,
+            stick_table: None,
+            stick_rules: Vec::new(),
             external_check_command: None,
             external_check_path: None,
             stats: StatsPage::default(),
@@ -375,6 +384,32 @@ pub struct Server {
     pub slowstart: Option<Duration>,
     /// `port N`: health-check port, when it differs from the traffic port.
     pub check_port: Option<u16>,
+    /// `observe layer4|layer7`: passive health from real traffic.
+    pub observe: Option<Observe>,
+    /// `error-limit N` (default 10): errors in a row before `on-error` acts.
+    pub error_limit: Option<u32>,
+    /// `on-error fastinter|fail-check|sudden-death|mark-down`.
+    pub on_error: Option<OnError>,
+    /// `on-marked-down shutdown-sessions`.
+    pub on_marked_down_shutdown: bool,
+}
+
+/// What `observe` watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Observe {
+    /// Connection failures.
+    Layer4,
+    /// Connection failures, invalid responses and 5xx statuses (except 501/505).
+    Layer7,
+}
+
+/// `on-error` action once `error-limit` is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnError {
+    FastInter,
+    FailCheck,
+    SuddenDeath,
+    MarkDown,
 }
 
 impl Server {
@@ -397,6 +432,10 @@ impl Server {
             cookie: None,
             slowstart: None,
             check_port: None,
+            observe: None,
+            error_limit: None,
+            on_error: None,
+            on_marked_down_shutdown: false,
         }
     }
     /// Effective weight (HAProxy's default is 1).
@@ -539,4 +578,67 @@ pub struct StatsPage {
     /// `stats admin if|unless COND`.
     pub admin: Option<Condition>,
     pub hide_version: bool,
+}
+
+/// `http-check send [meth M] [uri U] [ver V] [hdr NAME VALUE]... [body STRING]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HttpCheckSend {
+    pub method: Option<String>,
+    pub uri: Option<String>,
+    pub version: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+/// Key type of a stick table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StickKeyType {
+    Ip,
+    Ipv6,
+    Integer,
+    /// `string [len N]` (HAProxy's default len is 32).
+    String { len: u32 },
+}
+
+/// `stick-table type T [len N] size N [expire T] [store ...]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StickTable {
+    pub key: StickKeyType,
+    /// Maximum entries; a full table evicts its oldest entries.
+    pub size: u64,
+    pub expire: Option<Duration>,
+    /// `store` data types as written (server_id is always stored).
+    pub store: Vec<String>,
+}
+
+/// What a stick rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StickAction {
+    /// `stick on`: match, and store after the server is chosen.
+    On,
+    /// `stick match`: only look up.
+    Match,
+    /// `stick store-request`: only store.
+    StoreRequest,
+}
+
+/// The request sample a stick rule keys on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StickPattern {
+    /// `src`
+    Src,
+    /// `req.cook(NAME)` / `cookie(NAME)`
+    ReqCookie(String),
+    /// `req.hdr(NAME)` / `hdr(NAME)`; name kept lowercase.
+    ReqHdr(String),
+}
+
+/// `stick on|match|store-request PATTERN [table NAME] [if|unless COND]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StickRule {
+    pub action: StickAction,
+    pub pattern: StickPattern,
+    /// Table in another proxy; `None` means this proxy's own table.
+    pub table: Option<String>,
+    pub cond: Option<Condition>,
 }
