@@ -116,6 +116,16 @@ async fn handle(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
         return errors::response(503);
     };
     frontend.counters.requests.fetch_add(1, Relaxed);
+    if let Some(stats) = &frontend.stats {
+        if req
+            .uri()
+            .path_and_query()
+            .is_some_and(|p| p.as_str().starts_with(stats.uri.as_str()))
+        {
+            drop(snapshot);
+            return crate::stats_page::serve(req, &ctx.runtime, &frontend, ctx.peer).await;
+        }
+    }
     let route = frontend.router.route(&HttpSamples {
         req: &req,
         src: ctx.peer.ip(),

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acl;
+pub mod api;
 pub mod balance;
 pub mod dispatch;
 pub mod health;
@@ -14,6 +15,8 @@ pub mod http;
 pub mod listener;
 pub mod log;
 pub mod node;
+pub mod persist;
 pub mod pool;
 pub mod runtime;
+pub mod stats_page;
 pub mod tcp;

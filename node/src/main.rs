@@ -35,6 +35,12 @@ enum Command {
         /// Seconds to wait for in-flight connections on SIGTERM.
         #[arg(long, default_value_t = 10)]
         grace: u64,
+        /// Serve the admin HTTP API (JSON, /metrics, /live, /ready) on this address.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+        /// File holding the admin API bearer token (else env SHOAL_ADMIN_TOKEN).
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
     },
 }
 
@@ -46,11 +52,29 @@ fn main() -> ExitCode {
             file,
             access_log,
             grace,
-        } => run(RunOptions {
-            config: file,
-            access_log,
-            grace: Duration::from_secs(grace),
-        }),
+            admin,
+            admin_token_file,
+        } => {
+            let admin_token = match admin_token_file {
+                Some(path) => match std::fs::read_to_string(&path) {
+                    Ok(t) => Some(t.trim().to_string()),
+                    Err(e) => {
+                        eprintln!("shoal: cannot read {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                },
+                None => std::env::var("SHOAL_ADMIN_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty()),
+            };
+            run(RunOptions {
+                config: file,
+                access_log,
+                grace: Duration::from_secs(grace),
+                admin,
+                admin_token,
+            })
+        }
     }
 }
 

@@ -22,6 +22,10 @@ pub struct RunOptions {
     pub access_log: Option<PathBuf>,
     /// Longest wait for in-flight connections on SIGTERM.
     pub grace: Duration,
+    /// Address of the admin HTTP API (`--admin`), if any.
+    pub admin: Option<SocketAddr>,
+    /// Bearer token for the admin API (`SHOAL_ADMIN_TOKEN` or `--admin-token-file`).
+    pub admin_token: Option<String>,
 }
 
 /// Read and parse a config file; errors come back as `FILE:LINE: message` lines.
@@ -74,6 +78,25 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         bail!(first);
     }
     node.checks = health::start(&runtime, &parsed.config);
+    let _sockets = crate::api::socket::start(runtime.clone(), &parsed.config)
+        .await
+        .context("opening stats socket")?;
+    let _admin = match node.opts.admin {
+        Some(addr) => {
+            if node.opts.admin_token.is_none() && !addr.ip().is_loopback() {
+                bail!("the admin API on a non-loopback address needs a token (SHOAL_ADMIN_TOKEN or --admin-token-file)");
+            }
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("admin API on {addr}"))?;
+            println!("[NOTICE] admin API listening on {}", listener.local_addr()?);
+            Some(
+                crate::api::admin::start(listener, runtime.clone(), node.opts.admin_token.clone())
+                    .await?,
+            )
+        }
+        None => None,
+    };
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;

@@ -17,6 +17,7 @@ pub use counters::{ProxyCounters, ServerCounters, StatusClass};
 
 use crate::acl::Router;
 use crate::balance::Balancer;
+use crate::persist::StickTable;
 use crate::pool::Pool;
 use arc_swap::ArcSwap;
 use shoal_proto::command::Command;
@@ -80,7 +81,8 @@ pub struct ServerShared {
 impl ServerShared {
     /// End every session currently open on this server.
     pub fn shutdown_sessions(&self) {
-        self.kill_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.kill_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.kill.notify_waiters();
     }
     /// A copy of the last check result.
@@ -167,6 +169,18 @@ pub struct FrontendRt {
     pub counters: Arc<ProxyCounters>,
     /// Frontend `maxconn`, shared by all its listeners.
     pub conn_limit: Option<Arc<Semaphore>>,
+    /// The stats page, when `stats enable` is set on this HTTP frontend.
+    pub stats: Option<StatsRt>,
+}
+
+/// A frontend's stats page settings, compiled.
+#[derive(Debug)]
+pub struct StatsRt {
+    /// URI prefix that serves the page (`stats uri`, default `/haproxy?stats`).
+    pub uri: String,
+    pub config: shoal_proto::config::StatsPage,
+    /// `stats admin if COND`: requests for which admin controls are allowed.
+    pub admin: Option<crate::acl::CompiledCond>,
 }
 
 /// An immutable view of the whole routing state.
@@ -179,6 +193,8 @@ pub struct Snapshot {
     pub backend_by_name: HashMap<Box<str>, usize>,
     /// Global `maxconn`.
     pub global_limit: Option<Arc<Semaphore>>,
+    /// Stick tables, by the name of the proxy that declares them.
+    pub tables: HashMap<Box<str>, Arc<StickTable>>,
 }
 
 impl Snapshot {
@@ -232,6 +248,7 @@ struct Persistent {
     /// Resolved server addresses by `host:port` as written, so that state
     /// changes never wait on DNS; a reload re-resolves.
     addrs: HashMap<(String, Option<u16>), SocketAddr>,
+    tables: HashMap<String, Arc<StickTable>>,
 }
 
 /// Owner of the routing snapshot and of all server state.
@@ -321,17 +338,28 @@ impl Runtime {
                 Box::new(move |s| s.maxconn = Some(m))
             }
             Command::SetAddr { addr, port, .. } => {
-                let ip: std::net::IpAddr = addr.parse().map_err(|_| ChangeError::BadAddr(addr.clone()))?;
+                let ip: std::net::IpAddr = addr
+                    .parse()
+                    .map_err(|_| ChangeError::BadAddr(addr.clone()))?;
                 let port = *port;
                 Box::new(move |s| {
                     let old = s.addr.map(|a| a.port()).unwrap_or(0);
                     s.addr = Some(SocketAddr::new(ip, port.unwrap_or(old)));
                 })
             }
-            Command::ClearTable { .. } => return Err(ChangeError::NoSuchTable),
+            Command::ClearTable { table, key } => {
+                let snapshot = self.snapshot();
+                let t = snapshot
+                    .tables
+                    .get(table.as_str())
+                    .ok_or(ChangeError::NoSuchTable)?;
+                t.clear(key.as_deref());
+                return Ok(());
+            }
         };
         let server = command.server().ok_or(ChangeError::NoSuchServer)?;
-        self.set_server(&server.backend, &server.server, change).map(drop)
+        self.set_server(&server.backend, &server.server, change)
+            .map(drop)
     }
 
     /// Change one server's state and swap in a new snapshot.

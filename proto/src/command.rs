@@ -53,7 +53,10 @@ impl ServerRef {
         if backend.is_empty() || server.is_empty() || server.contains('/') {
             return None;
         }
-        Some(ServerRef { backend: backend.to_string(), server: server.to_string() })
+        Some(ServerRef {
+            backend: backend.to_string(),
+            server: server.to_string(),
+        })
     }
 }
 
@@ -69,14 +72,21 @@ pub enum Command {
     /// `set weight B/S N` / `set server B/S weight N` (absolute, 0..=256).
     SetWeight { server: ServerRef, weight: u32 },
     /// `set server B/S state ready|drain|maint`, `enable|disable server`.
-    SetAdminState { server: ServerRef, state: AdminState },
+    SetAdminState {
+        server: ServerRef,
+        state: AdminState,
+    },
     /// `set server B/S health up|down|stopping`, and a health check's
     /// verdict (the health path).
     SetOpState { server: ServerRef, state: OpState },
     /// `enable|disable health B/S`: run or pause the server's checks.
     SetCheckEnabled { server: ServerRef, enabled: bool },
     /// `set server B/S addr ADDR [port PORT]`.
-    SetAddr { server: ServerRef, addr: String, port: Option<u16> },
+    SetAddr {
+        server: ServerRef,
+        addr: String,
+        port: Option<u16>,
+    },
     /// `set maxconn server B/S N` (0 = unlimited).
     SetMaxconn { server: ServerRef, maxconn: u32 },
     /// `clear table NAME [key K]`.

@@ -7,6 +7,7 @@ use super::{
 use crate::acl::Router;
 use crate::balance::{Balancer, Slot};
 use crate::log::LogFormat;
+use crate::persist::StickTable;
 use shoal_proto::config::{Config, Proxy};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -53,6 +54,7 @@ pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot,
             log,
             counters,
             conn_limit,
+            stats: stats_page(proxy)?,
         }));
     }
     let global_limit = config.global.maxconn.map(|max| limit(p, "global", max));
@@ -65,6 +67,36 @@ pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot,
         backend_by_name,
         global_limit,
     })
+}
+
+/// The stats page of an HTTP frontend with `stats enable` (or any other
+/// `stats` line, which HAProxy treats as enabling it).
+fn stats_page(proxy: &Proxy) -> Result<Option<super::StatsRt>, BuildError> {
+    let page = &proxy.stats;
+    let enabled =
+        page.enabled || page.uri.is_some() || !page.auth.is_empty() || page.admin.is_some();
+    if !enabled || proxy.mode != shoal_proto::config::Mode::Http {
+        return Ok(None);
+    }
+    let admin = match &page.admin {
+        Some(cond) => Some(
+            crate::acl::CompiledCond::compile(cond, &proxy.acls).map_err(|e| {
+                BuildError::Rules {
+                    frontend: proxy.name.clone(),
+                    reason: e.to_string(),
+                }
+            })?,
+        ),
+        None => None,
+    };
+    Ok(Some(super::StatsRt {
+        uri: page
+            .uri
+            .clone()
+            .unwrap_or_else(|| "/haproxy?stats".to_string()),
+        config: page.clone(),
+        admin,
+    }))
 }
 
 /// A connection limit that keeps its semaphore while its size is unchanged,

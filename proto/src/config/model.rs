@@ -597,7 +597,9 @@ pub enum StickKeyType {
     Ipv6,
     Integer,
     /// `string [len N]` (HAProxy's default len is 32).
-    String { len: u32 },
+    String {
+        len: u32,
+    },
 }
 
 /// `stick-table type T [len N] size N [expire T] [store ...]`.
