@@ -58,6 +58,19 @@ pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot,
         }));
     }
     let global_limit = config.global.maxconn.map(|max| limit(p, "global", max));
+    let mut tables = HashMap::new();
+    for proxy in &config.proxies {
+        let Some(def) = &proxy.stick_table else {
+            continue;
+        };
+        let table = match p.tables.get(&proxy.name) {
+            // Keep the entries while the definition is unchanged.
+            Some(t) if t.config == *def => t.clone(),
+            _ => Arc::new(StickTable::new(&proxy.name, def.clone())),
+        };
+        p.tables.insert(proxy.name.clone(), table.clone());
+        tables.insert(proxy.name.clone().into_boxed_str(), table);
+    }
     p.config = config.clone();
     Ok(Snapshot {
         config,
@@ -66,6 +79,7 @@ pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot,
         frontend_by_name,
         backend_by_name,
         global_limit,
+        tables,
     })
 }
 
