@@ -91,7 +91,29 @@ pub async fn claim(
     key: Option<&[u8]>,
     avoid: Option<usize>,
 ) -> Result<Claim, DispatchError> {
-    if let Some(claim) = try_claim(backend, key, avoid)? {
+    claim_with(backend, || try_claim(backend, key, avoid)).await
+}
+
+/// Take a slot on one given server (persistence), queueing while it is full.
+pub async fn claim_server(backend: &Arc<BackendRt>, server: usize) -> Result<Claim, DispatchError> {
+    claim_with(backend, || {
+        let s = &backend.servers[server];
+        Ok(s.shared.counters.try_acquire(s.maxconn).then(|| Claim {
+            backend: backend.clone(),
+            server,
+            queued: Duration::ZERO,
+        }))
+    })
+    .await
+}
+
+/// Run `attempt` until it yields a claim, waiting in the backend queue
+/// between attempts for at most `timeout queue`.
+async fn claim_with(
+    backend: &Arc<BackendRt>,
+    attempt: impl Fn() -> Result<Option<Claim>, DispatchError>,
+) -> Result<Claim, DispatchError> {
+    if let Some(claim) = attempt()? {
         return Ok(claim);
     }
     let queue = &backend.queue;
@@ -114,7 +136,7 @@ pub async fn claim(
         tokio::pin!(notified);
         // Register before looking again so a slot freed in between wakes us.
         notified.as_mut().enable();
-        if let Some(mut claim) = try_claim(backend, key, avoid)? {
+        if let Some(mut claim) = attempt()? {
             claim.queued = started.elapsed();
             return Ok(claim);
         }

@@ -3,6 +3,7 @@
 //! Upgrade tunnels (WebSocket), and HAProxy-style error responses.
 
 mod body;
+pub mod cookie;
 mod errors;
 mod samples;
 
@@ -10,15 +11,19 @@ pub use body::ProxyBody;
 pub use samples::{hash_key, query_param, HttpSamples};
 
 use crate::dispatch::{self, Claim, DispatchError};
+use crate::persist::{self, Sticky};
 use crate::pool::Sender;
 use crate::runtime::{BackendRt, FrontendRt, Runtime};
 use body::{Finish, LogCtx};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, CONNECTION, UPGRADE};
+use hyper::header::{
+    HeaderName, HeaderValue, CACHE_CONTROL, CONNECTION, COOKIE, SET_COOKIE, UPGRADE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use shoal_proto::config::{CookieConfig, CookieMode};
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -160,7 +165,22 @@ async fn forward(
 ) -> Result<Response<ProxyBody>, u16> {
     let mut key_buf = [0u8; 16];
     let key = hash_key(&backend.balance, &req, ctx.peer.ip(), &mut key_buf);
-    let claim = dispatch::claim(backend, key, None).await.map_err(|e| {
+    let persistent = backend.cookie.is_some() || !backend.stick.is_empty();
+    let sticky = if persistent {
+        let samples = HttpSamples {
+            req: &req,
+            src: ctx.peer.ip(),
+            dst_port: ctx.local.port(),
+        };
+        persist::lookup(backend, &samples)
+    } else {
+        Sticky::default()
+    };
+    let claimed = match sticky.server {
+        Some(server) => dispatch::claim_server(backend, server).await,
+        None => dispatch::claim(backend, key, None).await,
+    };
+    let claim = claimed.map_err(|e| {
         if matches!(
             e,
             DispatchError::NoServer | DispatchError::QueueFull | DispatchError::QueueTimeout
@@ -186,6 +206,17 @@ async fn forward(
         }
     };
     let t_connect = start.elapsed();
+    if !backend.stick.is_empty() {
+        let samples = HttpSamples {
+            req: &req,
+            src: ctx.peer.ip(),
+            dst_port: ctx.local.port(),
+        };
+        persist::store(backend, &samples, claim.server_index());
+    }
+    if let Some(cfg) = &backend.cookie {
+        cookie_for_server(req.headers_mut(), cfg);
+    }
 
     prepare_request(
         &mut req,
@@ -259,6 +290,15 @@ async fn forward(
     let close = frontend.httpclose || backend.httpclose;
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    if let Some(cfg) = &backend.cookie {
+        let client_has_it = sticky.cookie_server == Some(claim.server_index());
+        cookie_for_client(
+            &mut parts.headers,
+            cfg,
+            &claim.server().cookie,
+            client_has_it,
+        );
+    }
     if close {
         parts
             .headers
@@ -275,12 +315,14 @@ async fn forward(
         retries: retried,
         request_line,
     });
+    let generation = claim.server().shared.kill_generation.load(Relaxed);
     let finish = Finish {
         sender: (!close).then_some(sender),
         claim,
         frontend: frontend.clone(),
         bytes: 0,
         log,
+        generation,
     };
     Ok(Response::from_parts(
         parts,
@@ -303,6 +345,81 @@ async fn connect(
         let _ = conn.with_upgrades().await;
     });
     Ok((sender, claim))
+}
+
+/// Hide or unprefix the persistence cookie before the server sees it.
+fn cookie_for_server(headers: &mut hyper::HeaderMap, cfg: &CookieConfig) {
+    let rewritten: Vec<Option<String>> = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(|v| cookie::for_server(v.to_str().unwrap_or(""), cfg))
+        .collect();
+    // Most requests carry no persistence cookie: leave their headers alone.
+    if rewritten.iter().all(Option::is_none) {
+        return;
+    }
+    let originals: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
+    headers.remove(COOKIE);
+    for (original, new) in originals.into_iter().zip(rewritten) {
+        let value = match new {
+            None => Some(original),
+            Some(text) if text.is_empty() => None,
+            Some(text) => HeaderValue::from_str(&text).ok(),
+        };
+        if let Some(v) = value {
+            headers.append(COOKIE, v);
+        }
+    }
+}
+
+/// Insert, rewrite or prefix the persistence cookie in a response.
+fn cookie_for_client(
+    headers: &mut hyper::HeaderMap,
+    cfg: &CookieConfig,
+    server_cookie: &str,
+    client_has_it: bool,
+) {
+    match cfg.mode {
+        CookieMode::Insert => {
+            let server_sets_it = cfg.preserve
+                && headers
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .any(|v| cookie::sets(v.to_str().unwrap_or(""), &cfg.name));
+            if (cfg.indirect && client_has_it) || server_sets_it {
+                return;
+            }
+            if let Ok(v) = HeaderValue::from_str(&cookie::inserted(cfg, server_cookie)) {
+                headers.append(SET_COOKIE, v);
+            }
+            if cfg.nocache {
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+            }
+        }
+        CookieMode::Rewrite | CookieMode::Prefix => {
+            let values: Vec<String> = headers
+                .get_all(SET_COOKIE)
+                .iter()
+                .map(|v| {
+                    let text = v.to_str().unwrap_or("");
+                    cookie::rewrite_response(text, cfg, server_cookie)
+                        .unwrap_or_else(|| text.to_string())
+                })
+                .collect();
+            if values.is_empty() {
+                return;
+            }
+            headers.remove(SET_COOKIE);
+            for value in values {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.append(SET_COOKIE, v);
+                }
+            }
+            if cfg.nocache {
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+            }
+        }
+    }
 }
 
 /// Headers that describe one hop and must not be forwarded.

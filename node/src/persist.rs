@@ -9,7 +9,11 @@
 //! reloads while their definition is unchanged; a later issue replicates
 //! them across the cluster.
 
-use shoal_proto::config::{StickKeyType, StickTable as StickTableConfig};
+use crate::acl::Samples;
+use crate::runtime::{AdminState, BackendRt};
+use shoal_proto::config::{
+    StickAction, StickKeyType, StickPattern, StickTable as StickTableConfig,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -264,5 +268,108 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(t.lookup("a"), None);
         assert_eq!(t.used(), 0);
+    }
+}
+
+/// What persistence decided for one request or connection.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sticky {
+    /// The server the request must go to, if persistence names a usable one.
+    pub server: Option<usize>,
+    /// The server the client's persistence cookie names (even if unusable);
+    /// `indirect` uses it to avoid re-sending a cookie the client has.
+    pub cookie_server: Option<usize>,
+}
+
+/// Look up cookie and stick-table persistence for a request (HAProxy's
+/// order: cookie first, then `stick match`/`stick on` rules in order).
+/// A server that is DOWN or in maintenance is ignored, so the request is
+/// balanced again (HAProxy's default); with `option persist` a DOWN (but not
+/// MAINT) server is still used. Draining servers keep persistent traffic.
+pub fn lookup(backend: &BackendRt, samples: &dyn Samples) -> Sticky {
+    let mut sticky = Sticky::default();
+    let allowed = |i: usize| {
+        let s = &backend.servers[i];
+        s.reachable() || (backend.persist && s.state.admin != AdminState::Maint)
+    };
+    if let Some(cookie) = &backend.cookie {
+        let mut found = None;
+        samples.any_header("cookie", &mut |header| {
+            found = crate::http::cookie::find(header, &cookie.name)
+                .map(|v| crate::http::cookie::server_part(cookie.mode, v))
+                .and_then(|v| backend.server_by_cookie(v));
+            found.is_some()
+        });
+        sticky.cookie_server = found;
+        if let Some(i) = found.filter(|&i| allowed(i)) {
+            sticky.server = Some(i);
+            return sticky;
+        }
+    }
+    for rule in backend
+        .stick
+        .iter()
+        .filter(|r| r.action != StickAction::StoreRequest)
+    {
+        if !rule.cond.as_ref().is_none_or(|c| c.eval(samples)) {
+            continue;
+        }
+        let Some(key) = key_of(&rule.pattern, samples) else {
+            continue;
+        };
+        let Some(name) = rule.table.lookup(&key) else {
+            continue;
+        };
+        if let Some(i) = backend.server_by_name(&name).filter(|&i| allowed(i)) {
+            sticky.server = Some(i);
+            return sticky;
+        }
+    }
+    sticky
+}
+
+/// Record the chosen server in the tables of `stick on` and
+/// `stick store-request` rules.
+pub fn store(backend: &BackendRt, samples: &dyn Samples, server: usize) {
+    for rule in backend
+        .stick
+        .iter()
+        .filter(|r| r.action != StickAction::Match)
+    {
+        if !rule.cond.as_ref().is_none_or(|c| c.eval(samples)) {
+            continue;
+        }
+        if let Some(key) = key_of(&rule.pattern, samples) {
+            rule.table
+                .store(&key, &backend.servers[server].name, server + 1);
+        }
+    }
+}
+
+/// The table key a pattern extracts, as text.
+fn key_of(pattern: &StickPattern, samples: &dyn Samples) -> Option<String> {
+    match pattern {
+        StickPattern::Src => samples.src().map(|ip| match ip {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(v6.to_string(), |v4| v4.to_string()),
+            v4 => v4.to_string(),
+        }),
+        StickPattern::ReqHdr(name) => {
+            let mut value = None;
+            samples.any_header(name, &mut |v| {
+                value = Some(v.to_string());
+                true
+            });
+            value
+        }
+        StickPattern::ReqCookie(name) => {
+            let mut value = None;
+            samples.any_header("cookie", &mut |h| {
+                value = crate::http::cookie::find(h, name).map(str::to_string);
+                value.is_some()
+            });
+            value
+        }
     }
 }

@@ -102,6 +102,8 @@ pub struct ServerRt {
     pub maxconn: Option<u32>,
     pub maxqueue: Option<u32>,
     pub config_weight: u32,
+    /// Persistence cookie value (`cookie` on the server line, else its name).
+    pub cookie: Box<str>,
     pub state: ServerState,
     pub shared: Arc<ServerShared>,
 }
@@ -112,6 +114,11 @@ impl ServerRt {
         self.state.admin == AdminState::Ready
             && self.state.op == OpState::Up
             && self.state.weight > 0
+    }
+    /// May take persistent traffic (a cookie or stick entry naming it):
+    /// draining and stopping servers still do, as in HAProxy.
+    pub fn reachable(&self) -> bool {
+        self.state.admin != AdminState::Maint && self.state.op != OpState::Down
     }
     /// True when the server has reached its `maxconn`.
     pub fn is_full(&self) -> bool {
@@ -152,6 +159,32 @@ pub struct BackendRt {
     pub maxqueue: Option<usize>,
     pub counters: Arc<ProxyCounters>,
     pub queue: Arc<Queue>,
+    /// `cookie NAME ...` persistence.
+    pub cookie: Option<shoal_proto::config::CookieConfig>,
+    /// `option persist`: a cookie naming a DOWN server still sends there.
+    pub persist: bool,
+    /// `stick ...` rules, compiled, in order.
+    pub stick: Vec<StickRt>,
+}
+
+impl BackendRt {
+    /// The index of the server whose persistence cookie value is `value`.
+    pub fn server_by_cookie(&self, value: &str) -> Option<usize> {
+        self.servers.iter().position(|s| &*s.cookie == value)
+    }
+    /// The index of the server called `name`.
+    pub fn server_by_name(&self, name: &str) -> Option<usize> {
+        self.servers.iter().position(|s| &*s.name == name)
+    }
+}
+
+/// One `stick on|match|store-request` rule, ready to run.
+#[derive(Debug)]
+pub struct StickRt {
+    pub action: shoal_proto::config::StickAction,
+    pub pattern: shoal_proto::config::StickPattern,
+    pub table: Arc<StickTable>,
+    pub cond: Option<crate::acl::CompiledCond>,
 }
 
 /// Frontend settings, ready for the request path.

@@ -96,7 +96,16 @@ pub async fn serve(
         }
         _ => None,
     };
-    let result = match dispatch::claim(&backend, key, None).await {
+    let sticky = if backend.stick.is_empty() {
+        crate::persist::Sticky::default()
+    } else {
+        crate::persist::lookup(&backend, &samples)
+    };
+    let claimed = match sticky.server {
+        Some(server) => dispatch::claim_server(&backend, server).await,
+        None => dispatch::claim(&backend, key, None).await,
+    };
+    let result = match claimed {
         Ok(claim) => dispatch::connect(claim, key, local.port()).await,
         Err(e) => Err(e),
     };
@@ -126,7 +135,27 @@ pub async fn serve(
         }
     };
     let timeouts = merge(&frontend.timeouts, &backend.timeouts);
-    let (up, down, termination) = pump(client, server_stream, &timeouts).await;
+    if !backend.stick.is_empty() {
+        crate::persist::store(&backend, &samples, claim.server_index());
+    }
+    let kill = &claim.server().shared;
+    let generation = kill.kill_generation.load(Relaxed);
+    let killed = async {
+        loop {
+            let notified = kill.kill.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if kill.kill_generation.load(Relaxed) != generation {
+                return;
+            }
+            notified.await;
+        }
+    };
+    let (up, down, termination) = tokio::select! {
+        r = pump(client, server_stream, &timeouts) => r,
+        // `shutdown sessions server` / `on-marked-down shutdown-sessions`.
+        () = killed => (0, 0, "KD"),
+    };
     let server = claim.server();
     server.shared.counters.bytes_in.fetch_add(up, Relaxed);
     server.shared.counters.bytes_out.fetch_add(down, Relaxed);

@@ -45,6 +45,9 @@ pub struct LogCtx {
 }
 
 /// What to do when the server's body has been sent (or abandoned).
+/// Errors a client-bound body can end with.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
 pub struct Finish {
     /// The server connection, to pool after a complete exchange (`None`
     /// for `option httpclose` and upgraded connections).
@@ -53,6 +56,8 @@ pub struct Finish {
     pub frontend: Arc<FrontendRt>,
     pub bytes: u64,
     pub log: Option<LogCtx>,
+    /// The server's kill generation when the request started.
+    pub generation: u64,
 }
 
 impl Finish {
@@ -141,15 +146,25 @@ impl Drop for ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match &mut self.kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Upstream { inner, finish } => {
+                // `shutdown sessions server`: abort responses still streaming.
+                if let Some(f) = finish.as_ref() {
+                    let shared = &f.claim.server().shared;
+                    if shared.kill_generation.load(Relaxed) != f.generation {
+                        if let Some(f) = finish.take() {
+                            f.done(false);
+                        }
+                        return Poll::Ready(Some(Err("session killed by an operator".into())));
+                    }
+                }
                 let polled = Pin::new(&mut *inner).poll_frame(cx);
                 match &polled {
                     Poll::Ready(Some(Ok(frame))) => {
@@ -176,7 +191,7 @@ impl Body for ProxyBody {
                     }
                     Poll::Pending => {}
                 }
-                polled
+                polled.map(|o| o.map(|r| r.map_err(Into::into)))
             }
         }
     }

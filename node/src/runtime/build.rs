@@ -2,7 +2,7 @@
 
 use super::{
     server_key, AdminState, BackendRt, BuildError, FrontendRt, OpState, Persistent, Queue,
-    ServerRt, ServerState, Snapshot,
+    ServerRt, ServerState, Snapshot, StickRt,
 };
 use crate::acl::Router;
 use crate::balance::{Balancer, Slot};
@@ -18,10 +18,23 @@ use tokio::sync::Semaphore;
 /// counters of vanished ones (a later reload may bring them back).
 pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot, BuildError> {
     let global_timeouts = config.global.timeouts;
+    let mut tables = HashMap::new();
+    for proxy in &config.proxies {
+        let Some(def) = &proxy.stick_table else {
+            continue;
+        };
+        let table = match p.tables.get(&proxy.name) {
+            // Keep the entries while the definition is unchanged.
+            Some(t) if t.config == *def => t.clone(),
+            _ => Arc::new(StickTable::new(&proxy.name, def.clone())),
+        };
+        p.tables.insert(proxy.name.clone(), table.clone());
+        tables.insert(proxy.name.clone().into_boxed_str(), table);
+    }
     let mut backends = Vec::new();
     let mut backend_by_name = HashMap::new();
     for proxy in config.proxies.iter().filter(|x| x.kind.is_backend()) {
-        let backend = build_backend(p, proxy, &global_timeouts)?;
+        let backend = build_backend(p, proxy, &global_timeouts, &tables)?;
         backend_by_name.insert(proxy.name.clone().into_boxed_str(), backends.len());
         backends.push(Arc::new(backend));
     }
@@ -58,19 +71,6 @@ pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot,
         }));
     }
     let global_limit = config.global.maxconn.map(|max| limit(p, "global", max));
-    let mut tables = HashMap::new();
-    for proxy in &config.proxies {
-        let Some(def) = &proxy.stick_table else {
-            continue;
-        };
-        let table = match p.tables.get(&proxy.name) {
-            // Keep the entries while the definition is unchanged.
-            Some(t) if t.config == *def => t.clone(),
-            _ => Arc::new(StickTable::new(&proxy.name, def.clone())),
-        };
-        p.tables.insert(proxy.name.clone(), table.clone());
-        tables.insert(proxy.name.clone().into_boxed_str(), table);
-    }
     p.config = config.clone();
     Ok(Snapshot {
         config,
@@ -130,6 +130,7 @@ fn build_backend(
     p: &mut Persistent,
     proxy: &Proxy,
     global_timeouts: &shoal_proto::config::Timeouts,
+    tables: &HashMap<Box<str>, Arc<StickTable>>,
 ) -> Result<BackendRt, BuildError> {
     let mut servers = Vec::with_capacity(proxy.servers.len());
     for server in &proxy.servers {
@@ -169,6 +170,11 @@ fn build_backend(
             maxconn: state.maxconn.or(server.maxconn),
             maxqueue: server.maxqueue,
             config_weight: server.weight_or_default(),
+            cookie: server
+                .cookie
+                .clone()
+                .unwrap_or_else(|| server.name.clone())
+                .into(),
             state,
             shared: p.servers.entry(key).or_default().clone(),
         });
@@ -222,7 +228,48 @@ fn build_backend(
             .entry(key)
             .or_insert_with(|| Arc::new(Queue::default()))
             .clone(),
+        cookie: proxy
+            .cookie
+            .clone()
+            .filter(|_| proxy.mode == shoal_proto::config::Mode::Http),
+        persist: proxy.options.persist,
+        stick: stick_rules(proxy, tables)?,
     })
+}
+
+/// Compile a backend's stick rules against the tables they name.
+fn stick_rules(
+    proxy: &Proxy,
+    tables: &HashMap<Box<str>, Arc<StickTable>>,
+) -> Result<Vec<StickRt>, BuildError> {
+    let fail = |reason: String| BuildError::Rules {
+        frontend: proxy.name.clone(),
+        reason,
+    };
+    proxy
+        .stick_rules
+        .iter()
+        .map(|rule| {
+            let name = rule.table.as_deref().unwrap_or(&proxy.name);
+            let table = tables
+                .get(name)
+                .cloned()
+                .ok_or_else(|| fail(format!("stick table '{name}' does not exist")))?;
+            let cond = match &rule.cond {
+                Some(c) => Some(
+                    crate::acl::CompiledCond::compile(c, &proxy.acls)
+                        .map_err(|e| fail(e.to_string()))?,
+                ),
+                None => None,
+            };
+            Ok(StickRt {
+                action: rule.action,
+                pattern: rule.pattern.clone(),
+                table,
+                cond,
+            })
+        })
+        .collect()
 }
 
 /// Resolve a server address once, at build time (HAProxy resolves at boot).

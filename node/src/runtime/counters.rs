@@ -4,6 +4,7 @@
 //! need eventually consistent totals (as HAProxy's stats).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 /// HTTP response class, as in HAProxy's `hrsp_1xx` .. `hrsp_other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +122,8 @@ pub struct ProxyCounters {
     /// Requests that found no server (`503` before connect).
     pub no_server: AtomicU64,
     responses: [AtomicU64; 6],
+    /// Request latency (backends), read by `/metrics`.
+    pub latency: LatencyHistogram,
 }
 
 impl ProxyCounters {
@@ -141,5 +144,96 @@ impl ProxyCounters {
     /// Responses seen in a class.
     pub fn responses(&self, class: StatusClass) -> u64 {
         self.responses[class.index()].load(Relaxed)
+    }
+    /// Count one request's latency in the histogram (two relaxed atomic adds).
+    pub fn record_latency(&self, took: Duration) {
+        self.latency.record(took);
+    }
+}
+
+/// Upper bounds of the latency buckets, in microseconds (Prometheus'
+/// default buckets from 1 ms to 10 s); one more bucket holds the rest.
+pub const LATENCY_BOUNDS_US: [u64; 13] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000,
+];
+
+/// A fixed-bucket latency histogram: lock-free, no allocation per record.
+///
+/// Buckets hold plain (not cumulative) counts so that a record touches one
+/// bucket; readers accumulate at scrape time.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+/// A read of a [`LatencyHistogram`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyCounts {
+    /// [`LATENCY_BOUNDS_US`], so readers outside this module see the bounds.
+    pub bounds_us: &'static [u64],
+    /// Cumulative counts per bound of [`LATENCY_BOUNDS_US`], then `+Inf`.
+    pub cumulative: Vec<u64>,
+    /// Sum of all recorded latencies, in microseconds.
+    pub sum_us: u64,
+}
+
+impl LatencyCounts {
+    /// Number of recorded latencies.
+    pub fn count(&self) -> u64 {
+        self.cumulative.last().copied().unwrap_or(0)
+    }
+}
+
+impl LatencyHistogram {
+    /// Count one latency.
+    pub fn record(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let slot = LATENCY_BOUNDS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(LATENCY_BOUNDS_US.len());
+        self.buckets[slot].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// The counts now, cumulative as Prometheus expects.
+    pub fn read(&self) -> LatencyCounts {
+        let mut total = 0u64;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                total = total.saturating_add(b.load(Relaxed));
+                total
+            })
+            .collect();
+        LatencyCounts {
+            bounds_us: &LATENCY_BOUNDS_US,
+            cumulative,
+            sum_us: self.sum_us.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = LatencyHistogram::default();
+        h.record(Duration::from_micros(500)); // <= 1 ms
+        h.record(Duration::from_millis(1)); // bound is inclusive
+        h.record(Duration::from_millis(30)); // <= 50 ms
+        h.record(Duration::from_secs(60)); // +Inf only
+        let c = h.read();
+        assert_eq!(c.cumulative[0], 2);
+        assert_eq!(c.cumulative[4], 2); // 25 ms
+        assert_eq!(c.cumulative[5], 3); // 50 ms
+        assert_eq!(c.cumulative[12], 3); // 10 s
+        assert_eq!(c.count(), 4);
+        assert_eq!(c.sum_us, 500 + 1_000 + 30_000 + 60_000_000);
     }
 }

@@ -10,6 +10,7 @@
 //! | `/delay/MS`               | sleeps MS milliseconds, then answers as usual       |
 //! | `/status/NNN`             | answers with status NNN (400 if NNN is invalid)     |
 //! | `/echo-headers`           | body = request headers, `name: value` one per line  |
+//! | `/set-cookie/NAME=VALUE`  | as usual, plus `Set-Cookie: NAME=VALUE; Path=/`     |
 //! | any `Upgrade:` request    | `101 Switching Protocols`, then echoes every byte   |
 
 use std::convert::Infallible;
@@ -126,6 +127,12 @@ async fn handle(
             text.push('\n');
         }
         state.reply(StatusCode::OK, Bytes::from(text))
+    } else if let Some(cookie) = path.strip_prefix("/set-cookie/") {
+        let mut resp = state.reply(StatusCode::OK, state.body.clone());
+        if let Ok(v) = HeaderValue::from_str(&format!("{cookie}; Path=/")) {
+            resp.headers_mut().append(hyper::header::SET_COOKIE, v);
+        }
+        resp
     } else if let Some(code) = path.strip_prefix("/status/") {
         match code
             .parse::<u16>()

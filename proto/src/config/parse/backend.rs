@@ -4,7 +4,9 @@
 use super::keywords;
 use super::state::ProxyState;
 use super::{acl, Diags};
-use crate::config::{Balance, CookieConfig, CookieMode, ExpectKind, HashType, HttpCheckExpect};
+use crate::config::{
+    Balance, CookieConfig, CookieMode, ExpectKind, HashType, HttpCheckExpect, HttpCheckSend,
+};
 
 pub(super) fn balance(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
     let Some(algo) = d.need(
@@ -221,8 +223,9 @@ pub(super) fn cookie(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[Stri
 pub(super) fn http_check(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
     match d.need(no, args, 1, "an action such as 'expect'") {
         Some("expect") => {}
+        Some("send") => return http_check_send(d, st, no, args.get(2..).unwrap_or_default()),
         Some(
-            sub @ ("send" | "connect" | "disable-on-404" | "send-state" | "comment" | "set-var"
+            sub @ ("connect" | "disable-on-404" | "send-state" | "comment" | "set-var"
             | "unset-var"),
         ) => {
             return d.unimplemented(no, &format!("http-check {sub}"));
@@ -311,15 +314,116 @@ pub(super) fn http_check(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[
     if let Err(e) = valid {
         return d.error(no, e);
     }
-    if !st.lines.own_http_check {
-        st.proxy.http_check_expect.clear();
-        st.lines.own_http_check = true;
-    }
+    own_check_rules(st);
     st.proxy.http_check_expect.push(HttpCheckExpect {
         negate,
         kind,
         pattern: pattern.clone(),
     });
+}
+
+/// The first `http-check` rule of a section replaces the whole ruleset
+/// inherited from `defaults` (its `send` as well as its `expect` rules).
+fn own_check_rules(st: &mut ProxyState) {
+    if !st.lines.own_http_check {
+        st.proxy.http_check_expect.clear();
+        st.proxy.http_check_send = None;
+        st.lines.own_http_check = true;
+    }
+}
+
+/// `http-check send [meth M] [uri U] [ver V] [hdr NAME VALUE]... [body STRING]`
+/// (HAProxy 2.2+); `words` follow `send`.
+fn http_check_send(d: &mut Diags, st: &mut ProxyState, no: usize, words: &[String]) {
+    const OPTIONS: [&str; 8] = [
+        "meth", "uri", "uri-lf", "ver", "hdr", "body", "body-lf", "comment",
+    ];
+    let mut send = HttpCheckSend::default();
+    let mut ok = true;
+    let mut i = 0;
+    while let Some(opt) = words.get(i) {
+        i += 1;
+        let opt = opt.as_str();
+        if !OPTIONS.contains(&opt) {
+            let hint = keywords::hint(opt, OPTIONS);
+            d.error(
+                no,
+                format!("unknown 'http-check send' option '{opt}'{hint}"),
+            );
+            ok = false;
+            continue;
+        }
+        let Some(value) = words.get(i) else {
+            let what = if opt == "hdr" {
+                "a header name and a value"
+            } else {
+                "an argument"
+            };
+            return d.error(no, format!("'http-check send {opt}' expects {what}"));
+        };
+        i += 1;
+        match opt {
+            "meth" | "uri" | "ver" => {
+                if value.is_empty() || value.chars().any(char::is_whitespace) {
+                    d.error(
+                        no,
+                        format!("'http-check send {opt}' expects a non-empty word without spaces, got '{value}'"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                let slot = match opt {
+                    "meth" => &mut send.method,
+                    "uri" => &mut send.uri,
+                    _ => &mut send.version,
+                };
+                *slot = Some(value.clone());
+            }
+            "hdr" => {
+                let Some(hvalue) = words.get(i) else {
+                    return d.error(
+                        no,
+                        format!("'http-check send hdr {value}' expects a header value"),
+                    );
+                };
+                i += 1;
+                let valid_name = !value.is_empty()
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+                if !valid_name {
+                    d.error(
+                        no,
+                        format!("'http-check send hdr': invalid header name '{value}'"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                if hvalue.contains("%[") {
+                    d.warn_once(
+                        "http-check send log-format",
+                        no,
+                        "log-format expressions in 'http-check send hdr' are not expanded by Shoal yet; the value is sent as written",
+                    );
+                }
+                send.headers.push((value.clone(), hvalue.clone()));
+            }
+            "body" => send.body = Some(value.clone()),
+            // uri-lf, body-lf and comment.
+            _ => d.unimplemented(no, &format!("http-check send {opt}")),
+        }
+    }
+    if !ok {
+        return;
+    }
+    own_check_rules(st);
+    if st.proxy.http_check_send.is_some() {
+        return d.warn(
+            no,
+            "several 'http-check send' rules (multi-step checks) are not implemented by Shoal yet; only the first one is used",
+        );
+    }
+    st.proxy.http_check_send = Some(send);
 }
 
 pub(super) fn external_check(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {

@@ -3,7 +3,7 @@
 use super::keywords::{self, SERVER_IMPLEMENTED, SERVER_UNIMPLEMENTED};
 use super::state::ProxyState;
 use super::{addr, check_name, Diags};
-use crate::config::Server;
+use crate::config::{Observe, OnError, Server};
 
 /// HAProxy's bounds for `weight`.
 const MAX_WEIGHT: u32 = 256;
@@ -151,6 +151,55 @@ fn apply(d: &mut Diags, no: usize, srv: &mut Server, opt: &str, arg: &str) {
         }
         "slowstart" => srv.slowstart = d.duration(no, opt, arg).or(srv.slowstart),
         "cookie" => srv.cookie = Some(arg.to_string()),
+        "observe" => match arg {
+            "layer4" => srv.observe = Some(Observe::Layer4),
+            "layer7" => srv.observe = Some(Observe::Layer7),
+            // HAProxy's default: no passive health check.
+            "none" => srv.observe = None,
+            other => d.error(
+                no,
+                format!(
+                    "server option 'observe' expects 'layer4', 'layer7' or 'none', got '{other}'"
+                ),
+            ),
+        },
+        "error-limit" => {
+            let Some(n) = d.number::<u32>(no, opt, arg) else {
+                return;
+            };
+            if n == 0 {
+                return d.error(no, "server option 'error-limit' must be at least 1");
+            }
+            srv.error_limit = Some(n);
+        }
+        "on-error" => {
+            srv.on_error = Some(match arg {
+                "fastinter" => OnError::FastInter,
+                "fail-check" => OnError::FailCheck,
+                "sudden-death" => OnError::SuddenDeath,
+                "mark-down" => OnError::MarkDown,
+                other => {
+                    let hint = keywords::hint(
+                        other,
+                        ["fastinter", "fail-check", "sudden-death", "mark-down"],
+                    );
+                    return d.error(
+                        no,
+                        format!("server option 'on-error' expects 'fastinter', 'fail-check', 'sudden-death' or 'mark-down', got '{other}'{hint}"),
+                    );
+                }
+            });
+        }
+        // HAProxy knows one action here.
+        "on-marked-down" => match arg {
+            "shutdown-sessions" => srv.on_marked_down_shutdown = true,
+            other => d.error(
+                no,
+                format!(
+                    "server option 'on-marked-down' expects 'shutdown-sessions', got '{other}'"
+                ),
+            ),
+        },
         "port" => match arg.parse::<u16>() {
             Ok(p) if p > 0 => srv.check_port = Some(p),
             _ => d.error(

@@ -60,10 +60,14 @@ pub(super) struct Lines {
     /// Parallel to `Proxy::servers`.
     pub servers: Vec<usize>,
     pub stats_admin: usize,
-    /// True once this section wrote its own `http-check expect`: from then
-    /// on the rules inherited from `defaults` no longer apply (HAProxy uses
-    /// a defaults section's check rules only for proxies that have none).
+    /// True once this section wrote its own `http-check expect` or
+    /// `http-check send`: from then on the rules inherited from `defaults`
+    /// (both kinds) no longer apply. HAProxy uses a defaults section's check
+    /// ruleset only for proxies that write no `http-check` rule of their own.
     pub own_http_check: bool,
+    pub stick_table: usize,
+    /// Parallel to `Proxy::stick_rules`.
+    pub stick_rules: Vec<usize>,
 }
 
 /// A section being parsed.
@@ -140,6 +144,7 @@ impl ProxyState {
             p.retries = src.retries;
             p.cookie = src.cookie.clone();
             p.http_check_expect = src.http_check_expect.clone();
+            p.http_check_send = src.http_check_send.clone();
             p.external_check_command = src.external_check_command.clone();
             p.external_check_path = src.external_check_path.clone();
             let (o, so) = (&mut p.options, &src.options);

@@ -1,0 +1,176 @@
+//! Cookie persistence, HAProxy's `cookie NAME insert|rewrite|prefix ...`:
+//! reading the persistence cookie from requests, hiding it from servers,
+//! and adding or rewriting it in responses.
+
+use shoal_proto::config::{CookieConfig, CookieMode};
+
+/// The value of cookie `name` in one `Cookie:` header (`a=1; b=2`).
+pub fn find<'h>(header: &'h str, name: &str) -> Option<&'h str> {
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k.trim() == name).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// The part of a cookie value that names the server: all of it, or the
+/// part before `~` in prefix mode (`srv~appvalue`).
+pub fn server_part(mode: CookieMode, value: &str) -> &str {
+    match mode {
+        CookieMode::Prefix => value.split_once('~').map_or(value, |(srv, _)| srv),
+        _ => value,
+    }
+}
+
+/// The `Cookie:` header the server should see, or `None` if unchanged.
+/// `Some("")` means drop the header. Insert+indirect removes the
+/// persistence cookie (the application never sees it); prefix mode
+/// removes the `srv~` prefix so the application gets its own value back.
+pub fn for_server(header: &str, cfg: &CookieConfig) -> Option<String> {
+    let strip = match cfg.mode {
+        CookieMode::Insert if cfg.indirect => true,
+        CookieMode::Prefix => false,
+        _ => return None,
+    };
+    find(header, &cfg.name)?;
+    let mut out = String::with_capacity(header.len());
+    for pair in header.split(';') {
+        let trimmed = pair.trim();
+        let name = trimmed.split_once('=').map_or(trimmed, |(k, _)| k.trim());
+        let kept = if name != cfg.name {
+            Some(trimmed.to_string())
+        } else if strip {
+            None
+        } else {
+            let value = trimmed.split_once('=').map_or("", |(_, v)| v);
+            Some(format!(
+                "{name}={}",
+                value.split_once('~').map_or(value, |(_, app)| app)
+            ))
+        };
+        if let Some(kept) = kept.filter(|k| !k.is_empty()) {
+            if !out.is_empty() {
+                out.push_str("; ");
+            }
+            out.push_str(&kept);
+        }
+    }
+    Some(out)
+}
+
+/// The `Set-Cookie:` value insert mode adds for a server.
+pub fn inserted(cfg: &CookieConfig, server_cookie: &str) -> String {
+    let mut out = format!("{}={}; path=/", cfg.name, server_cookie);
+    for domain in &cfg.domains {
+        out.push_str("; domain=");
+        out.push_str(domain);
+    }
+    if cfg.httponly {
+        out.push_str("; HttpOnly");
+    }
+    if cfg.secure {
+        out.push_str("; Secure");
+    }
+    out
+}
+
+/// A server's own `Set-Cookie:` rewritten for rewrite/prefix modes, or
+/// `None` when it does not set the persistence cookie.
+pub fn rewrite_response(
+    set_cookie: &str,
+    cfg: &CookieConfig,
+    server_cookie: &str,
+) -> Option<String> {
+    let (first, attrs) = set_cookie
+        .split_once(';')
+        .map_or((set_cookie, None), |(a, b)| (a, Some(b)));
+    let (name, value) = first.split_once('=')?;
+    if name.trim() != cfg.name {
+        return None;
+    }
+    let value = match cfg.mode {
+        CookieMode::Rewrite => server_cookie.to_string(),
+        CookieMode::Prefix => format!("{server_cookie}~{}", value.trim()),
+        CookieMode::Insert => return None,
+    };
+    Some(match attrs {
+        Some(a) => format!("{}={value};{a}", cfg.name),
+        None => format!("{}={value}", cfg.name),
+    })
+}
+
+/// True if a `Set-Cookie:` value sets cookie `name`.
+pub fn sets(set_cookie: &str, name: &str) -> bool {
+    set_cookie
+        .split_once('=')
+        .is_some_and(|(n, _)| n.trim() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(mode: CookieMode, indirect: bool) -> CookieConfig {
+        CookieConfig {
+            name: "SERVERID".into(),
+            mode,
+            indirect,
+            nocache: false,
+            preserve: false,
+            httponly: true,
+            secure: false,
+            domains: vec![".example.com".into()],
+            maxidle: None,
+            maxlife: None,
+        }
+    }
+
+    #[test]
+    fn finds_cookies() {
+        assert_eq!(find("a=1; SERVERID=web2; b=2", "SERVERID"), Some("web2"));
+        assert_eq!(find("SERVERID=\"web2\"", "SERVERID"), Some("web2"));
+        assert_eq!(find("a=1", "SERVERID"), None);
+        assert_eq!(server_part(CookieMode::Prefix, "s1~abc"), "s1");
+        assert_eq!(server_part(CookieMode::Insert, "s1~abc"), "s1~abc");
+    }
+
+    #[test]
+    fn hides_or_unprefixes_for_the_server() {
+        let c = cfg(CookieMode::Insert, true);
+        assert_eq!(
+            for_server("a=1; SERVERID=s1; b=2", &c).as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(for_server("SERVERID=s1", &c).as_deref(), Some(""));
+        assert_eq!(for_server("a=1", &c), None);
+        assert_eq!(
+            for_server("SERVERID=s1", &cfg(CookieMode::Insert, false)),
+            None
+        );
+        let p = cfg(CookieMode::Prefix, false);
+        assert_eq!(
+            for_server("SERVERID=s1~sess42; x=y", &p).as_deref(),
+            Some("SERVERID=sess42; x=y")
+        );
+    }
+
+    #[test]
+    fn writes_response_cookies() {
+        let c = cfg(CookieMode::Insert, false);
+        assert_eq!(
+            inserted(&c, "s1"),
+            "SERVERID=s1; path=/; domain=.example.com; HttpOnly"
+        );
+        let r = cfg(CookieMode::Rewrite, false);
+        assert_eq!(
+            rewrite_response("SERVERID=app; Path=/", &r, "s1").as_deref(),
+            Some("SERVERID=s1; Path=/")
+        );
+        let p = cfg(CookieMode::Prefix, false);
+        assert_eq!(
+            rewrite_response("SERVERID=abc", &p, "s1").as_deref(),
+            Some("SERVERID=s1~abc")
+        );
+        assert_eq!(rewrite_response("OTHER=abc", &p, "s1"), None);
+        assert!(sets("SERVERID=x; Path=/", "SERVERID"));
+    }
+}
