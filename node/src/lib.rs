@@ -14,6 +14,7 @@ pub mod health;
 pub mod http;
 pub mod listener;
 pub mod log;
+pub mod metrics;
 pub mod node;
 pub mod persist;
 pub mod pool;

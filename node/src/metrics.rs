@@ -12,8 +12,8 @@ mod text;
 pub use text::CONTENT_TYPE;
 
 use crate::runtime::{
-    AdminState, BackendRt, CheckReport, OpState, ProxyCounters, ServerCounters, ServerRt,
-    Snapshot, StatusClass,
+    AdminState, BackendRt, CheckReport, OpState, ProxyCounters, ServerCounters, ServerRt, Snapshot,
+    StatusClass,
 };
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -46,21 +46,30 @@ const PROXY_FAMILIES: [(&str, Kind, &str, ProxyGet); 7] = [
     ("current_sessions", Kind::Gauge, "Current sessions.", |c| {
         u64::from(c.cur.load(Relaxed))
     }),
-    ("max_sessions", Kind::Gauge, "Highest current sessions seen.", |c| {
-        u64::from(c.max.load(Relaxed))
-    }),
+    (
+        "max_sessions",
+        Kind::Gauge,
+        "Highest current sessions seen.",
+        |c| u64::from(c.max.load(Relaxed)),
+    ),
     ("sessions_total", Kind::Counter, "Sessions ever.", |c| {
         c.total.load(Relaxed)
     }),
-    ("bytes_in_total", Kind::Counter, "Bytes from clients.", |c| {
-        c.bytes_in.load(Relaxed)
-    }),
+    (
+        "bytes_in_total",
+        Kind::Counter,
+        "Bytes from clients.",
+        |c| c.bytes_in.load(Relaxed),
+    ),
     ("bytes_out_total", Kind::Counter, "Bytes to clients.", |c| {
         c.bytes_out.load(Relaxed)
     }),
-    ("http_requests_total", Kind::Counter, "HTTP requests.", |c| {
-        c.requests.load(Relaxed)
-    }),
+    (
+        "http_requests_total",
+        Kind::Counter,
+        "HTTP requests.",
+        |c| c.requests.load(Relaxed),
+    ),
     (
         "request_errors_total",
         Kind::Counter,
@@ -115,7 +124,11 @@ fn proxy_families(w: &mut Writer, scope: &str, list: &[(&str, &ProxyCounters)]) 
     w.family(&name, Kind::Counter, "HTTP responses by status class.");
     for (proxy, c) in list {
         for (class, code) in CLASSES {
-            w.sample(&name, &[("proxy", proxy), ("code", code)], c.responses(class));
+            w.sample(
+                &name,
+                &[("proxy", proxy), ("code", code)],
+                c.responses(class),
+            );
         }
     }
 }
@@ -132,15 +145,24 @@ fn server_sum(b: &BackendRt, get: fn(&ServerCounters) -> &AtomicU64) -> u64 {
 fn backend_families(w: &mut Writer, backends: &[Arc<BackendRt>]) {
     type BackendGet = fn(&BackendRt) -> u64;
     let families: [(&str, Kind, &str, BackendGet); 7] = [
-        ("current_queue", Kind::Gauge, "Requests waiting for a server.", |b| {
-            b.queue.waiting.load(Relaxed) as u64
-        }),
-        ("connection_errors_total", Kind::Counter, "Failed connects.", |b| {
-            server_sum(b, |c| &c.conn_errors)
-        }),
-        ("response_errors_total", Kind::Counter, "Failed responses.", |b| {
-            server_sum(b, |c| &c.resp_errors)
-        }),
+        (
+            "current_queue",
+            Kind::Gauge,
+            "Requests waiting for a server.",
+            |b| b.queue.waiting.load(Relaxed) as u64,
+        ),
+        (
+            "connection_errors_total",
+            Kind::Counter,
+            "Failed connects.",
+            |b| server_sum(b, |c| &c.conn_errors),
+        ),
+        (
+            "response_errors_total",
+            Kind::Counter,
+            "Failed responses.",
+            |b| server_sum(b, |c| &c.resp_errors),
+        ),
         ("retries_total", Kind::Counter, "Connection retries.", |b| {
             server_sum(b, |c| &c.retries)
         }),
@@ -150,12 +172,18 @@ fn backend_families(w: &mut Writer, backends: &[Arc<BackendRt>]) {
             "Redispatches to another server.",
             |b| server_sum(b, |c| &c.redispatches),
         ),
-        ("no_server_total", Kind::Counter, "Requests that found no server.", |b| {
-            b.counters.no_server.load(Relaxed)
-        }),
-        ("active_servers", Kind::Gauge, "Servers that may take new traffic.", |b| {
-            b.servers.iter().filter(|s| s.usable()).count() as u64
-        }),
+        (
+            "no_server_total",
+            Kind::Counter,
+            "Requests that found no server.",
+            |b| b.counters.no_server.load(Relaxed),
+        ),
+        (
+            "active_servers",
+            Kind::Gauge,
+            "Servers that may take new traffic.",
+            |b| b.servers.iter().filter(|s| s.usable()).count() as u64,
+        ),
     ];
     for (suffix, kind, help, get) in families {
         let name = format!("shoal_backend_{suffix}");
@@ -203,24 +231,39 @@ fn server_families(w: &mut Writer, backends: &[Arc<BackendRt>]) {
         ("current_sessions", Kind::Gauge, "Current sessions.", |s| {
             u64::from(s.shared.counters.current())
         }),
-        ("max_sessions", Kind::Gauge, "Highest current sessions seen.", |s| {
-            u64::from(s.shared.counters.max.load(Relaxed))
-        }),
+        (
+            "max_sessions",
+            Kind::Gauge,
+            "Highest current sessions seen.",
+            |s| u64::from(s.shared.counters.max.load(Relaxed)),
+        ),
         ("sessions_total", Kind::Counter, "Sessions ever.", |s| {
             s.shared.counters.total.load(Relaxed)
         }),
-        ("bytes_in_total", Kind::Counter, "Bytes toward the server.", |s| {
-            s.shared.counters.bytes_in.load(Relaxed)
-        }),
-        ("bytes_out_total", Kind::Counter, "Bytes from the server.", |s| {
-            s.shared.counters.bytes_out.load(Relaxed)
-        }),
-        ("connection_errors_total", Kind::Counter, "Failed connects.", |s| {
-            s.shared.counters.conn_errors.load(Relaxed)
-        }),
-        ("response_errors_total", Kind::Counter, "Failed responses.", |s| {
-            s.shared.counters.resp_errors.load(Relaxed)
-        }),
+        (
+            "bytes_in_total",
+            Kind::Counter,
+            "Bytes toward the server.",
+            |s| s.shared.counters.bytes_in.load(Relaxed),
+        ),
+        (
+            "bytes_out_total",
+            Kind::Counter,
+            "Bytes from the server.",
+            |s| s.shared.counters.bytes_out.load(Relaxed),
+        ),
+        (
+            "connection_errors_total",
+            Kind::Counter,
+            "Failed connects.",
+            |s| s.shared.counters.conn_errors.load(Relaxed),
+        ),
+        (
+            "response_errors_total",
+            Kind::Counter,
+            "Failed responses.",
+            |s| s.shared.counters.resp_errors.load(Relaxed),
+        ),
         ("retries_total", Kind::Counter, "Connection retries.", |s| {
             s.shared.counters.retries.load(Relaxed)
         }),
@@ -233,9 +276,12 @@ fn server_families(w: &mut Writer, backends: &[Arc<BackendRt>]) {
         ("weight", Kind::Gauge, "Current weight.", |s| {
             u64::from(s.state.weight)
         }),
-        ("check_up", Kind::Gauge, "1 when health checks say UP.", |s| {
-            u64::from(s.state.op == OpState::Up)
-        }),
+        (
+            "check_up",
+            Kind::Gauge,
+            "1 when health checks say UP.",
+            |s| u64::from(s.state.op == OpState::Up),
+        ),
     ];
     for (suffix, kind, help, get) in families {
         let name = format!("shoal_server_{suffix}");
@@ -275,10 +321,18 @@ fn check_families(w: &mut Writer, servers: &[(&str, &ServerRt)]) {
         .map(|(p, s)| (*p, *s, s.shared.check_report()))
         .collect();
     let name = "shoal_server_check_status";
-    w.family(name, Kind::Gauge, "Last check status: 1 for the current one.");
+    w.family(
+        name,
+        Kind::Gauge,
+        "Last check status: 1 for the current one.",
+    );
     for (proxy, s, report) in &checked {
         // No result yet reads as HAProxy's initial status.
-        let current = if report.status.is_empty() { "INI" } else { report.status };
+        let current = if report.status.is_empty() {
+            "INI"
+        } else {
+            report.status
+        };
         for state in CHECK_STATES {
             let labels = [("proxy", *proxy), ("server", &s.name), ("state", state)];
             w.sample(name, &labels, u8::from(state == current));

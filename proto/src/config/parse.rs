@@ -22,6 +22,7 @@ mod options;
 mod proxy;
 mod server;
 mod state;
+mod stick;
 #[cfg(test)]
 mod tests;
 mod timeout;

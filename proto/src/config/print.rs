@@ -9,7 +9,8 @@
 
 use super::{
     AclDef, AclRef, Balance, Condition, Config, CookieConfig, CookieMode, ExpectKind, Global,
-    HashType, MatchKind, Mode, Proxy, Sample, Server, StatsLevel, StatsPage, Timeouts,
+    HashType, HttpCheckSend, MatchKind, Mode, Observe, OnError, Proxy, Sample, Server, StatsLevel,
+    StatsPage, StickAction, StickKeyType, StickPattern, StickRule, StickTable, Timeouts,
 };
 use std::fmt::Write;
 use std::time::Duration;
@@ -108,6 +109,9 @@ fn proxy(out: &mut Out, p: &Proxy) {
     if be {
         backend_settings(out, p);
     }
+    if let Some(t) = &p.stick_table {
+        out.line([stick_table(t)]);
+    }
     for acl in &p.acls {
         out.line([format!("acl {} {}", word(&acl.name), acl_body(acl))]);
     }
@@ -117,6 +121,12 @@ fn proxy(out: &mut Out, p: &Proxy) {
             word(&rule.backend),
             condition(&rule.cond)
         )]);
+    }
+    if be {
+        // After the ACLs, which their conditions may name.
+        for rule in &p.stick_rules {
+            out.line([stick_rule(rule)]);
+        }
     }
     if fe {
         if let Some(b) = &p.default_backend {
@@ -206,6 +216,9 @@ fn backend_settings(out: &mut Out, p: &Proxy) {
     if let Some(c) = &p.cookie {
         out.line([cookie(c)]);
     }
+    if let Some(send) = &p.http_check_send {
+        out.line([http_check_send(send)]);
+    }
     for e in &p.http_check_expect {
         let kind = match e.kind {
             ExpectKind::Status => "status",
@@ -225,6 +238,62 @@ fn backend_settings(out: &mut Out, p: &Proxy) {
     if let Some(path) = &p.external_check_path {
         out.line(["external-check".into(), "path".into(), word(path)]);
     }
+}
+
+/// `http-check send ...`, with the parts that are set.
+fn http_check_send(s: &HttpCheckSend) -> String {
+    let mut l = "http-check send".to_string();
+    let parts = [("meth", &s.method), ("uri", &s.uri), ("ver", &s.version)];
+    for (name, value) in parts {
+        if let Some(v) = value {
+            let _ = write!(l, " {name} {}", word(v));
+        }
+    }
+    for (name, value) in &s.headers {
+        let _ = write!(l, " hdr {} {}", word(name), word(value));
+    }
+    if let Some(body) = &s.body {
+        let _ = write!(l, " body {}", word(body));
+    }
+    l
+}
+
+fn stick_table(t: &StickTable) -> String {
+    let key = match t.key {
+        StickKeyType::Ip => "ip".to_string(),
+        StickKeyType::Ipv6 => "ipv6".into(),
+        StickKeyType::Integer => "integer".into(),
+        StickKeyType::String { len } => format!("string len {len}"),
+    };
+    let mut l = format!("stick-table type {key} size {}", t.size);
+    if let Some(e) = t.expire {
+        let _ = write!(l, " expire {}", duration(e));
+    }
+    if !t.store.is_empty() {
+        let _ = write!(l, " store {}", word(&t.store.join(",")));
+    }
+    l
+}
+
+fn stick_rule(r: &StickRule) -> String {
+    let action = match r.action {
+        StickAction::On => "on",
+        StickAction::Match => "match",
+        StickAction::StoreRequest => "store-request",
+    };
+    let pattern = match &r.pattern {
+        StickPattern::Src => "src".to_string(),
+        StickPattern::ReqCookie(c) => format!("req.cook({c})"),
+        StickPattern::ReqHdr(h) => format!("req.hdr({h})"),
+    };
+    let mut l = format!("stick {action} {}", word(&pattern));
+    if let Some(t) = &r.table {
+        let _ = write!(l, " table {}", word(t));
+    }
+    if let Some(c) = &r.cond {
+        l.push_str(&condition(c));
+    }
+    l
 }
 
 fn cookie(c: &CookieConfig) -> String {
@@ -326,6 +395,34 @@ fn server(s: &Server) -> String {
         ("cookie", s.cookie.as_deref().map(word)),
         ("slowstart", dur(s.slowstart)),
         ("port", s.check_port.map(|p| p.to_string())),
+        (
+            "observe",
+            s.observe.map(|o| {
+                match o {
+                    Observe::Layer4 => "layer4",
+                    Observe::Layer7 => "layer7",
+                }
+                .to_string()
+            }),
+        ),
+        ("error-limit", num(s.error_limit)),
+        (
+            "on-error",
+            s.on_error.map(|o| {
+                match o {
+                    OnError::FastInter => "fastinter",
+                    OnError::FailCheck => "fail-check",
+                    OnError::SuddenDeath => "sudden-death",
+                    OnError::MarkDown => "mark-down",
+                }
+                .to_string()
+            }),
+        ),
+        (
+            "on-marked-down",
+            s.on_marked_down_shutdown
+                .then(|| "shutdown-sessions".to_string()),
+        ),
     ];
     for (name, value) in timed {
         if value.is_some() {

@@ -3,7 +3,7 @@
 
 use super::keywords::{self, BIND_OPTIONS};
 use super::state::{ProxyState, Scope};
-use super::{acl, addr, backend, options, server, timeout, Diags};
+use super::{acl, addr, backend, options, server, stick, timeout, Diags};
 use crate::config::{Condition, LogTarget, Mode, UseBackend};
 
 /// Handles one line of a proxy or defaults section.
@@ -62,6 +62,8 @@ pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String
         "http-check" => backend::http_check(d, st, no, args),
         "external-check" => backend::external_check(d, st, no, args),
         "stats" => stats(d, st, no, args),
+        "stick-table" => stick::stick_table(d, st, no, args),
+        "stick" => stick::stick_rule(d, st, no, args),
         "log" => {
             if d.need(
                 no,
@@ -109,6 +111,9 @@ fn placement(kw: &str) -> Option<(&'static str, bool)> {
         "server" => ("lb", true),
         "maxconn" | "clitimeout" => ("dfl", false),
         "acl" => ("flb", false),
+        // HAProxy: not in defaults (an error there), ignored in a frontend.
+        "stick-table" => ("flb", true),
+        "stick" => ("lb", false),
         "retries" | "http-check" | "external-check" | "contimeout" | "srvtimeout" => ("dlb", false),
         _ => return None,
     })
@@ -116,7 +121,7 @@ fn placement(kw: &str) -> Option<(&'static str, bool)> {
 
 fn misplaced(d: &mut Diags, st: &ProxyState, no: usize, kw: &str, strict: bool) {
     let section = st.scope.name();
-    if strict {
+    if strict || (kw == "stick" && st.scope == Scope::Defaults) {
         d.error(no, format!("'{kw}' is not allowed in '{section}' section"));
     } else if kw == "acl" {
         // HAProxy 2.5+ accepts ACLs in named defaults, for rules there only.

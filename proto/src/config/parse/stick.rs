@@ -4,9 +4,7 @@
 use super::keywords;
 use super::state::ProxyState;
 use super::{acl, duration, Diags};
-use crate::config::{
-    Mode, Proxy, StickAction, StickKeyType, StickPattern, StickRule, StickTable,
-};
+use crate::config::{Mode, Proxy, StickAction, StickKeyType, StickPattern, StickRule, StickTable};
 
 /// HAProxy's default key length of a `string` table.
 const DEFAULT_STRING_LEN: u32 = 32;
@@ -222,7 +220,10 @@ fn store_list(d: &mut Diags, no: usize, arg: &str, store: &mut Vec<String>) -> b
         if store.iter().any(|s| base(s) == base(item)) {
             d.warn(
                 no,
-                format!("'stick-table store': '{}' is already stored; ignored", base(item)),
+                format!(
+                    "'stick-table store': '{}' is already stored; ignored",
+                    base(item)
+                ),
             );
             continue;
         }
@@ -254,7 +255,11 @@ fn check_data_type(item: &str) -> Result<(), String> {
     let (name, arg) = match item.split_once('(') {
         Some((name, rest)) => match rest.strip_suffix(')') {
             Some(a) if !a.contains(['(', ')']) => (name, Some(a)),
-            _ => return Err(format!("malformed data type '{item}' (expected NAME or NAME(ARG))")),
+            _ => {
+                return Err(format!(
+                    "malformed data type '{item}' (expected NAME or NAME(ARG))"
+                ))
+            }
         },
         None => (item, None),
     };
@@ -274,18 +279,28 @@ fn check_data_type(item: &str) -> Result<(), String> {
     if DATA_RATE.contains(&name) {
         return match arg {
             Some(p) => period(p),
-            None => Err(format!("data type '{name}' expects a period, as in {name}(10s)")),
+            None => Err(format!(
+                "data type '{name}' expects a period, as in {name}(10s)"
+            )),
         };
     }
     if DATA_ARRAY.contains(&name) {
         return match (name, arg.map(|a| a.split_once(','))) {
             ("gpc_rate", Some(Some((n, p)))) => count(n).and_then(|()| period(p)),
-            ("gpc_rate", _) => Err("data type 'gpc_rate' expects a count and a period, as in gpc_rate(2,10s)".into()),
+            ("gpc_rate", _) => Err(
+                "data type 'gpc_rate' expects a count and a period, as in gpc_rate(2,10s)".into(),
+            ),
             (_, Some(None)) => count(arg.unwrap_or_default()),
-            _ => Err(format!("data type '{name}' expects an element count, as in {name}(2)")),
+            _ => Err(format!(
+                "data type '{name}' expects an element count, as in {name}(2)"
+            )),
         };
     }
-    let names = DATA_PLAIN.iter().chain(DATA_RATE).chain(DATA_ARRAY).copied();
+    let names = DATA_PLAIN
+        .iter()
+        .chain(DATA_RATE)
+        .chain(DATA_ARRAY)
+        .copied();
     let hint = keywords::hint(name, names);
     Err(format!("unknown data type '{name}'{hint}"))
 }
@@ -293,7 +308,12 @@ fn check_data_type(item: &str) -> Result<(), String> {
 /// `stick on|match|store-request PATTERN [table NAME] [if|unless COND]`.
 pub(super) fn stick_rule(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
     const ACTIONS: [&str; 4] = ["on", "match", "store-request", "store-response"];
-    let action = match d.need(no, args, 1, "'on', 'match', 'store-request' or 'store-response'") {
+    let action = match d.need(
+        no,
+        args,
+        1,
+        "'on', 'match', 'store-request' or 'store-response'",
+    ) {
         Some("on") => StickAction::On,
         Some("match") => StickAction::Match,
         // `store` is HAProxy's older spelling of `store-request`.
@@ -454,7 +474,7 @@ fn rule_table<'a>(
     d: &mut Diags,
     proxies: &'a [ProxyState],
     from: &'a Proxy,
-    rule: &StickRule,
+    rule: &'a StickRule,
     line: usize,
 ) -> Option<(&'a str, &'a StickTable)> {
     let Some(target) = &rule.table else {

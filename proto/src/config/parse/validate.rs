@@ -3,8 +3,8 @@
 use super::acl::{is_http, sample_name};
 use super::keywords;
 use super::state::ProxyState;
-use super::Diags;
-use crate::config::{AclRef, Balance, Condition, Mode, Proxy};
+use super::{stick, Diags};
+use crate::config::{AclRef, Balance, Condition, Mode, Observe, Proxy};
 
 /// Checks run when a proxy section ends (its mode is then known).
 pub(super) fn end_of_proxy(d: &mut Diags, st: &mut ProxyState) {
@@ -59,12 +59,24 @@ pub(super) fn end_of_proxy(d: &mut Diags, st: &mut ProxyState) {
             p.balance = Balance::RoundRobin;
         }
     }
+    if p.mode == Mode::Tcp {
+        for (srv, line) in p.servers.iter().zip(&lines.servers) {
+            if srv.observe == Some(Observe::Layer7) {
+                let msg = format!(
+                    "server '{}' uses 'observe layer7', which needs 'mode http'; {kind} '{name}' is in mode tcp, so only connection errors are observed",
+                    srv.name
+                );
+                d.warn(*line, msg);
+            }
+        }
+    }
     if p.kind.is_frontend() && p.binds.is_empty() {
         let msg = format!(
             "{kind} '{name}' has no 'bind' line; declare it as a backend if it only has servers"
         );
         d.error(lines.header, msg);
     }
+    stick::end_of_proxy(d, st);
 }
 
 fn line_or(line: usize, fallback: usize) -> usize {
@@ -88,8 +100,10 @@ fn inline_http_samples(cond: &Condition) -> Vec<String> {
 }
 
 /// Checks run once the whole file is read: every backend a frontend routes
-/// to exists, is a backend, and speaks the same mode.
+/// to exists, is a backend, and speaks the same mode; stick rules find
+/// their tables.
 pub(super) fn whole_config(d: &mut Diags, proxies: &[ProxyState]) {
+    stick::whole_config(d, proxies);
     for st in proxies.iter().filter(|st| st.proxy.kind.is_frontend()) {
         let p = &st.proxy;
         if let Some(target) = &p.default_backend {
