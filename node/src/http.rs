@@ -297,6 +297,7 @@ async fn forward(
             cfg,
             &claim.server().cookie,
             client_has_it,
+            sticky.cookie_first,
         );
     }
     if close {
@@ -378,6 +379,7 @@ fn cookie_for_client(
     cfg: &CookieConfig,
     server_cookie: &str,
     client_has_it: bool,
+    first: Option<u64>,
 ) {
     match cfg.mode {
         CookieMode::Insert => {
@@ -386,10 +388,14 @@ fn cookie_for_client(
                     .get_all(SET_COOKIE)
                     .iter()
                     .any(|v| cookie::sets(v.to_str().unwrap_or(""), &cfg.name));
-            if (cfg.indirect && client_has_it) || server_sets_it {
+            // With `maxidle` the cookie is re-sent to refresh its idle date.
+            let refresh = cfg.maxidle.is_some();
+            if (cfg.indirect && client_has_it && !refresh) || server_sets_it {
                 return;
             }
-            if let Ok(v) = HeaderValue::from_str(&cookie::inserted(cfg, server_cookie)) {
+            let first = if client_has_it { first } else { None };
+            let value = cookie::inserted(cfg, server_cookie, persist::unix_now(), first);
+            if let Ok(v) = HeaderValue::from_str(&value) {
                 headers.append(SET_COOKIE, v);
             }
             if cfg.nocache {

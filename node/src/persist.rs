@@ -279,6 +279,8 @@ pub struct Sticky {
     /// The server the client's persistence cookie names (even if unusable);
     /// `indirect` uses it to avoid re-sending a cookie the client has.
     pub cookie_server: Option<usize>,
+    /// First-insertion date of the client's cookie (`maxlife`), seconds.
+    pub cookie_first: Option<u64>,
 }
 
 /// Look up cookie and stick-table persistence for a request (HAProxy's
@@ -293,11 +295,16 @@ pub fn lookup(backend: &BackendRt, samples: &dyn Samples) -> Sticky {
         s.reachable() || (backend.persist && s.state.admin != AdminState::Maint)
     };
     if let Some(cookie) = &backend.cookie {
+        use crate::http::cookie as c;
         let mut found = None;
+        let now = unix_now();
         samples.any_header("cookie", &mut |header| {
-            found = crate::http::cookie::find(header, &cookie.name)
-                .map(|v| crate::http::cookie::server_part(cookie.mode, v))
-                .and_then(|v| backend.server_by_cookie(v));
+            if let Some(value) =
+                c::find(header, &cookie.name).filter(|v| !c::expired(cookie, v, now))
+            {
+                found = backend.server_by_cookie(c::server_part(cookie.mode, value));
+                sticky.cookie_first = c::dates(value).1;
+            }
             found.is_some()
         });
         sticky.cookie_server = found;
@@ -326,6 +333,13 @@ pub fn lookup(backend: &BackendRt, samples: &dyn Samples) -> Sticky {
         }
     }
     sticky
+}
+
+/// Seconds since the epoch (cookie dates).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Record the chosen server in the tables of `stick on` and

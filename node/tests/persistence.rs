@@ -224,3 +224,114 @@ async fn tcp_stick_on_src() {
     }
     assert_eq!(names.len(), 1, "{names:?}");
 }
+
+/// One request from a chosen loopback source address.
+async fn get_from(src: std::net::IpAddr, addr: std::net::SocketAddr) -> String {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind(std::net::SocketAddr::new(src, 0))
+        .expect("bind source");
+    let stream = sock.connect(addr).await.expect("connect");
+    use hyper_util::rt::TokioIo;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/")
+        .header("host", "x")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("response");
+    resp.headers()
+        .get("x-server")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_consistent_hash_keeps_clients_when_a_server_leaves() {
+    let mut b = vec![
+        Backend::http("s1"),
+        Backend::http("s2"),
+        Backend::http("s3"),
+        Backend::http("s4"),
+    ];
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    balance source\n    hash-type consistent\n{}",
+        servers_cfg(&b, "check inter 100ms fall 2")
+    );
+    let mut shoal = Shoal::start(&cfg, &["fe"]);
+    let addr = shoal.addr("fe");
+    let clients: Vec<std::net::IpAddr> = (2..82u8)
+        .map(|i| std::net::IpAddr::from([127, 0, 0, i]))
+        .collect();
+    let mut before = Vec::new();
+    for &c in &clients {
+        before.push(get_from(c, addr).await);
+    }
+    let used: std::collections::HashSet<_> = before.iter().collect();
+    assert_eq!(
+        used.len(),
+        4,
+        "80 clients spread over all servers: {before:?}"
+    );
+    b[2].stop();
+    shoal.proc.wait_line("Server app/s3 is DOWN");
+    for (i, &c) in clients.iter().enumerate() {
+        let now = get_from(c, addr).await;
+        if before[i] == "s3" {
+            assert_ne!(now, "s3");
+        } else {
+            assert_eq!(
+                now, before[i],
+                "client {c} moved although its server stayed"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_maxidle_and_maxlife() {
+    let b = three();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    balance roundrobin\n    cookie SERVERID insert indirect maxidle 30s maxlife 1h\n{}",
+        servers_cfg(&b, "")
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let addr = shoal.addr("fe");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let r = get(addr, "/").await;
+    let set = set_cookies(&r);
+    assert_eq!(set.len(), 1);
+    assert!(
+        set[0].starts_with(&format!("SERVERID={}|", r.server())),
+        "{set:?}"
+    );
+    // A fresh cookie sticks, and is refreshed (maxidle) keeping its first date.
+    let fresh = format!("SERVERID=s3|{}|{}", now - 5, now - 100);
+    for _ in 0..10 {
+        let r = get_with(addr, "/", &[("cookie", &fresh)]).await;
+        assert_eq!(r.server(), "s3");
+        let set = set_cookies(&r);
+        assert!(
+            set[0].starts_with("SERVERID=s3|") && set[0].contains(&format!("|{};", now - 100)),
+            "{set:?}"
+        );
+    }
+    // Idle too long, or too old: ignored, so round robin decides again.
+    for stale in [
+        format!("SERVERID=s3|{}|{}", now - 60, now - 100),
+        format!("SERVERID=s3|{}|{}", now - 5, now - 7200),
+    ] {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..6 {
+            seen.insert(get_with(addr, "/", &[("cookie", &stale)]).await.server());
+        }
+        assert_eq!(seen.len(), 3, "{stale} was ignored: {seen:?}");
+    }
+}

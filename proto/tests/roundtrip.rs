@@ -2,7 +2,10 @@
 //! and on thousands of mutations of it (the parser must never panic, and
 //! whatever it accepts must round-trip).
 
-use shoal_proto::config::{parse, print, AclRef, Balance, Config, HashType, Mode, ProxyKind};
+use shoal_proto::config::{
+    parse, print, AclRef, Balance, Config, HashType, HttpCheckSend, Mode, Observe, OnError,
+    ProxyKind, StickAction, StickKeyType, StickPattern,
+};
 
 const FULL: &str = r#"
 global
@@ -36,7 +39,8 @@ defaults base
     timeout tunnel 1h
     timeout client-fin 5s
     timeout server-fin 5s
-    default-server inter 2s fastinter 500ms downinter 10s rise 2 fall 3 slowstart 30s maxconn 200 maxqueue 50
+    default-server inter 2s fastinter 500ms downinter 10s rise 2 fall 3 slowstart 30s maxconn 200 maxqueue 50 observe layer7 error-limit 5 on-error mark-down
+    http-check send meth GET uri /health ver HTTP/1.1 hdr Host example.com hdr X-Check "a b" body ping
     stats enable
     stats uri /haproxy?stats
 
@@ -45,6 +49,7 @@ frontend www
     bind [::]:80,*:8080
     bind 127.0.0.1:8443 ssl crt /etc/ssl/site.pem
     maxconn 20000
+    stick-table type ipv6 size 10k store conn_cnt,http_req_rate(10s)
     acl is_api path_beg -i /api /v1
     acl is_api hdr_beg(host) -i api.
     acl is_static path_end .css .js .png
@@ -92,12 +97,17 @@ backend api
     cookie SRV insert indirect nocache preserve httponly secure domain .example.com domain .example.org maxidle 30m maxlife 1d
     option httpchk GET /health HTTP/1.1\r\nHost:\ api.example.com
     http-check expect status 200-399
+    http-check send hdr Host api.example.com body '{"ok": 1}'
     http-check expect ! rstring ^ERROR
     option allbackups
     option persist
-    server a1 10.0.0.1:8080 weight 10 check cookie a1 port 9090
-    server a2 10.0.0.2:8080 weight 256 check backup
-    server a3 [2001:db8::3]:8080 weight 0 disabled
+    stick-table type string len 64 size 100k expire 30m store http_req_rate(10s),conn_cur store gpc(3),gpc_rate(2,1m)
+    stick on req.cook(SRV)
+    stick match hdr(X-User) if { path_beg /u } || METH_POST
+    stick store-request cookie(JSESSIONID) table api
+    server a1 10.0.0.1:8080 weight 10 check cookie a1 port 9090 observe layer4 error-limit 3 on-error fastinter on-marked-down shutdown-sessions
+    server a2 10.0.0.2:8080 weight 256 check backup on-error sudden-death
+    server a3 [2001:db8::3]:8080 weight 0 disabled observe none
     server a4 api4.internal:8080 check inter 1500us
     server a5 10.0.0.5
 
@@ -130,7 +140,11 @@ listen mysql
     option external-check
     external-check command /usr/local/bin/check_mysql
     external-check path /usr/bin:/bin
-    server db1 10.0.4.1:3306 check
+    stick-table type ip size 1m expire 1h
+    acl lan src 10.0.0.0/8
+    stick on src
+    stick match src table rnd unless lan
+    server db1 10.0.4.1:3306 check observe layer4 on-error fail-check
     server db2 10.0.4.2:3306 check backup
 
 listen redis from tcp
@@ -148,11 +162,14 @@ frontend tcp_front
 backend static_rr
     balance static-rr
     cookie PFX prefix
+    stick-table type integer size 1k expire 10s
     server s 10.0.6.1:5000
 
 backend rnd
     balance random(3)
     hash-type map-based
+    stick-table type ip size 1g
+    stick store-request src table www
     server s 10.0.6.2
 "#;
 
@@ -202,6 +219,75 @@ fn full_config_round_trips() {
         .proxies
         .iter()
         .any(|p| p.kind == ProxyKind::Listen && p.maxconn == Some(100)));
+    // Passive health checks: default-server folded in, then overridden.
+    let (a1, a2, a3) = (&api.servers[0], &api.servers[1], &api.servers[2]);
+    assert_eq!(
+        (
+            a1.observe,
+            a1.error_limit,
+            a1.on_error,
+            a1.on_marked_down_shutdown
+        ),
+        (
+            Some(Observe::Layer4),
+            Some(3),
+            Some(OnError::FastInter),
+            true
+        )
+    );
+    assert_eq!(
+        (
+            a2.observe,
+            a2.error_limit,
+            a2.on_error,
+            a2.on_marked_down_shutdown
+        ),
+        (
+            Some(Observe::Layer7),
+            Some(5),
+            Some(OnError::SuddenDeath),
+            false
+        )
+    );
+    assert_eq!((a3.observe, a3.on_error), (None, Some(OnError::MarkDown)));
+    // `http-check send`: the backend's own rule replaces the inherited one.
+    assert_eq!(
+        api.http_check_send,
+        Some(HttpCheckSend {
+            headers: vec![("Host".into(), "api.example.com".into())],
+            body: Some(r#"{"ok": 1}"#.into()),
+            ..HttpCheckSend::default()
+        })
+    );
+    let static_send = c.proxies[2].http_check_send.as_ref().expect("inherited");
+    assert_eq!(
+        (static_send.method.as_deref(), static_send.headers.len()),
+        (Some("GET"), 2)
+    );
+    // Stick tables and rules.
+    let table = api.stick_table.as_ref().expect("api table");
+    assert_eq!(
+        (table.key, table.size, table.store.len()),
+        (StickKeyType::String { len: 64 }, 100 * 1024, 4)
+    );
+    assert_eq!(
+        www.stick_table.as_ref().map(|t| t.key),
+        Some(StickKeyType::Ipv6)
+    );
+    let rules = &api.stick_rules;
+    assert_eq!(rules.len(), 3);
+    assert_eq!(
+        (rules[0].action, &rules[0].pattern, &rules[0].table),
+        (
+            StickAction::On,
+            &StickPattern::ReqCookie("SRV".into()),
+            &None
+        )
+    );
+    assert_eq!(rules[1].pattern, StickPattern::ReqHdr("x-user".into()));
+    assert!(rules[1].cond.is_some());
+    assert_eq!(rules[2].action, StickAction::StoreRequest);
+    assert_eq!(rules[2].table.as_deref(), Some("api"));
     assert_eq!(
         c.proxies.last().map(|p| &p.balance),
         Some(&Balance::Random { draws: 3 })

@@ -13,12 +13,40 @@ pub fn find<'h>(header: &'h str, name: &str) -> Option<&'h str> {
 }
 
 /// The part of a cookie value that names the server: all of it, or the
-/// part before `~` in prefix mode (`srv~appvalue`).
+/// part before `~` in prefix mode (`srv~appvalue`), without the dates that
+/// `maxidle`/`maxlife` add (`srv|LAST|FIRST`).
 pub fn server_part(mode: CookieMode, value: &str) -> &str {
-    match mode {
+    let value = match mode {
         CookieMode::Prefix => value.split_once('~').map_or(value, |(srv, _)| srv),
         _ => value,
+    };
+    value.split_once('|').map_or(value, |(srv, _)| srv)
+}
+
+/// The dates in an insert-mode cookie with `maxidle`/`maxlife`: seconds
+/// since the epoch of the last use and of the first insertion. (HAProxy
+/// also appends two dates after `|`; Shoal writes them in decimal.)
+pub fn dates(value: &str) -> (Option<u64>, Option<u64>) {
+    let mut parts = value.split('|').skip(1);
+    let last = parts.next().and_then(|d| d.parse().ok());
+    let first = parts.next().and_then(|d| d.parse().ok());
+    (last, first)
+}
+
+/// True when a cookie's dates are past `maxidle` or `maxlife`; such a
+/// cookie is ignored and the request balanced again, as in HAProxy.
+pub fn expired(cfg: &CookieConfig, value: &str, now: u64) -> bool {
+    if cfg.maxidle.is_none() && cfg.maxlife.is_none() {
+        return false;
     }
+    let (last, first) = dates(value);
+    let too_idle = cfg
+        .maxidle
+        .is_some_and(|max| last.is_none_or(|t| now.saturating_sub(t) > max.as_secs()));
+    let too_old = cfg
+        .maxlife
+        .is_some_and(|max| first.is_none_or(|t| now.saturating_sub(t) > max.as_secs()));
+    too_idle || too_old
 }
 
 /// The `Cookie:` header the server should see, or `None` if unchanged.
@@ -57,9 +85,20 @@ pub fn for_server(header: &str, cfg: &CookieConfig) -> Option<String> {
     Some(out)
 }
 
-/// The `Set-Cookie:` value insert mode adds for a server.
-pub fn inserted(cfg: &CookieConfig, server_cookie: &str) -> String {
-    let mut out = format!("{}={}; path=/", cfg.name, server_cookie);
+/// The `Set-Cookie:` value insert mode adds for a server. With
+/// `maxidle`/`maxlife` the value carries `|now|first` (first = now for a
+/// new cookie).
+pub fn inserted(cfg: &CookieConfig, server_cookie: &str, now: u64, first: Option<u64>) -> String {
+    let mut out = if cfg.maxidle.is_some() || cfg.maxlife.is_some() {
+        format!(
+            "{}={}|{now}|{}; path=/",
+            cfg.name,
+            server_cookie,
+            first.unwrap_or(now)
+        )
+    } else {
+        format!("{}={}; path=/", cfg.name, server_cookie)
+    };
     for domain in &cfg.domains {
         out.push_str("; domain=");
         out.push_str(domain);
