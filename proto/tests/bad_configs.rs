@@ -312,3 +312,163 @@ fn unmatched_quote_and_text_outside_sections() {
         ]
     );
 }
+
+#[test]
+fn bad_passive_health_check_options() {
+    let e = errors(
+        "backend be
+    server a 10.0.0.1:80 observe layer5
+    server b 10.0.0.2:80 error-limit 0
+    server c 10.0.0.3:80 error-limit many
+    server d 10.0.0.4:80 on-error reboot
+    server e 10.0.0.5:80 on-marked-down kill
+    default-server on-error mark-dwn
+    server f 10.0.0.6:80 observe
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:2: server option 'observe' expects 'layer4', 'layer7' or 'none', got 'layer5'",
+            "bad.cfg:3: server option 'error-limit' must be at least 1",
+            "bad.cfg:4: 'error-limit' expects a number, got 'many'",
+            "bad.cfg:5: server option 'on-error' expects 'fastinter', 'fail-check', 'sudden-death' or 'mark-down', got 'reboot'",
+            "bad.cfg:6: server option 'on-marked-down' expects 'shutdown-sessions', got 'kill'",
+            "bad.cfg:7: server option 'on-error' expects 'fastinter', 'fail-check', 'sudden-death' or 'mark-down', got 'mark-dwn'; did you mean 'mark-down'?",
+            "bad.cfg:8: server option 'observe' expects an argument",
+        ]
+    );
+}
+
+#[test]
+fn bad_http_check_send() {
+    let e = errors(
+        "backend be
+    http-check send meth
+    http-check send verb GET
+    http-check send hdr Host
+    http-check send meth \"\" uri /x
+    http-check send hdr \"Bad Name\" x
+    http-check send uri /ok hdr
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:2: 'http-check send meth' expects an argument",
+            "bad.cfg:3: unknown 'http-check send' option 'verb'; did you mean 'ver'?",
+            "bad.cfg:4: 'http-check send hdr Host' expects a header value",
+            "bad.cfg:5: 'http-check send meth' expects a non-empty word without spaces, got ''",
+            "bad.cfg:6: 'http-check send hdr': invalid header name 'Bad Name'",
+            "bad.cfg:7: 'http-check send hdr' expects a header name and a value",
+        ]
+    );
+}
+
+#[test]
+fn bad_stick_tables() {
+    let e = errors(
+        "defaults
+    stick-table type ip size 1k
+backend a
+    stick-table size 1k
+    stick-table type ip
+backend b
+    stick-table type ipv4 size 1k
+backend c
+    stick-table type binary size 1k
+backend d
+    stick-table type ip size 10x
+backend e
+    stick-table type ip size 0
+backend f
+    stick-table type ip size 4g
+backend g
+    stick-table type string len 0 size 1k
+backend h
+    stick-table type ip size 1k store conn_cnt,bogus
+backend i
+    stick-table type ip size 1k store http_req_rate
+backend j
+    stick-table type ip size 1k
+    stick-table type ip size 2k
+backend k
+    stick-table type ip size 1k sizee 2
+backend l
+    stick-table type ip size 1k expire 1x store gpc(101)
+backend m
+    stick-table type ip size
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:2: 'stick-table' is not allowed in 'defaults' section",
+            "bad.cfg:4: 'stick-table' expects 'type ip|ipv6|integer|string'",
+            "bad.cfg:5: 'stick-table' expects 'size N'",
+            "bad.cfg:7: unknown stick-table type 'ipv4' (expected ip, ipv6, integer or string); did you mean 'ipv6'?",
+            "bad.cfg:9: stick-table type 'binary' is not implemented by Shoal yet",
+            "bad.cfg:11: 'stick-table size': invalid size '10x' (expected a number with an optional k, m or g suffix)",
+            "bad.cfg:13: 'stick-table size': the size must be greater than zero",
+            "bad.cfg:15: 'stick-table size': size '4g' is too large (the maximum is 4294967295)",
+            "bad.cfg:17: 'stick-table type string len' expects a positive integer",
+            "bad.cfg:19: 'stick-table store': unknown data type 'bogus'",
+            "bad.cfg:21: 'stick-table store': data type 'http_req_rate' expects a period, as in http_req_rate(10s)",
+            "bad.cfg:24: backend 'j' already declares a stick-table at line 23",
+            "bad.cfg:26: unknown 'stick-table' argument 'sizee'; did you mean 'size'?",
+            "bad.cfg:28: 'stick-table expire': invalid duration '1x' (expected a number with an optional unit: us, ms, s, m, h or d)",
+            "bad.cfg:28: 'stick-table store': 'gpc' expects an element count from 1 to 100, got '101'",
+            "bad.cfg:30: 'stick-table size' expects an argument",
+        ]
+    );
+}
+
+#[test]
+fn bad_stick_rules() {
+    let e = errors(
+        "defaults
+    stick on src
+frontend fe
+    bind :80
+    stick-table type ip size 1k
+    default_backend a
+backend a
+    stick on src
+    stick match src table nowhere
+    stick on src table b
+    stick on src table mypeers/t
+    stick on dst
+    stick on src,ipmask(24)
+    stick on req.hdr(x-forwarded-for,-1)
+    stick on
+    stick remember src
+    stick on src tabel a
+    stick on src if missing_acl
+    stick on req.cook()
+    stick match src table fe2
+backend b
+backend fe
+    stick-table type ip size 1k
+",
+    );
+    assert_eq!(
+        e,
+        [
+            "bad.cfg:2: 'stick' is not allowed in 'defaults' section",
+            "bad.cfg:8: stick rule needs a stick-table, but backend 'a' declares none (add a 'stick-table' line, or name another proxy's table with 'table NAME')",
+            "bad.cfg:9: stick rule uses table 'nowhere', which is not declared (a table is named after the proxy that declares it)",
+            "bad.cfg:10: stick rule uses table 'b', but backend 'b' declares no stick-table",
+            "bad.cfg:11: stick rule uses table 'mypeers/t': tables of 'peers' sections are not implemented by Shoal yet",
+            "bad.cfg:12: 'stick on': pattern 'dst' is not implemented by Shoal yet (Shoal supports src, req.cook(NAME) and req.hdr(NAME))",
+            "bad.cfg:13: 'stick on': converters ('src,ipmask(24)') are not implemented by Shoal yet",
+            "bad.cfg:14: 'stick on': header occurrence in 'req.hdr(x-forwarded-for,-1)' is not implemented by Shoal yet",
+            "bad.cfg:15: 'stick on' expects a pattern such as 'src' or 'req.cook(NAME)'",
+            "bad.cfg:16: unknown 'stick' action 'remember' (expected on, match, store-request or store-response)",
+            "bad.cfg:17: 'stick on': unexpected argument 'tabel' (expected 'table NAME', or 'if'/'unless' and a condition)",
+            "bad.cfg:18: acl 'missing_acl' is not defined (an acl must be declared before use in the same section)",
+            "bad.cfg:19: 'stick on': 'req.cook' needs a cookie name, as in req.cook(SESSIONID)",
+            "bad.cfg:20: stick rule uses table 'fe2', which is not declared (a table is named after the proxy that declares it); did you mean 'fe'?",
+            "bad.cfg:23: stick-table of backend 'fe' has the same name as the one of frontend 'fe' declared at line 5 (a table is named after its proxy)",
+        ]
+    );
+}

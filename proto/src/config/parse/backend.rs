@@ -346,12 +346,10 @@ fn http_check_send(d: &mut Diags, st: &mut ProxyState, no: usize, words: &[Strin
         let opt = opt.as_str();
         if !OPTIONS.contains(&opt) {
             let hint = keywords::hint(opt, OPTIONS);
-            d.error(
+            return d.error(
                 no,
                 format!("unknown 'http-check send' option '{opt}'{hint}"),
             );
-            ok = false;
-            continue;
         }
         let Some(value) = words.get(i) else {
             let what = if opt == "hdr" {

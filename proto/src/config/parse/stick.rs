@@ -85,9 +85,8 @@ pub(super) fn stick_table(d: &mut Diags, st: &mut ProxyState, no: usize, args: &
         let w = w.as_str();
         if !TABLE_ARGS.contains(&w) {
             let hint = keywords::hint(w, TABLE_ARGS.iter().copied());
-            d.error(no, format!("unknown 'stick-table' argument '{w}'{hint}"));
-            ok = false;
-            continue;
+            // The words after it cannot be told apart from arguments.
+            return d.error(no, format!("unknown 'stick-table' argument '{w}'{hint}"));
         }
         let arg = if matches!(w, "nopurge" | "recv-only") {
             ""
@@ -180,7 +179,7 @@ pub(super) fn stick_table(d: &mut Diags, st: &mut ProxyState, no: usize, args: &
 
 /// HAProxy's size format: a number with an optional `k`, `m` or `g`
 /// suffix (powers of 1024), at most 2^32-1, and not zero.
-fn parse_size(word: &str) -> Result<u64, String> {
+pub(super) fn parse_size(word: &str) -> Result<u64, String> {
     let digits = word.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = word.split_at(digits);
     let shift = match unit {

@@ -1,7 +1,7 @@
 //! Unit tests of the parser: tokenizer, values, sections and inheritance.
 //! Error classes and the seed configs are tested in proto/tests/.
 
-use super::{addr, duration, lexer, parse};
+use super::{addr, duration, lexer, parse, stick};
 use crate::config::*;
 use std::time::Duration;
 
@@ -557,6 +557,338 @@ backend b
 }
 
 #[test]
+fn passive_health_check_options() {
+    let p = ok("
+defaults
+    mode http
+    default-server observe layer7 error-limit 4 on-error sudden-death on-marked-down shutdown-sessions
+backend b
+    server a 10.0.0.1:80
+    server n 10.0.0.2:80 observe none on-error fastinter
+    default-server observe layer4 error-limit 1 on-error fail-check
+    server c 10.0.0.3:80 on-error mark-down on-marked-up shutdown-backup-sessions
+frontend f
+    bind :80
+    default_backend b
+backend t
+    mode tcp
+    server s 10.0.0.4:80 observe layer7
+");
+    let b = proxy(&p, "b");
+    let view = |s: &Server| {
+        (
+            s.observe,
+            s.error_limit,
+            s.on_error,
+            s.on_marked_down_shutdown,
+        )
+    };
+    assert_eq!(
+        view(&b.servers[0]),
+        (
+            Some(Observe::Layer7),
+            Some(4),
+            Some(OnError::SuddenDeath),
+            true
+        )
+    );
+    assert_eq!(
+        view(&b.servers[1]),
+        (None, Some(4), Some(OnError::FastInter), true),
+        "'observe none' clears the default-server setting"
+    );
+    assert_eq!(
+        view(&b.servers[2]),
+        (
+            Some(Observe::Layer4),
+            Some(1),
+            Some(OnError::MarkDown),
+            true
+        )
+    );
+    let msgs: Vec<(usize, &str)> = p
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.message.as_str()))
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            (9, "server option 'on-marked-up' not implemented yet; ignored"),
+            (15, "server 's' uses 'observe layer7', which needs 'mode http'; backend 't' is in mode tcp, so only connection errors are observed"),
+        ]
+    );
+}
+
+#[test]
+fn http_check_send_and_its_inheritance() {
+    let p = ok(r#"
+defaults
+    mode http
+    option httpchk
+    http-check send meth HEAD uri /ping ver HTTP/1.1 hdr Host a.example hdr X-A "1 2" body hi
+    http-check expect status 200
+backend inherits
+backend own_expect
+    http-check expect status 204
+backend own_send
+    http-check send uri /other
+backend twice
+    http-check send uri /first uri-lf /%[src] comment c
+    http-check send uri /second
+    http-check send hdr X-Id %[uuid]
+frontend f
+    bind :80
+    default_backend inherits
+    http-check send uri /x
+"#);
+    let want = HttpCheckSend {
+        method: Some("HEAD".into()),
+        uri: Some("/ping".into()),
+        version: Some("HTTP/1.1".into()),
+        headers: vec![
+            ("Host".into(), "a.example".into()),
+            ("X-A".into(), "1 2".into()),
+        ],
+        body: Some("hi".into()),
+    };
+    let inherits = proxy(&p, "inherits");
+    assert_eq!(inherits.http_check_send.as_ref(), Some(&want));
+    assert_eq!(inherits.http_check_expect.len(), 1);
+    // A section's own http-check rule replaces the whole inherited ruleset.
+    let own_expect = proxy(&p, "own_expect");
+    assert_eq!(own_expect.http_check_send, None);
+    assert_eq!(own_expect.http_check_expect[0].pattern, "204");
+    let own_send = proxy(&p, "own_send");
+    assert!(own_send.http_check_expect.is_empty());
+    assert_eq!(
+        own_send.http_check_send,
+        Some(HttpCheckSend {
+            uri: Some("/other".into()),
+            ..HttpCheckSend::default()
+        })
+    );
+    let twice = proxy(&p, "twice");
+    assert_eq!(
+        twice
+            .http_check_send
+            .as_ref()
+            .and_then(|s| s.uri.as_deref()),
+        Some("/first")
+    );
+    assert_eq!(proxy(&p, "f").http_check_send, None);
+    let msgs: Vec<(usize, &str)> = p
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.message.as_str()))
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            (13, "'http-check send uri-lf' is not implemented by Shoal yet; ignored"),
+            (13, "'http-check send comment' is not implemented by Shoal yet; ignored"),
+            (14, "several 'http-check send' rules (multi-step checks) are not implemented by Shoal yet; only the first one is used"),
+            (15, "log-format expressions in 'http-check send hdr' are not expanded by Shoal yet; the value is sent as written"),
+            (15, "several 'http-check send' rules (multi-step checks) are not implemented by Shoal yet; only the first one is used"),
+            (19, "'http-check' ignored because frontend 'f' has no backend capability"),
+        ]
+    );
+}
+
+#[test]
+fn stick_table_sizes() {
+    for (text, want) in [
+        ("1", 1),
+        ("1000", 1000),
+        ("1k", 1024),
+        ("1K", 1024),
+        ("200k", 204_800),
+        ("1m", 1 << 20),
+        ("3g", 3 << 30),
+        ("4294967295", u64::from(u32::MAX)),
+    ] {
+        assert_eq!(stick::parse_size(text), Ok(want), "{text}");
+    }
+    for bad in [
+        "",
+        "k",
+        "0",
+        "0k",
+        "1kb",
+        "1.5m",
+        "-1",
+        "4g",
+        "4294967296",
+        "99999999999999999999999",
+    ] {
+        assert!(
+            stick::parse_size(bad).is_err(),
+            "{bad:?} should be rejected"
+        );
+    }
+}
+
+#[test]
+fn stick_tables_and_rules() {
+    let p = ok("
+frontend fe
+    mode http
+    bind :80
+    stick-table type ipv6 size 1m expire 10m store conn_cnt,http_req_rate(10s) store gpc(2),gpc_rate(2,1m),server_id
+    stick on src
+    default_backend be
+backend be
+    mode http
+    stick-table type string size 10k
+    acl api path_beg /api
+    stick on req.cook(SessionID)
+    stick match cookie(JSID) table be if api
+    stick store-request hdr(X-User) unless api || { src 10.0.0.0/8 }
+    stick store src table fe
+    stick on req.hdr(X-Key) table be
+    stick store-response res.cook(x)
+backend tables
+    mode http
+    stick-table type integer size 1g nopurge peers mypeers
+backend b2
+    mode http
+    stick-table type string len 128 size 100
+    stick on src table tables
+");
+    let fe = proxy(&p, "fe");
+    assert_eq!(
+        fe.stick_table,
+        Some(StickTable {
+            key: StickKeyType::Ipv6,
+            size: 1 << 20,
+            expire: Some(Duration::from_secs(600)),
+            store: [
+                "conn_cnt",
+                "http_req_rate(10s)",
+                "gpc(2)",
+                "gpc_rate(2,1m)",
+                "server_id"
+            ]
+            .map(String::from)
+            .to_vec(),
+        })
+    );
+    assert!(
+        fe.stick_rules.is_empty(),
+        "stick rules are ignored in a frontend"
+    );
+    let be = proxy(&p, "be");
+    assert_eq!(
+        be.stick_table.as_ref().map(|t| (t.key, t.size, t.expire)),
+        Some((StickKeyType::String { len: 32 }, 10 * 1024, None))
+    );
+    let rules: Vec<(StickAction, &StickPattern, Option<&str>, bool)> = be
+        .stick_rules
+        .iter()
+        .map(|r| (r.action, &r.pattern, r.table.as_deref(), r.cond.is_some()))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (
+                StickAction::On,
+                &StickPattern::ReqCookie("SessionID".into()),
+                None,
+                false
+            ),
+            (
+                StickAction::Match,
+                &StickPattern::ReqCookie("JSID".into()),
+                Some("be"),
+                true
+            ),
+            (
+                StickAction::StoreRequest,
+                &StickPattern::ReqHdr("x-user".into()),
+                None,
+                true
+            ),
+            (
+                StickAction::StoreRequest,
+                &StickPattern::Src,
+                Some("fe"),
+                false
+            ),
+            (
+                StickAction::On,
+                &StickPattern::ReqHdr("x-key".into()),
+                Some("be"),
+                false
+            ),
+        ]
+    );
+    let cond = be.stick_rules[2].cond.as_ref().expect("condition");
+    assert!(cond.unless && cond.any_of.len() == 2);
+    assert_eq!(
+        proxy(&p, "tables")
+            .stick_table
+            .as_ref()
+            .map(|t| (t.key, t.size)),
+        Some((StickKeyType::Integer, 1 << 30))
+    );
+    assert_eq!(
+        proxy(&p, "b2").stick_table.as_ref().map(|t| t.key),
+        Some(StickKeyType::String { len: 128 })
+    );
+    let msgs: Vec<(usize, &str)> = p
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.message.as_str()))
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            (6, "'stick' ignored because frontend 'fe' has no backend capability"),
+            (17, "'stick store-response' is not implemented by Shoal yet; ignored"),
+            (20, "'stick-table nopurge' is not implemented by Shoal yet; ignored"),
+            (20, "'stick-table peers' is not implemented by Shoal yet; ignored"),
+            (24, "stick rule keys on 'src', but stick-table 'tables' is of type 'integer' (expected ip or ipv6)"),
+        ]
+    );
+}
+
+#[test]
+fn stick_rule_warnings() {
+    let p = ok("
+backend be
+    stick-table type ip size 1k store conn_cur,conn_cur,conn_rate(1s),conn_rate(2s)
+    stick on req.cook(s)
+    stick on src table str
+backend str
+    mode http
+    stick-table type string size 1k
+    stick on req.hdr(host)
+");
+    assert_eq!(
+        proxy(&p, "be")
+            .stick_table
+            .as_ref()
+            .map(|t| t.store.clone()),
+        Some(vec!["conn_cur".to_string(), "conn_rate(1s)".into()])
+    );
+    let msgs: Vec<(usize, &str)> = p
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.message.as_str()))
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            (3, "'stick-table store': 'conn_cur' is already stored; ignored"),
+            (3, "'stick-table store': 'conn_rate' is already stored; ignored"),
+            (4, "stick rule uses 'req.cook(s)', which needs 'mode http'; backend 'be' is in mode tcp, so the rule never matches"),
+            (4, "stick rule keys on 'req.cook(s)', but stick-table 'be' is of type 'ip' (expected string)"),
+            (5, "stick rule keys on 'src', but stick-table 'str' is of type 'string' (expected ip or ipv6)"),
+        ]
+    );
+}
+
+#[test]
 fn global_section() {
     let p = ok("
 global
@@ -844,6 +1176,35 @@ fn garbage_never_panics_and_accepted_configs_round_trip() {
         "ipv6@",
         "unix@/x",
         "from",
+        "stick",
+        "stick-table",
+        "on",
+        "match",
+        "store-request",
+        "type",
+        "ip",
+        "string",
+        "len",
+        "size",
+        "1k",
+        "expire",
+        "store",
+        "conn_cur,http_req_rate(1s)",
+        "req.cook(s)",
+        "hdr(x)",
+        "table",
+        "observe",
+        "layer7",
+        "error-limit",
+        "on-error",
+        "mark-down",
+        "on-marked-down",
+        "shutdown-sessions",
+        "send",
+        "meth",
+        "uri",
+        "hdr",
+        "body",
     ];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
