@@ -1,26 +1,62 @@
-//! Health checks (first cut: TCP connect checks, HAProxy's default kind).
+//! Health checks with HAProxy 2.x semantics.
 //!
-//! Each server with `check` gets one task that connects every `inter`
-//! (`fastinter` while a transition is pending, `downinter` while DOWN),
-//! counts `rise` successes / `fall` failures in a row and, on a transition,
-//! changes the server's operational state through [`Runtime::set_server`]
-//! (the only owner of server state). Start times are spread over the first
-//! interval so checks do not fire in bursts.
+//! Each `server ... check` gets one task ([`job`]) that probes every
+//! `inter` (`fastinter` while a change is pending, `downinter` while DOWN),
+//! counts with HAProxy's rise/fall counter and, on a transition, changes
+//! the server's operational state through `Runtime::apply` (the one place
+//! state changes), logging it in HAProxy's words. Probes: TCP connect
+//! (default), `option httpchk` with `http-check send|expect`, and `option
+//! external-check`. First checks are spread over the interval so they do
+//! not fire in bursts.
+//!
+//! Also here: passive health from real traffic (`observe`; see
+//! [`Observer`] for the data-plane call sites), and the `slowstart` ticker
+//! (the ramp itself is computed by the snapshot builder). A successful
+//! check that moves the counter is logged at info level in the words of
+//! HAProxy's `option log-health-checks`. Dropping [`Checks`] stops every
+//! task.
 
-use crate::runtime::{OpState, Runtime};
-use shoal_proto::config::{Config, Server};
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::net::SocketAddr;
+mod expect;
+mod external;
+mod http;
+mod job;
+mod observe;
+mod response;
+mod slowstart;
+mod status;
+mod tcp;
+#[cfg(test)]
+mod tests;
+
+pub use observe::{Observer, Outcome};
+pub use status::Status;
+
+use crate::runtime::Runtime;
+use job::{Job, PassiveLink, Probe, Timing};
+use observe::{Passive, Registry};
+use shoal_proto::command::ServerRef;
+use shoal_proto::config::{Config, OnError, Proxy, Server};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+
+/// Shortest `inter` honoured, so a typo cannot turn checks into a flood.
+const MIN_INTER: Duration = Duration::from_millis(10);
+/// HAProxy's default `error-limit`.
+const DEFAULT_ERROR_LIMIT: u32 = 10;
 
 /// The running check tasks; dropping this stops them.
 #[derive(Default)]
 pub struct Checks {
     tasks: Vec<JoinHandle<()>>,
+    observer: Observer,
+}
+
+impl Checks {
+    /// The handle the data plane reports passive-health outcomes to.
+    pub fn observer(&self) -> Observer {
+        self.observer.clone()
+    }
 }
 
 impl Drop for Checks {
@@ -31,140 +67,131 @@ impl Drop for Checks {
     }
 }
 
-/// Start one check task per `server ... check` of the config.
+/// Start one check task per `server ... check` of the config, with a
+/// private [`Observer`].
 pub fn start(runtime: &Arc<Runtime>, config: &Config) -> Checks {
-    let snapshot = runtime.snapshot();
-    let mut tasks = Vec::new();
-    for proxy in config.proxies.iter().filter(|p| p.kind.is_backend()) {
-        let Some(backend) = snapshot.backend(&proxy.name) else {
+    start_with(runtime, config, &Observer::default())
+}
+
+/// Like [`start`], registering observed servers in `observer`: pass the
+/// same observer at start and on every reload so that the data plane can
+/// keep one handle.
+pub fn start_with(runtime: &Arc<Runtime>, config: &Config, observer: &Observer) -> Checks {
+    let mut jobs = Vec::new();
+    let mut registry = Registry::new();
+    for (proxy_index, proxy) in config.proxies.iter().enumerate() {
+        if !proxy.kind.is_backend() {
             continue;
-        };
-        for (server, rt) in proxy.servers.iter().zip(backend.servers.iter()) {
+        }
+        for (server_index, server) in proxy.servers.iter().enumerate() {
             if !server.check {
-                continue;
-            }
-            let mut addr = rt.addr;
-            if let Some(port) = server.check_port {
-                addr.set_port(port);
-            }
-            if addr.port() == 0 {
-                tracing::warn!(
-                    "{}/{}: no port to check; check disabled",
-                    proxy.name,
-                    server.name
-                );
-                continue;
-            }
-            let timeout = proxy.timeouts.check.or(proxy.timeouts.connect);
-            let job = Job {
-                runtime: runtime.clone(),
-                backend: proxy.name.clone(),
-                server: server.name.clone(),
-                addr,
-                timeout,
-                settings: server.clone(),
-            };
-            tasks.push(tokio::spawn(job.run()));
-        }
-    }
-    Checks { tasks }
-}
-
-struct Job {
-    runtime: Arc<Runtime>,
-    backend: String,
-    server: String,
-    addr: SocketAddr,
-    timeout: Option<Duration>,
-    settings: Server,
-}
-
-impl Job {
-    async fn run(self) {
-        let inter = self
-            .settings
-            .inter_or_default()
-            .max(Duration::from_millis(10));
-        let fastinter = self.settings.fastinter.unwrap_or(inter);
-        let downinter = self.settings.downinter.unwrap_or(inter);
-        let (rise, fall) = (
-            self.settings.rise_or_default().max(1),
-            self.settings.fall_or_default().max(1),
-        );
-        let mut hasher = DefaultHasher::new();
-        (&self.backend, &self.server).hash(&mut hasher);
-        let spread = Duration::from_micros(hasher.finish() % (inter.as_micros() as u64).max(1));
-        tokio::time::sleep(spread).await;
-        let mut up = self.current_up();
-        let mut streak = 0u32;
-        loop {
-            let started = Instant::now();
-            let result = self.probe(inter).await;
-            let took = started.elapsed();
-            let ok = result.is_ok();
-            if ok == up {
-                streak = 0;
-            } else {
-                streak += 1;
-                if streak >= if up { fall } else { rise } {
-                    up = ok;
-                    streak = 0;
-                    self.transition(up, result.err(), took);
+                if server.observe.is_some() {
+                    tracing::warn!(
+                        "{}/{}: 'observe' needs 'check'; ignored",
+                        proxy.name,
+                        server.name
+                    );
                 }
+                continue;
             }
-            let next = match (up, streak > 0) {
-                (_, true) => fastinter,
-                (true, false) => inter,
-                (false, false) => downinter,
+            let ids = (proxy_index + 1, server_index + 1);
+            let Some(probe) = probe(proxy, server, ids) else {
+                continue;
             };
-            tokio::time::sleep(next).await;
+            let passive = server.observe.map(|mode| {
+                let limit = server.error_limit.unwrap_or(DEFAULT_ERROR_LIMIT);
+                let (state, events) = Passive::new(mode, limit);
+                registry
+                    .entry(proxy.name.clone().into())
+                    .or_default()
+                    .insert(server.name.clone().into(), state.clone());
+                PassiveLink {
+                    state,
+                    events,
+                    on_error: server.on_error.unwrap_or(OnError::FailCheck),
+                }
+            });
+            jobs.push(Job {
+                runtime: runtime.clone(),
+                server: ServerRef {
+                    backend: proxy.name.clone(),
+                    server: server.name.clone(),
+                },
+                probe,
+                timing: timing(config, proxy, server),
+                rise: server.rise_or_default(),
+                fall: server.fall_or_default(),
+                check_port: server.check_port,
+                shutdown_on_down: server.on_marked_down_shutdown,
+                passive,
+                first_delay: Duration::ZERO,
+            });
         }
     }
-
-    fn current_up(&self) -> bool {
-        let snapshot = self.runtime.snapshot();
-        snapshot
-            .backend(&self.backend)
-            .and_then(|b| b.servers.iter().find(|s| &*s.name == self.server.as_str()))
-            .is_none_or(|s| s.state.op == OpState::Up)
+    observer.install(registry);
+    // Spread first checks evenly over each server's interval (HAProxy
+    // spreads them by position, the same way).
+    let n = jobs.len() as u32;
+    for (i, job) in jobs.iter_mut().enumerate() {
+        job.first_delay = job.timing.inter * i as u32 / n.max(1);
     }
-
-    /// One TCP connect. `Err` carries HAProxy's wording of the failure.
-    async fn probe(&self, inter: Duration) -> Result<(), &'static str> {
-        let limit = self.timeout.unwrap_or(inter);
-        match tokio::time::timeout(limit, TcpStream::connect(self.addr)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                Err("Connection refused")
-            }
-            Ok(Err(_)) => Err("Connection error"),
-            Err(_) => Err("Connection timeout"),
-        }
+    let mut tasks: Vec<JoinHandle<()>> = jobs.into_iter().map(|j| tokio::spawn(j.run())).collect();
+    tasks.extend(slowstart::start(runtime, config));
+    Checks {
+        tasks,
+        observer: observer.clone(),
     }
+}
 
-    fn transition(&self, up: bool, why: Option<&str>, took: Duration) {
-        let state = if up { OpState::Up } else { OpState::Down };
-        if self
-            .runtime
-            .set_server(&self.backend, &self.server, |s| s.op = state)
-            .is_err()
-        {
-            return;
-        }
-        let ms = took.as_millis();
-        if up {
+/// The kind of check a server gets; `None` (with a warning) when it
+/// cannot be checked.
+fn probe(proxy: &Proxy, server: &Server, (proxy_id, server_id): (usize, usize)) -> Option<Probe> {
+    if proxy.options.external_check {
+        let Some(command) = &proxy.external_check_command else {
             tracing::warn!(
-                "Server {}/{} is UP, reason: Layer4 check passed, check duration: {ms}ms.",
-                self.backend,
-                self.server
+                "{}/{}: 'option external-check' without 'external-check command'; check disabled",
+                proxy.name,
+                server.name
             );
-        } else {
-            let info = why.unwrap_or("");
-            tracing::warn!(
-                "Server {}/{} is DOWN, reason: Layer4 connection problem, info: \"{info}\", check duration: {ms}ms.",
-                self.backend,
-                self.server
-            );
-        }
+            return None;
+        };
+        return Some(Probe::External(Arc::new(external::ExternalCheck::new(
+            proxy,
+            command,
+            proxy_id,
+            &server.name,
+            server_id,
+        ))));
+    }
+    if server.addr.port.is_none() && server.check_port.is_none() {
+        tracing::warn!(
+            "{}/{}: no port to check; check disabled",
+            proxy.name,
+            server.name
+        );
+        return None;
+    }
+    if proxy.options.httpchk.is_some() {
+        return Some(Probe::Http(Arc::new(http::HttpCheck::new(proxy))));
+    }
+    Some(Probe::Tcp)
+}
+
+/// HAProxy's limits: with `timeout check`, connect within `min(timeout
+/// connect, inter)` and read within `timeout check`; without it, `inter`
+/// bounds the whole check.
+fn timing(config: &Config, proxy: &Proxy, server: &Server) -> Timing {
+    let inter = server.inter_or_default().max(MIN_INTER);
+    let timeouts = proxy.timeouts.or(&config.global.timeouts);
+    let connect = match timeouts.check {
+        Some(_) => timeouts.connect.map_or(inter, |c| c.min(inter)),
+        None => inter,
+    };
+    Timing {
+        inter,
+        fastinter: server.fastinter.map(|d| d.max(MIN_INTER)),
+        downinter: server.downinter.map(|d| d.max(MIN_INTER)),
+        connect,
+        check: timeouts.check,
     }
 }

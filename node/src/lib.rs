@@ -19,5 +19,6 @@ pub mod node;
 pub mod persist;
 pub mod pool;
 pub mod runtime;
+pub mod stats;
 pub mod stats_page;
 pub mod tcp;

@@ -49,7 +49,8 @@ pub struct ServerState {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
     /// HAProxy's check status code: `L4OK`, `L4TOUT`, `L4CON`, `L7OK`,
-    /// `L7STS`, `L7RSP`, `L7TOUT`, `EXOK`, `EXNOK`, `INI`, ... (empty: no check ran).
+    /// `L7STS`, `L7RSP`, `L7TOUT`, `PROCOK`, `PROCERR`, `PROCTOUT`, `HANA`, `INI`, ...
+    /// (empty: no check ran).
     pub status: &'static str,
     /// HTTP status of an HTTP check, or exit code of an external check.
     pub code: Option<i32>,
@@ -282,6 +283,13 @@ struct Persistent {
     /// changes never wait on DNS; a reload re-resolves.
     addrs: HashMap<(String, Option<u16>), SocketAddr>,
     tables: HashMap<String, Arc<StickTable>>,
+    /// When each server last came back into service (from DOWN or
+    /// maintenance): `slowstart` ramps its weight from there. Servers up
+    /// since boot have no entry, as HAProxy never slow-starts at boot.
+    up_since: HashMap<String, std::time::Instant>,
+    /// The last built snapshot has a server still ramping up, so
+    /// [`Runtime::refresh`] has work to do.
+    ramping: bool,
 }
 
 /// Owner of the routing snapshot and of all server state.
@@ -414,9 +422,13 @@ impl Runtime {
         }
         let key = server_key(backend, server);
         let state = p.states.get_mut(&key).ok_or(ChangeError::NoSuchServer)?;
+        let was_serving = serving(state);
         change(state);
         state.weight = state.weight.min(256);
         let result = *state;
+        if !was_serving && serving(&result) {
+            p.up_since.insert(key, std::time::Instant::now());
+        }
         let config = p.config.clone();
         // The config is unchanged and its addresses are cached, so this
         // rebuild does no DNS and cannot fail on resolution.
@@ -427,11 +439,33 @@ impl Runtime {
         Ok(result)
     }
 
+    /// Rebuild the snapshot while some server ramps up after `slowstart`
+    /// (its effective weight depends on the time); returns whether one
+    /// still does. Cheap when none does. Called periodically by the
+    /// health module's slowstart ticker.
+    pub fn refresh(&self) -> bool {
+        let mut p = self.lock();
+        if !p.ramping {
+            return false;
+        }
+        let config = p.config.clone();
+        match build::build(&mut p, config) {
+            Ok(snapshot) => self.current.store(Arc::new(snapshot)),
+            Err(e) => tracing::warn!("slowstart step kept the previous routing table: {e}"),
+        }
+        p.ramping
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Persistent> {
         // A panic while building cannot leave the maps inconsistent (they are
         // only inserted into), so a poisoned lock is safe to reuse.
         self.persistent.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// In service for `slowstart` purposes: not DOWN, not in maintenance.
+fn serving(state: &ServerState) -> bool {
+    state.op != OpState::Down && state.admin != AdminState::Maint
 }
 
 /// `backend/server`, the name HAProxy's runtime API uses.

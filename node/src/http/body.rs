@@ -136,9 +136,11 @@ impl ProxyBody {
 
 impl Drop for ProxyBody {
     fn drop(&mut self) {
-        if let Kind::Upstream { finish, .. } = &mut self.kind {
+        if let Kind::Upstream { inner, finish } = &mut self.kind {
             if let Some(f) = finish.take() {
-                f.done(false);
+                // hyper never polls the body of a HEAD, 204 or 304 answer;
+                // such an exchange is still complete and its connection reusable.
+                f.done(inner.is_end_stream());
             }
         }
     }

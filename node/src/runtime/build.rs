@@ -18,6 +18,8 @@ use tokio::sync::Semaphore;
 /// counters of vanished ones (a later reload may bring them back).
 pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot, BuildError> {
     let global_timeouts = config.global.timeouts;
+    // Set again by the backends that have a server in its slowstart ramp.
+    p.ramping = false;
     let mut tables = HashMap::new();
     for proxy in &config.proxies {
         let Some(def) = &proxy.stick_table else {
@@ -133,8 +135,13 @@ fn build_backend(
     tables: &HashMap<Box<str>, Arc<StickTable>>,
 ) -> Result<BackendRt, BuildError> {
     let mut servers = Vec::with_capacity(proxy.servers.len());
+    // slowstart: how far each server is into its ramp (None: full speed).
+    let now = std::time::Instant::now();
+    let mut ramps = Vec::with_capacity(proxy.servers.len());
     for server in &proxy.servers {
         let key = server_key(&proxy.name, &server.name);
+        let ramp = ramp_progress(p, &key, server.slowstart, now);
+        ramps.push(ramp);
         let state = *p.states.entry(key.clone()).or_insert(ServerState {
             admin: if server.disabled {
                 AdminState::Maint
@@ -167,7 +174,7 @@ fn build_backend(
             name: server.name.clone().into(),
             addr: state.addr.unwrap_or(addr),
             backup: server.backup,
-            maxconn: state.maxconn.or(server.maxconn),
+            maxconn: ramp_maxconn(state.maxconn.or(server.maxconn), ramp),
             maxqueue: server.maxqueue,
             config_weight: server.weight_or_default(),
             cookie: server
@@ -180,13 +187,15 @@ fn build_backend(
         });
     }
 
+    p.ramping |= ramps.iter().any(Option::is_some);
+    let scale = weight_scale(proxy, &ramps);
     let primary_slots: Vec<Slot> = servers
         .iter()
         .enumerate()
         .filter(|(_, s)| !s.backup && s.usable())
         .map(|(id, s)| Slot {
             id,
-            weight: s.state.weight,
+            weight: slot_weight(s.state.weight, ramps[id], scale),
         })
         .collect();
     // Backups serve only when no primary can: the first usable one, or all
@@ -197,7 +206,7 @@ fn build_backend(
         .filter(|(_, s)| s.backup && s.usable())
         .map(|(id, s)| Slot {
             id,
-            weight: s.state.weight,
+            weight: slot_weight(s.state.weight, ramps[id], scale),
         });
     let backup_slots: Vec<Slot> = if proxy.options.allbackups {
         backup_slots.collect()
@@ -270,6 +279,62 @@ fn stick_rules(
             })
         })
         .collect()
+}
+
+// --- slowstart (HAProxy's `server_recalc_eweight` / `srv_dynamic_maxconn`) ---
+
+/// HAProxy's `BE_WEIGHT_SCALE`: while a server of a backend ramps up, all
+/// its weights are multiplied by this so that even weight 1 grows in steps.
+const WEIGHT_SCALE: u32 = 16;
+
+/// Progress (0..1) of a server's `slowstart` ramp, or `None` when it runs
+/// at full speed (no slowstart, up since boot, or ramp over).
+fn ramp_progress(
+    p: &Persistent,
+    key: &str,
+    slowstart: Option<std::time::Duration>,
+    now: std::time::Instant,
+) -> Option<f64> {
+    let total = slowstart.filter(|d| !d.is_zero())?;
+    let elapsed = now.saturating_duration_since(*p.up_since.get(key)?);
+    (elapsed < total).then(|| elapsed.as_secs_f64() / total.as_secs_f64())
+}
+
+/// Weights only ramp for dynamic algorithms, as in HAProxy (static-rr,
+/// first and map-based hashing keep their weights).
+fn weight_scale(proxy: &Proxy, ramps: &[Option<f64>]) -> u32 {
+    use shoal_proto::config::{Balance, HashType};
+    let dynamic = match proxy.balance {
+        Balance::RoundRobin | Balance::LeastConn | Balance::Random { .. } => true,
+        Balance::StaticRr | Balance::First => false,
+        _ => proxy.hash_type == HashType::Consistent,
+    };
+    if dynamic && ramps.iter().any(Option::is_some) {
+        WEIGHT_SCALE
+    } else {
+        1
+    }
+}
+
+/// Effective weight: grows linearly from about 1/16th to full over the
+/// ramp (HAProxy: `uweight * (wdiv * elapsed + slowstart) / slowstart`).
+fn slot_weight(weight: u32, ramp: Option<f64>, scale: u32) -> u32 {
+    let full = weight * scale;
+    match ramp {
+        Some(progress) if scale > 1 && weight > 0 => {
+            let w = (f64::from(full) * (progress + 1.0 / f64::from(scale))).ceil();
+            (w as u32).clamp(1, full)
+        }
+        _ => full,
+    }
+}
+
+/// `maxconn` grows from 1 to full over the ramp, whatever the algorithm.
+fn ramp_maxconn(maxconn: Option<u32>, ramp: Option<f64>) -> Option<u32> {
+    match (maxconn, ramp) {
+        (Some(max), Some(progress)) if max > 0 => Some(((f64::from(max) * progress) as u32).max(1)),
+        _ => maxconn,
+    }
 }
 
 /// Resolve a server address once, at build time (HAProxy resolves at boot).

@@ -58,6 +58,8 @@ pub struct ServerCounters {
     /// Server-side TCP connections ever opened.
     pub connects: AtomicU64,
     responses: [AtomicU64; 6],
+    /// Seconds since the epoch of the last session (`lastsess`); 0: never.
+    last_session: AtomicU64,
 }
 
 impl ServerCounters {
@@ -87,7 +89,16 @@ impl ServerCounters {
         }
         self.total.fetch_add(1, Relaxed);
         self.max.fetch_max(cur + 1, Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_session.store(now, Relaxed);
         true
+    }
+
+    /// Seconds since the epoch of the last session taken; 0 when none.
+    pub fn last_session_unix(&self) -> u64 {
+        self.last_session.load(Relaxed)
     }
 
     /// Give a slot back.

@@ -47,7 +47,10 @@ pub fn pairs(text: &str) -> Vec<(String, String)> {
 
 /// The first value of `name` in a form body or query string.
 pub fn value(text: &str, name: &str) -> Option<String> {
-    pairs(text).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    pairs(text)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 #[cfg(test)]
@@ -70,6 +73,9 @@ mod tests {
                 ("action".into(), "drain".into())
             ]
         );
-        assert_eq!(value("key=10.0.0.1&k=2", "key").as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            value("key=10.0.0.1&k=2", "key").as_deref(),
+            Some("10.0.0.1")
+        );
     }
 }

@@ -392,3 +392,211 @@ pub async fn tally(addr: SocketAddr, path: &str, n: usize) -> HashMap<String, us
     }
     counts
 }
+
+// ---- Admin API, stats page and browser helpers ----
+
+impl Shoal {
+    /// Like [`Shoal::start_with`], with extra environment variables.
+    pub fn start_with_env(
+        config: &str,
+        expect_fronts: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Shoal {
+        let dir = TempDir::new("shoal");
+        let cfg = dir.file("shoal.cfg", config);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
+        cmd.arg("run")
+            .arg("-f")
+            .arg(&cfg)
+            .args(extra)
+            .env("SHOAL_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut shoal = Shoal {
+            proc: Proc::spawn(cmd),
+            dir,
+            cfg,
+            fronts: HashMap::new(),
+        };
+        for f in expect_fronts {
+            shoal.wait_front(f);
+        }
+        shoal
+    }
+
+    /// The admin API address, from its `[NOTICE] admin API listening on` line.
+    pub fn admin_addr(&mut self) -> SocketAddr {
+        self.proc
+            .wait_line("admin API listening on ")
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("admin address")
+    }
+}
+
+/// One request with any method, headers and body, on a fresh connection.
+/// `Host` is the address itself (ChromeDriver refuses other hosts).
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Resp {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    let resp = tokio::time::timeout(DEADLINE, sender.send_request(req))
+        .await
+        .expect("response within deadline")
+        .expect("response");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// Spawn any command as a [`Proc`] (killed on drop, output on a channel).
+pub fn spawn_proc(cmd: Command) -> Proc {
+    Proc::spawn(cmd)
+}
+
+// ---- Runtime API (stats socket) and real-HAProxy helpers ----
+
+impl Shoal {
+    /// Where the stats sockets listen (unix paths or TCP addresses), from
+    /// their `[NOTICE] stats socket listening on` lines; waits for `n`.
+    pub fn stats_sockets(&mut self, n: usize) -> Vec<String> {
+        let needle = "stats socket listening on ";
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let found: Vec<String> = self
+                .proc
+                .drain()
+                .iter()
+                .filter_map(|l| l.split_once(needle).map(|(_, at)| at.trim().to_string()))
+                .collect();
+            if found.len() >= n {
+                return found;
+            }
+            assert!(
+                Instant::now() < end,
+                "{n} stats sockets did not open; saw:\n{}",
+                self.proc.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `echo INPUT | socat stdio TARGET` (TARGET: `unix-connect:PATH` or
+/// `tcp:ADDR`); returns what socat printed.
+pub fn socat(target: &str, input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("socat")
+        .args(["-t", "10", "stdio", target])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("socat is installed");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).expect("write to socat");
+    }
+    let end = Instant::now() + DEADLINE;
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("socat {target} did not finish: {input:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("socat output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One command line on a unix stats socket, through socat.
+pub fn cli(path: &str, line: &str) -> String {
+    socat(&format!("unix-connect:{path}"), &format!("{line}\n"))
+}
+
+/// Write `input` to a TCP stats socket and read until it closes.
+pub async fn cli_tcp(addr: SocketAddr, input: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .expect("connect stats socket");
+    stream
+        .write_all(input.as_bytes())
+        .await
+        .expect("write command");
+    let mut out = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut out))
+        .await
+        .expect("stats socket closes")
+        .expect("read answer");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A loopback port free right now, for HAProxy (which cannot bind port 0).
+pub fn free_port() -> u16 {
+    dead_addr().port()
+}
+
+/// A running `/usr/sbin/haproxy -f CFG -db`, killed on drop.
+pub struct Haproxy {
+    pub proc: Proc,
+    pub dir: TempDir,
+}
+
+impl Haproxy {
+    /// Start HAProxy; returns once its stats socket `socket` and the TCP
+    /// ports `ports` accept connections.
+    pub fn start(config: &str, socket: &std::path::Path, ports: &[u16]) -> Haproxy {
+        let dir = TempDir::new("haproxy");
+        let cfg = dir.file("haproxy.cfg", config);
+        let mut cmd = Command::new("/usr/sbin/haproxy");
+        cmd.arg("-f").arg(&cfg).arg("-db");
+        let mut haproxy = Haproxy {
+            proc: Proc::spawn(cmd),
+            dir,
+        };
+        let end = Instant::now() + DEADLINE;
+        let ready = || {
+            std::os::unix::net::UnixStream::connect(socket).is_ok()
+                && ports
+                    .iter()
+                    .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+        };
+        while !ready() {
+            if let Ok(Some(status)) = haproxy.proc.child.try_wait() {
+                panic!(
+                    "haproxy exited ({status}):\n{}",
+                    haproxy.proc.drain().join("\n")
+                );
+            }
+            assert!(Instant::now() < end, "haproxy did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        haproxy
+    }
+}

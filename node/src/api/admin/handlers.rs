@@ -4,7 +4,7 @@
 use super::reply::{json, Failure, Reply};
 use super::routes::Op;
 use super::views;
-use crate::runtime::{AdminState, OpState, Runtime, Snapshot};
+use crate::runtime::{AdminState, BackendRt, OpState, Runtime, ServerRt, Snapshot};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -62,7 +62,7 @@ pub async fn v1(
             let list: Vec<_> = snapshot
                 .backends
                 .iter()
-                .map(|b| views::backend(b, false))
+                .map(|b| views::backend(&snapshot, b, false))
                 .collect();
             Ok(json(StatusCode::OK, &list))
         }
@@ -70,13 +70,17 @@ pub async fn v1(
             let b = snapshot
                 .backend(param(0))
                 .ok_or_else(|| Failure::not_found("No such backend."))?;
-            Ok(json(StatusCode::OK, &views::backend(b, true)))
+            Ok(json(StatusCode::OK, &views::backend(&snapshot, b, true)))
         }
         Op::ListServers => {
             let b = snapshot
                 .backend(param(0))
                 .ok_or_else(|| Failure::not_found("No such backend."))?;
-            let list: Vec<_> = b.servers.iter().map(|s| views::server(b, s)).collect();
+            let list: Vec<_> = b
+                .servers
+                .iter()
+                .map(|s| views::server(&snapshot, b, s))
+                .collect();
             Ok(json(StatusCode::OK, &list))
         }
         Op::GetServer => server_reply(&snapshot, param(0), param(1)),
@@ -91,7 +95,7 @@ pub async fn v1(
                 server: param(1).to_string(),
             };
             // Unknown names are 404 before a bad body is 400.
-            server_reply(&snapshot, &server.backend, &server.server)?;
+            find(&snapshot, &server.backend, &server.server)?;
             drop(snapshot);
             change(op, server, req, runtime).await
         }
@@ -132,8 +136,12 @@ pub async fn v1(
     }
 }
 
-/// A server's view, or 404.
-fn server_reply(snapshot: &Snapshot, backend: &str, server: &str) -> Result<Reply, Failure> {
+/// A backend and one of its servers, or 404.
+fn find<'a>(
+    snapshot: &'a Snapshot,
+    backend: &str,
+    server: &str,
+) -> Result<(&'a BackendRt, &'a ServerRt), Failure> {
     let b = snapshot
         .backend(backend)
         .ok_or_else(|| Failure::not_found("No such backend."))?;
@@ -142,7 +150,13 @@ fn server_reply(snapshot: &Snapshot, backend: &str, server: &str) -> Result<Repl
         .iter()
         .find(|s| &*s.name == server)
         .ok_or_else(|| Failure::not_found("No such server."))?;
-    Ok(json(StatusCode::OK, &views::server(b, s)))
+    Ok((b, s))
+}
+
+/// A server's view, or 404.
+fn server_reply(snapshot: &Snapshot, backend: &str, server: &str) -> Result<Reply, Failure> {
+    let (b, s) = find(snapshot, backend, server)?;
+    Ok(json(StatusCode::OK, &views::server(snapshot, b, s)))
 }
 
 /// Turn a write into a command, apply it, answer with the server as it is now.
@@ -152,6 +166,7 @@ async fn change(
     req: Request<Incoming>,
     runtime: &Runtime,
 ) -> Result<Reply, Failure> {
+    let (backend, name) = (server.backend.clone(), server.server.clone());
     let command = match op {
         Op::SetWeight => {
             let WeightBody { weight } = read_json(req).await?;
@@ -195,22 +210,15 @@ async fn change(
             // Ending sessions is an action on live connections, not a
             // state change, so there is no Command (and nothing to replicate).
             let snapshot = runtime.snapshot();
-            let s = snapshot
-                .backend(&server.backend)
-                .and_then(|b| b.servers.iter().find(|s| *s.name == *server.server))
-                .ok_or_else(|| Failure::not_found("No such server."))?;
-            s.shared.shutdown_sessions();
-            return server_reply(&snapshot, &server.backend, &server.server);
+            find(&snapshot, &backend, &name)?
+                .1
+                .shared
+                .shutdown_sessions();
+            return server_reply(&snapshot, &backend, &name);
         }
     };
     runtime.apply(&command)?;
-    server_reply(&runtime.snapshot(), &command_server(&command).0, &command_server(&command).1)
-}
-
-fn command_server(c: &Command) -> (String, String) {
-    c.server()
-        .map(|s| (s.backend.clone(), s.server.clone()))
-        .unwrap_or_default()
+    server_reply(&runtime.snapshot(), &backend, &name)
 }
 
 /// Read a JSON body of at most [`MAX_BODY`] bytes.
@@ -221,7 +229,12 @@ async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Fai
 
 /// Read a whole body, refusing (413) one larger than `limit`.
 pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Failure> {
-    let too_large = || Failure(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than {limit} bytes"));
+    let too_large = || {
+        Failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than {limit} bytes"),
+        )
+    };
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)

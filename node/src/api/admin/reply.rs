@@ -59,7 +59,9 @@ impl From<crate::runtime::ChangeError> for Failure {
     fn from(e: crate::runtime::ChangeError) -> Failure {
         use crate::runtime::ChangeError as E;
         match e {
-            E::NoSuchBackend | E::NoSuchServer | E::NoSuchTable => Failure::not_found(e.to_string()),
+            E::NoSuchBackend | E::NoSuchServer | E::NoSuchTable => {
+                Failure::not_found(e.to_string())
+            }
             E::BadAddr(_) => Failure::bad(e.to_string()),
         }
     }

@@ -63,23 +63,96 @@ const SERVER: &str = "/v1/backends/{backend}/servers/{server}";
 /// Every route of the admin API.
 pub static ROUTES: [Route; 18] = [
     open("/live", Op::Live, "Liveness: 200 while the process runs"),
-    open("/ready", Op::Ready, "Readiness: 200 once the node serves traffic, else 503"),
-    open("/metrics", Op::Metrics, "Prometheus metrics (text format 0.0.4)"),
+    open(
+        "/ready",
+        Op::Ready,
+        "Readiness: 200 once the node serves traffic, else 503",
+    ),
+    open(
+        "/metrics",
+        Op::Metrics,
+        "Prometheus metrics (text format 0.0.4)",
+    ),
     open("/openapi.json", Op::OpenApi, "This OpenAPI 3 document"),
-    route(Method::GET, "/v1/backends", Op::ListBackends, "List backends"),
-    route(Method::GET, "/v1/backends/{backend}", Op::GetBackend, "One backend with its servers"),
-    route(Method::GET, "/v1/backends/{backend}/servers", Op::ListServers, "Servers of a backend"),
+    route(
+        Method::GET,
+        "/v1/backends",
+        Op::ListBackends,
+        "List backends",
+    ),
+    route(
+        Method::GET,
+        "/v1/backends/{backend}",
+        Op::GetBackend,
+        "One backend with its servers",
+    ),
+    route(
+        Method::GET,
+        "/v1/backends/{backend}/servers",
+        Op::ListServers,
+        "Servers of a backend",
+    ),
     route(Method::GET, SERVER, Op::GetServer, "One server"),
-    route(Method::PUT, "/v1/backends/{backend}/servers/{server}/weight", Op::SetWeight, "Set the weight (0..=256)"),
-    route(Method::PUT, "/v1/backends/{backend}/servers/{server}/state", Op::SetState, "Set the admin state: ready, drain or maint"),
-    route(Method::PUT, "/v1/backends/{backend}/servers/{server}/health", Op::SetHealth, "Force the health: up, down or stopping"),
-    route(Method::PUT, "/v1/backends/{backend}/servers/{server}/maxconn", Op::SetMaxconn, "Set maxconn (0 = unlimited)"),
-    route(Method::PUT, "/v1/backends/{backend}/servers/{server}/addr", Op::SetAddr, "Set the address (and port)"),
-    route(Method::POST, "/v1/backends/{backend}/servers/{server}/shutdown-sessions", Op::ShutdownSessions, "End every session on the server"),
-    route(Method::GET, "/v1/tables", Op::ListTables, "List stick tables"),
-    route(Method::GET, "/v1/tables/{table}", Op::GetTable, "One stick table with its entries"),
-    route(Method::DELETE, "/v1/tables/{table}", Op::ClearTable, "Clear a stick table, or one key with ?key=K"),
-    route(Method::GET, "/v1/stats", Op::Stats, "All stats rows (HAProxy `show stat` fields)"),
+    route(
+        Method::PUT,
+        "/v1/backends/{backend}/servers/{server}/weight",
+        Op::SetWeight,
+        "Set the weight (0..=256)",
+    ),
+    route(
+        Method::PUT,
+        "/v1/backends/{backend}/servers/{server}/state",
+        Op::SetState,
+        "Set the admin state: ready, drain or maint",
+    ),
+    route(
+        Method::PUT,
+        "/v1/backends/{backend}/servers/{server}/health",
+        Op::SetHealth,
+        "Force the health: up, down or stopping",
+    ),
+    route(
+        Method::PUT,
+        "/v1/backends/{backend}/servers/{server}/maxconn",
+        Op::SetMaxconn,
+        "Set maxconn (0 = unlimited)",
+    ),
+    route(
+        Method::PUT,
+        "/v1/backends/{backend}/servers/{server}/addr",
+        Op::SetAddr,
+        "Set the address (and port)",
+    ),
+    route(
+        Method::POST,
+        "/v1/backends/{backend}/servers/{server}/shutdown-sessions",
+        Op::ShutdownSessions,
+        "End every session on the server",
+    ),
+    route(
+        Method::GET,
+        "/v1/tables",
+        Op::ListTables,
+        "List stick tables",
+    ),
+    route(
+        Method::GET,
+        "/v1/tables/{table}",
+        Op::GetTable,
+        "One stick table with its entries",
+    ),
+    route(
+        Method::DELETE,
+        "/v1/tables/{table}",
+        Op::ClearTable,
+        "Clear a stick table, or one key with ?key=K",
+    ),
+    route(
+        Method::GET,
+        "/v1/stats",
+        Op::Stats,
+        "All stats rows (HAProxy `show stat` fields)",
+    ),
 ];
 
 /// The outcome of matching a request path.
@@ -157,7 +230,10 @@ mod tests {
             find(&Method::POST, "/v1/backends"),
             Match::WrongMethod(m) if m == [Method::GET]
         ));
-        assert!(matches!(find(&Method::GET, "/v1/backends/"), Match::NotFound));
+        assert!(matches!(
+            find(&Method::GET, "/v1/backends/"),
+            Match::NotFound
+        ));
         assert!(matches!(find(&Method::GET, "/v2"), Match::NotFound));
         assert!(is_public("/metrics") && !is_public("/v1/stats"));
     }

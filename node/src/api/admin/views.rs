@@ -1,8 +1,7 @@
 //! JSON views of backends, servers and stick tables, read from a snapshot.
 
-use crate::metrics::server_status;
 use crate::persist::{EntryView, StickTable};
-use crate::runtime::{BackendRt, OpState, ServerRt};
+use crate::runtime::{BackendRt, OpState, ServerRt, Snapshot};
 use serde::Serialize;
 use shoal_proto::config::{Balance, Mode};
 use std::sync::atomic::Ordering::Relaxed;
@@ -39,8 +38,9 @@ pub struct ServerView {
     pub backend: String,
     pub name: String,
     pub addr: String,
-    /// HAProxy's status word: UP, DOWN, MAINT, DRAIN, NOLB, `no check`.
-    pub status: &'static str,
+    /// The `status` of `show stat`: UP, DOWN, MAINT, DRAIN, NOLB,
+    /// `no check`, `UP 1/3` (going down)...
+    pub status: String,
     /// `ready`, `drain` or `maint`.
     pub admin_state: &'static str,
     /// `up`, `down` or `stopping`.
@@ -109,7 +109,7 @@ pub fn balance_word(b: &Balance) -> String {
 }
 
 /// A backend's view; with its servers when `with_servers`.
-pub fn backend(b: &BackendRt, with_servers: bool) -> BackendView {
+pub fn backend(snapshot: &Snapshot, b: &BackendRt, with_servers: bool) -> BackendView {
     let active = b.servers.iter().filter(|s| s.usable()).count();
     BackendView {
         name: b.name.to_string(),
@@ -123,19 +123,28 @@ pub fn backend(b: &BackendRt, with_servers: bool) -> BackendView {
         current_sessions: b.counters.cur.load(Relaxed),
         total_sessions: b.counters.total.load(Relaxed),
         queue: b.queue.waiting.load(Relaxed),
-        servers: with_servers.then(|| b.servers.iter().map(|s| server(b, s)).collect()),
+        servers: with_servers.then(|| b.servers.iter().map(|s| server(snapshot, b, s)).collect()),
     }
 }
 
 /// A server's view.
-pub fn server(b: &BackendRt, s: &ServerRt) -> ServerView {
+pub fn server(snapshot: &Snapshot, b: &BackendRt, s: &ServerRt) -> ServerView {
     let c = &s.shared.counters;
     let report = s.shared.check_report();
+    let cfg = snapshot
+        .config
+        .proxies
+        .iter()
+        .find(|p| *p.name == *b.name && p.kind.is_backend())
+        .and_then(|p| p.servers.iter().find(|x| *x.name == *s.name));
+    let checked = cfg.is_some_and(|c| c.check) && s.state.check_enabled;
+    let (rise, fall) = cfg.map_or((2, 3), |c| (c.rise_or_default(), c.fall_or_default()));
+    let status = crate::stats::server_status(&s.state, checked, report.streak, rise, fall);
     ServerView {
         backend: b.name.to_string(),
         name: s.name.to_string(),
         addr: s.addr.to_string(),
-        status: server_status(s),
+        status,
         admin_state: s.state.admin.word(),
         health: health_word(s.state.op),
         weight: s.state.weight,

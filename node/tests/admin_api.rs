@@ -1,0 +1,504 @@
+//! The admin HTTP API through a real `shoal` started with `--admin` and a
+//! token in SHOAL_ADMIN_TOKEN: auth, every route, effects on real traffic,
+//! the OpenAPI document, `/metrics`, `/live` and `/ready`.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use support::*;
+
+const TOKEN: &str = "t0ps3cret-token";
+
+fn config(s1: &Backend, s2: &Backend) -> String {
+    format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         frontend sfe\n    bind 127.0.0.1:0\n    default_backend sticky\n\
+         backend app\n    balance roundrobin\n    server s1 {}\n    server s2 {}\n\
+         backend sticky\n    stick-table type ip size 100 expire 1m\n    stick on src\n    server t1 {}\n",
+        s1.addr, s2.addr, s1.addr
+    )
+}
+
+struct Fixture {
+    shoal: Shoal,
+    admin: SocketAddr,
+    _backends: (Backend, Backend),
+}
+
+fn start() -> Fixture {
+    let (s1, s2) = (Backend::http("s1"), Backend::http("s2"));
+    let mut shoal = Shoal::start_with_env(
+        &config(&s1, &s2),
+        &["fe", "sfe"],
+        &["--admin", "127.0.0.1:0"],
+        &[("SHOAL_ADMIN_TOKEN", TOKEN)],
+    );
+    let admin = shoal.admin_addr();
+    Fixture {
+        shoal,
+        admin,
+        _backends: (s1, s2),
+    }
+}
+
+const BEARER: &str = "Bearer t0ps3cret-token";
+
+/// An authenticated request; returns status and parsed JSON body.
+async fn call(admin: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let r = send(
+        admin,
+        method,
+        path,
+        &[
+            ("authorization", BEARER),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    let json = serde_json::from_str(&r.body)
+        .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {}", r.body));
+    (r.status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_probes_and_openapi() {
+    let f = start();
+    for (path, want) in [("/live", 200), ("/ready", 200), ("/metrics", 200)] {
+        assert_eq!(
+            send(f.admin, "GET", path, &[], "").await.status,
+            want,
+            "{path}"
+        );
+    }
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer wrong")],
+        vec![("authorization", "Basic dG9rZW4=")],
+    ] {
+        let r = send(f.admin, "GET", "/v1/backends", &headers, "").await;
+        assert_eq!(r.status, 401, "{headers:?}");
+        assert_eq!(r.headers["www-authenticate"], "Bearer");
+        assert!(r.body.contains("\"error\""), "{}", r.body);
+    }
+    // Unknown paths are 401 too without a token: nothing is revealed.
+    assert_eq!(
+        send(f.admin, "GET", "/v1/nothing", &[], "").await.status,
+        401
+    );
+    assert_eq!(call(f.admin, "GET", "/v1/nothing", "").await.0, 404);
+
+    let r = send(f.admin, "GET", "/openapi.json", &[], "").await;
+    assert_eq!(r.status, 200);
+    let doc: Value = serde_json::from_str(&r.body).expect("OpenAPI is JSON");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    for (path, method) in [
+        ("/v1/backends", "get"),
+        ("/v1/backends/{backend}", "get"),
+        ("/v1/backends/{backend}/servers", "get"),
+        ("/v1/backends/{backend}/servers/{server}", "get"),
+        ("/v1/backends/{backend}/servers/{server}/weight", "put"),
+        ("/v1/backends/{backend}/servers/{server}/state", "put"),
+        ("/v1/backends/{backend}/servers/{server}/health", "put"),
+        ("/v1/backends/{backend}/servers/{server}/maxconn", "put"),
+        ("/v1/backends/{backend}/servers/{server}/addr", "put"),
+        (
+            "/v1/backends/{backend}/servers/{server}/shutdown-sessions",
+            "post",
+        ),
+        ("/v1/tables", "get"),
+        ("/v1/tables/{table}", "get"),
+        ("/v1/tables/{table}", "delete"),
+        ("/v1/stats", "get"),
+        ("/metrics", "get"),
+        ("/live", "get"),
+        ("/ready", "get"),
+        ("/openapi.json", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route() {
+    let f = start();
+    let a = f.admin;
+    let (st, list) = call(a, "GET", "/v1/backends", "").await;
+    assert_eq!(st, 200);
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert_eq!(names, ["app", "sticky"]);
+
+    let (st, b) = call(a, "GET", "/v1/backends/app", "").await;
+    assert_eq!((st, b["servers"].as_array().map(Vec::len)), (200, Some(2)));
+    assert_eq!(b["balance"], "roundrobin");
+    let (st, servers) = call(a, "GET", "/v1/backends/app/servers", "").await;
+    assert_eq!((st, servers[1]["name"].as_str()), (200, Some("s2")));
+    let (st, s) = call(a, "GET", "/v1/backends/app/servers/s1", "").await;
+    assert_eq!(
+        (st, &s["status"], &s["weight"]),
+        (200, &Value::from("no check"), &Value::from(1))
+    );
+
+    // Unknown names: 404 with an error message.
+    for path in [
+        "/v1/backends/nope",
+        "/v1/backends/app/servers/nope",
+        "/v1/tables/nope",
+    ] {
+        let (st, e) = call(a, "GET", path, "").await;
+        assert_eq!(st, 404, "{path}");
+        assert!(e["error"].is_string(), "{path}: {e}");
+    }
+    assert_eq!(
+        call(
+            a,
+            "PUT",
+            "/v1/backends/nope/servers/s1/weight",
+            r#"{"weight":2}"#
+        )
+        .await
+        .0,
+        404
+    );
+
+    // Writes.
+    let base = "/v1/backends/app/servers/s2";
+    let (st, s) = call(a, "PUT", &format!("{base}/weight"), r#"{"weight":7}"#).await;
+    assert_eq!((st, &s["weight"]), (200, &Value::from(7)));
+    let (st, s) = call(a, "PUT", &format!("{base}/state"), r#"{"state":"maint"}"#).await;
+    assert_eq!(
+        (st, &s["status"], &s["admin_state"]),
+        (200, &"MAINT".into(), &"maint".into())
+    );
+    let (st, s) = call(a, "PUT", &format!("{base}/state"), r#"{"state":"ready"}"#).await;
+    assert_eq!((st, &s["status"]), (200, &"no check".into()));
+    let (st, s) = call(a, "PUT", &format!("{base}/health"), r#"{"health":"down"}"#).await;
+    assert_eq!(
+        (st, &s["status"], &s["health"]),
+        (200, &"DOWN".into(), &"down".into())
+    );
+    let (st, s) = call(a, "PUT", &format!("{base}/health"), r#"{"health":"up"}"#).await;
+    assert_eq!((st, &s["health"]), (200, &"up".into()));
+    let (st, s) = call(a, "PUT", &format!("{base}/maxconn"), r#"{"maxconn":12}"#).await;
+    assert_eq!((st, &s["maxconn"]), (200, &Value::from(12)));
+    let (st, s) = call(
+        a,
+        "PUT",
+        "/v1/backends/app/servers/s1/addr",
+        r#"{"addr":"127.0.0.1"}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{s}");
+    let (st, s) = call(a, "POST", &format!("{base}/shutdown-sessions"), "").await;
+    assert_eq!((st, &s["name"]), (200, &"s2".into()));
+
+    // Bad input: 400; wrong method: 405; too large: 413.
+    for (path, body) in [
+        ("weight", "{not json"),
+        ("weight", r#"{"weight":257}"#),
+        ("weight", r#"{"weight":-1}"#),
+        ("weight", r#"{"wieght":1}"#),
+        ("state", r#"{"state":"sleepy"}"#),
+        ("health", r#"{"health":"meh"}"#),
+        ("addr", r#"{"addr":"not-an-ip"}"#),
+    ] {
+        let (st, e) = call(a, "PUT", &format!("{base}/{path}"), body).await;
+        assert_eq!(st, 400, "{path} {body}: {e}");
+        assert!(e["error"].is_string());
+    }
+    let r = send(
+        a,
+        "DELETE",
+        "/v1/backends",
+        &[("authorization", BEARER)],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.headers["allow"].to_str().ok()),
+        (405, Some("GET"))
+    );
+    let big = format!(r#"{{"weight":1,"pad":"{}"}}"#, "x".repeat(70 * 1024));
+    assert_eq!(call(a, "PUT", &format!("{base}/weight"), &big).await.0, 413);
+
+    // Stick tables: one entry after a request through `sfe`.
+    assert_eq!(get(f.shoal.addr("sfe"), "/").await.status, 200);
+    let (st, tables) = call(a, "GET", "/v1/tables", "").await;
+    assert_eq!(
+        (st, &tables[0]["name"], &tables[0]["used"]),
+        (200, &"sticky".into(), &Value::from(1))
+    );
+    let (st, t) = call(a, "GET", "/v1/tables/sticky", "").await;
+    assert_eq!(
+        (st, &t["entries"][0]["key"], &t["type"]),
+        (200, &"127.0.0.1".into(), &"ip".into())
+    );
+    let (st, t) = call(a, "DELETE", "/v1/tables/sticky?key=10.9.9.9", "").await;
+    assert_eq!((st, &t["used"]), (200, &Value::from(1)));
+    let (st, t) = call(a, "DELETE", "/v1/tables/sticky?key=127.0.0.1", "").await;
+    assert_eq!((st, &t["used"]), (200, &Value::from(0)));
+    assert_eq!(get(f.shoal.addr("sfe"), "/").await.status, 200);
+    let (st, t) = call(a, "DELETE", "/v1/tables/sticky", "").await;
+    assert_eq!((st, &t["used"]), (200, &Value::from(0)));
+    assert_eq!(call(a, "DELETE", "/v1/tables/nope", "").await.0, 404);
+
+    // Stats rows: HAProxy's field names, one row per frontend, backend and server.
+    let (st, rows) = call(a, "GET", "/v1/stats", "").await;
+    assert_eq!(st, 200);
+    let rows = rows.as_array().expect("array");
+    let row = rows
+        .iter()
+        .find(|r| r["pxname"] == "app" && r["svname"] == "s2")
+        .unwrap_or_else(|| panic!("no app/s2 row in {rows:?}"));
+    assert_eq!(row["weight"].to_string().trim_matches('"'), "7");
+    assert!(rows
+        .iter()
+        .any(|r| r["pxname"] == "fe" && r["svname"] == "FRONTEND"));
+    assert!(rows
+        .iter()
+        .any(|r| r["pxname"] == "app" && r["svname"] == "BACKEND"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_and_drain_change_traffic() {
+    let f = start();
+    let fe = f.shoal.addr("fe");
+    let even = tally(fe, "/", 200).await;
+    assert_eq!((even["s1"], even["s2"]), (100, 100), "{even:?}");
+
+    let (st, _) = call(
+        f.admin,
+        "PUT",
+        "/v1/backends/app/servers/s1/weight",
+        r#"{"weight":3}"#,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let weighted = tally(fe, "/", 400).await;
+    assert!(
+        (290..=310).contains(&weighted["s1"]),
+        "3:1 expected: {weighted:?}"
+    );
+
+    let (st, _) = call(
+        f.admin,
+        "PUT",
+        "/v1/backends/app/servers/s2/state",
+        r#"{"state":"drain"}"#,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let drained = tally(fe, "/", 100).await;
+    assert_eq!(
+        drained.get("s2"),
+        None,
+        "drained server got traffic: {drained:?}"
+    );
+
+    let (st, _) = call(
+        f.admin,
+        "PUT",
+        "/v1/backends/app/servers/s2/state",
+        r#"{"state":"ready"}"#,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let back = tally(fe, "/", 400).await;
+    assert!((90..=110).contains(&back["s2"]), "3:1 expected: {back:?}");
+}
+
+/// One sample of the text format.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parse Prometheus' text format strictly enough to catch malformed output.
+fn parse_metrics(text: &str) -> (Vec<Sample>, BTreeMap<String, String>) {
+    let mut samples = Vec::new();
+    let mut types = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE line");
+            assert!(
+                types.insert(name.to_string(), kind.to_string()).is_none(),
+                "{name} twice"
+            );
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        assert!(
+            !line.is_empty() && !line.starts_with('#'),
+            "stray line {line:?}"
+        );
+        let (head, value) = line.rsplit_once(' ').expect("value");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let (name, labels) = match head.split_once('{') {
+            None => (head.to_string(), BTreeMap::new()),
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').expect("closing brace");
+                let mut labels = BTreeMap::new();
+                let mut chars = body.chars().peekable();
+                while chars.peek().is_some() {
+                    let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
+                    assert_eq!(chars.next(), Some('"'), "{line}");
+                    let mut val = String::new();
+                    while let Some(c) = chars.next() {
+                        match c {
+                            '\\' => val.push(match chars.next() {
+                                Some('n') => '\n',
+                                Some(c) => c,
+                                None => panic!("{line}"),
+                            }),
+                            '"' => break,
+                            c => val.push(c),
+                        }
+                    }
+                    labels.insert(key, val);
+                    if chars.peek() == Some(&',') {
+                        chars.next();
+                    }
+                }
+                (name.to_string(), labels)
+            }
+        };
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+            })
+            .unwrap_or(&name);
+        assert!(types.contains_key(family), "{name} has no TYPE line");
+        samples.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    (samples, types)
+}
+
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .unwrap_or_else(|| panic!("no {name} {labels:?}"))
+        .value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_grow_with_traffic() {
+    let f = start();
+    let scrape = || async {
+        let r = send(f.admin, "GET", "/metrics", &[], "").await;
+        assert_eq!(r.status, 200);
+        assert!(r.headers["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/plain; version=0.0.4"));
+        parse_metrics(&r.body)
+    };
+    let (before, types) = scrape().await;
+    assert_eq!(types["shoal_frontend_current_sessions"], "gauge");
+    assert_eq!(types["shoal_server_sessions_total"], "counter");
+    assert_eq!(
+        types["shoal_backend_http_request_duration_seconds"],
+        "histogram"
+    );
+    let fe = [("proxy", "fe")];
+    let s1 = [("proxy", "app"), ("server", "s1")];
+    assert_eq!(
+        value(&before, "shoal_frontend_http_requests_total", &fe),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &before,
+            "shoal_server_status",
+            &[("proxy", "app"), ("server", "s1"), ("state", "UP")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&before, "shoal_backend_current_queue", &[("proxy", "app")]),
+        0.0
+    );
+
+    tally(f.shoal.addr("fe"), "/", 20).await;
+    let (after, _) = scrape().await;
+    assert_eq!(
+        value(&after, "shoal_frontend_http_requests_total", &fe),
+        20.0
+    );
+    assert_eq!(value(&after, "shoal_server_sessions_total", &s1), 10.0);
+    assert_eq!(
+        value(
+            &after,
+            "shoal_server_http_responses_total",
+            &[("proxy", "app"), ("server", "s1"), ("code", "2xx")]
+        ),
+        10.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "shoal_backend_http_responses_total",
+            &[("proxy", "app"), ("code", "2xx")]
+        ),
+        20.0
+    );
+    assert!(value(&after, "shoal_backend_bytes_out_total", &[("proxy", "app")]) > 0.0);
+    let count = value(
+        &after,
+        "shoal_backend_http_request_duration_seconds_count",
+        &[("proxy", "app")],
+    );
+    assert_eq!(count, 20.0, "latency histogram counts requests");
+    let inf = value(
+        &after,
+        "shoal_backend_http_request_duration_seconds_bucket",
+        &[("proxy", "app"), ("le", "+Inf")],
+    );
+    assert_eq!(inf, count);
+
+    // State shows up as the labelled gauge.
+    call(
+        f.admin,
+        "PUT",
+        "/v1/backends/app/servers/s1/state",
+        r#"{"state":"drain"}"#,
+    )
+    .await;
+    let (drained, _) = scrape().await;
+    let state = |s: &str| {
+        value(
+            &drained,
+            "shoal_server_status",
+            &[("proxy", "app"), ("server", "s1"), ("state", s)],
+        )
+    };
+    assert_eq!((state("DRAIN"), state("UP")), (1.0, 0.0));
+}
