@@ -268,6 +268,7 @@ async fn forward(
         }
     };
     let t_response = start.elapsed();
+    backend.counters.record_latency(t_response);
     let status = resp.status().as_u16();
     claim.server().shared.counters.count_response(status);
     backend.counters.count_response(status);

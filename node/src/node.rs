@@ -81,7 +81,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let _sockets = crate::api::socket::start(runtime.clone(), &parsed.config)
         .await
         .context("opening stats socket")?;
-    let _admin = match node.opts.admin {
+    let admin = match node.opts.admin {
         Some(addr) => {
             if node.opts.admin_token.is_none() && !addr.ip().is_loopback() {
                 bail!("the admin API on a non-loopback address needs a token (SHOAL_ADMIN_TOKEN or --admin-token-file)");
@@ -107,6 +107,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
+    }
+    // Tell load balancers in front of us to stop sending first.
+    if let Some(admin) = &admin {
+        admin.set_ready(false);
     }
     node.stop().await;
     Ok(())

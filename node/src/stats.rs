@@ -205,20 +205,31 @@ pub fn started_unix() -> u64 {
     *STARTED.get_or_init(unix_now)
 }
 
-/// All rows of `show stat`, in HAProxy's order.
-pub fn collect(snapshot: &Snapshot) -> Vec<StatRow> {
-    let now = unix_now();
-    let config = &snapshot.config;
-    // HAProxy numbers proxies from 1 in config order; a `stats socket`
-    // creates an internal proxy first, which takes id 1.
-    let first_iid = if config.global.stats_sockets.is_empty() {
+/// The id HAProxy gives the proxy at `position` (0-based) in the config:
+/// proxies are numbered from 1 in config order, and a `stats socket`
+/// creates an internal proxy first, which takes id 1.
+pub fn proxy_id(config: &Config, position: usize) -> u64 {
+    let first = if config.global.stats_sockets.is_empty() {
         1
     } else {
         2
     };
+    first + position as u64
+}
+
+/// The id of the proxy called `name` (see [`proxy_id`]).
+pub fn proxy_id_of(config: &Config, name: &str) -> Option<u64> {
+    let pos = config.proxies.iter().position(|p| p.name == name)?;
+    Some(proxy_id(config, pos))
+}
+
+/// All rows of `show stat`, in HAProxy's order.
+pub fn collect(snapshot: &Snapshot) -> Vec<StatRow> {
+    let now = unix_now();
+    let config = &snapshot.config;
     let mut rows = Vec::new();
     for (pos, proxy) in config.proxies.iter().enumerate() {
-        let iid = first_iid + pos as u64;
+        let iid = proxy_id(config, pos);
         if proxy.kind.is_frontend() {
             if let Some(fe) = snapshot.frontend(&proxy.name) {
                 rows.push(frontend_row(config, proxy, fe, iid));
@@ -395,8 +406,7 @@ fn backend_row(config: &Config, proxy: &Proxy, be: &BackendRt, iid: u64, now: u6
     let mut row = StatRow::new(&proxy.name, "BACKEND", RowKind::Backend, be.mode, iid);
     row.qcur = Some(be.queue.waiting.load(Relaxed) as u64);
     row.qmax = Some(0);
-    row.scur = u64::from(c.cur.load(Relaxed))
-        .max(sum(&|s| u64::from(s.shared.counters.current())));
+    row.scur = u64::from(c.cur.load(Relaxed)).max(sum(&|s| u64::from(s.shared.counters.current())));
     row.smax = u64::from(c.max.load(Relaxed)).max(row.scur);
     row.slim = fullconn(config, proxy);
     row.stot = c
@@ -410,7 +420,11 @@ fn backend_row(config: &Config, proxy: &Proxy, be: &BackendRt, iid: u64, now: u6
     row.eresp = Some(sum(&|s| s.shared.counters.resp_errors.load(Relaxed)));
     row.wretr = Some(sum(&|s| s.shared.counters.retries.load(Relaxed)));
     row.wredis = Some(sum(&|s| s.shared.counters.redispatches.load(Relaxed)));
-    let usable = |backup: bool| be.servers.iter().filter(move |s| s.backup == backup && s.usable());
+    let usable = |backup: bool| {
+        be.servers
+            .iter()
+            .filter(move |s| s.backup == backup && s.usable())
+    };
     let act = usable(false).count() as u64;
     let bck = usable(true).count() as u64;
     // HAProxy weighs the active servers, or the backups when none is up.

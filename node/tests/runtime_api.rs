@@ -152,7 +152,10 @@ impl Pair {
             .lines()
             .find(|l| l.trim_start().starts_with("bind "))
             .expect("bind line");
-        line.trim().trim_start_matches("bind ").parse().expect("addr")
+        line.trim()
+            .trim_start_matches("bind ")
+            .parse()
+            .expect("addr")
     }
 }
 
@@ -249,7 +252,10 @@ async fn formats_match_haproxy() {
         assert_eq!(s, h, "answer to {line:?}");
     }
     let (h, s) = p.both("get weight app/s2");
-    assert_eq!((s.as_str(), h.as_str()), ("1 (initial 3)\n\n", "1 (initial 3)\n\n"));
+    assert_eq!(
+        (s.as_str(), h.as_str()),
+        ("1 (initial 3)\n\n", "1 (initial 3)\n\n")
+    );
     let (h, s) = p.both("show stat");
     let (hrows, srows) = (table(&h), table(&s));
     for column in ["status", "weight", "act", "bck", "slim", "uweight"] {
@@ -297,10 +303,7 @@ async fn weighted_roundrobin_share_matches_haproxy() {
                 cell(&hrows, "app", sv, column),
                 cell(&srows, "app", sv, column),
             );
-            let (hv, sv_): (f64, f64) = (
-                hv.parse().expect("number"),
-                sv_.parse().expect("number"),
-            );
+            let (hv, sv_): (f64, f64) = (hv.parse().expect("number"), sv_.parse().expect("number"));
             assert!(
                 (hv - sv_).abs() <= 0.02 * n as f64,
                 "{sv} {column}: haproxy {hv}, shoal {sv_}"
@@ -334,7 +337,9 @@ async fn socat_commands_and_levels() {
     assert!(info.lines().count() >= 20);
     assert_eq!(c.admin("show backend"), "# name\napp\n\n");
     assert_eq!(c.admin("get weight app/s1"), "1 (initial 1)\n\n");
-    assert!(c.admin("help").starts_with("The following commands are valid at this level:\n"));
+    assert!(c
+        .admin("help")
+        .starts_with("The following commands are valid at this level:\n"));
     assert!(c
         .admin("frobnicate")
         .starts_with("Unknown command. Please enter one of the following commands only:\n"));
@@ -346,7 +351,10 @@ async fn socat_commands_and_levels() {
     // Errors for unknown backends and servers.
     assert_eq!(c.admin("set weight nope/s1 5"), "No such backend.\n\n");
     assert_eq!(c.admin("set weight app/nope 5"), "No such server.\n\n");
-    assert_eq!(c.admin("disable server app"), "Require 'backend/server'.\n\n");
+    assert_eq!(
+        c.admin("disable server app"),
+        "Require 'backend/server'.\n\n"
+    );
     // Levels: user and operator sockets may look, not change.
     for sock in [&c.user, &c.oper] {
         assert_eq!(cli(sock, "set weight app/s1 5"), "Permission denied\n\n");
@@ -381,13 +389,19 @@ async fn weight_and_maintenance_change_traffic() {
     assert_eq!((even["s1"], even["s2"]), (100, 100));
     assert_eq!(c.admin("set weight app/s1 3"), "\n");
     let counts = tally(fe, "/", 400).await;
-    assert!((share(&counts, "s1", 400) - 0.75).abs() <= 0.02, "{counts:?}");
+    assert!(
+        (share(&counts, "s1", 400) - 0.75).abs() <= 0.02,
+        "{counts:?}"
+    );
     assert_eq!(c.admin("get weight app/s1"), "3 (initial 1)\n\n");
     // Percent of the initial weight.
     assert_eq!(c.admin("set weight app/s1 100%"), "\n");
     assert_eq!(c.admin("set server app/s2 weight 300%"), "\n");
     let counts = tally(fe, "/", 400).await;
-    assert!((share(&counts, "s2", 400) - 0.75).abs() <= 0.02, "{counts:?}");
+    assert!(
+        (share(&counts, "s2", 400) - 0.75).abs() <= 0.02,
+        "{counts:?}"
+    );
     // `disable server` takes it out; `enable server` brings it back.
     assert_eq!(c.admin("disable server app/s2"), "\n");
     let counts = tally(fe, "/", 100).await;
@@ -567,9 +581,7 @@ struct Prompt {
 
 impl Prompt {
     async fn open(addr: SocketAddr) -> Prompt {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connect");
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let mut p = Prompt { stream };
         assert_eq!(p.say("prompt").await, "\n");
         p
@@ -622,7 +634,9 @@ async fn prompt_mode_timeout_and_bad_input() {
 
     // An endless line is refused; the node keeps answering.
     let huge = "x".repeat(200 * 1024);
-    let mut s = tokio::net::TcpStream::connect(c.tcp).await.expect("connect");
+    let mut s = tokio::net::TcpStream::connect(c.tcp)
+        .await
+        .expect("connect");
     let _ = s.write_all(huge.as_bytes()).await;
     let mut out = Vec::new();
     let _ = tokio::time::timeout(DEADLINE, s.read_to_end(&mut out)).await;
@@ -648,7 +662,10 @@ async fn unix_socket_file_lifecycle() {
     );
     let mut shoal = Shoal::start(&cfg, &["fe"]);
     assert_eq!(shoal.stats_sockets(1), [path.display().to_string()]);
-    let mode = std::fs::metadata(&path).expect("socket").permissions().mode();
+    let mode = std::fs::metadata(&path)
+        .expect("socket")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o640);
     assert_eq!(
         cli(&path.display().to_string(), "show backend"),
@@ -727,4 +744,37 @@ async fn check_columns_match_haproxy() {
     for (b, status) in [("tcpchk", "UP"), ("httpchk", "UP")] {
         assert_eq!(cell(&srows, b, "BACKEND", "status"), status);
     }
+
+    // `disable health` / `enable health`, on both.
+    for sock in [&hsock, &ssock] {
+        assert_eq!(cli(sock, "disable health tcpchk/up1"), "\n");
+    }
+    let (hrows, srows) = (
+        table(&cli(&hsock, "show stat")),
+        table(&cli(&ssock, "show stat")),
+    );
+    assert_eq!(cell(&srows, "tcpchk", "up1", "status"), "no check");
+    for column in ["status", "check_status", "check_rise", "check_health"] {
+        assert_eq!(
+            cell(&srows, "tcpchk", "up1", column),
+            cell(&hrows, "tcpchk", "up1", column),
+            "disabled check: {column}"
+        );
+    }
+    let state_of = |sock: &str| -> Vec<String> {
+        cli(sock, "show servers state tcpchk")
+            .lines()
+            .skip(2)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let w: Vec<&str> = l.split(' ').collect();
+                format!("{} {} {}", w[3], w[5], w[13])
+            })
+            .collect()
+    };
+    assert_eq!(state_of(&ssock), state_of(&hsock));
+    for sock in [&hsock, &ssock] {
+        assert_eq!(cli(sock, "enable health tcpchk/up1"), "\n");
+    }
+    assert_eq!(state_of(&ssock), state_of(&hsock));
 }

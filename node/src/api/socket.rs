@@ -59,7 +59,11 @@ impl Drop for Sockets {
 enum Place {
     Unix(PathBuf),
     /// Host (empty: any address) and port.
-    Tcp { host: String, port: u16, v6: bool },
+    Tcp {
+        host: String,
+        port: u16,
+        v6: bool,
+    },
 }
 
 /// Read HAProxy's address syntax: `unix@PATH`, `ipv4@HOST:PORT`,
@@ -208,4 +212,3 @@ async fn pause_after(e: std::io::Error) {
     tracing::warn!("stats socket: accept failed: {e}");
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
-

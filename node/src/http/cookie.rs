@@ -196,9 +196,12 @@ mod tests {
     fn writes_response_cookies() {
         let c = cfg(CookieMode::Insert, false);
         assert_eq!(
-            inserted(&c, "s1"),
+            inserted(&c, "s1", 0, None),
             "SERVERID=s1; path=/; domain=.example.com; HttpOnly"
         );
+        let mut d = cfg(CookieMode::Insert, false);
+        d.maxidle = Some(std::time::Duration::from_secs(10));
+        assert!(inserted(&d, "s1", 100, Some(50)).starts_with("SERVERID=s1|100|50;"));
         let r = cfg(CookieMode::Rewrite, false);
         assert_eq!(
             rewrite_response("SERVERID=app; Path=/", &r, "s1").as_deref(),
@@ -211,5 +214,18 @@ mod tests {
         );
         assert_eq!(rewrite_response("OTHER=abc", &p, "s1"), None);
         assert!(sets("SERVERID=x; Path=/", "SERVERID"));
+    }
+
+    #[test]
+    fn maxidle_and_maxlife_expire_cookies() {
+        let mut c = cfg(CookieMode::Insert, false);
+        assert!(!expired(&c, "s1", 1000));
+        c.maxidle = Some(std::time::Duration::from_secs(10));
+        c.maxlife = Some(std::time::Duration::from_secs(100));
+        assert_eq!(server_part(CookieMode::Insert, "s1|995|950"), "s1");
+        assert!(!expired(&c, "s1|995|950", 1000));
+        assert!(expired(&c, "s1|980|950", 1000), "idle too long");
+        assert!(expired(&c, "s1|999|800", 1000), "lived too long");
+        assert!(expired(&c, "s1", 1000), "dates missing");
     }
 }

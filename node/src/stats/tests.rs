@@ -203,7 +203,10 @@ fn servers_state_codes() {
 #[test]
 fn csv_cells_are_quoted_when_ambiguous() {
     assert_eq!(Value::Str("a,b".into()).to_csv(), "\"a,b\"");
-    assert_eq!(Value::Str("say \"hi\"".into()).to_csv(), "\"say \"\"hi\"\"\"");
+    assert_eq!(
+        Value::Str("say \"hi\"".into()).to_csv(),
+        "\"say \"\"hi\"\"\""
+    );
     assert_eq!(Value::Str("two\nlines".into()).to_csv(), "two lines");
     assert_eq!(Value::Str("plain".into()).to_csv(), "plain");
     assert_eq!(Value::S64(-1).to_csv(), "-1");

@@ -89,10 +89,7 @@ const HELP: &[(&str, &str)] = &[
         "show cli level",
         "display the level of the current CLI session",
     ),
-    (
-        "show info",
-        "report information about the running process",
-    ),
+    ("show info", "report information about the running process"),
     (
         "show servers state [<backend>]",
         "dump volatile server information (all or for a single backend)",

@@ -80,6 +80,19 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         self.buf.contains(&b'\n') || (self.eof && !self.buf.is_empty())
     }
 
+    /// Read and drop input until the peer closes (so that closing after
+    /// an error sends FIN, not a reset that could eat the error message).
+    pub async fn discard(&mut self) {
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = self.inner.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+        }
+        self.eof = true;
+    }
+
     /// The next line without its line break (`\r\n` or `\n`); `None` at
     /// end of input. Text after the last line break counts as a line.
     pub async fn next_line(&mut self) -> Result<Option<String>, ReadError> {
@@ -139,7 +152,10 @@ mod tests {
             ]
         );
         assert_eq!(words(""), vec![Vec::<&str>::new()]);
-        assert_eq!(words("show backend;"), vec![vec!["show", "backend"], vec![]]);
+        assert_eq!(
+            words("show backend;"),
+            vec![vec!["show", "backend"], vec![]]
+        );
     }
 
     #[test]

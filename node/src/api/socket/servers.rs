@@ -91,7 +91,10 @@ fn parse_weight(snap: &Snapshot, be: &BackendRt, s: &ServerRt, text: Option<&&st
         .find(|p| p.kind.is_backend() && *p.name == *be.name)
         .map_or(HashType::MapBased, |p| p.hash_type);
     if w != 0 && w != initial && static_algo(&be.balance, hash) {
-        return Err("Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n".into());
+        return Err(
+            "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n"
+                .into(),
+        );
     }
     Ok(w.to_string())
 }
@@ -109,7 +112,10 @@ fn weight_command(snap: &Snapshot, args: &[&str], at: usize) -> Result<Command, 
 pub fn get_weight(runtime: &Runtime, args: &[&str]) -> Answer {
     let snap = runtime.snapshot();
     let (_, s, _) = find(&snap, args.first())?;
-    Ok(format!("{} (initial {})\n", s.state.weight, s.config_weight))
+    Ok(format!(
+        "{} (initial {})\n",
+        s.state.weight, s.config_weight
+    ))
 }
 
 /// `set weight B/S N|N%`.
@@ -201,7 +207,9 @@ fn set_addr(runtime: &Runtime, s: &ServerRt, server: ServerRef, args: &[&str]) -
     } else {
         format!("IP changed from '{}' to '{ip}'", old.ip())
     }];
-    let mut port = None;
+    // The command always carries the port: an address change alone keeps
+    // the server's current port (and keeps `apply` free of lookups).
+    let mut port = Some(old.port());
     if args.get(1) == Some(&"port") {
         let p = args.get(2).copied().unwrap_or("");
         match p.parse::<u16>() {
@@ -249,7 +257,9 @@ pub fn toggle(
             enabled: enable,
         },
         // Shoal has no agent checks: HAProxy's answers for a server without one.
-        _ if enable => return Err("Agent was not configured on this server, cannot enable.\n".into()),
+        _ if enable => {
+            return Err("Agent was not configured on this server, cannot enable.\n".into())
+        }
         _ => return Ok(String::new()),
     };
     apply(runtime, command)

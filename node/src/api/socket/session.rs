@@ -27,7 +27,13 @@ where
         let line = match tokio::time::timeout(session.timeout, reader.next_line()).await {
             Ok(Ok(Some(line))) => line,
             Ok(Err(ReadError::TooLong)) => {
-                let _ = wr.write_all(b"Command line too long.\n\n").await;
+                let _ = tokio::time::timeout(session.timeout, async {
+                    wr.write_all(b"Command line too long.\n\n").await?;
+                    wr.shutdown().await?;
+                    reader.discard().await;
+                    Ok::<(), std::io::Error>(())
+                })
+                .await;
                 return;
             }
             Ok(Err(ReadError::Io(e))) => {

@@ -58,14 +58,19 @@ fn stat_filter(snap: &Snapshot, args: &[&str]) -> Result<StatFilter, String> {
         }
     }
     if let Some(px) = positional.first() {
+        let config = &snap.config;
+        let known =
+            |id: u64| (0..config.proxies.len()).any(|pos| stats::proxy_id(config, pos) == id);
         f.iid = match px.parse::<i64>() {
             Ok(-1) => None,
-            Ok(n) => Some(u64::try_from(n).map_err(|_| "No such proxy.\n")?),
-            Err(_) => Some(iid_of(snap, px).ok_or("No such proxy.\n")?),
+            Ok(n) => Some(
+                u64::try_from(n)
+                    .ok()
+                    .filter(|&id| known(id))
+                    .ok_or("No such proxy.\n")?,
+            ),
+            Err(_) => Some(stats::proxy_id_of(config, px).ok_or("No such proxy.\n")?),
         };
-        if f.iid.is_some_and(|id| !stats_iids(snap).contains(&id)) {
-            return Err("No such proxy.\n".into());
-        }
     }
     if let Some(t) = positional.get(1) {
         f.types = match t.parse::<i64>() {
@@ -82,18 +87,6 @@ fn stat_filter(snap: &Snapshot, args: &[&str]) -> Result<StatFilter, String> {
         };
     }
     Ok(f)
-}
-
-/// The proxy id HAProxy would give the proxy called `name`.
-fn iid_of(snap: &Snapshot, name: &str) -> Option<u64> {
-    stats::collect(snap)
-        .into_iter()
-        .find(|r| r.pxname == name)
-        .map(|r| r.iid)
-}
-
-fn stats_iids(snap: &Snapshot) -> Vec<u64> {
-    stats::collect(snap).into_iter().map(|r| r.iid).collect()
 }
 
 fn keep(f: &StatFilter, row: &StatRow) -> bool {
@@ -129,9 +122,7 @@ pub fn stat(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
     for row in rows.iter_mut() {
         if hidden && row.kind == RowKind::Backend {
             // With servers hidden, HAProxy tells how many are usable.
-            let total = snap
-                .backend(&row.pxname)
-                .map_or(0, |b| b.servers.len());
+            let total = snap.backend(&row.pxname).map_or(0, |b| b.servers.len());
             let usable = row.act.unwrap_or(0) + row.bck.unwrap_or(0);
             row.status = format!("{} ({usable}/{total})", row.status);
         }
@@ -168,10 +159,7 @@ pub fn servers_state(runtime: &Runtime, args: &[&str]) -> Answer {
         let Some(be) = snap.backend(&proxy.name) else {
             continue;
         };
-        let be_id = rows
-            .iter()
-            .find(|r| r.pxname == proxy.name)
-            .map_or(0, |r| r.iid);
+        let be_id = stats::proxy_id_of(&snap.config, &proxy.name).unwrap_or(0);
         for (i, s) in be.servers.iter().enumerate() {
             let row = rows
                 .iter()

@@ -280,9 +280,15 @@ fn show_commands() {
     assert!(lines[1].starts_with("# be_id be_name srv_id srv_name srv_addr srv_op_state"));
     assert_eq!(lines.len(), 6, "{state}");
     let s3: Vec<&str> = lines[4].split(' ').collect();
-    assert_eq!(&s3[..9], ["2", "app", "3", "s3", "127.0.0.1", "0", "5", "50", "50"]);
+    assert_eq!(
+        &s3[..9],
+        ["2", "app", "3", "s3", "127.0.0.1", "0", "5", "50", "50"]
+    );
     assert_eq!(s3.len(), 25);
-    assert_eq!(&s3[14..], ["0", "0", "0", "-", "3", "-", "0", "0", "-", "-", "0"]);
+    assert_eq!(
+        &s3[14..],
+        ["0", "0", "0", "-", "3", "-", "0", "0", "-", "-", "0"]
+    );
     assert_eq!(
         admin(&rt, "show servers state nope"),
         "Can't find backend.\n\n"
@@ -304,7 +310,8 @@ fn tables() {
     assert_eq!(lines[0], "# table: app, type: ip, size:100, used:2");
     assert!(lines[1].starts_with("0x"), "{dump}");
     assert!(
-        lines[1].contains(": key=10.0.0.1 use=0 exp=") && lines[1].ends_with(" server_id=2 server_key=s2"),
+        lines[1].contains(": key=10.0.0.1 use=0 exp=")
+            && lines[1].ends_with(" server_id=2 server_key=s2"),
         "{dump}"
     );
     let user = run(&rt, StatsLevel::User, "show table app");
@@ -343,7 +350,13 @@ fn help_and_unknown_commands() {
     assert!(none.starts_with("Unknown command. Please enter one of the following commands only:\n"));
     assert!(!none.contains("\n\n\n"));
     // No answer ever contains an empty line before its end.
-    for line in ["help", "show info", "show stat", "show servers state", "foo"] {
+    for line in [
+        "help",
+        "show info",
+        "show stat",
+        "show servers state",
+        "foo",
+    ] {
         let out = admin(&rt, line);
         assert_eq!(out.matches("\n\n").count(), 1, "{line}");
     }
@@ -357,7 +370,10 @@ fn delays() {
     assert_eq!(parse_delay("x"), None);
     assert_eq!(parse_delay("0"), None);
     let rt = runtime();
-    assert_eq!(admin(&rt, "set timeout cli x"), "Invalid timeout value.\n\n");
+    assert_eq!(
+        admin(&rt, "set timeout cli x"),
+        "Invalid timeout value.\n\n"
+    );
     assert_eq!(
         admin(&rt, "set timeout foo 5"),
         "'set timeout' only supports 'cli'.\n\n"
@@ -426,7 +442,10 @@ async fn prompt_mode() {
         b"prompt\nget weight app/s1\n\nshow cli level\nquit\nshow backend\n",
     )
     .await;
-    assert!(out.starts_with("\n> 200 (initial 200)\n\n> Unknown command."), "{out}");
+    assert!(
+        out.starts_with("\n> 200 (initial 200)\n\n> Unknown command."),
+        "{out}"
+    );
     assert!(out.ends_with("> admin\n\n> "), "{out}");
     // A second `prompt` leaves interactive mode and closes.
     let out = converse(StatsLevel::Admin, b"prompt\nprompt\nshow backend\n").await;
