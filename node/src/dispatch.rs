@@ -11,6 +11,7 @@
 //!   Unlike HAProxy there is no 1 s turn-around pause between retries: a
 //!   refused connect is retried at once (choice noted in README).
 
+use crate::health::{Observer, Outcome};
 use crate::runtime::{BackendRt, ServerRt};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -198,6 +199,7 @@ pub async fn connect(
     mut claim: Claim,
     key: Option<&[u8]>,
     client_dst_port: u16,
+    observer: &Observer,
 ) -> Result<(TcpStream, Claim), DispatchError> {
     let backend = claim.backend.clone();
     let timeout = backend.timeouts.connect.unwrap_or(FALLBACK_TIMEOUT);
@@ -213,12 +215,14 @@ pub async fn connect(
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 server.shared.counters.connects.fetch_add(1, Relaxed);
+                observer.report(&backend.name, &server.name, Outcome::ConnectOk);
                 return Ok((stream, claim));
             }
             Ok(Err(_)) => DispatchError::ConnectFailed,
             Err(_) => DispatchError::ConnectTimeout,
         };
         server.shared.counters.conn_errors.fetch_add(1, Relaxed);
+        observer.report(&backend.name, &server.name, Outcome::ConnectError);
         if attempt >= retries {
             return Err(error);
         }

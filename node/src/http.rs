@@ -11,6 +11,7 @@ pub use body::ProxyBody;
 pub use samples::{hash_key, query_param, HttpSamples};
 
 use crate::dispatch::{self, Claim, DispatchError};
+use crate::health::Outcome;
 use crate::persist::{self, Sticky};
 use crate::pool::Sender;
 use crate::runtime::{BackendRt, FrontendRt, Runtime};
@@ -199,7 +200,7 @@ async fn forward(
     let (mut sender, mut claim, mut reused) = match pooled {
         Some(sender) => (sender, claim, true),
         None => {
-            let (s, c) = connect(claim, key, ctx.local.port())
+            let (s, c) = connect(claim, key, ctx.local.port(), &ctx.runtime.observer)
                 .await
                 .map_err(|_| 503u16)?;
             (s, c, false)
@@ -230,38 +231,63 @@ async fn forward(
     let mut outgoing = req;
     let server_timeout = backend.timeouts.server;
     let mut retried = 0u32;
+    let generation = claim.server().shared.generation();
     let mut resp = loop {
         if reused && sender.ready().await.is_err() {
             // The pooled connection died while idle: take a fresh one.
-            let (s, c) = connect(claim, None, ctx.local.port())
+            let (s, c) = connect(claim, None, ctx.local.port(), &ctx.runtime.observer)
                 .await
                 .map_err(|_| 503u16)?;
             (sender, claim, reused) = (s, c, false);
         }
+        let observer = &ctx.runtime.observer;
+        let server = claim.server();
         let sent = sender.try_send_request(outgoing);
-        let result = match server_timeout {
-            Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| 504u16)?,
-            None => sent.await,
+        let timed = async {
+            match server_timeout {
+                Some(t) => tokio::time::timeout(t, sent).await.ok(),
+                None => Some(sent.await),
+            }
+        };
+        let result = tokio::select! {
+            r = timed => r,
+            // `shutdown sessions server` while waiting for the response head.
+            () = server.shared.killed(generation) => return Err(503),
+        };
+        let Some(result) = result else {
+            observer.report(&backend.name, &server.name, Outcome::ReadTimeout);
+            return Err(504);
         };
         match result {
-            Ok(resp) => break resp,
+            Ok(resp) => {
+                observer.report(
+                    &backend.name,
+                    &server.name,
+                    Outcome::Status(resp.status().as_u16()),
+                );
+                break resp;
+            }
             Err(mut e) => match e.take_message() {
                 // Not sent at all: the idle connection was closed under us.
                 Some(back) if reused => {
                     outgoing = back;
                     retried += 1;
-                    let (s, c) = connect(claim, None, ctx.local.port())
+                    let (s, c) = connect(claim, None, ctx.local.port(), &ctx.runtime.observer)
                         .await
                         .map_err(|_| 503u16)?;
                     (sender, claim, reused) = (s, c, false);
                 }
                 _ => {
-                    claim
-                        .server()
-                        .shared
-                        .counters
-                        .resp_errors
-                        .fetch_add(1, Relaxed);
+                    let server = claim.server();
+                    server.shared.counters.resp_errors.fetch_add(1, Relaxed);
+                    let outcome = if e.error().is_parse() {
+                        Outcome::InvalidResponse
+                    } else {
+                        Outcome::Closed
+                    };
+                    ctx.runtime
+                        .observer
+                        .report(&backend.name, &server.name, outcome);
                     return Err(502);
                 }
             },
@@ -317,7 +343,6 @@ async fn forward(
         retries: retried,
         request_line,
     });
-    let generation = claim.server().shared.kill_generation.load(Relaxed);
     let finish = Finish {
         sender: (!close).then_some(sender),
         claim,
@@ -338,8 +363,9 @@ async fn connect(
     claim: Claim,
     key: Option<&[u8]>,
     dst_port: u16,
+    observer: &crate::health::Observer,
 ) -> Result<(Sender, Claim), DispatchError> {
-    let (stream, claim) = dispatch::connect(claim, key, dst_port).await?;
+    let (stream, claim) = dispatch::connect(claim, key, dst_port, observer).await?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|_| DispatchError::ConnectFailed)?;

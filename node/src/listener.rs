@@ -183,7 +183,7 @@ fn dispatch(
         let counters = fe.counters.clone();
         match fe.mode {
             Mode::Http => crate::http::serve(stream, peer, local, fe, runtime, shutdown).await,
-            Mode::Tcp => crate::tcp::serve(stream, peer, local, fe, snapshot).await,
+            Mode::Tcp => crate::tcp::serve(stream, peer, local, fe, snapshot, runtime).await,
         }
         counters.close();
         drop(permits);

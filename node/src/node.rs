@@ -77,7 +77,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     if let Some(first) = failures.into_iter().next() {
         bail!(first);
     }
-    node.checks = health::start(&runtime, &parsed.config);
+    node.checks = health::start_with(&runtime, &parsed.config, &runtime.observer);
     let _sockets = crate::api::socket::start(runtime.clone(), &parsed.config)
         .await
         .context("opening stats socket")?;
@@ -208,7 +208,7 @@ impl Node {
         for failure in self.sync_listeners(&parsed.config).await {
             tracing::error!("{failure}");
         }
-        self.checks = health::start(&self.runtime, &parsed.config);
+        self.checks = health::start_with(&self.runtime, &parsed.config, &self.runtime.observer);
         println!("[NOTICE] configuration reloaded");
     }
 

@@ -86,6 +86,27 @@ impl ServerShared {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.kill.notify_waiters();
     }
+    /// The current kill generation, to pass to [`ServerShared::killed`].
+    pub fn generation(&self) -> u64 {
+        self.kill_generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once `shutdown_sessions` has been called after `generation`
+    /// was read; sessions select on it to end when told.
+    pub async fn killed(&self, generation: u64) {
+        loop {
+            let notified = self.kill.notified();
+            tokio::pin!(notified);
+            // Register first so a call in between is not missed.
+            notified.as_mut().enable();
+            if self.generation() != generation {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// A copy of the last check result.
     pub fn check_report(&self) -> CheckReport {
         self.check.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -296,6 +317,8 @@ struct Persistent {
 pub struct Runtime {
     current: ArcSwap<Snapshot>,
     persistent: Mutex<Persistent>,
+    /// Passive health (`observe`): the request path reports outcomes here.
+    pub observer: crate::health::Observer,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -312,6 +335,7 @@ impl Runtime {
         Ok(Runtime {
             current: ArcSwap::from_pointee(snapshot),
             persistent: Mutex::new(persistent),
+            observer: crate::health::Observer::default(),
         })
     }
 

@@ -75,6 +75,7 @@ pub async fn serve(
     local: SocketAddr,
     frontend: Arc<FrontendRt>,
     snapshot: Arc<Snapshot>,
+    runtime: Arc<crate::runtime::Runtime>,
 ) {
     let accepted = SystemTime::now();
     let start = Instant::now();
@@ -106,7 +107,7 @@ pub async fn serve(
         None => dispatch::claim(&backend, key, None).await,
     };
     let result = match claimed {
-        Ok(claim) => dispatch::connect(claim, key, local.port()).await,
+        Ok(claim) => dispatch::connect(claim, key, local.port(), &runtime.observer).await,
         Err(e) => Err(e),
     };
     let t_connect = start.elapsed();
@@ -138,19 +139,8 @@ pub async fn serve(
     if !backend.stick.is_empty() {
         crate::persist::store(&backend, &samples, claim.server_index());
     }
-    let kill = &claim.server().shared;
-    let generation = kill.kill_generation.load(Relaxed);
-    let killed = async {
-        loop {
-            let notified = kill.kill.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if kill.kill_generation.load(Relaxed) != generation {
-                return;
-            }
-            notified.await;
-        }
-    };
+    let shared = &claim.server().shared;
+    let killed = shared.killed(shared.generation());
     let (up, down, termination) = tokio::select! {
         r = pump(client, server_stream, &timeouts) => r,
         // `shutdown sessions server` / `on-marked-down shutdown-sessions`.

@@ -391,7 +391,6 @@ async fn check_port_is_checked_instead_of_the_traffic_port() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the data plane to end sessions on ServerShared::kill (wired by the lead)"]
 async fn on_marked_down_shutdown_sessions_ends_open_sessions() {
     let s1 = Backend::http("s1");
     let mut chk = Backend::tcp("chk");
@@ -500,4 +499,31 @@ async fn http_check_send_overrides_httpchk() {
         .iter()
         .any(|l| l.contains("hdr/s2 is DOWN")));
     assert_eq!(get(shoal.addr("fe"), "/").await.server(), "s2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_layer7_marks_a_failing_server_down_from_real_traffic() {
+    // s1 answers 500 to /status/500 but its check port (a TCP backend) is
+    // fine, so only passive health can take it out.
+    let s1 = Backend::http("s1");
+    let s2 = Backend::http("s2");
+    let chk = Backend::tcp("chk");
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    balance roundrobin\n\
+         \x20   server s1 {} check port {} inter 10s observe layer7 error-limit 3 on-error mark-down\n\
+         \x20   server s2 {}\n",
+        s1.addr,
+        chk.addr.port(),
+        s2.addr
+    );
+    let mut shoal = Shoal::start(&cfg, &["fe"]);
+    let addr = shoal.addr("fe");
+    for _ in 0..6 {
+        let _ = get(addr, "/status/500").await;
+    }
+    shoal.proc.wait_line("Server app/s1 is DOWN");
+    let counts = tally(addr, "/", 20).await;
+    assert_eq!(counts.get("s2"), Some(&20), "{counts:?}");
 }

@@ -419,6 +419,8 @@ async fn converse(level: StatsLevel, input: &[u8]) -> String {
     let (mut client, server) = tokio::io::duplex(1 << 20);
     let task = tokio::spawn(session::serve(server, runtime(), session(level)));
     client.write_all(input).await.expect("write");
+    // End of input, as `socat` does after stdin.
+    client.shutdown().await.expect("shutdown");
     let mut out = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut out)).await;
     assert!(read.is_ok(), "session did not close");
