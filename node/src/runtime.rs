@@ -402,15 +402,23 @@ impl Runtime {
                 let m = *maxconn;
                 Box::new(move |s| s.maxconn = Some(m))
             }
-            Command::SetAddr { addr, port, .. } => {
+            Command::SetAddr { server, addr, port } => {
                 let ip: std::net::IpAddr = addr
                     .parse()
                     .map_err(|_| ChangeError::BadAddr(addr.clone()))?;
-                let port = *port;
-                Box::new(move |s| {
-                    let old = s.addr.map(|a| a.port()).unwrap_or(0);
-                    s.addr = Some(SocketAddr::new(ip, port.unwrap_or(old)));
-                })
+                // Without `port`, keep the port the server uses now.
+                let current = self
+                    .snapshot()
+                    .backend(&server.backend)
+                    .and_then(|b| {
+                        b.servers
+                            .iter()
+                            .find(|s| &*s.name == server.server.as_str())
+                    })
+                    .map(|s| s.addr.port())
+                    .unwrap_or(0);
+                let port = port.unwrap_or(current);
+                Box::new(move |s| s.addr = Some(SocketAddr::new(ip, port)))
             }
             Command::ClearTable { table, key } => {
                 let snapshot = self.snapshot();

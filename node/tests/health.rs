@@ -404,13 +404,6 @@ async fn on_marked_down_shutdown_sessions_ends_open_sessions() {
     );
     let mut shoal = Shoal::start(&cfg, &["fe"]);
     let addr = shoal.addr("fe");
-    // A request that would take 30 s; the check port dies meanwhile.
-    let slow = tokio::spawn(async move {
-        let started = std::time::Instant::now();
-        let mut client = Client::connect(addr).await;
-        let r = tokio::spawn(async move { client.get("/delay/30000").await }).await;
-        (started.elapsed(), r.map(|r| r.status).ok())
-    });
     // `/conns` counts its own connection too: the slow one shows as one more.
     let conns = |addr| async move {
         get(addr, "/conns")
@@ -421,6 +414,13 @@ async fn on_marked_down_shutdown_sessions_ends_open_sessions() {
             .unwrap_or(0)
     };
     let base = conns(s1.addr).await;
+    // A request that would take 15 s; the check port dies meanwhile.
+    let slow = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut client = Client::connect(addr).await;
+        let r = tokio::spawn(async move { client.get("/delay/15000").await }).await;
+        (started.elapsed(), r.map(|r| r.status).ok())
+    });
     let polls = std::sync::atomic::AtomicUsize::new(0);
     eventually("the slow request reached s1", || async {
         let k = polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;

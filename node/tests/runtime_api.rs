@@ -55,9 +55,11 @@ const DEFAULTS: &str = "defaults\n    mode http\n    timeout connect 2s\n    tim
 
 fn two_servers(s1: &Backend, s2: &Backend, extra: &str) -> String {
     format!(
-        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+        "{DEFAULTS}frontend fe\n    bind {}\n    default_backend app\n\
          backend app\n    balance roundrobin\n{extra}    server s1 {}\n    server s2 {}\n",
-        s1.addr, s2.addr
+        any_port(),
+        s1.addr,
+        s2.addr
     )
 }
 
@@ -114,6 +116,28 @@ struct Pair {
     _dir: TempDir,
 }
 
+/// A loopback address of its own (127.0.X.Y) for this test process, so
+/// that no stray connection (another test's checks of a "dead" 127.0.0.1
+/// port, say) reaches the frontends whose counters are compared.
+fn own_ip() -> std::net::IpAddr {
+    let pid = std::process::id();
+    let (x, y) = (((pid >> 8) % 250) as u8 + 2, (pid % 250) as u8 + 2);
+    std::net::IpAddr::from([127, 0, x, y])
+}
+
+/// `ADDR:0` on this process's own loopback address.
+fn any_port() -> String {
+    SocketAddr::new(own_ip(), 0).to_string()
+}
+
+/// A port free right now on `ip`.
+fn port_on(ip: std::net::IpAddr) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind a loopback port")
+        .port()
+}
+
 /// The same config under HAProxy 2.6 and Shoal.
 fn pair() -> Pair {
     let backends: Vec<Backend> = ["s1", "s2", "s3", "b1"]
@@ -123,12 +147,13 @@ fn pair() -> Pair {
     let dir = TempDir::new("pair");
     let hsock = dir.0.join("haproxy.sock");
     let ssock = dir.0.join("shoal.sock");
-    let ports = [free_port(), free_port(), free_port()];
-    let [fe, li, tl] = ports.map(|p| format!("127.0.0.1:{p}"));
+    let ip = own_ip();
+    let ports = [port_on(ip), port_on(ip), port_on(ip)];
+    let [fe, li, tl] = ports.map(|p| SocketAddr::new(ip, p).to_string());
     let hcfg = compare_config(&hsock.display().to_string(), &fe, &li, &tl, &backends);
     // Only the socket is probed: a probe connection would show in the counters.
     let haproxy = Haproxy::start(&hcfg, &hsock, &[]);
-    let any = "127.0.0.1:0";
+    let any = &SocketAddr::new(ip, 0).to_string();
     let scfg = compare_config(&ssock.display().to_string(), any, any, any, &backends);
     let mut shoal = Shoal::start(&scfg, &["fe", "li", "tl"]);
     shoal.stats_sockets(1);
@@ -497,9 +522,10 @@ async fn set_addr_moves_traffic() {
 async fn stick_tables_show_and_clear() {
     let b1 = Backend::http("s1");
     let body = format!(
-        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+        "{DEFAULTS}frontend fe\n    bind {}\n    default_backend app\n\
          backend app\n    stick-table type ip size 200 expire 10m\n    stick on src\n\
          \x20   server s1 {}\n",
+        any_port(),
         b1.addr
     );
     let (shoal, c) = start(&body, &["fe"]);
@@ -545,7 +571,8 @@ async fn maxconn_and_shutdown_sessions() {
     let t1 = Backend::tcp("t1");
     let body = format!(
         "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n\
-         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server t1 {}\n",
+         frontend fe\n    bind {}\n    default_backend app\nbackend app\n    server t1 {}\n",
+        any_port(),
         t1.addr
     );
     let (shoal, c) = start(&body, &["fe"]);
