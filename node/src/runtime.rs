@@ -62,6 +62,10 @@ pub struct CheckReport {
     pub streak: u32,
     /// Seconds since the epoch of the last UP/DOWN transition (0: none yet).
     pub last_change_unix: u64,
+    /// Failed checks so far (`chkfail`).
+    pub failed_checks: u64,
+    /// UP to DOWN transitions so far (`chkdown`).
+    pub downs: u64,
 }
 
 /// Things a server keeps across snapshots.

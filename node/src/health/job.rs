@@ -244,6 +244,12 @@ impl Job {
             result.info.clone()
         };
         report.streak = health.streak();
+        if !result.status.passed() {
+            report.failed_checks += 1;
+        }
+        if changed && !health.is_up() {
+            report.downs += 1;
+        }
         if changed {
             report.last_change_unix = SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -91,8 +91,8 @@ pub(super) fn server_row(
     };
     row.lastchg = Some(now.saturating_sub(changed));
     if checked {
-        row.chkfail = Some(0);
-        row.chkdown = Some(0);
+        row.chkfail = Some(report.failed_checks);
+        row.chkdown = Some(report.downs);
         // Shoal keeps no downtime total: report the current outage.
         row.downtime = Some(if s.state.op == OpState::Down {
             now.saturating_sub(changed)
