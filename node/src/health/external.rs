@@ -7,6 +7,8 @@
 
 use super::status::{CheckResult, Status};
 use super::tcp::strerror;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use shoal_proto::config::{Mode, Proxy};
 use std::net::IpAddr;
 use std::process::Stdio;
@@ -142,7 +144,7 @@ impl ExternalCheck {
             }
             Err(_) => {
                 if let Some(pgid) = guard.disarm() {
-                    kill_group(pgid).await;
+                    kill_group(pgid);
                 }
                 // SIGKILL the leader too (in case the group kill could not
                 // run) and reap it.
@@ -153,19 +155,14 @@ impl ExternalCheck {
     }
 }
 
-/// Send SIGKILL to a whole process group. `kill(2)` needs `unsafe` here
-/// (the crate forbids it), so this runs the `kill` utility, which is
-/// waited for like any child.
-async fn kill_group(pgid: u32) {
-    let done = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-    if let Err(e) = done {
-        tracing::warn!("external check: cannot kill process group {pgid}: {e}");
+/// Send SIGKILL to a whole process group (nix gives a safe `killpg`).
+fn kill_group(pgid: u32) {
+    let Ok(raw) = i32::try_from(pgid) else { return };
+    if let Err(e) = killpg(Pid::from_raw(raw), Signal::SIGKILL) {
+        // ESRCH: the group is already gone, which is what we wanted.
+        if e != nix::errno::Errno::ESRCH {
+            tracing::warn!("external check: cannot kill process group {pgid}: {e}");
+        }
     }
 }
 
@@ -182,15 +179,6 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         let Some(pgid) = self.0.take() else { return };
-        // Outside a runtime (process exit) there is nobody to reap the
-        // helper, so only try inside one; tokio reaps dropped children.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pgid}")])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-        }
+        kill_group(pgid);
     }
 }

@@ -115,14 +115,10 @@ impl Proc {
     }
 
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status();
-        assert!(
-            status.map(|s| s.success()).unwrap_or(false),
-            "kill -{sig} failed"
-        );
+        use nix::sys::signal::{kill, Signal};
+        let signal: Signal = format!("SIG{sig}").parse().expect("signal name");
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        kill(pid, signal).expect("send signal");
     }
 
     /// Wait for the process to exit; returns its exit code.
