@@ -4,6 +4,7 @@
 
 mod body;
 pub mod cookie;
+mod counting;
 mod errors;
 mod samples;
 
@@ -16,6 +17,7 @@ use crate::persist::{self, Sticky};
 use crate::pool::Sender;
 use crate::runtime::{BackendRt, FrontendRt, Runtime};
 use body::{Finish, LogCtx};
+use counting::{Counting, Direction};
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderName, HeaderValue, CACHE_CONTROL, CONNECTION, COOKIE, SET_COOKIE, UPGRADE,
@@ -90,6 +92,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
         .keep_alive(!frontend.httpclose);
+    let counters = frontend.counters.clone();
+    let add = Arc::new(move |n: u64| {
+        counters.bytes_in.fetch_add(n, Relaxed);
+    });
+    let stream = Counting::new(stream, Direction::Read, add);
     let conn = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
@@ -366,6 +373,16 @@ async fn connect(
     observer: &crate::health::Observer,
 ) -> Result<(Sender, Claim), DispatchError> {
     let (stream, claim) = dispatch::connect(claim, key, dst_port, observer).await?;
+    // Bytes written to the server are its `bin` and its backend's.
+    let (server, backend) = (
+        claim.server().shared.clone(),
+        claim.backend().counters.clone(),
+    );
+    let add = Arc::new(move |n: u64| {
+        server.counters.bytes_in.fetch_add(n, Relaxed);
+        backend.bytes_in.fetch_add(n, Relaxed);
+    });
+    let stream = Counting::new(stream, Direction::Write, add);
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|_| DispatchError::ConnectFailed)?;

@@ -434,3 +434,38 @@ async fn frontend_maxconn_holds_extra_clients_in_the_backlog() {
     drop(first);
     assert_eq!(second.await.expect("second"), 200);
 }
+
+/// The value of one Prometheus series (`name{labels}`), if present.
+fn series(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_bytes_in_and_out_are_counted_with_headers() {
+    let web = Backend::http("web");
+    let cfg = format!("{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server web {}\n", web.addr);
+    let mut shoal = Shoal::start_with(&cfg, &["fe"], &["--admin", "127.0.0.1:0"]);
+    let admin = shoal.admin_addr();
+    let body = "x".repeat(1000);
+    let r = send(shoal.addr("fe"), "POST", "/", &[], &body).await;
+    assert_eq!(r.status, 200);
+    let metrics = get(admin, "/metrics").await.body;
+    let fe_in =
+        series(&metrics, "shoal_frontend_bytes_in_total{proxy=\"fe\"}").expect("frontend bin");
+    let srv_in = series(
+        &metrics,
+        "shoal_server_bytes_in_total{proxy=\"app\",server=\"web\"}",
+    )
+    .expect("server bin");
+    let fe_out =
+        series(&metrics, "shoal_frontend_bytes_out_total{proxy=\"fe\"}").expect("frontend bout");
+    // Request line and headers come on top of the 1000-byte body.
+    assert!(
+        fe_in > 1000.0 && srv_in > 1000.0,
+        "bin: frontend {fe_in}, server {srv_in}\n{metrics}"
+    );
+    assert!(fe_out >= 3.0, "bout {fe_out}");
+}
