@@ -46,6 +46,11 @@ struct Node {
     shutdown: watch::Sender<bool>,
     listeners: HashMap<Key, Handle>,
     checks: Checks,
+    /// Open `stats socket`s and the config lines they came from.
+    sockets: (
+        crate::api::socket::Sockets,
+        Vec<shoal_proto::config::StatsSocket>,
+    ),
 }
 
 /// Run a node until SIGTERM/SIGINT.
@@ -72,15 +77,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         shutdown,
         listeners: HashMap::new(),
         checks: Checks::default(),
+        sockets: Default::default(),
     };
     let failures = node.sync_listeners(&parsed.config).await;
     if let Some(first) = failures.into_iter().next() {
         bail!(first);
     }
     node.checks = health::start_with(&runtime, &parsed.config, &runtime.observer);
-    let _sockets = crate::api::socket::start(runtime.clone(), &parsed.config)
+    let sockets = crate::api::socket::start(runtime.clone(), &parsed.config)
         .await
         .context("opening stats socket")?;
+    node.sockets = (sockets, parsed.config.global.stats_sockets.clone());
     let admin = match node.opts.admin {
         Some(addr) => {
             if node.opts.admin_token.is_none() && !addr.ip().is_loopback() {
@@ -209,6 +216,15 @@ impl Node {
             tracing::error!("{failure}");
         }
         self.checks = health::start_with(&self.runtime, &parsed.config, &self.runtime.observer);
+        // Re-open the runtime sockets only when their lines changed, so
+        // that a reload does not cut an operator's interactive session.
+        if parsed.config.global.stats_sockets != self.sockets.1 {
+            self.sockets = Default::default();
+            match crate::api::socket::start(self.runtime.clone(), &parsed.config).await {
+                Ok(sockets) => self.sockets = (sockets, parsed.config.global.stats_sockets.clone()),
+                Err(e) => tracing::error!("stats socket: {e}"),
+            }
+        }
         println!("[NOTICE] configuration reloaded");
     }
 

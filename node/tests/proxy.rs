@@ -469,3 +469,38 @@ async fn http_bytes_in_and_out_are_counted_with_headers() {
     );
     assert!(fe_out >= 3.0, "bout {fe_out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reopens_changed_stats_sockets() {
+    let web = Backend::http("web");
+    let dir = TempDir::new("sock");
+    let first = dir.0.join("first.sock");
+    let second = dir.0.join("second.sock");
+    let cfg = |sock: &std::path::Path| {
+        format!(
+            "global\n    stats socket {} level admin\n{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server web {}\n",
+            sock.display(),
+            web.addr
+        )
+    };
+    let mut shoal = Shoal::start(&cfg(&first), &["fe"]);
+    let ask = |path: std::path::PathBuf| async move {
+        let mut s = tokio::net::UnixStream::connect(&path).await.ok()?;
+        s.write_all(b"show info\n").await.ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.ok()?;
+        Some(out)
+    };
+    eventually("first socket answers", || {
+        let p = first.clone();
+        async move { ask(p).await.is_some_and(|o| o.contains("Name: ")) }
+    })
+    .await;
+    shoal.reload(&cfg(&second), &[]);
+    eventually("second socket answers", || {
+        let p = second.clone();
+        async move { ask(p).await.is_some_and(|o| o.contains("Name: ")) }
+    })
+    .await;
+    assert!(!first.exists(), "the old socket file is removed");
+}
