@@ -158,7 +158,14 @@ fn bind_unix(path: &std::path::Path, sock: &StatsSocket) -> std::io::Result<Unix
     Ok(listener)
 }
 
-async fn accept_unix(listener: UnixListener, runtime: Arc<Runtime>, session: Session) {
+/// Accept clients until the task is aborted, at most `MAX_CLIENTS` at a
+/// time; `accept` is the listener's accept call (unix or TCP).
+async fn accept_loop<S, F, Fut>(mut accept: F, runtime: Arc<Runtime>, session: Session)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<S>>,
+{
     let limit = Arc::new(Semaphore::new(MAX_CLIENTS));
     let mut clients = JoinSet::new();
     loop {
@@ -166,29 +173,31 @@ async fn accept_unix(listener: UnixListener, runtime: Arc<Runtime>, session: Ses
             return;
         };
         while clients.try_join_next().is_some() {}
-        match listener.accept().await {
-            Ok((stream, _)) => spawn(&mut clients, stream, &runtime, &session, permit),
+        match accept().await {
+            Ok(stream) => spawn(&mut clients, stream, &runtime, &session, permit),
             Err(e) => pause_after(e).await,
         }
     }
+}
+
+async fn accept_unix(listener: UnixListener, runtime: Arc<Runtime>, session: Session) {
+    let listener = Arc::new(listener);
+    let accept = || {
+        let l = listener.clone();
+        async move { l.accept().await.map(|(s, _)| s) }
+    };
+    accept_loop(accept, runtime, session).await;
 }
 
 async fn accept_tcp(listener: TcpListener, runtime: Arc<Runtime>, session: Session) {
-    let limit = Arc::new(Semaphore::new(MAX_CLIENTS));
-    let mut clients = JoinSet::new();
-    loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return;
-        };
-        while clients.try_join_next().is_some() {}
-        match listener.accept().await {
-            Ok((stream, _)) => spawn(&mut clients, stream, &runtime, &session, permit),
-            Err(e) => pause_after(e).await,
-        }
-    }
+    let listener = Arc::new(listener);
+    let accept = || {
+        let l = listener.clone();
+        async move { l.accept().await.map(|(s, _)| s) }
+    };
+    accept_loop(accept, runtime, session).await;
 }
 
-/// Serve one client in the socket's task set (aborted with the socket).
 fn spawn<S>(
     clients: &mut JoinSet<()>,
     stream: S,
