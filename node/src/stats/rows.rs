@@ -205,7 +205,14 @@ pub(super) fn backend_row(
     row.bck = Some(bck);
     row.chkdown = Some(0);
     row.lastchg = Some(now.saturating_sub(started_unix()));
-    row.downtime = (!be.servers.is_empty()).then_some(0);
+    // A backend that is DOWN has been so since start as far as Shoal
+    // knows (no per-backend history yet); HAProxy counts the same way for
+    // a backend that never came up.
+    row.downtime = Some(if up {
+        0
+    } else {
+        now.saturating_sub(started_unix())
+    });
     row.lbtot = Some(sum(&|s| s.shared.counters.total.load(Relaxed)));
     if be.mode == Mode::Http {
         row.hrsp = Some(responses(c));
