@@ -79,11 +79,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         checks: Checks::default(),
         sockets: Default::default(),
     };
+    // Checks first: the passive-health registry must be in place before
+    // the first request can arrive.
+    node.checks = health::start_with(&runtime, &parsed.config, &runtime.observer);
     let failures = node.sync_listeners(&parsed.config).await;
     if let Some(first) = failures.into_iter().next() {
         bail!(first);
     }
-    node.checks = health::start_with(&runtime, &parsed.config, &runtime.observer);
     let sockets = crate::api::socket::start(runtime.clone(), &parsed.config)
         .await
         .context("opening stats socket")?;
