@@ -357,6 +357,8 @@ async fn forward(
         bytes: 0,
         log,
         generation,
+        idle: backend.timeouts.server,
+        timer: None,
     };
     Ok(Response::from_parts(
         parts,

@@ -504,3 +504,40 @@ async fn sighup_reopens_changed_stats_sockets() {
     .await;
     assert!(!first.exists(), "the old socket file is removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_server_cuts_a_stalled_response_body() {
+    let web = Backend::http("web");
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 300ms\n\
+         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server web {}\n",
+        web.addr
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let addr = shoal.addr("fe");
+    // A short silence inside the body is fine...
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /stall/100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut whole = String::new();
+    s.read_to_string(&mut whole).await.expect("read");
+    assert!(whole.contains("start") && whole.contains("end"), "{whole}");
+    // ...a longer one than `timeout server` cuts the response after `start`.
+    let started = std::time::Instant::now();
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /stall/5000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut cut = Vec::new();
+    let _ = tokio::time::timeout(DEADLINE, s.read_to_end(&mut cut))
+        .await
+        .expect("closed in time");
+    let cut = String::from_utf8_lossy(&cut);
+    assert!(cut.contains("start") && !cut.contains("end"), "{cut}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "cut by the timeout, not by the server: {:?}",
+        started.elapsed()
+    );
+}

@@ -9,6 +9,7 @@ use crate::pool::Sender;
 use crate::runtime::FrontendRt;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
@@ -58,6 +59,10 @@ pub struct Finish {
     pub log: Option<LogCtx>,
     /// The server's kill generation when the request started.
     pub generation: u64,
+    /// `timeout server`, applied to silences while the body streams.
+    pub idle: Option<std::time::Duration>,
+    /// Armed on the first wait for body data.
+    pub timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Finish {
@@ -172,6 +177,9 @@ impl Body for ProxyBody {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let (Some(data), Some(f)) = (frame.data_ref(), finish.as_mut()) {
                             f.bytes += data.len() as u64;
+                            if let (Some(timer), Some(idle)) = (f.timer.as_mut(), f.idle) {
+                                timer.as_mut().reset(Instant::now() + idle);
+                            }
                         }
                         // hyper stops polling once a Content-Length is met,
                         // so the end must be noticed here, not at `None`.
@@ -191,7 +199,25 @@ impl Body for ProxyBody {
                             f.done(false);
                         }
                     }
-                    Poll::Pending => {}
+                    Poll::Pending => {
+                        // `timeout server` is an inactivity timeout: the
+                        // timer exists only once the server has made us wait.
+                        if let Some(f) = finish.as_mut() {
+                            if let Some(idle) = f.idle {
+                                let timer = f
+                                    .timer
+                                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                                if timer.as_mut().poll(cx).is_ready() {
+                                    if let Some(f) = finish.take() {
+                                        f.done(false);
+                                    }
+                                    return Poll::Ready(Some(Err(
+                                        "server inactivity timeout".into()
+                                    )));
+                                }
+                            }
+                        }
+                    }
                 }
                 polled.map(|o| o.map(|r| r.map_err(Into::into)))
             }

@@ -11,6 +11,7 @@
 //! | `/status/NNN`             | answers with status NNN (400 if NNN is invalid)     |
 //! | `/echo-headers`           | body = request headers, `name: value` one per line  |
 //! | `/set-cookie/NAME=VALUE`  | as usual, plus `Set-Cookie: NAME=VALUE; Path=/`     |
+//! | `/stall/MS`               | chunked body: `start`, then MS ms of silence, `end` |
 //! | any `Upgrade:` request    | `101 Switching Protocols`, then echoes every byte   |
 
 use std::convert::Infallible;
@@ -18,12 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::{BodyExt as _, Either, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::future::Future as _;
 use tokio::net::TcpListener;
 
 use crate::Shared;
@@ -94,7 +96,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
 async fn handle(
     mut req: Request<Incoming>,
     state: Arc<State>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Reply>, Infallible> {
     if let Some(proto) = req.headers().get(UPGRADE).cloned() {
         let upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
@@ -107,10 +109,18 @@ async fn handle(
         resp.headers_mut().insert(UPGRADE, proto);
         resp.headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-        return Ok(resp);
+        return Ok(resp.map(Either::Left));
     }
 
     let path = req.uri().path();
+    if let Some(ms) = path
+        .strip_prefix("/stall/")
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        let resp = state.reply(StatusCode::OK, Bytes::new());
+        let stall = Duration::from_millis(ms.min(MAX_DELAY_MS));
+        return Ok(resp.map(|_| Either::Right(Stall::new(stall))));
+    }
     let resp = if path == "/health" {
         state.reply(StatusCode::OK, Bytes::from_static(b"healthy"))
     } else if path == "/conns" {
@@ -164,5 +174,55 @@ async fn handle(
             }
         }
     }
-    Ok(resp)
+    Ok(resp.map(Either::Left))
+}
+
+/// Response bodies: a prepared buffer, or the slow `/stall` stream.
+type Reply = Either<Full<Bytes>, Stall>;
+
+/// A body that sends `start\n`, stays silent for a while, then sends `end\n`:
+/// a server that stalls in the middle of a response.
+#[derive(Debug)]
+pub struct Stall {
+    step: u8,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Stall {
+    fn new(stall: Duration) -> Self {
+        Stall {
+            step: 0,
+            sleep: Box::pin(tokio::time::sleep(stall)),
+        }
+    }
+}
+
+impl hyper::body::Body for Stall {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        use std::task::Poll;
+        match self.step {
+            0 => {
+                self.step = 1;
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(
+                    b"start\n",
+                )))))
+            }
+            1 => match self.sleep.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) => {
+                    self.step = 2;
+                    Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(
+                        b"end\n",
+                    )))))
+                }
+            },
+            _ => Poll::Ready(None),
+        }
+    }
 }
