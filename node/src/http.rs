@@ -7,9 +7,11 @@ pub mod cookie;
 mod counting;
 mod errors;
 mod samples;
+mod upload;
 
 pub use body::ProxyBody;
 pub use samples::{hash_key, query_param, HttpSamples};
+pub use upload::Upload;
 
 use crate::dispatch::{self, Claim, DispatchError};
 use crate::health::Outcome;
@@ -235,7 +237,8 @@ async fn forward(
     let request_line = (frontend.log.is_some() && crate::log::enabled())
         .then(|| format!("{} {} {:?}", req.method(), req.uri(), req.version()));
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let mut outgoing = req;
+    let client_timeout = frontend.timeouts.client;
+    let mut outgoing = req.map(|body| Upload::new(body, client_timeout));
     let server_timeout = backend.timeouts.server;
     let mut retried = 0u32;
     let generation = claim.server().shared.generation();
@@ -283,6 +286,10 @@ async fn forward(
                         .await
                         .map_err(|_| 503u16)?;
                     (sender, claim, reused) = (s, c, false);
+                }
+                _ if upload::is_client_timeout(e.error()) => {
+                    frontend.counters.req_errors.fetch_add(1, Relaxed);
+                    return Err(408);
                 }
                 _ => {
                     let server = claim.server();

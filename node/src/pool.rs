@@ -6,7 +6,7 @@
 //! has been read to the end; one that the server closed meanwhile is found
 //! out by `ready()`, or by `try_send_request` handing the request back.
 
-use hyper::body::Incoming;
+use crate::http::Upload;
 use hyper::client::conn::http1::SendRequest;
 use std::sync::Mutex;
 
@@ -14,7 +14,7 @@ use std::sync::Mutex;
 const MAX_IDLE: usize = 512;
 
 /// A sender for requests to one server.
-pub type Sender = SendRequest<Incoming>;
+pub type Sender = SendRequest<Upload>;
 
 /// A per-server stack of idle connections (most recently used first, so
 /// the warmest connection is reused and cold ones age out).

@@ -541,3 +541,28 @@ async fn timeout_server_cuts_a_stalled_response_body() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_client_answers_408_to_a_stalled_upload() {
+    let web = Backend::http("web");
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 300ms\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server web {}\n",
+        web.addr
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let mut s = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
+    // Headers promise 100 bytes; only 10 come, then silence.
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .expect("write");
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut answer))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A complete upload still works.
+    let r = send(shoal.addr("fe"), "POST", "/", &[], &"y".repeat(5000)).await;
+    assert_eq!(r.status, 200);
+}
