@@ -3,7 +3,9 @@
 use super::{less_loaded, Slot};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// `leastconn`: the server with the lowest in-flight/weight ratio. The scan
+/// `leastconn`: the server with the lowest (in-flight + 1)/weight ratio,
+/// i.e. the lowest load once it takes this request, as HAProxy computes it
+/// (so a heavier server is preferred between equally idle ones). The scan
 /// starts at a rotating offset and only a strictly lower ratio replaces the
 /// current best, so equally loaded servers (typically all idle) take turns
 /// instead of the first one getting every short request.
@@ -37,7 +39,7 @@ impl LeastConn {
             let l = load(slot.id);
             let better = match best {
                 None => true,
-                Some((b, bl)) => less_loaded(l, slot.weight, bl, b.weight),
+                Some((b, bl)) => less_loaded(l + 1, slot.weight, bl + 1, b.weight),
             };
             if better {
                 best = Some((slot, l));

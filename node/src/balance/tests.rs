@@ -254,12 +254,17 @@ fn leastconn_picks_least_loaded_by_weight() {
     for _ in 0..10 {
         assert_eq!(b.pick(None, &load, &none), Some(1));
     }
-    // 8 in flight on weight 4 (ratio 2) beats 3 on weight 1 (ratio 3).
+    // HAProxy's ratio counts the request being placed: (load + 1) / weight.
+    // 8 in flight on weight 4 (9/4) beats 3 on weight 1 (4/1).
     let w = build(Balance::LeastConn, HashType::MapBased, &[4, 1]);
     let load = |id: usize| [8, 3][id];
     assert_eq!(w.pick(None, &load, &none), Some(0));
-    let load = |id: usize| [9, 2][id];
+    // 12 on weight 4 (13/4) loses to 2 on weight 1 (3/1).
+    let load = |id: usize| [12, 2][id];
     assert_eq!(w.pick(None, &load, &none), Some(1));
+    // Between idle servers the heavier one is preferred (1/4 < 1/1).
+    let load = |_: usize| 0;
+    assert_eq!(w.pick(None, &load, &none), Some(0));
 
     // Simulated long-lived connections: weights 3:1 end up holding load 3:1.
     let held = [Cell::new(0u32), Cell::new(0u32)];
@@ -351,8 +356,11 @@ fn skip_is_honoured_by_every_algorithm() {
             assert!(!skip(id), "{balance:?} picked skipped {id}");
             seen[id] = true;
         }
-        if balance != Balance::First {
-            assert!(seen[1] && seen[2], "{balance:?} did not share: {seen:?}");
+        match balance {
+            Balance::First => {}
+            // Idle servers: leastconn prefers the heavier (weight 3, id 2).
+            Balance::LeastConn => assert!(seen[2] && !seen[1], "{balance:?}: {seen:?}"),
+            _ => assert!(seen[1] && seen[2], "{balance:?} did not share: {seen:?}"),
         }
         let all = |_: usize| true;
         assert_eq!(b.pick(Some(&key(7)), &idle, &all), None, "{balance:?}");
