@@ -317,10 +317,10 @@ async fn forward(
     if status == 101 {
         if let Some(client_side) = client_upgrade {
             let server_side = hyper::upgrade::on(&mut resp);
-            let tunnel_timeout = backend.timeouts.tunnel;
+            let tunnel_timeouts = crate::tcp::merge(&frontend.timeouts, &backend.timeouts);
             let backend = backend.clone();
             tokio::spawn(async move {
-                tunnel(client_side, server_side, tunnel_timeout).await;
+                tunnel(client_side, server_side, tunnel_timeouts).await;
                 drop(claim);
                 backend.counters.close();
             });
@@ -503,22 +503,14 @@ fn prepare_request(req: &mut Request<Incoming>, ctx: &ConnCtx, forwardfor: bool,
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     server: hyper::upgrade::OnUpgrade,
-    idle: Option<Duration>,
+    timeouts: shoal_proto::config::Timeouts,
 ) {
     let (Ok(client), Ok(server)) = tokio::join!(client, server) else {
         return;
     };
-    let mut client = TokioIo::new(client);
-    let mut server = TokioIo::new(server);
-    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
-    match idle {
-        // A whole-tunnel bound rather than inactivity: upgraded streams do
-        // not expose per-read activity cheaply. Documented in README.
-        Some(limit) => {
-            let _ = tokio::time::timeout(limit, copy).await;
-        }
-        None => {
-            let _ = copy.await;
-        }
-    }
+    // Same loop and timeouts as TCP mode: `timeout tunnel` (else client /
+    // server) bounds inactivity, not the tunnel's whole life.
+    let (cr, cw) = tokio::io::split(TokioIo::new(client));
+    let (sr, sw) = tokio::io::split(TokioIo::new(server));
+    let _ = crate::tcp::copy_both_ways(cr, cw, sr, sw, &timeouts).await;
 }

@@ -170,7 +170,7 @@ pub async fn serve(
 
 /// Client-side timeouts come from the frontend, server-side ones from the
 /// backend, as in HAProxy.
-fn merge(fe: &Timeouts, be: &Timeouts) -> Timeouts {
+pub fn merge(fe: &Timeouts, be: &Timeouts) -> Timeouts {
     Timeouts {
         client: fe.client,
         client_fin: fe.client_fin,
@@ -231,8 +231,26 @@ async fn pump(
     mut server: TcpStream,
     t: &Timeouts,
 ) -> (u64, u64, &'static str) {
-    let (mut cr, mut cw) = client.split();
-    let (mut sr, mut sw) = server.split();
+    let (cr, cw) = client.split();
+    let (sr, sw) = server.split();
+    copy_both_ways(cr, cw, sr, sw, t).await
+}
+
+/// The copy loop behind [`pump`], for any pair of streams (also upgraded
+/// HTTP connections, where `timeout tunnel` is an inactivity timeout too).
+pub async fn copy_both_ways<CR, CW, SR, SW>(
+    mut cr: CR,
+    mut cw: CW,
+    mut sr: SR,
+    mut sw: SW,
+    t: &Timeouts,
+) -> (u64, u64, &'static str)
+where
+    CR: tokio::io::AsyncRead + Unpin,
+    CW: tokio::io::AsyncWrite + Unpin,
+    SR: tokio::io::AsyncRead + Unpin,
+    SW: tokio::io::AsyncWrite + Unpin,
+{
     let mut cbuf = vec![0u8; BUF];
     let mut sbuf = vec![0u8; BUF];
     let (mut up, mut down) = (0u64, 0u64);

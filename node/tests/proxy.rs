@@ -566,3 +566,53 @@ async fn timeout_client_answers_408_to_a_stalled_upload() {
     let r = send(shoal.addr("fe"), "POST", "/", &[], &"y".repeat(5000)).await;
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_tunnel_timeout_is_an_inactivity_timeout() {
+    let web = Backend::http("web");
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n    timeout tunnel 500ms\n\
+         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server web {}\n",
+        web.addr
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let mut s = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
+    s.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut reader = BufReader::new(s);
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.expect("head");
+        if line == "\r\n" {
+            break;
+        }
+    }
+    // Active for three times the tunnel timeout: the tunnel stays open.
+    let started = std::time::Instant::now();
+    let mut quiet = started;
+    while started.elapsed() < Duration::from_millis(1500) {
+        reader.get_mut().write_all(b"ping").await.expect("write");
+        let mut echo = [0u8; 4];
+        tokio::time::timeout(DEADLINE, reader.read_exact(&mut echo))
+            .await
+            .expect("echo in time")
+            .expect("echo");
+        assert_eq!(&echo, b"ping");
+        quiet = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Then silent since `quiet`: closed after about the tunnel timeout.
+    let mut rest = Vec::new();
+    tokio::time::timeout(DEADLINE, reader.read_to_end(&mut rest))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    assert!(
+        quiet.elapsed() >= Duration::from_millis(400),
+        "closed after {:?}",
+        quiet.elapsed()
+    );
+}
