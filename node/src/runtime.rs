@@ -435,8 +435,32 @@ impl Runtime {
             }
         };
         let server = command.server().ok_or(ChangeError::NoSuchServer)?;
-        self.set_server(&server.backend, &server.server, change)
-            .map(drop)
+        let snapshot = self.snapshot();
+        let before = snapshot
+            .backend(&server.backend)
+            .and_then(|b| {
+                b.servers
+                    .iter()
+                    .find(|s| &*s.name == server.server.as_str())
+            })
+            .map(|s| ((s.state.admin, s.state.op), s.shared.clone()));
+        drop(snapshot);
+        let after = self.set_server(&server.backend, &server.server, change)?;
+        // `lastchg` counts from the last change of admin or operational
+        // state, whoever made it (operator or health check).
+        if let Some((was, shared)) = before {
+            if was != (after.admin, after.op) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                shared
+                    .check
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .last_change_unix = now;
+            }
+        }
+        Ok(())
     }
 
     /// Change one server's state and swap in a new snapshot.

@@ -829,3 +829,31 @@ async fn check_columns_match_haproxy() {
     }
     assert_eq!(state_of(&ssock), state_of(&hsock));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lastchg_restarts_when_an_operator_changes_a_server() {
+    let s1 = Backend::http("s1");
+    let s2 = Backend::http("s2");
+    let dir = TempDir::new("lastchg");
+    let sock = dir.0.join("s.sock").display().to_string();
+    let cfg = format!(
+        "global\n    stats socket {sock} level admin\n{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    server s1 {}\n    server s2 {}\n",
+        s1.addr, s2.addr
+    );
+    let mut shoal = Shoal::start(&cfg, &["fe"]);
+    shoal.stats_sockets(1);
+    let lastchg = |server: &str| -> u64 {
+        cell(&table(&cli(&sock, "show stat")), "app", server, "lastchg")
+            .parse()
+            .unwrap_or(0)
+    };
+    // Let the servers' unchanged state age by a couple of seconds.
+    eventually("servers aged", || async { lastchg("s2") >= 2 }).await;
+    assert_eq!(cli(&sock, "disable server app/s1"), "\n");
+    let (changed, unchanged) = (lastchg("s1"), lastchg("s2"));
+    assert!(
+        changed < unchanged,
+        "s1 lastchg {changed} should restart below s2's {unchanged}"
+    );
+}
