@@ -12,7 +12,7 @@
 use crate::runtime::Runtime;
 use shoal_proto::config::{Bind, Mode};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
@@ -47,13 +47,23 @@ impl Tracker {
     }
     fn enter(self: &Arc<Self>) -> TrackGuard {
         self.active.fetch_add(1, SeqCst);
+        ACTIVE.fetch_add(1, Relaxed);
         TrackGuard(self.clone())
     }
+}
+
+/// Client connections open in the whole process (HAProxy's `%ac`).
+static ACTIVE: AtomicU32 = AtomicU32::new(0);
+
+/// Client connections open in the whole process now.
+pub fn active_connections() -> u32 {
+    ACTIVE.load(Relaxed)
 }
 
 struct TrackGuard(Arc<Tracker>);
 impl Drop for TrackGuard {
     fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Relaxed);
         if self.0.active.fetch_sub(1, SeqCst) == 1 {
             self.0.idle.notify_waiters();
         }

@@ -211,7 +211,7 @@ fn log_tcp(
         status: 0,
         bytes,
         termination,
-        active_conns: 0,
+        active_conns: crate::listener::active_connections(),
         frontend_conns: frontend.counters.cur.load(Relaxed),
         backend_conns: 0,
         server_conns: 0,

@@ -396,6 +396,18 @@ async fn access_log_lines_follow_httplog_and_tcplog() {
     )
     .expect("regex");
     assert!(re.is_match(&http_line), "httplog line: {http_line}");
+    // %ac/%fc: the client connection is still open when the line is written.
+    let conns = http_line
+        .split(" ---- ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or("");
+    let ac: u32 = conns
+        .split('/')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(ac >= 1, "active connections in {http_line}");
     let tcp_line = shoal.proc.wait_line(" lines lines/line ");
     let re = regex::Regex::new(r"^127\.0\.0\.1:\d+ \[[^\]]+\] lines lines/line \d+/\d+/\d+ \d+ -- \d+/\d+/\d+/\d+/\d+ \d+/\d+$")
         .expect("regex");

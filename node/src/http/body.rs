@@ -99,7 +99,7 @@ impl Finish {
                 status: ctx.status,
                 bytes: self.bytes,
                 termination: if complete { "--" } else { "CD" },
-                active_conns: 0,
+                active_conns: crate::listener::active_connections(),
                 frontend_conns: self.frontend.counters.cur.load(Relaxed),
                 backend_conns: backend.counters.cur.load(Relaxed),
                 server_conns: server.shared.counters.current(),
