@@ -404,16 +404,7 @@ async fn on_marked_down_shutdown_sessions_ends_open_sessions() {
     );
     let mut shoal = Shoal::start(&cfg, &["fe"]);
     let addr = shoal.addr("fe");
-    // `/conns` counts its own connection too: the slow one shows as one more.
-    let conns = |addr| async move {
-        get(addr, "/conns")
-            .await
-            .body
-            .trim()
-            .parse::<usize>()
-            .unwrap_or(0)
-    };
-    let base = conns(s1.addr).await;
+    let base = backend_conns(s1.addr).await;
     // A request that would take 15 s; the check port dies meanwhile.
     let slow = tokio::spawn(async move {
         let started = std::time::Instant::now();
@@ -421,12 +412,7 @@ async fn on_marked_down_shutdown_sessions_ends_open_sessions() {
         let r = tokio::spawn(async move { client.get("/delay/15000").await }).await;
         (started.elapsed(), r.map(|r| r.status).ok())
     });
-    let polls = std::sync::atomic::AtomicUsize::new(0);
-    eventually("the slow request reached s1", || async {
-        let k = polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        conns(s1.addr).await > base + k
-    })
-    .await;
+    wait_new_backend_connection(s1.addr, base).await;
     chk.stop();
     shoal.proc.wait_line("Server app/s1 is DOWN");
     let (took, _) = slow.await.expect("join");

@@ -93,15 +93,7 @@ async fn slow_client_gets_408() {
         web.addr
     );
     let shoal = Shoal::start(&cfg, &["fe"]);
-    let mut s = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .expect("partial request");
-    let mut buf = String::new();
-    tokio::time::timeout(DEADLINE, s.read_to_string(&mut buf))
-        .await
-        .expect("closed in time")
-        .expect("read");
+    let buf = raw(shoal.addr("fe"), b"GET / HTTP/1.1\r\nHost: x\r\n").await;
     assert!(buf.starts_with("HTTP/1.1 408"), "{buf}");
 }
 
@@ -110,15 +102,7 @@ async fn malformed_request_gets_400() {
     let web = Backend::http("web");
     let cfg = format!("{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend web\nbackend web\n    server web {}\n", web.addr);
     let shoal = Shoal::start(&cfg, &["fe"]);
-    let mut s = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
-    s.write_all(b"GARBAGE\x01 / HTTP/1.1\r\n\r\n")
-        .await
-        .expect("write");
-    let mut buf = String::new();
-    tokio::time::timeout(DEADLINE, s.read_to_string(&mut buf))
-        .await
-        .expect("closed in time")
-        .expect("read");
+    let buf = raw(shoal.addr("fe"), b"GARBAGE\x01 / HTTP/1.1\r\n\r\n").await;
     assert!(buf.starts_with("HTTP/1.1 400"), "{buf}");
 }
 
@@ -325,25 +309,10 @@ async fn sigterm_finishes_in_flight_requests_then_exits() {
     let cfg = format!("{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server a {}\n", a.addr);
     let mut shoal = Shoal::start(&cfg, &["fe"]);
     let fe = shoal.addr("fe");
-    let conns = |a: std::net::SocketAddr| async move {
-        get(a, "/conns")
-            .await
-            .body
-            .trim()
-            .parse::<usize>()
-            .expect("count")
-    };
-    let base = conns(a.addr).await;
+    let base = backend_conns(a.addr).await;
     let in_flight = tokio::spawn(async move { get(fe, "/delay/1000").await.status });
-    // Wait until the slow request reached the backend before signalling:
-    // each probe adds one connection, Shoal's adds one more.
-    let mut probes = 0;
-    eventually("slow request reached the backend", || {
-        probes += 1;
-        let want = base + probes;
-        async move { conns(a.addr).await > want }
-    })
-    .await;
+    // Wait until the slow request reached the backend before signalling.
+    wait_new_backend_connection(a.addr, base).await;
     shoal.proc.signal("TERM");
     assert_eq!(
         in_flight.await.expect("task"),
@@ -528,24 +497,19 @@ async fn timeout_server_cuts_a_stalled_response_body() {
     let shoal = Shoal::start(&cfg, &["fe"]);
     let addr = shoal.addr("fe");
     // A short silence inside the body is fine...
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET /stall/100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut whole = String::new();
-    s.read_to_string(&mut whole).await.expect("read");
+    let whole = raw(
+        addr,
+        b"GET /stall/100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(whole.contains("start") && whole.contains("end"), "{whole}");
     // ...a longer one than `timeout server` cuts the response after `start`.
     let started = std::time::Instant::now();
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET /stall/5000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut cut = Vec::new();
-    let _ = tokio::time::timeout(DEADLINE, s.read_to_end(&mut cut))
-        .await
-        .expect("closed in time");
-    let cut = String::from_utf8_lossy(&cut);
+    let cut = raw(
+        addr,
+        b"GET /stall/5000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(cut.contains("start") && !cut.contains("end"), "{cut}");
     assert!(
         started.elapsed() < Duration::from_secs(4),
@@ -563,16 +527,12 @@ async fn timeout_client_answers_408_to_a_stalled_upload() {
         web.addr
     );
     let shoal = Shoal::start(&cfg, &["fe"]);
-    let mut s = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
     // Headers promise 100 bytes; only 10 come, then silence.
-    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
-        .await
-        .expect("write");
-    let mut answer = String::new();
-    tokio::time::timeout(DEADLINE, s.read_to_string(&mut answer))
-        .await
-        .expect("answered in time")
-        .expect("read");
+    let answer = raw(
+        shoal.addr("fe"),
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     // A complete upload still works.
     let r = send(shoal.addr("fe"), "POST", "/", &[], &"y".repeat(5000)).await;

@@ -340,14 +340,7 @@ impl Client {
             .await
             .expect("response within deadline")
             .expect("response");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.expect("body").to_bytes();
-        Resp {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
+        read_resp(resp).await
     }
 }
 
@@ -461,14 +454,7 @@ pub async fn send(
         .await
         .expect("response within deadline")
         .expect("response");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    Resp {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    read_resp(resp).await
 }
 
 /// Spawn any command as a [`Proc`] (killed on drop, output on a channel).
@@ -595,4 +581,52 @@ impl Haproxy {
         }
         haproxy
     }
+}
+
+/// Read a whole response into a [`Resp`].
+pub async fn read_resp(resp: hyper::Response<hyper::body::Incoming>) -> Resp {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// Write raw bytes on a fresh connection and read until the peer closes
+/// (bounded by [`DEADLINE`]); for malformed or stalled requests.
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(DEADLINE, s.read_to_end(&mut out))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Connections a demo backend has accepted so far, this query's included.
+pub async fn backend_conns(backend: SocketAddr) -> usize {
+    get(backend, "/conns")
+        .await
+        .body
+        .trim()
+        .parse()
+        .expect("connection count")
+}
+
+/// Wait until a demo backend accepts one connection beyond `base` (a value
+/// of [`backend_conns`] taken before) other than our own probes: a request
+/// through the proxy has reached it.
+pub async fn wait_new_backend_connection(backend: SocketAddr, base: usize) {
+    let probes = AtomicUsize::new(0);
+    eventually("a new connection reached the backend", || async {
+        let k = probes.fetch_add(1, Ordering::SeqCst) + 1;
+        backend_conns(backend).await > base + k
+    })
+    .await;
 }
