@@ -12,6 +12,8 @@ global
     daemon
     maxconn 50000
     nbthread 4
+    tune.bufsize 32768
+    tune.http.maxhdr 200
     user shoal
     group shoal
     log /dev/log local0 info
@@ -29,6 +31,7 @@ defaults base
     option http-keep-alive
     option redispatch
     retries 2
+    http-reuse always
     timeout connect 5s
     timeout client 30s
     timeout server 30s
@@ -194,6 +197,15 @@ fn full_config_round_trips() {
     let c = &parsed.config;
     // Spot checks that the config really exercises the model.
     assert_eq!(c.proxies.len(), 10);
+    assert_eq!(
+        (c.global.tune_bufsize, c.global.tune_maxhdr),
+        (Some(32768), Some(200))
+    );
+    assert_eq!(
+        c.proxies[1].http_reuse,
+        Some(shoal_proto::config::HttpReuse::Always),
+        "inherited from 'defaults base'"
+    );
     let www = &c.proxies[0];
     assert_eq!(
         (www.kind, www.mode, www.binds.len()),

@@ -42,6 +42,53 @@ pub struct Global {
     /// guide does it; Shoal accepts it with a warning and uses each value as a
     /// fallback for proxies that set no such timeout themselves.
     pub timeouts: Timeouts,
+    /// `tune.bufsize`: the largest request or response head (start line
+    /// plus headers) a connection may hold, in bytes. HAProxy's default is
+    /// 16384.
+    pub tune_bufsize: Option<u32>,
+    /// `tune.http.maxhdr`: the most header lines a message may carry
+    /// (HAProxy's default is 101).
+    pub tune_maxhdr: Option<u32>,
+}
+
+impl Global {
+    /// Effective `tune.bufsize` (HAProxy's default, 16384).
+    pub fn bufsize_or_default(&self) -> u32 {
+        self.tune_bufsize.unwrap_or(16_384)
+    }
+    /// Effective `tune.http.maxhdr` (HAProxy's default, 101).
+    pub fn maxhdr_or_default(&self) -> u32 {
+        self.tune_maxhdr.unwrap_or(101)
+    }
+}
+
+/// `http-reuse never|safe|aggressive|always`: which idle server
+/// connections a request may ride (HAProxy's default is `safe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum HttpReuse {
+    /// One server connection per client connection, never shared.
+    Never,
+    /// The first request of a client connection gets a connection of its
+    /// own; later requests may ride idle connections of other clients.
+    #[default]
+    Safe,
+    /// Like `safe`, but a first request may also ride a connection that
+    /// has already been reused at least once.
+    Aggressive,
+    /// Any request may ride any idle connection.
+    Always,
+}
+
+impl HttpReuse {
+    /// The keyword as written in the config.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            HttpReuse::Never => "never",
+            HttpReuse::Safe => "safe",
+            HttpReuse::Aggressive => "aggressive",
+            HttpReuse::Always => "always",
+        }
+    }
 }
 
 /// One `log` line: `log global`, `log stdout format raw local0`, `log 127.0.0.1:514 local0 info`.
@@ -126,6 +173,8 @@ pub struct Proxy {
     pub timeouts: Timeouts,
     /// `retries`; `None` means HAProxy's default of 3.
     pub retries: Option<u32>,
+    /// `http-reuse`; `None` means HAProxy's default, `safe`.
+    pub http_reuse: Option<HttpReuse>,
     pub options: Options,
     /// `cookie NAME ...` persistence.
     pub cookie: Option<CookieConfig>,
@@ -164,6 +213,7 @@ impl Proxy {
             servers: Vec::new(),
             timeouts: Timeouts::default(),
             retries: None,
+            http_reuse: None,
             options: Options::default(),
             cookie: None,
             http_check_expect: Vec::new(),

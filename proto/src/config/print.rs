@@ -58,6 +58,12 @@ fn global(out: &mut Out, g: &Global) {
     if let Some(n) = g.nbthread {
         out.line(["nbthread".into(), n.to_string()]);
     }
+    if let Some(n) = g.tune_bufsize {
+        out.line(["tune.bufsize".into(), n.to_string()]);
+    }
+    if let Some(n) = g.tune_maxhdr {
+        out.line(["tune.http.maxhdr".into(), n.to_string()]);
+    }
     if let Some(u) = &g.user {
         out.line(["user".into(), word(u)]);
     }
@@ -212,6 +218,9 @@ fn backend_settings(out: &mut Out, p: &Proxy) {
     out.line(["hash-type", hash]);
     if let Some(n) = p.retries {
         out.line(["retries".into(), n.to_string()]);
+    }
+    if let Some(reuse) = p.http_reuse {
+        out.line(["http-reuse", reuse.keyword()]);
     }
     if let Some(c) = &p.cookie {
         out.line([cookie(c)]);

@@ -44,6 +44,18 @@ pub(super) fn line(d: &mut Diags, g: &mut Global, no: usize, args: &[String]) {
             }
         }
         "stats" => stats(d, g, no, args),
+        "tune.bufsize" => match one_number::<u32>(d, no, args) {
+            // HAProxy refuses buffers too small for a request line.
+            Some(n) if n < 1024 => d.error(no, "'tune.bufsize' must be at least 1024"),
+            Some(n) => g.tune_bufsize = Some(n),
+            None => {}
+        },
+        "tune.http.maxhdr" => match one_number::<u32>(d, no, args) {
+            // HAProxy's range: 1..32767.
+            Some(n) if (1..=32_767).contains(&n) => g.tune_maxhdr = Some(n),
+            Some(_) => d.error(no, "'tune.http.maxhdr' must be between 1 and 32767"),
+            None => {}
+        },
         // Not HAProxy: the seed guide writes `timeout` in `global`.
         "timeout" => {
             let Some((name, _, value)) = parse_timeout(d, no, args) else {

@@ -38,6 +38,7 @@ pub(super) const PROXY_IMPLEMENTED: &[&str] = &[
     "external-check",
     "hash-type",
     "http-check",
+    "http-reuse",
     "log",
     "maxconn",
     "mode",
@@ -87,7 +88,6 @@ pub(super) const PROXY_UNIMPLEMENTED: &[&str] = &[
     "http-error",
     "http-request",
     "http-response",
-    "http-reuse",
     "http-send-name-header",
     "id",
     "ignore-persist",
@@ -218,7 +218,16 @@ pub(super) const OPTIONS_UNIMPLEMENTED: &[&str] = &[
 
 /// Global keywords Shoal implements.
 pub(super) const GLOBAL_IMPLEMENTED: &[&str] = &[
-    "daemon", "group", "log", "maxconn", "nbthread", "stats", "timeout", "user",
+    "daemon",
+    "group",
+    "log",
+    "maxconn",
+    "nbthread",
+    "stats",
+    "timeout",
+    "tune.bufsize",
+    "tune.http.maxhdr",
+    "user",
 ];
 
 /// Real HAProxy global keywords Shoal does not implement yet.

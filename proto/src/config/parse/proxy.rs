@@ -4,7 +4,7 @@
 use super::keywords::{self, BIND_OPTIONS};
 use super::state::{ProxyState, Scope};
 use super::{acl, addr, backend, options, server, stick, timeout, Diags};
-use crate::config::{Condition, LogTarget, Mode, UseBackend};
+use crate::config::{Condition, HttpReuse, LogTarget, Mode, UseBackend};
 
 /// Handles one line of a proxy or defaults section.
 pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
@@ -41,6 +41,27 @@ pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String
         "retries" => {
             if let Some(n) = one_arg(d, no, args, "a number").and_then(|w| d.number(no, kw, w)) {
                 st.proxy.retries = Some(n);
+            }
+        }
+        "http-reuse" => {
+            let reuse = match one_arg(d, no, args, "never, safe, aggressive or always") {
+                Some("never") => Some(HttpReuse::Never),
+                Some("safe") => Some(HttpReuse::Safe),
+                Some("aggressive") => Some(HttpReuse::Aggressive),
+                Some("always") => Some(HttpReuse::Always),
+                Some(other) => {
+                    d.error(
+                        no,
+                        format!(
+                            "'http-reuse' expects never, safe, aggressive or always, got '{other}'"
+                        ),
+                    );
+                    None
+                }
+                None => None,
+            };
+            if reuse.is_some() {
+                st.proxy.http_reuse = reuse;
             }
         }
         "option" => options::option(d, st, no, args, 0, false),
@@ -114,7 +135,8 @@ fn placement(kw: &str) -> Option<(&'static str, bool)> {
         // HAProxy: not in defaults (an error there), ignored in a frontend.
         "stick-table" => ("flb", true),
         "stick" => ("lb", false),
-        "retries" | "http-check" | "external-check" | "contimeout" | "srvtimeout" => ("dlb", false),
+        "retries" | "http-check" | "external-check" | "contimeout" | "srvtimeout"
+        | "http-reuse" => ("dlb", false),
         _ => return None,
     })
 }
