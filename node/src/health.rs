@@ -2,9 +2,11 @@
 //!
 //! Each `server ... check` gets one task ([`job`]) that probes every
 //! `inter` (`fastinter` while a change is pending, `downinter` while DOWN),
-//! counts with HAProxy's rise/fall counter and, on a transition, changes
-//! the server's operational state through `Runtime::apply` (the one place
-//! state changes), logging it in HAProxy's words. Probes: TCP connect
+//! counts with HAProxy's rise/fall counter and, on a transition, reports
+//! it as a `ReportHealth` command through `Runtime::submit` (the state
+//! machine derives the verdict and, with `on-marked-down
+//! shutdown-sessions`, ends the server's sessions), logging it in
+//! HAProxy's words. Probes: TCP connect
 //! (default), `option httpchk` with `http-check send|expect`, and `option
 //! external-check`. First checks are spread over the interval so they do
 //! not fire in bursts.
@@ -49,14 +51,6 @@ const DEFAULT_ERROR_LIMIT: u32 = 10;
 #[derive(Default)]
 pub struct Checks {
     tasks: Vec<JoinHandle<()>>,
-    observer: Observer,
-}
-
-impl Checks {
-    /// The handle the data plane reports passive-health outcomes to.
-    pub fn observer(&self) -> Observer {
-        self.observer.clone()
-    }
 }
 
 impl Drop for Checks {
@@ -67,16 +61,11 @@ impl Drop for Checks {
     }
 }
 
-/// Start one check task per `server ... check` of the config, with a
-/// private [`Observer`].
-pub fn start(runtime: &Arc<Runtime>, config: &Config) -> Checks {
-    start_with(runtime, config, &Observer::default())
-}
-
-/// Like [`start`], registering observed servers in `observer`: pass the
-/// same observer at start and on every reload so that the data plane can
-/// keep one handle.
-pub fn start_with(runtime: &Arc<Runtime>, config: &Config, observer: &Observer) -> Checks {
+/// Start one check task per `server ... check` of the config (and the
+/// slowstart ticker), registering observed servers in `observer`: pass the
+/// same observer at start and on every reload so that the data plane keeps
+/// one handle.
+pub fn start(runtime: &Arc<Runtime>, config: &Config, observer: &Observer) -> Checks {
     let mut jobs = Vec::new();
     let mut registry = Registry::new();
     for (proxy_index, proxy) in config.proxies.iter().enumerate() {
@@ -122,7 +111,6 @@ pub fn start_with(runtime: &Arc<Runtime>, config: &Config, observer: &Observer) 
                 rise: server.rise_or_default(),
                 fall: server.fall_or_default(),
                 check_port: server.check_port,
-                shutdown_on_down: server.on_marked_down_shutdown,
                 passive,
                 first_delay: Duration::ZERO,
             });
@@ -137,10 +125,7 @@ pub fn start_with(runtime: &Arc<Runtime>, config: &Config, observer: &Observer) 
     }
     let mut tasks: Vec<JoinHandle<()>> = jobs.into_iter().map(|j| tokio::spawn(j.run())).collect();
     tasks.extend(slowstart::start(runtime, config));
-    Checks {
-        tasks,
-        observer: observer.clone(),
-    }
+    Checks { tasks }
 }
 
 /// The kind of check a server gets; `None` (with a warning) when it

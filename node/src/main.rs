@@ -80,8 +80,8 @@ fn main() -> ExitCode {
 
 fn check(file: &std::path::Path) -> ExitCode {
     match node::load(file) {
-        Ok(parsed) => {
-            for w in &parsed.warnings {
+        Ok(loaded) => {
+            for w in &loaded.parsed.warnings {
                 eprintln!("[WARNING] {w}");
             }
             println!("Configuration file is valid");
@@ -107,7 +107,7 @@ fn run(opts: RunOptions) -> ExitCode {
     // nbthread must be known before the runtime starts, so peek at the file.
     let threads = node::load(&opts.config)
         .ok()
-        .and_then(|p| p.config.global.nbthread);
+        .and_then(|l| l.parsed.config.global.nbthread);
     let runtime = match threads {
         // One thread: a current-thread runtime avoids cross-thread wakeups.
         Some(1) => tokio::runtime::Builder::new_current_thread()

@@ -1,16 +1,24 @@
 //! One running node: load the config, open listeners, start checks, and
 //! react to SIGHUP (reload) and SIGTERM/SIGINT (graceful stop).
+//!
+//! A reload is a transaction: the new file is parsed, its server names
+//! resolved and its routing table trial-built, its new listeners and
+//! changed stats sockets opened — and only when all of that worked is it
+//! applied, as one `LoadConfig` command. On any failure nothing changes
+//! (state, listeners, sockets) and the log says why.
 
 use crate::health::{self, Checks};
 use crate::listener::{self, AcceptCtx, Handle, Tracker};
 use crate::runtime::Runtime;
 use anyhow::{bail, Context as _};
-use shoal_proto::config::{self, Config, Parsed};
+use shoal_proto::command::Command;
+use shoal_proto::config::{self, Config, Parsed, StatsSocket};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
@@ -28,16 +36,28 @@ pub struct RunOptions {
     pub admin_token: Option<String>,
 }
 
+/// A config file as read: its text and what it says.
+pub struct Loaded {
+    pub file: String,
+    pub text: String,
+    pub parsed: Parsed,
+}
+
 /// Read and parse a config file; errors come back as `FILE:LINE: message` lines.
-pub fn load(path: &Path) -> Result<Parsed, Vec<String>> {
-    let name = path.display().to_string();
+pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
+    let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![format!("{name}:0: cannot read file: {e}")])?;
-    config::parse(&text, &name).map_err(|errors| errors.iter().map(ToString::to_string).collect())
+        .map_err(|e| vec![format!("{file}:0: cannot read file: {e}")])?;
+    let parsed = config::parse(&text, &file)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    Ok(Loaded { file, text, parsed })
 }
 
 /// A listener key: the frontend and the address its `bind` line names.
 type Key = (String, String);
+
+/// Listening sockets opened for a config that is not applied yet.
+type Opened = Vec<(Key, TcpListener)>;
 
 struct Node {
     opts: RunOptions,
@@ -47,16 +67,15 @@ struct Node {
     listeners: HashMap<Key, Handle>,
     checks: Checks,
     /// Open `stats socket`s and the config lines they came from.
-    sockets: (
-        crate::api::socket::Sockets,
-        Vec<shoal_proto::config::StatsSocket>,
-    ),
+    sockets: (crate::api::socket::Sockets, Vec<StatsSocket>),
+    /// Proposes stick-table writes in batches.
+    batcher: tokio::task::JoinHandle<()>,
 }
 
 /// Run a node until SIGTERM/SIGINT.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
-    let parsed = match load(&opts.config) {
-        Ok(p) => p,
+    let loaded = match load(&opts.config) {
+        Ok(l) => l,
         Err(errors) => {
             for e in &errors {
                 eprintln!("{e}");
@@ -64,11 +83,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             bail!("configuration has {} error(s)", errors.len());
         }
     };
-    for w in &parsed.warnings {
+    for w in &loaded.parsed.warnings {
         eprintln!("[WARNING] {w}");
     }
-    crate::log::init(&parsed.config, opts.access_log.as_deref()).context("opening access log")?;
-    let runtime = Arc::new(Runtime::new(parsed.config.clone())?);
+    let config = &loaded.parsed.config;
+    crate::log::init(config, opts.access_log.as_deref()).context("opening access log")?;
+    let (file, text) = (loaded.file.clone(), loaded.text.clone());
+    // Resolving server names may block: keep it off the async workers.
+    let runtime = tokio::task::spawn_blocking(move || Runtime::start(&file, &text, 0))
+        .await
+        .context("starting the runtime")??;
+    let runtime = Arc::new(runtime);
     let (shutdown, _) = watch::channel(false);
     let mut node = Node {
         opts,
@@ -78,24 +103,25 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         listeners: HashMap::new(),
         checks: Checks::default(),
         sockets: Default::default(),
+        batcher: tokio::spawn(crate::persist::run_batcher(runtime.clone())),
     };
     // Checks first: the passive-health registry must be in place before
     // the first request can arrive.
-    node.checks = health::start_with(&runtime, &parsed.config, &runtime.observer);
-    let failures = node.sync_listeners(&parsed.config).await;
-    if let Some(first) = failures.into_iter().next() {
-        bail!(first);
-    }
-    let sockets = crate::api::socket::start(runtime.clone(), &parsed.config)
+    node.checks = health::start(&runtime, config, &runtime.observer);
+    let opened = node
+        .open_listeners(config)
+        .map_err(|mut e| anyhow::anyhow!(e.remove(0)))?;
+    node.activate(opened);
+    let sockets = crate::api::socket::start(runtime.clone(), config)
         .await
         .context("opening stats socket")?;
-    node.sockets = (sockets, parsed.config.global.stats_sockets.clone());
+    node.sockets = (sockets, config.global.stats_sockets.clone());
     let admin = match node.opts.admin {
         Some(addr) => {
             if node.opts.admin_token.is_none() && !addr.ip().is_loopback() {
                 bail!("the admin API on a non-loopback address needs a token (SHOAL_ADMIN_TOKEN or --admin-token-file)");
             }
-            let listener = tokio::net::TcpListener::bind(addr)
+            let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("admin API on {addr}"))?;
             println!("[NOTICE] admin API listening on {}", listener.local_addr()?);
@@ -112,7 +138,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => node.reload().await,
+            _ = hup.recv() => match node.reload().await {
+                Ok(()) => println!("[NOTICE] configuration reloaded"),
+                Err(why) => {
+                    for line in why {
+                        tracing::error!("reload refused, the running configuration is unchanged: {line}");
+                    }
+                }
+            },
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -126,51 +159,41 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
 }
 
 impl Node {
-    /// Open listeners the config names that are not open yet, close the
-    /// ones it no longer names. Returns the bind failures.
-    async fn sync_listeners(&mut self, config: &Config) -> Vec<String> {
-        let mut wanted: HashMap<Key, SocketAddr> = HashMap::new();
+    /// Open the listening sockets `config` names that are not open yet.
+    /// All or nothing: on a failure the ones just opened are closed again.
+    fn open_listeners(&self, config: &Config) -> Result<Opened, Vec<String>> {
+        let mut opened = Vec::new();
         let mut failures = Vec::new();
-        for proxy in config.proxies.iter().filter(|p| p.kind.is_frontend()) {
-            for bind in &proxy.binds {
-                let label = format!("{}:{}", bind.host, bind.port);
-                match listener::bind_addr(bind) {
-                    Ok(addr) => {
-                        wanted.insert((proxy.name.clone(), label), addr);
-                    }
-                    Err(e) => failures.push(format!(
-                        "frontend '{}': cannot bind {label}: {e}",
-                        proxy.name
-                    )),
+        for (key, bind) in wanted(config) {
+            if self.listeners.contains_key(&key) || opened.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            let result = listener::bind_addr(bind)
+                .map_err(|e| e.to_string())
+                .and_then(|addr| listener::open(addr).map_err(|e| format!("{addr}: {e}")));
+            match result {
+                Ok(l) => opened.push((key, l)),
+                Err(e) => {
+                    failures.push(format!("frontend '{}': cannot bind {}: {e}", key.0, key.1))
                 }
             }
         }
-        let gone: Vec<Key> = self
-            .listeners
-            .keys()
-            .filter(|k| !wanted.contains_key(*k))
-            .cloned()
-            .collect();
-        for key in gone {
-            if let Some(handle) = self.listeners.remove(&key) {
-                tracing::info!("frontend '{}' stops listening on {}", key.0, handle.local);
-                handle.close().await;
-            }
+        if failures.is_empty() {
+            Ok(opened)
+        } else {
+            Err(failures)
         }
+    }
+
+    /// Start accepting on newly opened listeners.
+    fn activate(&mut self, opened: Opened) {
         let ctx = AcceptCtx {
             runtime: self.runtime.clone(),
             tracker: self.tracker.clone(),
             shutdown: self.shutdown.subscribe(),
         };
-        let mut keys: Vec<_> = wanted
-            .into_iter()
-            .filter(|(k, _)| !self.listeners.contains_key(k))
-            .collect();
-        keys.sort();
-        for (key, addr) in keys {
-            let opened =
-                listener::open(addr).and_then(|l| listener::spawn(l, key.0.clone(), ctx.clone()));
-            match opened {
+        for (key, l) in opened {
+            match listener::spawn(l, key.0.clone(), ctx.clone()) {
                 Ok(handle) => {
                     // Tests and scripts read this line to learn ports bound as :0.
                     println!(
@@ -179,55 +202,87 @@ impl Node {
                     );
                     self.listeners.insert(key, handle);
                 }
-                Err(e) => failures.push(format!("frontend '{}': cannot bind {addr}: {e}", key.0)),
+                Err(e) => tracing::error!("frontend '{}': {e}", key.0),
             }
         }
-        failures
     }
 
-    /// SIGHUP: re-read the file; on any error keep running the old config.
-    async fn reload(&mut self) {
-        let parsed = match load(&self.opts.config) {
-            Ok(p) => p,
-            Err(errors) => {
-                for e in &errors {
-                    tracing::error!("reload refused: {e}");
-                }
-                return;
+    /// Close the listeners `config` no longer names.
+    async fn close_gone(&mut self, config: &Config) {
+        let keep: Vec<Key> = wanted(config).map(|(k, _)| k).collect();
+        let gone: Vec<Key> = self
+            .listeners
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(handle) = self.listeners.remove(&key) {
+                tracing::info!("frontend '{}' stops listening on {}", key.0, handle.local);
+                handle.close().await;
             }
-        };
-        for w in &parsed.warnings {
+        }
+    }
+
+    /// SIGHUP: re-read the file and apply it as one transaction. `Err`
+    /// says why it was refused; then nothing changed.
+    async fn reload(&mut self) -> Result<(), Vec<String>> {
+        let loaded = load(&self.opts.config)?;
+        for w in &loaded.parsed.warnings {
             tracing::warn!("{w}");
         }
+        // Resolve names and trial-build the routing table, off the async
+        // workers: an unresolvable server or a bad rule stops here.
         let runtime = self.runtime.clone();
-        let config = parsed.config.clone();
-        // Building may resolve host names: keep that off the async workers.
-        let built = tokio::task::spawn_blocking(move || runtime.reload(config)).await;
-        match built {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!("reload refused: {e}");
-                return;
-            }
-            Err(e) => {
-                tracing::error!("reload failed: {e}");
-                return;
-            }
-        }
-        for failure in self.sync_listeners(&parsed.config).await {
-            tracing::error!("{failure}");
-        }
-        self.checks = health::start_with(&self.runtime, &parsed.config, &self.runtime.observer);
+        let (file, text) = (loaded.file.clone(), loaded.text.clone());
+        tokio::task::spawn_blocking(move || runtime.prepare(&file, &text))
+            .await
+            .map_err(|e| vec![e.to_string()])?
+            .map_err(|e| vec![e.to_string()])?;
+        let config = &loaded.parsed.config;
+        let opened = self.open_listeners(config)?;
         // Re-open the runtime sockets only when their lines changed, so
         // that a reload does not cut an operator's interactive session.
-        if parsed.config.global.stats_sockets != self.sockets.1 {
-            self.sockets = Default::default();
-            match crate::api::socket::start(self.runtime.clone(), &parsed.config).await {
-                Ok(sockets) => self.sockets = (sockets, parsed.config.global.stats_sockets.clone()),
-                Err(e) => tracing::error!("stats socket: {e}"),
+        if config.global.stats_sockets != self.sockets.1 {
+            if let Err(e) = self.swap_sockets(config).await {
+                return Err(vec![format!("stats socket: {e}")]);
             }
         }
-        println!("[NOTICE] configuration reloaded");
+        let command = Command::LoadConfig {
+            file: loaded.file,
+            text: loaded.text,
+            at: crate::runtime::now_ms(),
+        };
+        if let Err(e) = self.runtime.submit(&command) {
+            return Err(vec![e.to_string()]);
+        }
+        self.runtime.settled().await;
+        self.activate(opened);
+        self.close_gone(config).await;
+        self.checks = health::start(&self.runtime, config, &self.runtime.observer);
+        Ok(())
+    }
+
+    /// Replace the stats sockets by those `config` names; on failure the
+    /// old ones are opened again.
+    async fn swap_sockets(&mut self, config: &Config) -> std::io::Result<()> {
+        // The old sockets go first: a unix path may be in both.
+        self.sockets.0 = Default::default();
+        match crate::api::socket::start(self.runtime.clone(), config).await {
+            Ok(sockets) => {
+                self.sockets = (sockets, config.global.stats_sockets.clone());
+                Ok(())
+            }
+            Err(e) => {
+                // Not applied yet: the snapshot still has the old config.
+                let old = self.runtime.snapshot().config.clone();
+                match crate::api::socket::start(self.runtime.clone(), &old).await {
+                    Ok(sockets) => self.sockets.0 = sockets,
+                    Err(again) => tracing::error!("stats socket: cannot reopen: {again}"),
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Stop accepting, let in-flight work finish, give up after the grace period.
@@ -235,6 +290,7 @@ impl Node {
         for (_, handle) in self.listeners.drain() {
             handle.close().await;
         }
+        self.batcher.abort();
         let _ = self.shutdown.send(true);
         let active = self.tracker.active();
         if active > 0 {
@@ -253,4 +309,17 @@ impl Node {
             );
         }
     }
+}
+
+/// Every listener a config asks for, keyed by frontend and `bind` address.
+fn wanted(config: &Config) -> impl Iterator<Item = (Key, &shoal_proto::config::Bind)> {
+    config
+        .proxies
+        .iter()
+        .filter(|p| p.kind.is_frontend())
+        .flat_map(|p| {
+            p.binds
+                .iter()
+                .map(|b| ((p.name.clone(), format!("{}:{}", b.host, b.port)), b))
+        })
 }

@@ -5,19 +5,115 @@
 //! text) to the server that served it. Entries expire `expire` after their
 //! last update; a full table evicts the least recently updated entries, as
 //! HAProxy does. The lock is held only for a map operation, never across I/O.
-//! Tables live in the runtime next to the other server state and survive
-//! reloads while their definition is unchanged; a later issue replicates
-//! them across the cluster.
+//!
+//! The request path writes its local table at once (it never waits) and
+//! queues the write in the [`StickQueue`]; [`run_batcher`] turns queued
+//! writes into one `StickBatch` command every few milliseconds (group
+//! commit), so the replicated state holds the tables too and a node that
+//! takes over finds them. Batches from other nodes are copied into the
+//! local tables by [`absorb`].
 
 use crate::acl::Samples;
-use crate::runtime::{AdminState, BackendRt};
+use crate::runtime::{AdminState, BackendRt, Runtime, Snapshot};
+use shoal_proto::command::{Command, StickWrite};
 use shoal_proto::config::{
     StickAction, StickKeyType, StickPattern, StickTable as StickTableConfig,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
+
+/// How long writes gather before they are proposed as one batch.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// How often expiry runs when nothing is written.
+const EXPIRY_TICK: Duration = Duration::from_secs(1);
+/// Most writes waiting for a batch; beyond it, writes stay local only
+/// (the batcher is far behind, and the request path must not wait).
+const MAX_PENDING: usize = 100_000;
+
+/// Stick-table writes waiting for the next batch.
+#[derive(Debug, Default)]
+pub struct StickQueue {
+    pending: Mutex<Vec<StickWrite>>,
+    ready: Notify,
+    /// Writes that found the queue full.
+    pub dropped: std::sync::atomic::AtomicU64,
+}
+
+impl StickQueue {
+    fn push(&self, write: StickWrite) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.len() >= MAX_PENDING {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        pending.push(write);
+        if pending.len() == 1 {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Everything queued so far.
+    pub fn take(&self) -> Vec<StickWrite> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Propose queued stick writes as `StickBatch` commands, and run expiry
+/// (local purge and a replicated expiry batch) once a second. Runs until
+/// the task is dropped.
+pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
+    let queue = runtime.stick_queue().clone();
+    let mut tick = tokio::time::interval(EXPIRY_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let expiry = tokio::select! {
+            () = queue.ready.notified() => false,
+            _ = tick.tick() => true,
+        };
+        if !expiry {
+            // Group commit: let more writes join this batch.
+            tokio::time::sleep(BATCH_WINDOW).await;
+        }
+        let writes = queue.take();
+        if expiry {
+            for table in runtime.snapshot().tables.values() {
+                table.purge();
+            }
+        }
+        let state_has_entries =
+            expiry && runtime.read(|s| s.tables().values().any(|t| !t.entries().is_empty()));
+        if writes.is_empty() && !state_has_entries {
+            continue;
+        }
+        let batch = Command::StickBatch {
+            node: runtime.node(),
+            at: crate::runtime::now_ms(),
+            writes,
+        };
+        if let Err(e) = runtime.submit(&batch) {
+            tracing::warn!("stick batch refused: {e}");
+        }
+    }
+}
+
+/// Copy another node's batch into the local tables of `snapshot`.
+pub fn absorb(snapshot: &Snapshot, writes: &[StickWrite]) {
+    for w in writes {
+        let Some(table) = snapshot.tables.get(w.table.as_str()) else {
+            continue;
+        };
+        // HAProxy's server id: the position in the table's own backend.
+        let id = snapshot
+            .backend(&w.table)
+            .and_then(|b| b.server_by_name(&w.server))
+            .map_or(0, |i| i + 1);
+        table.write(&w.key, &w.server, id);
+    }
+}
 
 /// One entry as the runtime API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,15 +150,22 @@ pub struct StickTable {
     pub name: Box<str>,
     pub config: StickTableConfig,
     inner: Mutex<Inner>,
+    /// Where writes go to be replicated.
+    queue: std::sync::Arc<StickQueue>,
 }
 
 impl StickTable {
-    /// An empty table.
-    pub fn new(name: &str, config: StickTableConfig) -> StickTable {
+    /// An empty table whose writes are queued in `queue`.
+    pub fn new(
+        name: &str,
+        config: StickTableConfig,
+        queue: std::sync::Arc<StickQueue>,
+    ) -> StickTable {
         StickTable {
             name: name.into(),
             config,
             inner: Mutex::new(Inner::default()),
+            queue,
         }
     }
 
@@ -99,9 +202,22 @@ impl StickTable {
         Some(entry.server.clone())
     }
 
-    /// Store or refresh `key -> server`, evicting the oldest entries when full.
+    /// Store or refresh `key -> server` (the request path), and queue the
+    /// write for replication.
     pub fn store(&self, key: &str, server: &str, server_id: usize) {
+        let key = self.write(key, server, server_id);
+        self.queue.push(StickWrite {
+            table: self.name.to_string(),
+            key: key.into(),
+            server: server.to_string(),
+        });
+    }
+
+    /// Store or refresh `key -> server` locally, evicting the oldest
+    /// entries when full; returns the key as stored.
+    fn write(&self, key: &str, server: &str, server_id: usize) -> Box<str> {
         let key = self.normalise(key);
+        let stored = key.clone();
         let now = Instant::now();
         let mut inner = self.lock();
         let seq = inner.next_seq;
@@ -130,6 +246,7 @@ impl StickTable {
             let Inner { map, order, .. } = &mut *inner;
             order.retain(|(k, s)| map.get(k).is_some_and(|e| e.seq == *s));
         }
+        stored
     }
 
     /// String keys are cut to the table's `len`, as HAProxy stores them.
@@ -224,6 +341,7 @@ mod tests {
                 expire,
                 store: vec![],
             },
+            Default::default(),
         )
     }
 

@@ -52,6 +52,11 @@ impl Pool {
         }
     }
 
+    /// Close every idle connection (the server moved or left service).
+    pub fn flush(&self) {
+        self.lock().clear();
+    }
+
     /// How many idle connections are pooled now.
     pub fn idle_count(&self) -> usize {
         self.lock().len()

@@ -1,49 +1,45 @@
-//! The one runtime structure: every server's admin state, operational state,
-//! weight and counters, and the routing snapshot the request path reads.
+//! The node's side of the state machine: it owns the [`ClusterState`],
+//! puts every change through [`ClusterState::validate`] and
+//! [`ClusterState::apply`], and keeps the routing [`Snapshot`] the request
+//! path reads in step with it.
 //!
-//! The request path calls [`Runtime::snapshot`] and works on that immutable
-//! [`Snapshot`] for the whole request. Every change (reload, weight, state)
-//! goes through [`Runtime`], which rebuilds a complete snapshot and swaps it
-//! in (pingora-style `ArcSwap`). Counters, connection pools and queues are
-//! shared `Arc`s carried from one snapshot to the next, keyed by
-//! `backend/server`, so they survive changes. Nothing else owns server state:
-//! a later issue feeds [`Runtime::set_server`] from the replicated cluster
-//! state.
+//! - Change path: [`Runtime::submit`] validates and applies a
+//!   [`Command`] under a short lock, carries out its [`Effect`]s (end
+//!   sessions, flush pooled connections, clear a local table) and asks the
+//!   projector for a new snapshot. Callers that answer an operator await
+//!   [`Runtime::settled`] first, so the answer reflects the change.
+//! - Projection: a dedicated thread ([`project`]) builds the next snapshot
+//!   from the state plus node-local facts (resolved addresses, counters,
+//!   pools, stick tables), off the async workers and never holding a lock
+//!   across DNS. Bursts coalesce (100 weight changes in a row cost one or a
+//!   few builds), and backends and frontends whose inputs did not change
+//!   are reused whole, compiled routers, Maglev tables and round-robin
+//!   positions included.
+//! - Request path: [`Runtime::snapshot`] is one atomic pointer load; a
+//!   request works on that immutable snapshot to its end.
 
 mod build;
 mod counters;
+mod local;
+mod project;
 
 pub use counters::{ProxyCounters, ServerCounters, StatusClass};
+pub use local::{resolve, ResolveError};
+pub use shoal_proto::command::{AdminState, Millis, NodeId, OpState};
+pub use shoal_proto::state::ServerStatus;
 
 use crate::acl::Router;
 use crate::balance::Balancer;
-use crate::persist::StickTable;
+use crate::persist::{StickQueue, StickTable};
 use crate::pool::Pool;
-use arc_swap::ArcSwap;
 use shoal_proto::command::Command;
 use shoal_proto::config::{Balance, Config, Mode, Timeouts};
+use shoal_proto::state::{Applied, ClusterState, Effect, Refusal};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
-
-pub use shoal_proto::command::{AdminState, OpState};
-
-/// The part of a server's state that is not in the config file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServerState {
-    pub admin: AdminState,
-    pub op: OpState,
-    /// Current weight (0..=256); starts at the configured weight.
-    pub weight: u32,
-    /// Health checks run (`enable|disable health`).
-    pub check_enabled: bool,
-    /// `set maxconn server` override of the configured `maxconn`.
-    pub maxconn: Option<u32>,
-    /// `set server addr` override of the configured address.
-    pub addr: Option<SocketAddr>,
-}
 
 /// The last health-check result of a server, as stats and logs show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,15 +56,13 @@ pub struct CheckReport {
     pub reason: String,
     /// Checks in a row that went against the current state (rise/fall progress).
     pub streak: u32,
-    /// Seconds since the epoch of the last UP/DOWN transition (0: none yet).
-    pub last_change_unix: u64,
     /// Failed checks so far (`chkfail`).
     pub failed_checks: u64,
     /// UP to DOWN transitions so far (`chkdown`).
     pub downs: u64,
 }
 
-/// Things a server keeps across snapshots.
+/// Things a server keeps across snapshots (node-local, never replicated).
 #[derive(Debug, Default)]
 pub struct ServerShared {
     pub counters: ServerCounters,
@@ -78,22 +72,24 @@ pub struct ServerShared {
     pub check: Mutex<CheckReport>,
     /// Bumped by `shutdown sessions server` and `on-marked-down
     /// shutdown-sessions`; sessions started under an older generation end.
-    pub kill_generation: std::sync::atomic::AtomicU64,
+    pub kill_generation: AtomicU64,
     /// Woken when `kill_generation` changes.
     pub kill: Notify,
+    /// Bumped when the server moves or leaves service: pooled connections
+    /// made under an older generation must not be reused.
+    pub pool_generation: AtomicU64,
 }
 
 impl ServerShared {
     /// End every session currently open on this server.
     pub fn shutdown_sessions(&self) {
-        self.kill_generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.kill_generation.fetch_add(1, Ordering::SeqCst);
         self.kill.notify_waiters();
     }
+
     /// The current kill generation, to pass to [`ServerShared::killed`].
     pub fn generation(&self) -> u64 {
-        self.kill_generation
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.kill_generation.load(Ordering::SeqCst)
     }
 
     /// Resolves once `shutdown_sessions` has been called after `generation`
@@ -111,6 +107,12 @@ impl ServerShared {
         }
     }
 
+    /// Forget idle pooled connections: the server moved or left service.
+    pub fn flush_connections(&self) {
+        self.pool_generation.fetch_add(1, Ordering::SeqCst);
+        self.pool.flush();
+    }
+
     /// A copy of the last check result.
     pub fn check_report(&self) -> CheckReport {
         self.check.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -125,12 +127,14 @@ pub struct ServerRt {
     /// connects to the port the client connected to).
     pub addr: SocketAddr,
     pub backup: bool,
+    /// Effective `maxconn` (override, config, slowstart ramp).
     pub maxconn: Option<u32>,
     pub maxqueue: Option<u32>,
     pub config_weight: u32,
     /// Persistence cookie value (`cookie` on the server line, else its name).
     pub cookie: Box<str>,
-    pub state: ServerState,
+    /// The replicated state of the server when this snapshot was built.
+    pub state: ServerStatus,
     pub shared: Arc<ServerShared>,
 }
 
@@ -265,270 +269,232 @@ impl Snapshot {
     pub fn backend(&self, name: &str) -> Option<&Arc<BackendRt>> {
         self.backend_by_name.get(name).map(|&i| &self.backends[i])
     }
+    /// A server by `backend/server`.
+    pub fn server(&self, backend: &str, server: &str) -> Option<&ServerRt> {
+        let b = self.backend(backend)?;
+        b.servers.iter().find(|s| &*s.name == server)
+    }
 }
 
 /// Why a snapshot could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("server {backend}/{server}: cannot resolve '{host}': {reason}")]
-    Resolve {
-        backend: String,
-        server: String,
-        host: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     #[error("frontend {frontend}: {reason}")]
     Rules { frontend: String, reason: String },
 }
 
-/// Why a state change was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ChangeError {
-    #[error("No such backend.")]
-    NoSuchBackend,
-    #[error("No such server.")]
-    NoSuchServer,
-    #[error("No such table.")]
-    NoSuchTable,
-    #[error("Invalid address: '{0}'.")]
-    BadAddr(String),
+/// Why a node could not start or a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    #[error("cannot start the projector thread: {0}")]
+    Thread(std::io::Error),
 }
 
-/// Everything that outlives a single snapshot. Guarded by one mutex that
-/// is held only while a snapshot is built (never across I/O).
-#[derive(Default)]
-struct Persistent {
-    config: Arc<Config>,
-    states: HashMap<String, ServerState>,
-    servers: HashMap<String, Arc<ServerShared>>,
-    proxies: HashMap<String, Arc<ProxyCounters>>,
-    queues: HashMap<String, Arc<Queue>>,
-    limits: HashMap<String, (u32, Arc<Semaphore>)>,
-    /// Resolved server addresses by `host:port` as written, so that state
-    /// changes never wait on DNS; a reload re-resolves.
-    addrs: HashMap<(String, Option<u16>), SocketAddr>,
-    tables: HashMap<String, Arc<StickTable>>,
-    /// When each server last came back into service (from DOWN or
-    /// maintenance): `slowstart` ramps its weight from there. Servers up
-    /// since boot have no entry, as HAProxy never slow-starts at boot.
-    up_since: HashMap<String, std::time::Instant>,
-    /// The last built snapshot has a server still ramping up, so
-    /// [`Runtime::refresh`] has work to do.
-    ramping: bool,
+/// Milliseconds since the Unix epoch: the `at` of commands made now.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Owner of the routing snapshot and of all server state.
+/// The state, the routing snapshot and the projector that joins them.
 pub struct Runtime {
-    current: ArcSwap<Snapshot>,
-    persistent: Mutex<Persistent>,
+    shared: Arc<project::Shared>,
+    projector: Option<std::thread::JoinHandle<()>>,
+    node: NodeId,
     /// Passive health (`observe`): the request path reports outcomes here.
     pub observer: crate::health::Observer,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
     }
 }
 
 impl Runtime {
-    /// Build the first snapshot from a parsed config.
-    pub fn new(config: Config) -> Result<Runtime, BuildError> {
-        let mut persistent = Persistent::default();
-        let snapshot = build::build(&mut persistent, Arc::new(config))?;
+    /// Load `text` (the contents of `file`) as the first config of node
+    /// `node`, build the first snapshot (resolving server names here, at
+    /// start, as HAProxy does) and start the projector.
+    pub fn start(file: &str, text: &str, node: NodeId) -> Result<Runtime, LoadError> {
+        let mut state = ClusterState::default();
+        state.execute(&Command::LoadConfig {
+            file: file.to_string(),
+            text: text.to_string(),
+            at: now_ms(),
+        })?;
+        let queue = Arc::new(StickQueue::default());
+        let mut local = local::Local::new(queue.clone());
+        local.remember(local::resolve_all(&state.config().model).map_err(BuildError::from)?);
+        let snapshot = build::build(&mut local, &state, None, std::time::SystemTime::now())?;
+        let shared = Arc::new(project::Shared::new(state, local, snapshot, queue));
+        let projector = project::spawn(shared.clone()).map_err(LoadError::Thread)?;
         Ok(Runtime {
-            current: ArcSwap::from_pointee(snapshot),
-            persistent: Mutex::new(persistent),
+            shared,
+            projector: Some(projector),
+            node,
             observer: crate::health::Observer::default(),
         })
     }
 
-    /// The current snapshot; hold it for the duration of one request.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.current.load_full()
+    /// A runtime for tests: `text` as `t.cfg` on node 0.
+    pub fn from_text(text: &str) -> Result<Runtime, LoadError> {
+        Runtime::start("t.cfg", text, 0)
     }
 
-    /// Replace the config (SIGHUP reload). Servers that still exist keep
-    /// their admin/operational state, counters and pools; a server whose
-    /// configured weight changed takes the new weight.
-    pub fn reload(&self, config: Config) -> Result<(), BuildError> {
-        let mut p = self.lock();
-        p.addrs.clear();
-        let previous = p.config.clone();
-        for proxy in previous.proxies.iter() {
-            for server in &proxy.servers {
-                let key = server_key(&proxy.name, &server.name);
-                let new_weight = config
-                    .proxies
-                    .iter()
-                    .find(|x| x.name == proxy.name && x.kind.is_backend())
-                    .and_then(|x| x.servers.iter().find(|s| s.name == server.name))
-                    .map(|s| s.weight_or_default());
-                match new_weight {
-                    None => {
-                        p.states.remove(&key);
+    /// A runtime for tests from a config model (printed, then loaded).
+    #[cfg(test)]
+    pub fn from_config(config: &Config) -> Result<Runtime, LoadError> {
+        Runtime::from_text(&shoal_proto::config::print(config))
+    }
+
+    /// This node's id (0 for a standalone node).
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The current snapshot; hold it for the duration of one request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.current.load_full()
+    }
+
+    /// Read the replicated state (briefly: the lock is shared with
+    /// [`Runtime::submit`]).
+    pub fn read<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
+        f(&self.shared.lock_state().state)
+    }
+
+    /// Validate and apply one command, carry out its effects and schedule
+    /// the snapshot rebuild: the single entry of the change path for every
+    /// surface (runtime socket, admin API, stats page, health checks,
+    /// reload, stick batches).
+    pub fn submit(&self, command: &Command) -> Result<Applied, Refusal> {
+        let applied = {
+            let mut cell = self.shared.lock_state();
+            let applied = cell.state.execute(command)?;
+            if applied.routing {
+                cell.wanted += 1;
+                self.shared.wake.notify_one();
+            }
+            applied
+        };
+        self.perform(command, &applied);
+        Ok(applied)
+    }
+
+    /// Wait until the snapshot reflects every change submitted so far.
+    pub async fn settled(&self) {
+        let wanted = self.shared.lock_state().wanted;
+        let mut published = self.shared.published.subscribe();
+        let _ = published.wait_for(|built| *built >= wanted).await;
+    }
+
+    /// [`Runtime::settled`] for code outside an async context.
+    pub fn settled_blocking(&self) {
+        let wanted = self.shared.lock_state().wanted;
+        self.shared.wait_published(wanted);
+    }
+
+    /// Resolve and trial-build `text` as the next config without changing
+    /// anything, so that a reload is refused before it takes effect when a
+    /// server name does not resolve or a rule does not compile. Blocking
+    /// (DNS): call it off the async workers.
+    pub fn prepare(&self, file: &str, text: &str) -> Result<(), LoadError> {
+        let command = Command::LoadConfig {
+            file: file.to_string(),
+            text: text.to_string(),
+            at: now_ms(),
+        };
+        let mut candidate = self.shared.lock_state().state.without_tables();
+        candidate.execute(&command)?;
+        let resolved = local::resolve_all(&candidate.config().model).map_err(BuildError::from)?;
+        let mut local = self.shared.lock_local();
+        local.remember(resolved);
+        build::build(&mut local, &candidate, None, std::time::SystemTime::now())?;
+        Ok(())
+    }
+
+    /// Rebuild while some server ramps up after `slowstart` (its effective
+    /// weight depends on the time); cheap when none does. Called
+    /// periodically by the slowstart ticker.
+    /// Returns whether some server ramps.
+    pub fn refresh(&self) -> bool {
+        let ramping = self.shared.ramping();
+        if ramping {
+            let mut cell = self.shared.lock_state();
+            cell.wanted += 1;
+            self.shared.wake.notify_one();
+        }
+        ramping
+    }
+
+    /// The queue of stick-table writes waiting for the next batch.
+    pub fn stick_queue(&self) -> &Arc<StickQueue> {
+        &self.shared.stick
+    }
+
+    /// What a command asks of this node besides the new state.
+    fn perform(&self, command: &Command, applied: &Applied) {
+        if applied.effects.is_empty() {
+            return;
+        }
+        let snapshot = self.snapshot();
+        let server = |s: &shoal_proto::command::ServerRef| {
+            snapshot
+                .server(&s.backend, &s.server)
+                .map(|s| s.shared.clone())
+        };
+        for effect in &applied.effects {
+            match effect {
+                Effect::ShutdownSessions(s) => {
+                    if let Some(shared) = server(s) {
+                        shared.shutdown_sessions();
                     }
-                    Some(w) if w != server.weight_or_default() => {
-                        if let Some(st) = p.states.get_mut(&key) {
-                            st.weight = w;
+                }
+                Effect::FlushConnections(s) => {
+                    if let Some(shared) = server(s) {
+                        shared.flush_connections();
+                    }
+                }
+                Effect::TableCleared { table, key } => {
+                    if let Some(t) = snapshot.tables.get(table.as_str()) {
+                        t.clear(key.as_deref());
+                    }
+                }
+                Effect::StickStored => {
+                    if let Command::StickBatch { node, writes, .. } = command {
+                        // Our own writes are in the local tables already.
+                        if *node != self.node {
+                            crate::persist::absorb(&snapshot, writes);
                         }
                     }
-                    Some(_) => {}
+                }
+                // Pooled connections may lead to servers that moved; the
+                // node itself makes listeners, checks and sockets follow
+                // the new config (see `node::Node::reload`).
+                Effect::ConfigLoaded => {
+                    for s in snapshot.backends.iter().flat_map(|b| b.servers.iter()) {
+                        s.shared.flush_connections();
+                    }
                 }
             }
         }
-        let snapshot = build::build(&mut p, Arc::new(config))?;
-        self.current.store(Arc::new(snapshot));
-        Ok(())
-    }
-
-    /// Apply one change and swap in a new snapshot: the single place server
-    /// state changes (runtime socket, admin API, health checks all come here).
-    pub fn apply(&self, command: &Command) -> Result<(), ChangeError> {
-        let change: Box<dyn FnOnce(&mut ServerState)> = match command {
-            Command::SetWeight { weight, .. } => {
-                let w = (*weight).min(256);
-                Box::new(move |s| s.weight = w)
-            }
-            Command::SetAdminState { state, .. } => {
-                let st = *state;
-                Box::new(move |s| s.admin = st)
-            }
-            Command::SetOpState { state, .. } => {
-                let st = *state;
-                Box::new(move |s| s.op = st)
-            }
-            Command::SetCheckEnabled { enabled, .. } => {
-                let on = *enabled;
-                Box::new(move |s| s.check_enabled = on)
-            }
-            Command::SetMaxconn { maxconn, .. } => {
-                let m = *maxconn;
-                Box::new(move |s| s.maxconn = Some(m))
-            }
-            Command::SetAddr { server, addr, port } => {
-                let ip: std::net::IpAddr = addr
-                    .parse()
-                    .map_err(|_| ChangeError::BadAddr(addr.clone()))?;
-                // Without `port`, keep the port the server uses now.
-                let current = self
-                    .snapshot()
-                    .backend(&server.backend)
-                    .and_then(|b| {
-                        b.servers
-                            .iter()
-                            .find(|s| &*s.name == server.server.as_str())
-                    })
-                    .map(|s| s.addr.port())
-                    .unwrap_or(0);
-                let port = port.unwrap_or(current);
-                Box::new(move |s| s.addr = Some(SocketAddr::new(ip, port)))
-            }
-            Command::ClearTable { table, key } => {
-                let snapshot = self.snapshot();
-                let t = snapshot
-                    .tables
-                    .get(table.as_str())
-                    .ok_or(ChangeError::NoSuchTable)?;
-                t.clear(key.as_deref());
-                return Ok(());
-            }
-        };
-        let server = command.server().ok_or(ChangeError::NoSuchServer)?;
-        let snapshot = self.snapshot();
-        let before = snapshot
-            .backend(&server.backend)
-            .and_then(|b| {
-                b.servers
-                    .iter()
-                    .find(|s| &*s.name == server.server.as_str())
-            })
-            .map(|s| ((s.state.admin, s.state.op), s.shared.clone()));
-        drop(snapshot);
-        let after = self.set_server(&server.backend, &server.server, change)?;
-        // `lastchg` counts from the last change of admin or operational
-        // state, whoever made it (operator or health check).
-        if let Some((was, shared)) = before {
-            if was != (after.admin, after.op) {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                shared
-                    .check
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .last_change_unix = now;
-            }
-        }
-        Ok(())
-    }
-
-    /// Change one server's state and swap in a new snapshot.
-    pub fn set_server(
-        &self,
-        backend: &str,
-        server: &str,
-        change: impl FnOnce(&mut ServerState),
-    ) -> Result<ServerState, ChangeError> {
-        let mut p = self.lock();
-        let proxy = p
-            .config
-            .proxies
-            .iter()
-            .find(|x| x.name == backend && x.kind.is_backend())
-            .ok_or(ChangeError::NoSuchBackend)?;
-        if !proxy.servers.iter().any(|s| s.name == server) {
-            return Err(ChangeError::NoSuchServer);
-        }
-        let key = server_key(backend, server);
-        let state = p.states.get_mut(&key).ok_or(ChangeError::NoSuchServer)?;
-        let was_serving = serving(state);
-        change(state);
-        state.weight = state.weight.min(256);
-        let result = *state;
-        if !was_serving && serving(&result) {
-            p.up_since.insert(key, std::time::Instant::now());
-        }
-        let config = p.config.clone();
-        // The config is unchanged and its addresses are cached, so this
-        // rebuild does no DNS and cannot fail on resolution.
-        match build::build(&mut p, config) {
-            Ok(snapshot) => self.current.store(Arc::new(snapshot)),
-            Err(e) => tracing::warn!("state change kept the previous routing table: {e}"),
-        }
-        Ok(result)
-    }
-
-    /// Rebuild the snapshot while some server ramps up after `slowstart`
-    /// (its effective weight depends on the time); returns whether one
-    /// still does. Cheap when none does. Called periodically by the
-    /// health module's slowstart ticker.
-    pub fn refresh(&self) -> bool {
-        let mut p = self.lock();
-        if !p.ramping {
-            return false;
-        }
-        let config = p.config.clone();
-        match build::build(&mut p, config) {
-            Ok(snapshot) => self.current.store(Arc::new(snapshot)),
-            Err(e) => tracing::warn!("slowstart step kept the previous routing table: {e}"),
-        }
-        p.ramping
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Persistent> {
-        // A panic while building cannot leave the maps inconsistent (they are
-        // only inserted into), so a poisoned lock is safe to reuse.
-        self.persistent.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// In service for `slowstart` purposes: not DOWN, not in maintenance.
-fn serving(state: &ServerState) -> bool {
-    state.op != OpState::Down && state.admin != AdminState::Maint
-}
-
-/// `backend/server`, the name HAProxy's runtime API uses.
-pub fn server_key(backend: &str, server: &str) -> String {
-    format!("{backend}/{server}")
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.stop();
+        if let Some(t) = self.projector.take() {
+            let _ = t.join();
+        }
+    }
 }

@@ -110,6 +110,8 @@ pub async fn serve(
                     Err(_) => actions::Outcome::BadParams,
                 }
             };
+            // The page the browser is sent back to shows the change.
+            runtime.settled().await;
             redirect(&format!("{};st={}", stats.uri, outcome.code()))
         }
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.\n"),

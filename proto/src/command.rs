@@ -1,12 +1,25 @@
 //! The one vocabulary for change.
 //!
-//! The runtime socket, the admin HTTP API, the CLI and (later) the Raft log
-//! all turn what they are asked into [`Command`]s, and the node's
-//! `Runtime::apply` is the only place server state changes. Commands carry
-//! everything they need (no clocks, no lookups), so applying one is
-//! deterministic.
+//! The config file (a reload), the runtime socket, the admin HTTP API, the
+//! stats page, the health checker, the stick-table batcher and (later) the
+//! Raft log all turn what they are asked into [`Command`]s, and
+//! [`crate::state::ClusterState::apply`] is the only place state changes.
+//! A command carries everything it needs — times travel inside it (`at`),
+//! addresses arrive resolved — so applying one is deterministic: the same
+//! commands in the same order give the same state on every node.
+//!
+//! Compatibility rule: commands are stored in the Raft log and in
+//! snapshots. Add variants and fields only at the end, never reorder or
+//! reuse them, so that an older log still decodes.
 
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// A node of the cluster. A standalone node is node 0.
+pub type NodeId = u64;
+
+/// Milliseconds since the Unix epoch, as carried by commands.
+pub type Millis = u64;
 
 /// Administrative state, set by operators (`set server B/S state ...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +43,7 @@ impl AdminState {
     }
 }
 
-/// Operational state, from health checks or forced by an operator.
+/// Operational state: the health verdict, or what an operator forced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OpState {
     Up,
@@ -39,24 +52,30 @@ pub enum OpState {
     Stopping,
 }
 
-/// `backend/server`, as HAProxy's runtime API names a server.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// `backend/server`, as HAProxy's runtime API names a server. The same on
+/// every node, so it is the server's stable identity.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ServerRef {
     pub backend: String,
     pub server: String,
 }
 
 impl ServerRef {
+    /// A reference from its two names.
+    pub fn new(backend: impl Into<String>, server: impl Into<String>) -> ServerRef {
+        ServerRef {
+            backend: backend.into(),
+            server: server.into(),
+        }
+    }
+
     /// Parse `BACKEND/SERVER`.
     pub fn parse(text: &str) -> Option<ServerRef> {
         let (backend, server) = text.split_once('/')?;
         if backend.is_empty() || server.is_empty() || server.contains('/') {
             return None;
         }
-        Some(ServerRef {
-            backend: backend.to_string(),
-            server: server.to_string(),
-        })
+        Some(ServerRef::new(backend, server))
     }
 }
 
@@ -66,29 +85,71 @@ impl std::fmt::Display for ServerRef {
     }
 }
 
-/// A change to server state. Each variant is one runtime-API verb.
+/// One stick-table entry written by the data plane: `key` now sticks to
+/// `server` (a server name of the backend that uses the table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StickWrite {
+    pub table: String,
+    pub key: String,
+    pub server: String,
+}
+
+/// A change to the replicated state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
+    /// Replace the running config (a reload, `shoal config apply`).
+    /// Servers and stick tables that stay keep their state.
+    LoadConfig {
+        /// The file name diagnostics use.
+        file: String,
+        /// The whole haproxy.cfg text.
+        text: String,
+        at: Millis,
+    },
     /// `set weight B/S N` / `set server B/S weight N` (absolute, 0..=256).
     SetWeight { server: ServerRef, weight: u32 },
     /// `set server B/S state ready|drain|maint`, `enable|disable server`.
     SetAdminState {
         server: ServerRef,
         state: AdminState,
+        at: Millis,
     },
-    /// `set server B/S health up|down|stopping`, and a health check's
-    /// verdict (the health path).
-    SetOpState { server: ServerRef, state: OpState },
+    /// `set server B/S health up|down|stopping`: an operator forces the
+    /// operational state until the health verdict next changes.
+    SetHealth {
+        server: ServerRef,
+        state: OpState,
+        at: Millis,
+    },
+    /// A node's health checks saw the server go up or down (the health
+    /// path; nodes report transitions, not every check).
+    ReportHealth {
+        server: ServerRef,
+        node: NodeId,
+        up: bool,
+        at: Millis,
+    },
     /// `enable|disable health B/S`: run or pause the server's checks.
     SetCheckEnabled { server: ServerRef, enabled: bool },
-    /// `set server B/S addr ADDR [port PORT]`.
+    /// `set server B/S addr IP [port PORT]`. Without a port the server
+    /// keeps the port it has.
     SetAddr {
         server: ServerRef,
-        addr: String,
+        ip: IpAddr,
         port: Option<u16>,
     },
     /// `set maxconn server B/S N` (0 = unlimited).
     SetMaxconn { server: ServerRef, maxconn: u32 },
+    /// `shutdown sessions server B/S`: end every session on the server.
+    ShutdownSessions { server: ServerRef },
+    /// Stick-table entries written by `node`'s data plane since its last
+    /// batch, all stamped `at`. Applying a batch also expires entries older
+    /// than each table's `expire` as of `at` (an empty batch only expires).
+    StickBatch {
+        node: NodeId,
+        at: Millis,
+        writes: Vec<StickWrite>,
+    },
     /// `clear table NAME [key K]`.
     ClearTable { table: String, key: Option<String> },
 }
@@ -99,11 +160,15 @@ impl Command {
         match self {
             Command::SetWeight { server, .. }
             | Command::SetAdminState { server, .. }
-            | Command::SetOpState { server, .. }
+            | Command::SetHealth { server, .. }
+            | Command::ReportHealth { server, .. }
             | Command::SetCheckEnabled { server, .. }
             | Command::SetAddr { server, .. }
-            | Command::SetMaxconn { server, .. } => Some(server),
-            Command::ClearTable { .. } => None,
+            | Command::SetMaxconn { server, .. }
+            | Command::ShutdownSessions { server } => Some(server),
+            Command::LoadConfig { .. }
+            | Command::StickBatch { .. }
+            | Command::ClearTable { .. } => None,
         }
     }
 }

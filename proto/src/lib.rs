@@ -1,8 +1,12 @@
 //! shoal-proto: Shoal's vocabulary. No I/O and no async runtime live here.
 //!
 //! - [`config`]: the config model, the haproxy.cfg dialect parser and printer.
-//! - [`command`]: the one vocabulary of changes to server state.
+//! - [`command`]: the one vocabulary of changes.
+//! - [`state`]: the replicated state, its validation and its one `apply`.
+//! - [`codec`]: the one binary encoding (bincode 2), with decode limits.
 #![forbid(unsafe_code)]
 
+pub mod codec;
 pub mod command;
 pub mod config;
+pub mod state;

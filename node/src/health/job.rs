@@ -1,18 +1,17 @@
 //! One server's check task: schedule, probe, count, and on a transition
-//! change the server's state through [`Runtime::apply`] and log it in
-//! HAProxy's words.
+//! report it through [`Runtime::submit`] and log it in HAProxy's words.
 
 use super::external::{ExternalCheck, Vars};
 use super::http::HttpCheck;
 use super::observe::Passive;
 use super::status::{Change, CheckResult, Health, Phase, Status};
 use super::tcp;
-use crate::runtime::{OpState, Runtime, ServerShared};
+use crate::runtime::{now_ms, OpState, Runtime, ServerShared};
 use shoal_proto::command::{Command, ServerRef};
 use shoal_proto::config::OnError;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -69,8 +68,6 @@ pub struct Job {
     pub fall: u32,
     /// `port N`: check this port instead of the traffic port.
     pub check_port: Option<u16>,
-    /// `on-marked-down shutdown-sessions`.
-    pub shutdown_on_down: bool,
     pub passive: Option<PassiveLink>,
     /// Offset of the first check, spreading checks over the interval.
     pub first_delay: Duration,
@@ -116,7 +113,7 @@ impl Job {
             health.sync(target.up);
             let mut result = self.probe(&target).await;
             result.duration = Some(started.elapsed());
-            self.record(&mut health, &target, result);
+            self.record(&mut health, &target, result).await;
             next = started + self.timing.next(health.phase());
         }
     }
@@ -136,7 +133,7 @@ impl Job {
                     Some(info) = event => info,
                 }
             };
-            self.on_error(health, info);
+            self.on_error(health, info).await;
             // Every action also brings the next check forward.
             if let Some(fast) = self.timing.fastinter {
                 next = next.min(Instant::now() + fast);
@@ -145,7 +142,7 @@ impl Job {
     }
 
     /// `error-limit` reached: HAProxy's `on-error` actions.
-    fn on_error(&self, health: &mut Health, info: String) {
+    async fn on_error(&self, health: &mut Health, info: String) {
         let Some(link) = &self.passive else { return };
         let Some(target) = self.target() else { return };
         health.sync(target.up);
@@ -155,7 +152,8 @@ impl Job {
             OnError::SuddenDeath => health.sudden_death(),
             OnError::MarkDown => health.last_chance(),
         }
-        self.record(health, &target, CheckResult::new(Status::Hana).info(info));
+        self.record(health, &target, CheckResult::new(Status::Hana).info(info))
+            .await;
     }
 
     fn target(&self) -> Option<Target> {
@@ -198,7 +196,7 @@ impl Job {
     }
 
     /// Count a result, store it for stats, log it, act on a transition.
-    fn record(&self, health: &mut Health, target: &Target, result: CheckResult) {
+    async fn record(&self, health: &mut Health, target: &Target, result: CheckResult) {
         let before = *health;
         let change = if result.status.passed() {
             if let Some(link) = &self.passive {
@@ -225,7 +223,7 @@ impl Job {
         }
         self.store(target, health, &result, change.is_some());
         if let Some(change) = change {
-            self.transition(change, target, &result);
+            self.transition(change, target, &result).await;
         }
     }
 
@@ -250,26 +248,21 @@ impl Job {
         if changed && !health.is_up() {
             report.downs += 1;
         }
-        if changed {
-            report.last_change_unix = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-        }
     }
 
-    fn transition(&self, change: Change, target: &Target, result: &CheckResult) {
-        let state = match change {
-            Change::Up => OpState::Up,
-            Change::Down => OpState::Down,
-        };
-        let command = Command::SetOpState {
+    async fn transition(&self, change: Change, target: &Target, result: &CheckResult) {
+        let command = Command::ReportHealth {
             server: self.server.clone(),
-            state,
+            node: self.runtime.node(),
+            up: change == Change::Up,
+            at: now_ms(),
         };
-        if let Err(e) = self.runtime.apply(&command) {
+        if let Err(e) = self.runtime.submit(&command) {
             tracing::warn!("health check of {}: {e}", self.server);
             return;
         }
+        // Count usable servers in the table that includes this change.
+        self.runtime.settled().await;
         let (act, bck) = self.usable_counts();
         let on_backup = if bck > 0 && act == 0 {
             " Running on backup."
@@ -290,9 +283,6 @@ impl Job {
                     self.server,
                     result.describe()
                 );
-                if self.shutdown_on_down {
-                    target.shared.shutdown_sessions();
-                }
                 if act + bck == 0 {
                     tracing::error!("backend {} has no server available!", self.server.backend);
                 }

@@ -69,7 +69,7 @@ impl Outcome {
 /// # Call sites (data plane)
 ///
 /// Create one `Observer` when the node starts, pass the same one to
-/// [`crate::health::start_with`] at start and on every reload, hand clones
+/// [`crate::health::start`] at start and on every reload, hand clones
 /// to the request path, and report each attempt on a server:
 ///
 /// ```ignore
@@ -108,14 +108,6 @@ impl Observer {
         if let Some(passive) = registry.get(backend).and_then(|b| b.get(server)) {
             passive.record(outcome);
         }
-    }
-
-    /// True when `backend/server` is observed (callers may skip work).
-    pub fn observes(&self, backend: &str, server: &str) -> bool {
-        let registry = self.registry.load();
-        registry
-            .get(backend)
-            .is_some_and(|b| b.contains_key(server))
     }
 
     pub(super) fn install(&self, registry: Registry) {

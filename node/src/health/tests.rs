@@ -7,7 +7,7 @@ use super::external::{ExternalCheck, Vars};
 use super::observe::Passive;
 use super::response::{parse, Parsed, Response, BODY_CAP};
 use super::status::{Change, CheckResult, Health, Phase, Status};
-use super::{http, start_with, Observer, Outcome};
+use super::{http, start, Observer, Outcome};
 use crate::runtime::{OpState, Runtime};
 use shoal_proto::command::{Command, ServerRef};
 use shoal_proto::config::{
@@ -344,7 +344,8 @@ async fn passive_errors_in_a_row_raise_one_event() {
         .or_default()
         .insert("s1".into(), passive);
     observer.install(registry);
-    assert!(observer.observes("app", "s1") && !observer.observes("app", "s2"));
+    // An unobserved server is ignored.
+    observer.report("app", "s2", Outcome::Status(500));
     observer.report("app", "s1", Outcome::Status(500));
     observer.report("app", "s1", Outcome::Status(502));
     observer.report("app", "s1", Outcome::Status(200)); // ends the run
@@ -438,9 +439,9 @@ async fn passive_mark_down_takes_a_server_down_at_once() {
         s.error_limit = Some(2);
         s.on_error = Some(OnError::MarkDown);
     });
-    let runtime = std::sync::Arc::new(Runtime::new(cfg.clone()).expect("runtime"));
+    let runtime = std::sync::Arc::new(Runtime::from_config(&cfg).expect("runtime"));
     let observer = Observer::default();
-    let _checks = start_with(&runtime, &cfg, &observer);
+    let _checks = start(&runtime, &cfg, &observer);
     until("the first check", || {
         report(&runtime, "s1").status == "L4OK"
     })
@@ -449,9 +450,10 @@ async fn passive_mark_down_takes_a_server_down_at_once() {
     assert_eq!(op(&runtime, "s1"), OpState::Up);
     observer.report("app", "s1", Outcome::ConnectError);
     until("marked down", || op(&runtime, "s1") == OpState::Down).await;
-    let report = report(&runtime, "s1");
-    assert_eq!(report.status, "HANA");
-    assert!(report.last_change_unix > 0);
+    assert_eq!(report(&runtime, "s1").status, "HANA");
+    let snapshot = runtime.snapshot();
+    let state = &snapshot.server("app", "s1").expect("s1").state;
+    assert!(state.last_change > 0 && !state.verdict_up);
 }
 
 fn report(runtime: &Runtime, server: &str) -> crate::runtime::CheckReport {
@@ -489,7 +491,8 @@ async fn live() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
 }
 
 fn set(runtime: &Runtime, command: Command) {
-    runtime.apply(&command).expect("apply");
+    runtime.submit(&command).expect("apply");
+    runtime.settled_blocking();
 }
 
 fn s1() -> ServerRef {
@@ -502,12 +505,14 @@ fn s1() -> ServerRef {
 #[tokio::test]
 async fn checks_follow_forced_state_and_pause_when_disabled() {
     let (addr, server) = live().await;
-    let cfg = config(&[("s1", addr)], |s| {
+    // s2 watches the same address with checks left on: its verdict proves
+    // that check intervals went by while s1's checks were paused.
+    let cfg = config(&[("s1", addr), ("s2", addr)], |s| {
         s.check = true;
         s.inter = Some(Duration::from_millis(20));
     });
-    let runtime = std::sync::Arc::new(Runtime::new(cfg.clone()).expect("runtime"));
-    let _checks = start_with(&runtime, &cfg, &Observer::default());
+    let runtime = std::sync::Arc::new(Runtime::from_config(&cfg).expect("runtime"));
+    let _checks = start(&runtime, &cfg, &Observer::default());
     until("the first check", || {
         report(&runtime, "s1").status == "L4OK"
     })
@@ -515,9 +520,10 @@ async fn checks_follow_forced_state_and_pause_when_disabled() {
     // `set server health down` while checks pass: back UP after `rise`.
     set(
         &runtime,
-        Command::SetOpState {
+        Command::SetHealth {
             server: s1(),
             state: OpState::Down,
+            at: crate::runtime::now_ms(),
         },
     );
     until("checks bring it back", || op(&runtime, "s1") == OpState::Up).await;
@@ -529,12 +535,15 @@ async fn checks_follow_forced_state_and_pause_when_disabled() {
             enabled: false,
         },
     );
+    let failed_before = report(&runtime, "s1").failed_checks;
     server.abort();
     let _ = server.await;
-    // An absence can only be observed over a window: ten intervals, where
-    // running checks would need three to mark it DOWN.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until("s2's running checks see the server dead", || {
+        op(&runtime, "s2") == OpState::Down
+    })
+    .await;
     assert_eq!(op(&runtime, "s1"), OpState::Up, "checks ran while disabled");
+    assert_eq!(report(&runtime, "s1").failed_checks, failed_before);
     set(
         &runtime,
         Command::SetCheckEnabled {
@@ -557,7 +566,7 @@ fn slowstart_ramps_the_effective_weight() {
         s.slowstart = Some(Duration::from_secs(60));
         s.maxconn = Some(100);
     });
-    let runtime = Runtime::new(cfg).expect("runtime");
+    let runtime = Runtime::from_config(&cfg).expect("runtime");
     let share = |runtime: &Runtime| {
         let snapshot = runtime.snapshot();
         let backend = snapshot.backend("app").expect("app");
@@ -566,17 +575,18 @@ fn slowstart_ramps_the_effective_weight() {
             .count()
     };
     assert_eq!(share(&runtime), 170, "no slowstart at boot");
-    assert!(!runtime.refresh());
+    assert!(!runtime.refresh(), "nothing ramps at boot");
     let s2 = ServerRef {
         backend: "app".into(),
         server: "s2".into(),
     };
     for state in [OpState::Down, OpState::Up] {
-        let cmd = Command::SetOpState {
+        let cmd = Command::SetHealth {
             server: s2.clone(),
             state,
+            at: crate::runtime::now_ms(),
         };
-        runtime.apply(&cmd).expect("apply");
+        set(&runtime, cmd);
     }
     // Just back: about 1/16th of s1's weight, and maxconn starts at 1.
     let early = share(&runtime);
@@ -599,8 +609,8 @@ async fn servers_in_maintenance_are_still_checked() {
         s.disabled = true;
         s.inter = Some(Duration::from_millis(20));
     });
-    let runtime = std::sync::Arc::new(Runtime::new(cfg.clone()).expect("runtime"));
-    let _checks = start_with(&runtime, &cfg, &Observer::default());
+    let runtime = std::sync::Arc::new(Runtime::from_config(&cfg).expect("runtime"));
+    let _checks = start(&runtime, &cfg, &Observer::default());
     until("checked while in MAINT", || {
         op(&runtime, "s1") == OpState::Down
     })

@@ -1,23 +1,36 @@
-//! Build a [`Snapshot`] from the config plus the persistent server state.
+//! Build a [`Snapshot`] from the replicated state plus node-local facts,
+//! reusing the backends and frontends of the previous snapshot whose
+//! inputs did not change (their compiled routers, balancer tables and
+//! round-robin positions with them).
 
-use super::{
-    server_key, AdminState, BackendRt, BuildError, FrontendRt, OpState, Persistent, Queue,
-    ServerRt, ServerState, Snapshot, StickRt,
-};
+use super::local::Local;
+use super::{BackendRt, BuildError, FrontendRt, Queue, ServerRt, Snapshot, StickRt};
 use crate::acl::Router;
 use crate::balance::{Balancer, Slot};
 use crate::log::LogFormat;
 use crate::persist::StickTable;
-use shoal_proto::config::{Config, Proxy};
+use shoal_proto::command::{Millis, ServerRef};
+use shoal_proto::config::Proxy;
+use shoal_proto::state::ClusterState;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::SystemTime;
 use tokio::sync::Semaphore;
 
-/// Build the next snapshot. Inserts state for new servers; never removes
-/// counters of vanished ones (a later reload may bring them back).
-pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot, BuildError> {
+/// Build the next snapshot. Registers new servers and proxies in `p`;
+/// never removes counters of vanished ones (a later reload may bring them
+/// back). Does no DNS: every host must be in the address cache.
+pub(super) fn build(
+    p: &mut Local,
+    state: &ClusterState,
+    previous: Option<&Snapshot>,
+    now: SystemTime,
+) -> Result<Snapshot, BuildError> {
+    let config = Arc::new(state.config().model.clone());
     let global_timeouts = config.global.timeouts;
+    // Backends and frontends depend on the global section's timeouts; with
+    // a different global section nothing is reused.
+    let previous = previous.filter(|prev| prev.config.global == config.global);
     // Set again by the backends that have a server in its slowstart ramp.
     p.ramping = false;
     let mut tables = HashMap::new();
@@ -28,22 +41,41 @@ pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot,
         let table = match p.tables.get(&proxy.name) {
             // Keep the entries while the definition is unchanged.
             Some(t) if t.config == *def => t.clone(),
-            _ => Arc::new(StickTable::new(&proxy.name, def.clone())),
+            _ => Arc::new(StickTable::new(&proxy.name, def.clone(), p.stick.clone())),
         };
         p.tables.insert(proxy.name.clone(), table.clone());
         tables.insert(proxy.name.clone().into_boxed_str(), table);
     }
+    let now_ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let mut backends = Vec::new();
     let mut backend_by_name = HashMap::new();
     for proxy in config.proxies.iter().filter(|x| x.kind.is_backend()) {
-        let backend = build_backend(p, proxy, &global_timeouts, &tables)?;
+        let backend = build_backend(p, state, proxy, &global_timeouts, &tables, now_ms, previous)?;
         backend_by_name.insert(proxy.name.clone().into_boxed_str(), backends.len());
-        backends.push(Arc::new(backend));
+        backends.push(backend);
     }
 
     let mut frontends = Vec::new();
     let mut frontend_by_name = HashMap::new();
     for proxy in config.proxies.iter().filter(|x| x.kind.is_frontend()) {
+        let reused = previous.and_then(|prev| {
+            let same_routes = prev.backend_by_name == backend_by_name;
+            let same_proxy = prev
+                .config
+                .proxies
+                .iter()
+                .any(|old| old.kind.is_frontend() && old == proxy);
+            (same_routes && same_proxy)
+                .then(|| prev.frontend(&proxy.name).cloned())
+                .flatten()
+        });
+        if let Some(fe) = reused {
+            frontend_by_name.insert(proxy.name.clone().into_boxed_str(), frontends.len());
+            frontends.push(fe);
+            continue;
+        }
         let resolve = |name: &str| backend_by_name.get(name).copied();
         let router = Router::compile(proxy, &resolve).map_err(|e| BuildError::Rules {
             frontend: proxy.name.clone(),
@@ -73,7 +105,6 @@ pub(super) fn build(p: &mut Persistent, config: Arc<Config>) -> Result<Snapshot,
         }));
     }
     let global_limit = config.global.maxconn.map(|max| limit(p, "global", max));
-    p.config = config.clone();
     Ok(Snapshot {
         config,
         frontends,
@@ -117,7 +148,7 @@ fn stats_page(proxy: &Proxy) -> Result<Option<super::StatsRt>, BuildError> {
 
 /// A connection limit that keeps its semaphore while its size is unchanged,
 /// so that a reload does not forget connections already counted.
-fn limit(p: &mut Persistent, key: &str, max: u32) -> Arc<Semaphore> {
+fn limit(p: &mut Local, key: &str, max: u32) -> Arc<Semaphore> {
     if let Some((size, sem)) = p.limits.get(key) {
         if *size == max {
             return sem.clone();
@@ -128,48 +159,67 @@ fn limit(p: &mut Persistent, key: &str, max: u32) -> Arc<Semaphore> {
     sem
 }
 
+/// The previous snapshot's backend, when nothing that shapes it changed:
+/// same config, same servers in the same states, same stick tables.
+fn reusable_backend(
+    prev: &Snapshot,
+    proxy: &Proxy,
+    servers: &[ServerRt],
+    tables: &HashMap<Box<str>, Arc<StickTable>>,
+) -> Option<Arc<BackendRt>> {
+    let old = prev.backend(&proxy.name)?;
+    let same_config = prev
+        .config
+        .proxies
+        .iter()
+        .any(|p| p.kind.is_backend() && p == proxy);
+    let same_servers = old.servers.len() == servers.len()
+        && old.servers.iter().zip(servers).all(|(a, b)| {
+            a.name == b.name
+                && a.addr == b.addr
+                && a.maxconn == b.maxconn
+                && a.state == b.state
+                && Arc::ptr_eq(&a.shared, &b.shared)
+        });
+    let same_tables = old.stick.len() == proxy.stick_rules.len()
+        && old.stick.iter().zip(&proxy.stick_rules).all(|(a, rule)| {
+            let name = rule.table.as_deref().unwrap_or(&proxy.name);
+            tables.get(name).is_some_and(|t| Arc::ptr_eq(&a.table, t))
+        });
+    (same_config && same_servers && same_tables).then(|| old.clone())
+}
+
 fn build_backend(
-    p: &mut Persistent,
+    p: &mut Local,
+    state: &ClusterState,
     proxy: &Proxy,
     global_timeouts: &shoal_proto::config::Timeouts,
     tables: &HashMap<Box<str>, Arc<StickTable>>,
-) -> Result<BackendRt, BuildError> {
+    now: Millis,
+    previous: Option<&Snapshot>,
+) -> Result<Arc<BackendRt>, BuildError> {
     let mut servers = Vec::with_capacity(proxy.servers.len());
     // slowstart: how far each server is into its ramp (None: full speed).
-    let now = std::time::Instant::now();
     let mut ramps = Vec::with_capacity(proxy.servers.len());
     for server in &proxy.servers {
-        let key = server_key(&proxy.name, &server.name);
-        let ramp = ramp_progress(p, &key, server.slowstart, now);
-        ramps.push(ramp);
-        let state = *p.states.entry(key.clone()).or_insert(ServerState {
-            admin: if server.disabled {
-                AdminState::Maint
-            } else {
-                AdminState::Ready
-            },
-            op: OpState::Up,
-            weight: server.weight_or_default(),
-            check_enabled: server.check,
-            maxconn: None,
-            addr: None,
-        });
-        let written = (server.addr.host.clone(), server.addr.port);
-        let addr = match p.addrs.get(&written) {
-            Some(addr) => *addr,
-            None => {
-                let addr = resolve(&server.addr.host, server.addr.port).map_err(|reason| {
-                    BuildError::Resolve {
-                        backend: proxy.name.clone(),
-                        server: server.name.clone(),
-                        host: server.addr.host.clone(),
-                        reason,
-                    }
-                })?;
-                p.addrs.insert(written, addr);
-                addr
-            }
+        let id = ServerRef::new(&proxy.name, &server.name);
+        let Some(state) = state.server(&id).cloned() else {
+            // The state always has every configured server; a missing one
+            // would be a bug in apply, caught by its invariant checks.
+            continue;
         };
+        let ramp = ramp_progress(state.serving_since, server.slowstart, now);
+        ramps.push(ramp);
+        let written = (server.addr.host.clone(), server.addr.port);
+        let Some(&addr) = p.addrs.get(&written) else {
+            return Err(BuildError::Resolve(super::ResolveError {
+                backend: proxy.name.clone(),
+                server: server.name.clone(),
+                host: server.addr.host.clone(),
+                reason: "not resolved yet".into(),
+            }));
+        };
+        let key = id.to_string();
         servers.push(ServerRt {
             name: server.name.clone().into(),
             addr: state.addr.unwrap_or(addr),
@@ -182,12 +232,19 @@ fn build_backend(
                 .clone()
                 .unwrap_or_else(|| server.name.clone())
                 .into(),
-            state,
             shared: p.servers.entry(key).or_default().clone(),
+            state,
         });
     }
 
-    p.ramping |= ramps.iter().any(Option::is_some);
+    // A ramping backend's weights move with time: it is always rebuilt.
+    if ramps.iter().any(Option::is_some) {
+        p.ramping = true;
+    } else if let Some(same) =
+        previous.and_then(|prev| reusable_backend(prev, proxy, &servers, tables))
+    {
+        return Ok(same);
+    }
     let scale = weight_scale(proxy, &ramps);
     let primary_slots: Vec<Slot> = servers
         .iter()
@@ -218,7 +275,7 @@ fn build_backend(
         .map(|s| s.maxqueue.filter(|&q| q > 0).map(|q| q as usize))
         .sum::<Option<usize>>();
     let key = format!("backend/{}", proxy.name);
-    Ok(BackendRt {
+    Ok(Arc::new(BackendRt {
         name: proxy.name.clone().into(),
         mode: proxy.mode,
         primary: Balancer::new(&proxy.balance, proxy.hash_type, primary_slots),
@@ -243,7 +300,7 @@ fn build_backend(
             .filter(|_| proxy.mode == shoal_proto::config::Mode::Http),
         persist: proxy.options.persist,
         stick: stick_rules(proxy, tables)?,
-    })
+    }))
 }
 
 /// Compile a backend's stick rules against the tables they name.
@@ -290,14 +347,14 @@ const WEIGHT_SCALE: u32 = 16;
 /// Progress (0..1) of a server's `slowstart` ramp, or `None` when it runs
 /// at full speed (no slowstart, up since boot, or ramp over).
 fn ramp_progress(
-    p: &Persistent,
-    key: &str,
+    since: Option<Millis>,
     slowstart: Option<std::time::Duration>,
-    now: std::time::Instant,
+    now: Millis,
 ) -> Option<f64> {
     let total = slowstart.filter(|d| !d.is_zero())?;
-    let elapsed = now.saturating_duration_since(*p.up_since.get(key)?);
-    (elapsed < total).then(|| elapsed.as_secs_f64() / total.as_secs_f64())
+    let total = u64::try_from(total.as_millis()).unwrap_or(u64::MAX);
+    let elapsed = now.saturating_sub(since?);
+    (elapsed < total).then(|| elapsed as f64 / total as f64)
 }
 
 /// Weights only ramp for dynamic algorithms, as in HAProxy (static-rr,
@@ -335,18 +392,4 @@ fn ramp_maxconn(maxconn: Option<u32>, ramp: Option<f64>) -> Option<u32> {
         (Some(max), Some(progress)) if max > 0 => Some(((f64::from(max) * progress) as u32).max(1)),
         _ => maxconn,
     }
-}
-
-/// Resolve a server address once, at build time (HAProxy resolves at boot).
-/// A missing port yields port 0: the client's destination port is used.
-fn resolve(host: &str, port: Option<u16>) -> Result<SocketAddr, String> {
-    let port = port.unwrap_or(0);
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or_else(|| "no address".to_string())
 }

@@ -85,10 +85,7 @@ pub(super) fn server_row(
     row.weight = Some(u64::from(s.state.weight));
     row.act = Some(u64::from(!s.backup));
     row.bck = Some(u64::from(s.backup));
-    let changed = match report.last_change_unix {
-        0 => started_unix(),
-        t => t,
-    };
+    let changed = s.state.last_change / 1000;
     row.lastchg = Some(now.saturating_sub(changed));
     if checked {
         row.chkfail = Some(report.failed_checks);

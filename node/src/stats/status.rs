@@ -1,7 +1,7 @@
 //! Server state in HAProxy's words and numbers: the `status` column of
 //! `show stat` and the numeric fields of `show servers state`.
 
-use crate::runtime::{AdminState, OpState, ServerState};
+use crate::runtime::{AdminState, OpState, ServerStatus};
 
 /// The `status` column of a server row, as HAProxy 2.6 words it.
 ///
@@ -11,7 +11,7 @@ use crate::runtime::{AdminState, OpState, ServerState};
 /// `UP f/F` (`f` failures left before DOWN) or `DOWN r/R` (`r` successes
 /// of the `R` needed).
 pub fn server_status(
-    state: &ServerState,
+    state: &ServerStatus,
     checked: bool,
     streak: u32,
     rise: u32,
@@ -46,7 +46,7 @@ pub fn server_status(
 
 /// HAProxy's check health counter (0 ..= rise+fall-1): 0 is DOWN, from
 /// `rise` on the server is UP. Unchecked servers that are up report `rise`.
-pub fn health(state: &ServerState, checked: bool, streak: u32, rise: u32, fall: u32) -> u32 {
+pub fn health(state: &ServerStatus, checked: bool, streak: u32, rise: u32, fall: u32) -> u32 {
     let max = rise + fall.max(1) - 1;
     if state.admin == AdminState::Maint {
         return 0;
@@ -120,7 +120,7 @@ pub fn check_result_code(status: &str) -> u32 {
 }
 
 /// `srv_op_state`: 0 stopped, 2 running, 3 stopping (maintenance reads 0).
-pub fn op_state_code(state: &ServerState) -> u32 {
+pub fn op_state_code(state: &ServerStatus) -> u32 {
     if state.admin == AdminState::Maint {
         return 0;
     }
@@ -133,7 +133,7 @@ pub fn op_state_code(state: &ServerState) -> u32 {
 
 /// `srv_admin_state` bit mask: 0x01 forced maintenance, 0x04 maintenance
 /// from the config (`disabled`), 0x08 forced drain.
-pub fn admin_state_code(state: &ServerState, disabled_in_config: bool) -> u32 {
+pub fn admin_state_code(state: &ServerStatus, disabled_in_config: bool) -> u32 {
     match state.admin {
         AdminState::Ready => 0,
         AdminState::Maint if disabled_in_config => 0x01 | 0x04,
@@ -144,7 +144,7 @@ pub fn admin_state_code(state: &ServerState, disabled_in_config: bool) -> u32 {
 
 /// `srv_check_state` bit mask: 0x02 configured, 0x04 enabled, 0x08 paused
 /// (maintenance).
-pub fn check_state_code(state: &ServerState, configured: bool, disabled_in_config: bool) -> u32 {
+pub fn check_state_code(state: &ServerStatus, configured: bool, disabled_in_config: bool) -> u32 {
     let mut bits = 0;
     if configured {
         bits |= 0x02;

@@ -1,6 +1,7 @@
 use super::status::{admin_state_code, check_status_code, health, op_state_code};
 use super::*;
-use crate::runtime::{Runtime, ServerState};
+use crate::runtime::{now_ms, Runtime, ServerStatus};
+use shoal_proto::command::{Command, ServerRef};
 
 /// HAProxy 2.6.12's `show stat` header, as the Debian build prints it.
 const HAPROXY_HEADER: &str = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,h2_data_rcvd,h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,h2_detected_conn_protocol_errors,h2_detected_strm_protocol_errors,h2_rst_stream_resp,h2_goaway_resp,h2_open_connections,h2_backend_open_streams,h2_total_connections,h2_backend_total_streams,h1_open_connections,h1_open_streams,h1_total_connections,h1_total_streams,h1_bytes_in,h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out,";
@@ -28,8 +29,36 @@ listen li
 ";
 
 fn runtime(text: &str) -> Runtime {
-    let parsed = shoal_proto::config::parse(text, "t.cfg").expect("config parses");
-    Runtime::new(parsed.config).expect("runtime builds")
+    Runtime::from_text(text).expect("runtime builds")
+}
+
+fn submit(rt: &Runtime, command: Command) {
+    rt.submit(&command).expect("valid command");
+    rt.settled_blocking();
+}
+
+fn set_health(rt: &Runtime, server: &str, state: OpState) {
+    let server = ServerRef::new("app", server);
+    submit(
+        rt,
+        Command::SetHealth {
+            server,
+            state,
+            at: now_ms(),
+        },
+    );
+}
+
+fn set_admin(rt: &Runtime, server: &str, state: AdminState) {
+    let server = ServerRef::new("app", server);
+    submit(
+        rt,
+        Command::SetAdminState {
+            server,
+            state,
+            at: now_ms(),
+        },
+    );
 }
 
 /// Blank `lastchg` (seconds since start: differs between runs).
@@ -113,10 +142,8 @@ fn backend_counts_usable_servers_and_weights() {
     assert_eq!(be.weight, Some(300));
     assert_eq!((be.act, be.bck), (Some(2), Some(0)));
     assert_eq!(be.slim, Some(100));
-    rt.set_server("app", "s1", |s| s.op = OpState::Down)
-        .expect("s1");
-    rt.set_server("app", "s2", |s| s.admin = AdminState::Maint)
-        .expect("s2");
+    set_health(&rt, "s1", OpState::Down);
+    set_admin(&rt, "s2", AdminState::Maint);
     let rows = collect(&rt.snapshot());
     assert_eq!(rows[4].status, "DOWN");
     assert_eq!(rows[4].weight, Some(0));
@@ -124,22 +151,25 @@ fn backend_counts_usable_servers_and_weights() {
     assert_eq!(rows[1].check_health, Some(0));
     assert_eq!(rows[2].status, "MAINT");
     // The backup serves once every active server is gone.
-    rt.set_server("app", "s3", |s| s.admin = AdminState::Ready)
-        .expect("s3");
+    set_admin(&rt, "s3", AdminState::Ready);
     let rows = collect(&rt.snapshot());
     assert_eq!(rows[4].status, "UP");
     assert_eq!((rows[4].act, rows[4].bck), (Some(0), Some(1)));
     assert_eq!(rows[4].weight, Some(50));
 }
 
-fn state(admin: AdminState, op: OpState) -> ServerState {
-    ServerState {
+fn state(admin: AdminState, op: OpState) -> ServerStatus {
+    ServerStatus {
         admin,
         op,
         weight: 1,
         check_enabled: true,
         maxconn: None,
         addr: None,
+        last_change: 0,
+        serving_since: None,
+        reports: Default::default(),
+        verdict_up: true,
     }
 }
 

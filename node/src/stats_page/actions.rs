@@ -1,5 +1,5 @@
 //! Admin actions posted from the stats page, each turned into a
-//! [`Command`] applied through `Runtime::apply`.
+//! [`Command`] submitted through `Runtime::submit`.
 //!
 //! The form follows HAProxy's: `b=BACKEND`, one or more `s=SERVER`,
 //! `action=ready|drain|maint|hrunn|hnolb|hdown|ehlth|dhlth|shutdown`, plus
@@ -104,21 +104,10 @@ pub fn apply(runtime: &Runtime, body: &str) -> Outcome {
                 server,
                 enabled: false,
             },
-            ("shutdown", _) => {
-                // Ending sessions changes no state: no Command exists for it.
-                let snapshot = runtime.snapshot();
-                let found = snapshot
-                    .backend(backend)
-                    .and_then(|b| b.servers.iter().find(|s| &*s.name == *name));
-                if let Some(s) = found {
-                    s.shared.shutdown_sessions();
-                    applied += 1;
-                }
-                continue;
-            }
+            ("shutdown", _) => Command::ShutdownSessions { server },
             _ => return Outcome::Unknown,
         };
-        if runtime.apply(&command).is_ok() {
+        if runtime.submit(&command).is_ok() {
             applied += 1;
         }
     }
@@ -130,9 +119,17 @@ pub fn apply(runtime: &Runtime, body: &str) -> Outcome {
 }
 
 fn admin(server: ServerRef, state: AdminState) -> Command {
-    Command::SetAdminState { server, state }
+    Command::SetAdminState {
+        server,
+        state,
+        at: crate::runtime::now_ms(),
+    }
 }
 
 fn health(server: ServerRef, state: OpState) -> Command {
-    Command::SetOpState { server, state }
+    Command::SetHealth {
+        server,
+        state,
+        at: crate::runtime::now_ms(),
+    }
 }

@@ -1,10 +1,10 @@
 //! The `/v1` resources. Reads come from one snapshot; every change is a
-//! [`Command`] applied through `Runtime::apply`.
+//! [`Command`] submitted through `Runtime::submit`.
 
 use super::reply::{json, Failure, Reply};
 use super::routes::Op;
 use super::views;
-use crate::runtime::{AdminState, BackendRt, OpState, Runtime, ServerRt, Snapshot};
+use crate::runtime::{now_ms, AdminState, BackendRt, OpState, Runtime, ServerRt, Snapshot};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -121,10 +121,11 @@ pub async fn v1(
                 .query()
                 .and_then(|q| crate::stats_page::form::value(q, "key"));
             let table = param(0).to_string();
-            runtime.apply(&Command::ClearTable {
+            runtime.submit(&Command::ClearTable {
                 table: table.clone(),
                 key,
             })?;
+            runtime.settled().await;
             let t = runtime.snapshot().tables.get(table.as_str()).cloned();
             let t = t.ok_or_else(|| Failure::not_found("No such table."))?;
             Ok(json(StatusCode::OK, &views::table(&t, false)))
@@ -183,7 +184,11 @@ async fn change(
                 "maint" => AdminState::Maint,
                 _ => return Err(Failure::bad("state must be ready, drain or maint")),
             };
-            Command::SetAdminState { server, state }
+            Command::SetAdminState {
+                server,
+                state,
+                at: now_ms(),
+            }
         }
         Op::SetHealth => {
             let HealthBody { health } = read_json(req).await?;
@@ -193,7 +198,11 @@ async fn change(
                 "stopping" => OpState::Stopping,
                 _ => return Err(Failure::bad("health must be up, down or stopping")),
             };
-            Command::SetOpState { server, state }
+            Command::SetHealth {
+                server,
+                state,
+                at: now_ms(),
+            }
         }
         Op::SetMaxconn => {
             let MaxconnBody { maxconn } = read_json(req).await?;
@@ -201,23 +210,15 @@ async fn change(
         }
         Op::SetAddr => {
             let AddrBody { addr, port } = read_json(req).await?;
-            if addr.parse::<std::net::IpAddr>().is_err() {
+            let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
                 return Err(Failure::bad(format!("Invalid address: '{addr}'.")));
-            }
-            Command::SetAddr { server, addr, port }
+            };
+            Command::SetAddr { server, ip, port }
         }
-        _ => {
-            // Ending sessions is an action on live connections, not a
-            // state change, so there is no Command (and nothing to replicate).
-            let snapshot = runtime.snapshot();
-            find(&snapshot, &backend, &name)?
-                .1
-                .shared
-                .shutdown_sessions();
-            return server_reply(&snapshot, &backend, &name);
-        }
+        _ => Command::ShutdownSessions { server },
     };
-    runtime.apply(&command)?;
+    runtime.submit(&command)?;
+    runtime.settled().await;
     server_reply(&runtime.snapshot(), &backend, &name)
 }
 

@@ -55,14 +55,12 @@ impl Failure {
     }
 }
 
-impl From<crate::runtime::ChangeError> for Failure {
-    fn from(e: crate::runtime::ChangeError) -> Failure {
-        use crate::runtime::ChangeError as E;
-        match e {
-            E::NoSuchBackend | E::NoSuchServer | E::NoSuchTable => {
-                Failure::not_found(e.to_string())
-            }
-            E::BadAddr(_) => Failure::bad(e.to_string()),
+impl From<shoal_proto::state::Refusal> for Failure {
+    fn from(e: shoal_proto::state::Refusal) -> Failure {
+        if e.is_not_found() {
+            Failure::not_found(e.to_string())
+        } else {
+            Failure::bad(e.to_string())
         }
     }
 }

@@ -1,12 +1,13 @@
 //! Server commands: `get weight`, `set weight`, `set server`,
 //! `enable|disable server|health|agent`, `set maxconn server` and
-//! `shutdown sessions server`. Every change is a [`Command`] applied
-//! through [`Runtime::apply`]; answers are worded as HAProxy 2.6's.
+//! `shutdown sessions server`. Every change is a [`Command`] submitted
+//! through [`Runtime::submit`], which validates it the way every surface
+//! does; answers are worded as HAProxy 2.6's.
 
 use super::commands::{need, Session};
-use crate::runtime::{AdminState, BackendRt, OpState, Runtime, ServerRt, Snapshot};
+use crate::runtime::{now_ms, AdminState, BackendRt, OpState, Runtime, ServerRt, Snapshot};
 use shoal_proto::command::{Command, ServerRef};
-use shoal_proto::config::{Balance, HashType, StatsLevel};
+use shoal_proto::config::StatsLevel;
 use std::net::IpAddr;
 
 type Answer = Result<String, String>;
@@ -38,8 +39,8 @@ fn find<'a>(
 
 fn apply(runtime: &Runtime, command: Command) -> Answer {
     runtime
-        .apply(&command)
-        .map(|()| String::new())
+        .submit(&command)
+        .map(|_| String::new())
         .map_err(|e| format!("{e}\n"))
 }
 
@@ -55,18 +56,9 @@ fn strtol(text: &str) -> Option<(i64, &str)> {
     Some((n, &text[end..]))
 }
 
-/// True for algorithms whose weights are fixed at start (HAProxy lacks
-/// `BE_LB_PROP_DYN` for them): `static-rr` and map-based hashing.
-fn static_algo(balance: &Balance, hash: HashType) -> bool {
-    match balance {
-        Balance::StaticRr => true,
-        b if b.is_hash() => hash == HashType::MapBased,
-        _ => false,
-    }
-}
-
-/// HAProxy's `server_parse_weight_change_request`.
-fn parse_weight(snap: &Snapshot, be: &BackendRt, s: &ServerRt, text: Option<&&str>) -> Answer {
+/// HAProxy's `server_parse_weight_change_request` (the text part; the
+/// state machine checks the value, e.g. against a static algorithm).
+fn parse_weight(s: &ServerRt, text: Option<&&str>) -> Answer {
     let text = text
         .filter(|t| !t.is_empty())
         .ok_or("Require <weight> or <weight%>.\n")?;
@@ -84,24 +76,12 @@ fn parse_weight(snap: &Snapshot, be: &BackendRt, s: &ServerRt, text: Option<&&st
     } else {
         w
     };
-    let hash = snap
-        .config
-        .proxies
-        .iter()
-        .find(|p| p.kind.is_backend() && *p.name == *be.name)
-        .map_or(HashType::MapBased, |p| p.hash_type);
-    if w != 0 && w != initial && static_algo(&be.balance, hash) {
-        return Err(
-            "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n"
-                .into(),
-        );
-    }
     Ok(w.to_string())
 }
 
 fn weight_command(snap: &Snapshot, args: &[&str], at: usize) -> Result<Command, String> {
-    let (be, s, server) = find(snap, args.first())?;
-    let w = parse_weight(snap, be, s, args.get(at))?;
+    let (_, s, server) = find(snap, args.first())?;
+    let w = parse_weight(s, args.get(at))?;
     Ok(Command::SetWeight {
         server,
         weight: w.parse().unwrap_or(0),
@@ -142,7 +122,11 @@ pub fn set_server(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer
                 "maint" => AdminState::Maint,
                 _ => return Err(STATE_USAGE.into()),
             };
-            Command::SetAdminState { server, state }
+            Command::SetAdminState {
+                server,
+                state,
+                at: now_ms(),
+            }
         }
         ["state"] => return Err(STATE_USAGE.into()),
         ["health", word, ..] => {
@@ -152,7 +136,11 @@ pub fn set_server(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer
                 "down" => OpState::Down,
                 _ => return Err(HEALTH_USAGE.into()),
             };
-            Command::SetOpState { server, state }
+            Command::SetHealth {
+                server,
+                state,
+                at: now_ms(),
+            }
         }
         ["health"] => return Err(HEALTH_USAGE.into()),
         ["agent" | "agent-send", ..] => {
@@ -207,9 +195,8 @@ fn set_addr(runtime: &Runtime, s: &ServerRt, server: ServerRef, args: &[&str]) -
     } else {
         format!("IP changed from '{}' to '{ip}'", old.ip())
     }];
-    // The command always carries the port: an address change alone keeps
-    // the server's current port (and keeps `apply` free of lookups).
-    let mut port = Some(old.port());
+    // Without a port the state machine keeps the port in use.
+    let mut port = None;
     if args.get(1) == Some(&"port") {
         let p = args.get(2).copied().unwrap_or("");
         match p.parse::<u16>() {
@@ -221,14 +208,7 @@ fn set_addr(runtime: &Runtime, s: &ServerRt, server: ServerRef, args: &[&str]) -
             Err(_) => parts.push(format!("problem converting port '{p}' to an int")),
         }
     }
-    apply(
-        runtime,
-        Command::SetAddr {
-            server,
-            addr: ip.to_string(),
-            port,
-        },
-    )?;
+    apply(runtime, Command::SetAddr { server, ip, port })?;
     Ok(format!("{}{BY}", parts.join(", ")))
 }
 
@@ -251,6 +231,7 @@ pub fn toggle(
             } else {
                 AdminState::Maint
             },
+            at: now_ms(),
         },
         "health" => Command::SetCheckEnabled {
             server,
@@ -286,7 +267,6 @@ pub fn set_maxconn(runtime: &Runtime, session: &Session, args: &[&str]) -> Answe
 pub fn shutdown(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
     need(session, StatsLevel::Admin)?;
     let snap = runtime.snapshot();
-    let (_, s, _) = find(&snap, args.first())?;
-    s.shared.shutdown_sessions();
-    Ok(String::new())
+    let (_, _, server) = find(&snap, args.first())?;
+    apply(runtime, Command::ShutdownSessions { server })
 }

@@ -48,6 +48,8 @@ where
         let mut quit = false;
         for words in split(&line) {
             let (answer, flow) = execute(&runtime, &mut session, &words);
+            // The next command (and the operator) sees this one's effect.
+            runtime.settled().await;
             if flow == Flow::Quit {
                 quit = true;
                 break;

@@ -313,10 +313,10 @@ pub fn clear_table(runtime: &Runtime, session: &Session, args: &[&str]) -> Answe
         _ => return Err(TABLE_ARGS.into()),
     };
     runtime
-        .apply(&Command::ClearTable {
+        .submit(&Command::ClearTable {
             table: name.to_string(),
             key,
         })
-        .map(|()| String::new())
+        .map(|_| String::new())
         .map_err(|e| format!("{e}\n"))
 }

@@ -25,8 +25,7 @@ backend fixed
 ";
 
 fn runtime() -> Arc<Runtime> {
-    let parsed = shoal_proto::config::parse(CONFIG, "t.cfg").expect("config parses");
-    Arc::new(Runtime::new(parsed.config).expect("runtime builds"))
+    Arc::new(Runtime::from_text(CONFIG).expect("runtime builds"))
 }
 
 fn session(level: StatsLevel) -> Session {
@@ -43,6 +42,7 @@ fn run(rt: &Runtime, level: StatsLevel, line: &str) -> String {
     let mut out = String::new();
     for words in line::split(line) {
         let (answer, flow) = execute(rt, &mut s, &words);
+        rt.settled_blocking();
         if flow == Flow::Quit {
             break;
         }
@@ -56,7 +56,7 @@ fn admin(rt: &Runtime, line: &str) -> String {
     run(rt, StatsLevel::Admin, line)
 }
 
-fn server_state(rt: &Runtime, b: &str, s: &str) -> crate::runtime::ServerState {
+fn server_state(rt: &Runtime, b: &str, s: &str) -> crate::runtime::ServerStatus {
     let snap = rt.snapshot();
     let be = snap.backend(b).expect("backend");
     be.servers
@@ -64,6 +64,7 @@ fn server_state(rt: &Runtime, b: &str, s: &str) -> crate::runtime::ServerState {
         .find(|x| &*x.name == s)
         .expect("server")
         .state
+        .clone()
 }
 
 #[test]

@@ -1,0 +1,423 @@
+use super::*;
+use crate::command::{Command, StickWrite};
+use proptest::prelude::*;
+use std::net::{IpAddr, Ipv4Addr};
+
+const A: &str = "\
+defaults
+    mode http
+    timeout connect 1s
+frontend fe
+    bind 127.0.0.1:0
+    default_backend app
+backend app
+    balance roundrobin
+    stick-table type ip size 3 expire 10s
+    stick on src
+    server s1 127.0.0.1:8001 weight 10
+    server s2 127.0.0.1:8002 disabled
+    server s3 127.0.0.1:8003 check
+backend static
+    balance static-rr
+    server t1 127.0.0.1:9001 weight 5
+";
+
+/// `A` with s1's weight and s3's address changed, s2 gone and a new s4.
+const B: &str = "\
+defaults
+    mode http
+    timeout connect 1s
+frontend fe
+    bind 127.0.0.1:0
+    default_backend app
+backend app
+    balance roundrobin
+    stick-table type ip size 3 expire 10s
+    stick on src
+    server s1 127.0.0.1:8001 weight 20
+    server s3 127.0.0.1:8033 check
+    server s4 127.0.0.1:8004
+backend static
+    balance static-rr
+    server t1 127.0.0.1:9001 weight 5
+";
+
+fn load(text: &str, at: Millis) -> Command {
+    Command::LoadConfig {
+        file: "t.cfg".into(),
+        text: text.into(),
+        at,
+    }
+}
+
+fn loaded(text: &str) -> ClusterState {
+    let mut s = ClusterState::default();
+    s.execute(&load(text, 1)).expect("valid config");
+    s
+}
+
+fn sref(b: &str, s: &str) -> ServerRef {
+    ServerRef::new(b, s)
+}
+
+#[test]
+fn load_config_starts_servers_as_the_file_says() {
+    let s = loaded(A);
+    let s1 = s.server(&sref("app", "s1")).expect("s1");
+    assert_eq!(
+        (s1.admin, s1.op, s1.weight),
+        (AdminState::Ready, OpState::Up, 10)
+    );
+    let s2 = s.server(&sref("app", "s2")).expect("s2");
+    assert_eq!(s2.admin, AdminState::Maint, "`disabled` starts in maint");
+    assert!(s.server(&sref("app", "s3")).expect("s3").check_enabled);
+    assert_eq!(s.tables().len(), 1);
+}
+
+#[test]
+fn reload_keeps_the_state_of_servers_that_stay() {
+    let mut s = loaded(A);
+    let s3 = sref("app", "s3");
+    s.execute(&Command::SetAdminState {
+        server: s3.clone(),
+        state: AdminState::Drain,
+        at: 5,
+    })
+    .expect("ok");
+    s.execute(&Command::SetMaxconn {
+        server: s3.clone(),
+        maxconn: 7,
+    })
+    .expect("ok");
+    s.execute(&Command::SetWeight {
+        server: sref("app", "s1"),
+        weight: 3,
+    })
+    .expect("ok");
+    let applied = s.execute(&load(B, 9)).expect("valid");
+    assert!(applied.effects.contains(&Effect::ConfigLoaded));
+    let kept = s.server(&s3).expect("s3 stays");
+    assert_eq!((kept.admin, kept.maxconn), (AdminState::Drain, Some(7)));
+    assert_eq!(
+        s.server(&sref("app", "s1")).expect("s1").weight,
+        20,
+        "a weight changed in the file replaces the runtime one"
+    );
+    assert!(s.server(&sref("app", "s2")).is_none(), "s2 left the file");
+    assert_eq!(s.server(&sref("app", "s4")).expect("new").last_change, 9);
+}
+
+#[test]
+fn a_refused_reload_changes_nothing() {
+    let mut s = loaded(A);
+    s.execute(&Command::SetAdminState {
+        server: sref("app", "s2"),
+        state: AdminState::Ready,
+        at: 3,
+    })
+    .expect("ok");
+    let before = s.clone();
+    let refused = s.execute(&load("backend app\n    balance nonsense\n", 4));
+    assert!(matches!(refused, Err(Refusal::Config(_))), "{refused:?}");
+    assert_eq!(s, before);
+    assert_eq!(s.hash(), before.hash());
+}
+
+#[test]
+fn weights_are_validated_once_for_every_surface() {
+    let mut s = loaded(A);
+    let set = |server: ServerRef, weight| Command::SetWeight { server, weight };
+    assert_eq!(
+        s.execute(&set(sref("app", "s1"), 257)),
+        Err(Refusal::WeightRange)
+    );
+    assert_eq!(
+        s.execute(&set(sref("static", "t1"), 3)),
+        Err(Refusal::StaticWeight)
+    );
+    assert!(s.execute(&set(sref("static", "t1"), 0)).is_ok());
+    assert!(s.execute(&set(sref("static", "t1"), 5)).is_ok());
+    assert_eq!(
+        s.execute(&set(sref("nope", "t1"), 1)),
+        Err(Refusal::NoSuchBackend)
+    );
+    assert_eq!(
+        s.execute(&set(sref("app", "nope"), 1)),
+        Err(Refusal::NoSuchServer)
+    );
+}
+
+#[test]
+fn set_addr_without_port_keeps_the_port_in_use() {
+    let mut s = loaded(A);
+    let s1 = sref("app", "s1");
+    let ip = |d| IpAddr::V4(Ipv4Addr::new(10, 0, 0, d));
+    let applied = s
+        .execute(&Command::SetAddr {
+            server: s1.clone(),
+            ip: ip(1),
+            port: None,
+        })
+        .expect("ok");
+    assert_eq!(applied.effects, vec![Effect::FlushConnections(s1.clone())]);
+    assert_eq!(
+        s.server(&s1).and_then(|x| x.addr),
+        Some("10.0.0.1:8001".parse().expect("addr"))
+    );
+    s.execute(&Command::SetAddr {
+        server: s1.clone(),
+        ip: ip(2),
+        port: Some(99),
+    })
+    .expect("ok");
+    s.execute(&Command::SetAddr {
+        server: s1.clone(),
+        ip: ip(3),
+        port: None,
+    })
+    .expect("ok");
+    assert_eq!(
+        s.server(&s1).and_then(|x| x.addr),
+        Some("10.0.0.3:99".parse().expect("addr"))
+    );
+}
+
+#[test]
+fn health_reports_are_kept_apart_from_the_operator() {
+    let mut s = loaded(A);
+    let s3 = sref("app", "s3");
+    let report = |node, up, at| Command::ReportHealth {
+        server: s3.clone(),
+        node,
+        up,
+        at,
+    };
+    let status = |s: &ClusterState| s.server(&s3).cloned().expect("s3");
+    // The operator's word stands until a node's checks report again.
+    s.execute(&Command::SetHealth {
+        server: s3.clone(),
+        state: OpState::Down,
+        at: 2,
+    })
+    .expect("ok");
+    let st = status(&s);
+    assert_eq!(
+        (st.op, st.verdict_up, st.last_change),
+        (OpState::Down, true, 2)
+    );
+    assert!(st.reports.is_empty(), "an operator's word is not a report");
+    s.execute(&report(0, true, 3)).expect("ok");
+    let st = status(&s);
+    assert_eq!(
+        (st.op, st.last_change, st.serving_since),
+        (OpState::Up, 3, Some(3))
+    );
+    // Three nodes: DOWN needs a majority of those that report.
+    s.execute(&report(1, true, 4)).expect("ok");
+    s.execute(&report(0, false, 5)).expect("ok");
+    assert_eq!(
+        status(&s).op,
+        OpState::Up,
+        "one of two says DOWN: a tie keeps UP"
+    );
+    s.execute(&report(2, false, 6)).expect("ok");
+    let st = status(&s);
+    assert_eq!(
+        (st.op, st.verdict_up, st.last_change),
+        (OpState::Down, false, 6)
+    );
+    s.execute(&report(0, true, 7)).expect("ok");
+    let st = status(&s);
+    assert_eq!(
+        (st.op, st.last_change, st.serving_since),
+        (OpState::Up, 7, Some(7))
+    );
+}
+
+#[test]
+fn stick_tables_expire_and_evict_by_the_command_time() {
+    let mut s = loaded(A);
+    let write = |key: &str| StickWrite {
+        table: "app".into(),
+        key: key.into(),
+        server: "s1".into(),
+    };
+    let batch = |at, writes| Command::StickBatch {
+        node: 0,
+        at,
+        writes,
+    };
+    s.execute(&batch(1_000, vec![write("10.0.0.1"), write("10.0.0.2")]))
+        .expect("ok");
+    s.execute(&batch(2_000, vec![write("10.0.0.3"), write("10.0.0.4")]))
+        .expect("ok");
+    let keys =
+        |s: &ClusterState| -> Vec<String> { s.tables()["app"].entries().keys().cloned().collect() };
+    // size 3: the oldest entry went first.
+    assert_eq!(keys(&s), ["10.0.0.2", "10.0.0.3", "10.0.0.4"]);
+    // expire 10s: at 11.5 s the entries written at 1 s are gone.
+    s.execute(&batch(11_500, vec![])).expect("ok");
+    assert_eq!(keys(&s), ["10.0.0.3", "10.0.0.4"]);
+    s.execute(&Command::ClearTable {
+        table: "app".into(),
+        key: Some("10.0.0.3".into()),
+    })
+    .expect("ok");
+    assert_eq!(keys(&s), ["10.0.0.4"]);
+    assert_eq!(
+        s.execute(&Command::ClearTable {
+            table: "nope".into(),
+            key: None
+        }),
+        Err(Refusal::NoSuchTable)
+    );
+}
+
+// --- properties -------------------------------------------------------------
+
+fn any_server() -> impl Strategy<Value = ServerRef> {
+    prop_oneof![
+        Just(sref("app", "s1")),
+        Just(sref("app", "s2")),
+        Just(sref("app", "s3")),
+        Just(sref("app", "s4")),
+        Just(sref("static", "t1")),
+        Just(sref("nope", "s1")),
+    ]
+}
+
+fn any_command() -> impl Strategy<Value = Command> {
+    let admin = prop_oneof![
+        Just(AdminState::Ready),
+        Just(AdminState::Drain),
+        Just(AdminState::Maint)
+    ];
+    let op = prop_oneof![
+        Just(OpState::Up),
+        Just(OpState::Down),
+        Just(OpState::Stopping)
+    ];
+    let at = 0u64..100_000;
+    let write = (
+        prop_oneof![Just("app".to_string()), Just("gone".to_string())],
+        0u8..6,
+        prop_oneof![Just("s1".to_string()), Just("s3".to_string())],
+    )
+        .prop_map(|(table, k, server)| StickWrite {
+            table,
+            key: format!("10.0.0.{k}"),
+            server,
+        });
+    prop_oneof![
+        (
+            prop_oneof![Just(A), Just(B), Just("frontend\n")],
+            at.clone()
+        )
+            .prop_map(|(text, at)| load(text, at)),
+        (any_server(), 0u32..300)
+            .prop_map(|(server, weight)| Command::SetWeight { server, weight }),
+        (any_server(), admin, at.clone()).prop_map(|(server, state, at)| Command::SetAdminState {
+            server,
+            state,
+            at
+        }),
+        (any_server(), op, at.clone()).prop_map(|(server, state, at)| Command::SetHealth {
+            server,
+            state,
+            at
+        }),
+        (any_server(), 0u64..3, any::<bool>(), at.clone()).prop_map(|(server, node, up, at)| {
+            Command::ReportHealth {
+                server,
+                node,
+                up,
+                at,
+            }
+        }),
+        (any_server(), any::<bool>())
+            .prop_map(|(server, enabled)| Command::SetCheckEnabled { server, enabled }),
+        (any_server(), any::<[u8; 4]>(), proptest::option::of(1u16..)).prop_map(
+            |(server, ip, port)| Command::SetAddr {
+                server,
+                ip: IpAddr::from(ip),
+                port,
+            }
+        ),
+        (any_server(), 0u32..100)
+            .prop_map(|(server, maxconn)| Command::SetMaxconn { server, maxconn }),
+        any_server().prop_map(|server| Command::ShutdownSessions { server }),
+        (at, proptest::collection::vec(write, 0..5)).prop_map(|(at, writes)| Command::StickBatch {
+            node: 1,
+            at,
+            writes
+        }),
+        (
+            prop_oneof![Just("app".to_string()), Just("nope".to_string())],
+            proptest::option::of((0u8..6).prop_map(|k| format!("10.0.0.{k}")))
+        )
+            .prop_map(|(table, key)| Command::ClearTable { table, key }),
+    ]
+}
+
+/// Validate and apply each command, as every node does with its log.
+fn run(state: &mut ClusterState, commands: &[Command]) {
+    for c in commands {
+        let _ = state.execute(c);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn same_commands_same_state(commands in proptest::collection::vec(any_command(), 1..60)) {
+        let (mut a, mut b) = (loaded(A), loaded(A));
+        run(&mut a, &commands);
+        run(&mut b, &commands);
+        prop_assert_eq!(a.hash(), b.hash());
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_restored_state_continues_the_same(
+        commands in proptest::collection::vec(any_command(), 2..60),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let cut = cut.index(commands.len());
+        let mut whole = loaded(A);
+        run(&mut whole, &commands);
+        let mut first = loaded(A);
+        run(&mut first, &commands[..cut]);
+        let bytes = crate::codec::encode(&first).expect("encode");
+        let mut restored: ClusterState = crate::codec::decode(&bytes).expect("decode");
+        prop_assert_eq!(restored.hash(), first.hash());
+        run(&mut restored, &commands[cut..]);
+        prop_assert_eq!(restored.hash(), whole.hash());
+        prop_assert_eq!(restored, whole);
+    }
+
+    #[test]
+    fn a_refused_command_changes_nothing(
+        setup in proptest::collection::vec(any_command(), 0..20),
+        command in any_command(),
+    ) {
+        let mut s = loaded(A);
+        run(&mut s, &setup);
+        let before = s.clone();
+        if s.execute(&command).is_err() {
+            prop_assert_eq!(s.hash(), before.hash());
+            prop_assert_eq!(s, before);
+        }
+    }
+
+    #[test]
+    fn apply_without_validate_never_breaks_invariants(
+        commands in proptest::collection::vec(any_command(), 1..40),
+    ) {
+        let mut s = loaded(A);
+        for c in &commands {
+            s.apply(c);
+            prop_assert!(s.invariants_hold());
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! [`ClusterState::validate`]: the one validation, used by every surface.
+
+use super::{ClusterState, Refusal};
+use crate::command::{Command, ServerRef};
+use crate::config::{Balance, HashType, Proxy};
+
+/// Most entries one stick batch may carry.
+pub const MAX_STICK_WRITES: usize = 100_000;
+/// Longest stick-table key or server name a batch may carry, in bytes.
+pub const MAX_STICK_KEY: usize = 1024;
+
+impl ClusterState {
+    /// Whether `command` may be applied to this state. `Ok` means
+    /// [`ClusterState::apply`] will carry it out; `Err` says why not, in
+    /// HAProxy's words where it has some.
+    pub fn validate(&self, command: &Command) -> Result<(), Refusal> {
+        match command {
+            Command::LoadConfig { file, text, .. } => crate::config::parse(text, file)
+                .map(|_| ())
+                .map_err(Refusal::Config),
+            Command::SetWeight { server, weight } => {
+                let backend = self.find(server)?;
+                if *weight > 256 {
+                    return Err(Refusal::WeightRange);
+                }
+                let initial = self
+                    .server_config(server)
+                    .map_or(1, |s| s.weight_or_default());
+                // HAProxy: a static algorithm (no BE_LB_PROP_DYN) keeps its
+                // weights, except for turning a server off and on again.
+                if *weight != 0 && *weight != initial && static_algorithm(backend) {
+                    return Err(Refusal::StaticWeight);
+                }
+                Ok(())
+            }
+            Command::SetAdminState { server, .. }
+            | Command::SetHealth { server, .. }
+            | Command::ReportHealth { server, .. }
+            | Command::SetCheckEnabled { server, .. }
+            | Command::SetAddr { server, .. }
+            | Command::SetMaxconn { server, .. }
+            | Command::ShutdownSessions { server } => self.find(server).map(|_| ()),
+            Command::StickBatch { writes, .. } => {
+                if writes.len() > MAX_STICK_WRITES {
+                    return Err(Refusal::StickBatch(format!(
+                        "{} entries (at most {MAX_STICK_WRITES})",
+                        writes.len()
+                    )));
+                }
+                let long = writes.iter().find(|w| {
+                    w.key.len() > MAX_STICK_KEY
+                        || w.server.len() > MAX_STICK_KEY
+                        || w.table.len() > MAX_STICK_KEY
+                });
+                match long {
+                    Some(_) => Err(Refusal::StickBatch(format!(
+                        "a key, table or server name longer than {MAX_STICK_KEY} bytes"
+                    ))),
+                    // Writes to tables that a reload removed meanwhile are
+                    // dropped by apply, not refused: the rest still counts.
+                    None => Ok(()),
+                }
+            }
+            Command::ClearTable { table, .. } => {
+                if self.tables.contains_key(table) {
+                    Ok(())
+                } else {
+                    Err(Refusal::NoSuchTable)
+                }
+            }
+        }
+    }
+
+    /// The backend of an existing server, or HAProxy's complaint.
+    fn find(&self, server: &ServerRef) -> Result<&Proxy, Refusal> {
+        let backend = self
+            .backend(&server.backend)
+            .ok_or(Refusal::NoSuchBackend)?;
+        if self.servers.contains_key(server) {
+            Ok(backend)
+        } else {
+            Err(Refusal::NoSuchServer)
+        }
+    }
+}
+
+/// True for algorithms whose weights are fixed at start (HAProxy lacks
+/// `BE_LB_PROP_DYN` for them): `static-rr` and map-based hashing.
+pub fn static_algorithm(backend: &Proxy) -> bool {
+    match &backend.balance {
+        Balance::StaticRr => true,
+        b if b.is_hash() => backend.hash_type == HashType::MapBased,
+        _ => false,
+    }
+}
