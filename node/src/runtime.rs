@@ -498,3 +498,6 @@ impl Drop for Runtime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! Stick-table contents as replicated state: which server each key sticks
 //! to, and when it was last written. Expiry and eviction are deterministic:
-//! they use the time carried by the command, and ties break on the key.
+//! they use the time carried by the command, and writes stamped with the
+//! same time keep the order they were written in.
 
 use crate::command::Millis;
 use crate::config::StickTable;
@@ -12,6 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct StickEntry {
     pub server: String,
     pub at: Millis,
+    /// Write order within the table, for ties on `at`.
+    pub seq: u64,
 }
 
 /// The replicated contents of one stick table.
@@ -22,10 +25,12 @@ pub struct TableState {
     /// changes it starts the table afresh.
     pub def: StickTable,
     entries: BTreeMap<String, StickEntry>,
-    /// `(at, key)` of every entry, oldest first: expiry and eviction order.
-    /// Derived from `entries`, so it is not serialised.
+    /// The `seq` of the next write.
+    next_seq: u64,
+    /// `(at, seq, key)` of every entry, oldest first: expiry and eviction
+    /// order. Derived from `entries`, so it is not serialised.
     #[serde(skip)]
-    by_age: BTreeSet<(Millis, String)>,
+    by_age: BTreeSet<(Millis, u64, String)>,
 }
 
 /// The serialised form of a [`TableState`] (the age index is rebuilt).
@@ -33,6 +38,7 @@ pub struct TableState {
 struct TableRepr {
     def: StickTable,
     entries: BTreeMap<String, StickEntry>,
+    next_seq: u64,
 }
 
 impl From<TableRepr> for TableState {
@@ -40,11 +46,12 @@ impl From<TableRepr> for TableState {
         let by_age = repr
             .entries
             .iter()
-            .map(|(k, e)| (e.at, k.clone()))
+            .map(|(k, e)| (e.at, e.seq, k.clone()))
             .collect();
         TableState {
             def: repr.def,
             entries: repr.entries,
+            next_seq: repr.next_seq,
             by_age,
         }
     }
@@ -56,6 +63,7 @@ impl TableState {
         TableState {
             def,
             entries: BTreeMap::new(),
+            next_seq: 0,
             by_age: BTreeSet::new(),
         }
     }
@@ -68,17 +76,20 @@ impl TableState {
     /// Stick `key` to `server` as of `at`, evicting the oldest entries
     /// when the table is over its `size`.
     pub(super) fn write(&mut self, key: &str, server: &str, at: Millis) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let entry = StickEntry {
             server: server.to_string(),
             at,
+            seq,
         };
         if let Some(old) = self.entries.insert(key.to_string(), entry) {
-            self.by_age.remove(&(old.at, key.to_string()));
+            self.by_age.remove(&(old.at, old.seq, key.to_string()));
         }
-        self.by_age.insert((at, key.to_string()));
+        self.by_age.insert((at, seq, key.to_string()));
         let size = usize::try_from(self.def.size).unwrap_or(usize::MAX).max(1);
         while self.entries.len() > size {
-            let Some((_, oldest)) = self.by_age.pop_first() else {
+            let Some((_, _, oldest)) = self.by_age.pop_first() else {
                 break;
             };
             self.entries.remove(&oldest);
@@ -91,11 +102,11 @@ impl TableState {
             return;
         };
         let ttl = u64::try_from(expire.as_millis()).unwrap_or(u64::MAX);
-        while let Some((at, _)) = self.by_age.first() {
+        while let Some((at, _, _)) = self.by_age.first() {
             if at.saturating_add(ttl) > now {
                 break;
             }
-            if let Some((_, key)) = self.by_age.pop_first() {
+            if let Some((_, _, key)) = self.by_age.pop_first() {
                 self.entries.remove(&key);
             }
         }
@@ -106,7 +117,7 @@ impl TableState {
         match key {
             Some(key) => {
                 if let Some(old) = self.entries.remove(key) {
-                    self.by_age.remove(&(old.at, key.to_string()));
+                    self.by_age.remove(&(old.at, old.seq, key.to_string()));
                 }
             }
             None => {
@@ -119,9 +130,10 @@ impl TableState {
     /// The age index matches the entries (checked in debug builds).
     pub(super) fn consistent(&self) -> bool {
         self.by_age.len() == self.entries.len()
-            && self
-                .by_age
-                .iter()
-                .all(|(at, k)| self.entries.get(k).is_some_and(|e| e.at == *at))
+            && self.by_age.iter().all(|(at, seq, k)| {
+                self.entries
+                    .get(k)
+                    .is_some_and(|e| e.at == *at && e.seq == *seq)
+            })
     }
 }

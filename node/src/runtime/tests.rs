@@ -1,0 +1,190 @@
+use super::*;
+use shoal_proto::command::ServerRef;
+use std::sync::atomic::Ordering::Relaxed;
+
+const CONFIG: &str = "\
+defaults
+    mode http
+    timeout connect 1s
+frontend fe
+    bind 127.0.0.1:0
+    use_backend other if { path_beg /other }
+    default_backend app
+backend app
+    balance roundrobin
+    server s1 127.0.0.1:8001
+    server s2 127.0.0.1:8002
+backend other
+    balance source
+    stick-table type ip size 10 expire 1m
+    stick on src
+    server o1 127.0.0.1:9001
+    server o2 127.0.0.1:9002
+";
+
+fn weight(server: &str, weight: u32) -> Command {
+    Command::SetWeight {
+        server: ServerRef::new("app", server),
+        weight,
+    }
+}
+
+fn submit(rt: &Runtime, command: &Command) {
+    rt.submit(command).expect("valid");
+}
+
+#[test]
+fn a_burst_of_changes_costs_one_or_two_builds() {
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    let before = rt.shared.builds.load(Relaxed);
+    {
+        // Hold the projector at its build step while the burst arrives.
+        let _held = rt.shared.lock_local();
+        for w in 1..=100 {
+            submit(&rt, &weight("s1", w));
+        }
+    }
+    rt.settled_blocking();
+    let builds = rt.shared.builds.load(Relaxed) - before;
+    assert!((1..=2).contains(&builds), "{builds} builds for 100 changes");
+    let snapshot = rt.snapshot();
+    assert_eq!(snapshot.server("app", "s1").expect("s1").state.weight, 100);
+}
+
+#[test]
+fn unchanged_backends_and_frontends_are_reused_whole() {
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    let first = rt.snapshot();
+    // Move the round-robin position of `app`, then change only `other`.
+    let app = first.backend("app").expect("app").clone();
+    let picked = app.primary.pick(None, &|_| 0, &|_| false);
+    submit(
+        &rt,
+        &Command::SetMaxconn {
+            server: ServerRef::new("other", "o1"),
+            maxconn: 5,
+        },
+    );
+    rt.settled_blocking();
+    let second = rt.snapshot();
+    assert!(!Arc::ptr_eq(&first, &second), "a new snapshot");
+    let app2 = second.backend("app").expect("app");
+    assert!(Arc::ptr_eq(&app, app2), "app reused, with its balancer");
+    let next = app2.primary.pick(None, &|_| 0, &|_| false);
+    assert_ne!(picked, next, "round robin continued where it was");
+    assert!(!Arc::ptr_eq(
+        first.backend("other").expect("other"),
+        second.backend("other").expect("other")
+    ));
+    assert!(Arc::ptr_eq(
+        first.frontend("fe").expect("fe"),
+        second.frontend("fe").expect("fe")
+    ));
+}
+
+#[test]
+fn a_refused_change_leaves_the_snapshot_alone() {
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    let first = rt.snapshot();
+    let refused = rt.submit(&weight("s1", 300));
+    assert!(matches!(refused, Err(Refusal::WeightRange)), "{refused:?}");
+    let refused = rt.submit(&Command::SetWeight {
+        server: ServerRef::new("other", "o1"),
+        weight: 7,
+    });
+    assert!(matches!(refused, Err(Refusal::StaticWeight)), "{refused:?}");
+    rt.settled_blocking();
+    assert!(Arc::ptr_eq(&first, &rt.snapshot()));
+}
+
+#[test]
+fn effects_reach_the_data_plane() {
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    let snapshot = rt.snapshot();
+    let s1 = snapshot.server("app", "s1").expect("s1").shared.clone();
+    let (kills, pools) = (s1.generation(), s1.pool_generation.load(Relaxed));
+    submit(
+        &rt,
+        &Command::ShutdownSessions {
+            server: ServerRef::new("app", "s1"),
+        },
+    );
+    assert_eq!(s1.generation(), kills + 1);
+    submit(
+        &rt,
+        &Command::SetAddr {
+            server: ServerRef::new("app", "s1"),
+            ip: "127.0.0.2".parse().expect("ip"),
+            port: None,
+        },
+    );
+    assert_eq!(s1.pool_generation.load(Relaxed), pools + 1);
+    rt.settled_blocking();
+    assert_eq!(
+        rt.snapshot().server("app", "s1").expect("s1").addr,
+        "127.0.0.2:8001".parse().expect("addr")
+    );
+}
+
+#[tokio::test]
+async fn stick_writes_reach_the_replicated_state_in_batches() {
+    let rt = Arc::new(Runtime::from_text(CONFIG).expect("runtime"));
+    let batcher = tokio::spawn(crate::persist::run_batcher(rt.clone()));
+    let table = rt.snapshot().tables.get("other").expect("table").clone();
+    for i in 1..=50 {
+        table.store(&format!("10.0.0.{i}"), "o2", 2);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stored = rt.read(|s| s.tables()["other"].entries().len());
+        if stored == 10 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{stored} entries replicated"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // size 10: the newest ten, in the state as in the local table.
+    let keys: Vec<String> = rt.read(|s| s.tables()["other"].entries().keys().cloned().collect());
+    let local: Vec<String> = table.dump().into_iter().map(|e| e.key).collect();
+    let mut sorted = local.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    assert!(local.contains(&"10.0.0.50".to_string()));
+    // `clear table` is a command too: state and local table both empty.
+    submit(
+        &rt,
+        &Command::ClearTable {
+            table: "other".into(),
+            key: None,
+        },
+    );
+    assert_eq!(table.used(), 0);
+    assert!(rt.read(|s| s.tables()["other"].entries().is_empty()));
+    batcher.abort();
+}
+
+#[test]
+fn another_nodes_batch_is_copied_into_the_local_table() {
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    let batch = Command::StickBatch {
+        node: 7,
+        at: now_ms(),
+        writes: vec![shoal_proto::command::StickWrite {
+            table: "other".into(),
+            key: "10.1.1.1".into(),
+            server: "o2".into(),
+        }],
+    };
+    submit(&rt, &batch);
+    let table = rt.snapshot().tables.get("other").expect("table").clone();
+    assert_eq!(table.lookup("10.1.1.1").as_deref(), Some("o2"));
+    assert_eq!(table.dump()[0].server_id, 2);
+    // Our own batches are not copied back: the request path wrote them.
+    assert!(
+        rt.stick_queue().take().is_empty(),
+        "absorbing queues nothing"
+    );
+}
