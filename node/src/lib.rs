@@ -21,4 +21,5 @@ pub mod pool;
 pub mod runtime;
 pub mod stats;
 pub mod stats_page;
+pub mod stick;
 pub mod tcp;

@@ -30,8 +30,8 @@ pub use shoal_proto::state::ServerStatus;
 
 use crate::acl::Router;
 use crate::balance::Balancer;
-use crate::persist::{StickQueue, StickTable};
 use crate::pool::Pool;
+use crate::stick::{StickQueue, StickTable};
 use shoal_proto::command::Command;
 use shoal_proto::config::{Balance, Config, Mode, Timeouts};
 use shoal_proto::state::{Applied, ClusterState, Effect, Refusal};
@@ -473,7 +473,7 @@ impl Runtime {
                     if let Command::StickBatch { node, writes, .. } = command {
                         // Our own writes are in the local tables already.
                         if *node != self.node {
-                            crate::persist::absorb(&snapshot, writes);
+                            absorb(&snapshot, writes);
                         }
                     }
                 }
@@ -487,6 +487,21 @@ impl Runtime {
                 }
             }
         }
+    }
+}
+
+/// Copy another node's batch into the local tables of `snapshot`.
+fn absorb(snapshot: &Snapshot, writes: &[shoal_proto::command::StickWrite]) {
+    for w in writes {
+        let Some(table) = snapshot.tables.get(w.table.as_str()) else {
+            continue;
+        };
+        // HAProxy's server id: the position in the table's own backend.
+        let id = snapshot
+            .backend(&w.table)
+            .and_then(|b| b.server_by_name(&w.server))
+            .map_or(0, |i| i + 1);
+        table.write(&w.key, &w.server, id);
     }
 }
 

@@ -145,11 +145,13 @@ async fn cookie_rewrite_and_prefix() {
 async fn stick_on_src_sticks_and_expires() {
     let b = three();
     let cfg = format!(
-        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+        "global\n    stats socket ipv4@127.0.0.1:0 level admin\n{DEFAULTS}\
+         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
          backend app\n    balance roundrobin\n    stick-table type ip size 100 expire 1s\n    stick on src\n{}",
         servers_cfg(&b, "")
     );
-    let shoal = Shoal::start(&cfg, &["fe"]);
+    let mut shoal = Shoal::start(&cfg, &["fe"]);
+    let socket: std::net::SocketAddr = shoal.stats_sockets(1)[0].parse().expect("socket");
     let addr = shoal.addr("fe");
     let first = get(addr, "/").await.server();
     for _ in 0..50 {
@@ -159,14 +161,16 @@ async fn stick_on_src_sticks_and_expires() {
             "stuck to the first server"
         );
     }
-    // After `expire` without traffic the entry is gone and round robin
-    // moves on to the next server. Each request refreshes the entry, so
-    // each probe first lets more than `expire` pass in silence.
+    assert!(cli_tcp(socket, "show table app\n")
+        .await
+        .contains("key=127.0.0.1"));
+    // After `expire` without traffic the entry is gone (the runtime API
+    // stops listing it) and round robin moves on to the next server.
     eventually("entry expired", || async {
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-        get(addr, "/").await.server() != first
+        !cli_tcp(socket, "show table app\n").await.contains("key=")
     })
     .await;
+    assert_ne!(get(addr, "/").await.server(), first);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

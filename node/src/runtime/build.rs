@@ -8,7 +8,7 @@ use super::{BackendRt, BuildError, FrontendRt, Queue, ServerRt, Snapshot, StickR
 use crate::acl::Router;
 use crate::balance::{Balancer, Slot};
 use crate::log::LogFormat;
-use crate::persist::StickTable;
+use crate::stick::StickTable;
 use shoal_proto::command::{Millis, ServerRef};
 use shoal_proto::config::Proxy;
 use shoal_proto::state::ClusterState;

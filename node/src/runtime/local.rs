@@ -3,7 +3,7 @@
 //! stick tables, and resolved server addresses. None of it is replicated.
 
 use super::{ProxyCounters, Queue, ServerShared};
-use crate::persist::{StickQueue, StickTable};
+use crate::stick::{StickQueue, StickTable};
 use shoal_proto::config::Config;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};

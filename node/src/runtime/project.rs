@@ -12,7 +12,7 @@
 use super::build;
 use super::local::{self, Local};
 use super::Snapshot;
-use crate::persist::StickQueue;
+use crate::stick::StickQueue;
 use arc_swap::ArcSwap;
 use shoal_proto::state::ClusterState;
 use std::sync::atomic::{AtomicBool, Ordering};

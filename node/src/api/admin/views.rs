@@ -1,7 +1,7 @@
 //! JSON views of backends, servers and stick tables, read from a snapshot.
 
-use crate::persist::{EntryView, StickTable};
 use crate::runtime::{BackendRt, OpState, ServerRt, Snapshot};
+use crate::stick::{EntryView, StickTable};
 use serde::Serialize;
 use shoal_proto::config::{Balance, Mode};
 use std::sync::atomic::Ordering::Relaxed;

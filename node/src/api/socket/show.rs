@@ -215,7 +215,7 @@ pub fn backends(runtime: &Runtime) -> String {
 }
 
 /// Tables in config order.
-fn tables(snap: &Snapshot) -> Vec<std::sync::Arc<crate::persist::StickTable>> {
+fn tables(snap: &Snapshot) -> Vec<std::sync::Arc<crate::stick::StickTable>> {
     snap.config
         .proxies
         .iter()
@@ -223,7 +223,7 @@ fn tables(snap: &Snapshot) -> Vec<std::sync::Arc<crate::persist::StickTable>> {
         .collect()
 }
 
-fn table_header(t: &crate::persist::StickTable) -> String {
+fn table_header(t: &crate::stick::StickTable) -> String {
     format!(
         "# table: {}, type: {}, size:{}, used:{}\n",
         t.name,
@@ -242,7 +242,7 @@ fn entry_id(table: &str, key: &str) -> String {
     format!("0x{:012x}", h & 0xffff_ffff_fff0)
 }
 
-fn entry_line(table: &str, e: &crate::persist::EntryView) -> String {
+fn entry_line(table: &str, e: &crate::stick::EntryView) -> String {
     format!(
         "{}: key={} use=0 exp={} server_id={} server_key={}\n",
         entry_id(table, &e.key),
