@@ -503,3 +503,59 @@ async fn metrics_parse_and_grow_with_traffic() {
     };
     assert_eq!((state("DRAIN"), state("UP")), (1.0, 0.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_dropped_log_lines() {
+    // A syslog socket that nobody reads: once its queue is full the log
+    // writer blocks, the bounded queue in front of it fills, and further
+    // lines are dropped and counted rather than slowing traffic down.
+    let dir = TempDir::new("log");
+    let socket = dir.0.join("log.sock");
+    let _deaf = std::os::unix::net::UnixDatagram::bind(&socket).expect("bind syslog socket");
+    let s1 = Backend::http("s1");
+    let config = format!(
+        "global\n    log {} local0\n\
+         defaults\n    mode http\n    log global\n    option httplog\n\
+         \x20   timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    server s1 {}\n",
+        socket.display(),
+        s1.addr
+    );
+    let mut shoal = Shoal::start_with_env(
+        &config,
+        &["fe"],
+        &["--admin", "127.0.0.1:0"],
+        &[("SHOAL_ADMIN_TOKEN", TOKEN)],
+    );
+    let admin = shoal.admin_addr();
+    let dropped = || async {
+        let r = send(admin, "GET", "/metrics", &[], "").await;
+        let (samples, types) = parse_metrics(&r.body);
+        assert_eq!(types["shoal_log_lines_dropped_total"], "counter");
+        value(&samples, "shoal_log_lines_dropped_total", &[])
+    };
+    assert_eq!(dropped().await, 0.0);
+
+    // Traffic in rounds of 4 x 1000 keep-alive requests until lines drop
+    // (the queue holds 16384 lines), bounded in count and time.
+    let fe = shoal.addr("fe");
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    let mut seen = 0.0;
+    while seen == 0.0 {
+        assert!(
+            sent < 100_000 && started.elapsed() < std::time::Duration::from_secs(120),
+            "no line dropped after {sent} requests"
+        );
+        let rounds: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(async move { tally(fe, "/", 1000).await }))
+            .collect();
+        for r in rounds {
+            r.await.expect("traffic task");
+        }
+        sent += 4000;
+        seen = dropped().await;
+    }
+    assert!(seen <= sent as f64, "{seen} dropped of {sent}");
+}
