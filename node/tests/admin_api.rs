@@ -559,3 +559,97 @@ async fn metrics_count_dropped_log_lines() {
     }
     assert!(seen <= sent as f64, "{seen} dropped of {sent}");
 }
+
+/// Every `$ref` in `value` that points into the document itself.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                out.push(r.clone());
+            }
+            map.values().for_each(|v| refs(v, out));
+        }
+        Value::Array(list) => list.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+/// The document is valid OpenAPI 3.1, and it lists exactly what the
+/// router serves: on every documented path, each method answers other
+/// than 404/405 exactly when the document lists it (HEAD rides on GET),
+/// and needs the token exactly when the document says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_matches_the_router() {
+    let f = start();
+    let text = send(f.admin, "GET", "/openapi.json", &[], "").await.body;
+    let spec = oas3::from_json(&text).expect("a valid OpenAPI 3.1 document");
+    spec.validate_version().expect("supported OpenAPI version");
+    let doc: Value = serde_json::from_str(&text).expect("JSON");
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    for r in &found {
+        let pointer = r.strip_prefix('#').expect("local reference");
+        assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+    }
+    assert!(doc["info"]["version"].is_string());
+    let global_security = &doc["security"];
+    assert_eq!(global_security[0]["bearer"], Value::Array(vec![]));
+
+    let paths = doc["paths"].as_object().expect("paths");
+    assert_eq!(
+        spec.operations().count(),
+        paths
+            .values()
+            .map(|p| p.as_object().map_or(0, |o| o.len()))
+            .sum::<usize>()
+    );
+    for (template, item) in paths {
+        let path = template
+            .replace("{backend}", "app")
+            .replace("{server}", "s1")
+            .replace("{table}", "sticky");
+        for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            let documented = match method {
+                "HEAD" => item.get("get"),
+                m => item.get(m.to_ascii_lowercase()),
+            };
+            let r = send(f.admin, method, &path, &[("authorization", BEARER)], "").await;
+            let served = r.status != 404 && r.status != 405;
+            assert_eq!(
+                served,
+                documented.is_some(),
+                "{method} {path}: {} but documented: {}",
+                r.status,
+                documented.is_some()
+            );
+            let Some(op) = documented else { continue };
+            let public = op["security"] == serde_json::json!([{}]);
+            let anonymous = send(f.admin, method, &path, &[], "").await.status;
+            assert_eq!(
+                anonymous == 401,
+                !public,
+                "{method} {path} without a token: {anonymous}"
+            );
+        }
+    }
+    // Paths the document does not list are not served.
+    for path in [
+        "/",
+        "/v1",
+        "/v2/backends",
+        "/v1/backends/app/servers/s1/nothing",
+        "/v1/tables/sticky/entries",
+    ] {
+        let (status, body) = call(f.admin, "GET", path, "").await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_answers_like_get_without_a_body() {
+    let f = start();
+    let get = send(f.admin, "GET", "/live", &[], "").await;
+    let head = send(f.admin, "HEAD", "/live", &[], "").await;
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    assert_eq!(head.headers["content-type"], get.headers["content-type"]);
+}
