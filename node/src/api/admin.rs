@@ -21,8 +21,9 @@
 //!   just accepted, sending a head, between keep-alive requests, or
 //!   while its answer is written.
 //! - Idle for [`IDLE_TIMEOUT`] at a stretch: closed. (hyper's head-read
-//!   timeout closes a head that trickles in for as long.) Heads are at
-//!   most [`MAX_HEAD_BYTES`].
+//!   timeout closes a head that trickles in for as long.) A head much
+//!   larger than [`MAX_HEAD_BYTES`] gets 431 (hyper checks the size
+//!   between reads, so the bound is approximate).
 //! - A body must arrive whole within [`BODY_TIMEOUT`] (else 408) and be at
 //!   most [`MAX_BODY`] (else 413); both answers close the connection.
 //! - At most [`MAX_CONNECTIONS`] connections. At the cap a new connection
@@ -61,7 +62,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
-/// Largest request head (and read buffer) per connection.
+/// Read buffer per connection, which bounds a request head.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// The running admin server; dropping this stops it and its connections.
