@@ -252,15 +252,7 @@ async fn probes_answer_while_clients_hold_connections() {
     assert!(held.len() > 600, "only {} connections opened", held.len());
     let end = Instant::now() + DEADLINE;
     loop {
-        let mut open = 0;
-        for s in held.iter_mut() {
-            if read_until_closed(s, Duration::from_millis(1))
-                .await
-                .is_none()
-            {
-                open += 1;
-            }
-        }
+        let open = open_count(&mut held).await;
         if open <= MAX_CONNECTIONS {
             break;
         }
@@ -269,6 +261,20 @@ async fn probes_answer_while_clients_hold_connections() {
             "{open} of {} held connections still open",
             held.len()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// How many of `held` the server has not closed yet (each is given a
+/// millisecond to show its end).
+async fn open_count(held: &mut [TcpStream]) -> usize {
+    let mut open = 0;
+    for s in held.iter_mut() {
+        if read_until_closed(s, Duration::from_millis(1))
+            .await
+            .is_none()
+        {
+            open += 1;
+        }
+    }
+    open
 }

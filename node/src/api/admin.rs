@@ -62,6 +62,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Connections the kernel may hold completed but not yet accepted.
+pub const ACCEPT_BACKLOG: i32 = 1024;
 /// Read buffer per connection, which bounds a request head.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -116,6 +118,10 @@ pub async fn start(
         openapi: Bytes::from(openapi),
     });
     let service = routes::service(api, router);
+    // tokio listens with a backlog of 128; a burst of connections beyond
+    // that has SYNs dropped, and a dropped SYN is retried only after a
+    // second, which would delay a probe. Linux lets listen() raise it.
+    socket2::SockRef::from(&listener).listen(ACCEPT_BACKLOG)?;
     let task = tokio::spawn(server::accept_loop(listener, service));
     Ok(Admin { task, ready })
 }
