@@ -34,6 +34,9 @@
 //!   microseconds, is the newest and is served before it could be evicted.
 //!   Busy connections are bounded in time by [`BODY_TIMEOUT`], so they
 //!   cannot pin the table either.
+//! - The kernel may queue [`ACCEPT_BACKLOG`] connections not yet accepted,
+//!   so a burst of clients does not get a probe's SYN dropped (a client
+//!   retries a dropped SYN only after a second).
 
 mod auth;
 mod extract;
