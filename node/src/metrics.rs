@@ -75,6 +75,13 @@ pub fn render(snapshot: &Snapshot) -> String {
     proxy_families(&mut w, "backend", &backs);
     backend::families(&mut w, &snapshot.backends);
     server::families(&mut w, snapshot);
+    let name = "shoal_log_lines_dropped_total";
+    w.family(
+        name,
+        Kind::Counter,
+        "Access-log lines dropped because the log writer fell behind.",
+    );
+    w.sample(name, &[], crate::log::DROPPED.load(Relaxed));
     w.finish()
 }
 

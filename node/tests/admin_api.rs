@@ -225,11 +225,12 @@ async fn every_route() {
         "",
     )
     .await;
+    // GET routes answer HEAD too, and `Allow` says so.
     assert_eq!(
         (r.status, r.headers["allow"].to_str().ok()),
-        (405, Some("GET"))
+        (405, Some("GET,HEAD"))
     );
-    let big = format!(r#"{{"weight":1,"pad":"{}"}}"#, "x".repeat(70 * 1024));
+    let big = format!(r#"{{"weight":1,"pad":"{}"}}"#, "x".repeat(1024 * 1024));
     assert_eq!(call(a, "PUT", &format!("{base}/weight"), &big).await.0, 413);
 
     // Stick tables: one entry after a request through `sfe`.
@@ -501,4 +502,154 @@ async fn metrics_parse_and_grow_with_traffic() {
         )
     };
     assert_eq!((state("DRAIN"), state("UP")), (1.0, 0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_dropped_log_lines() {
+    // A syslog socket that nobody reads: once its queue is full the log
+    // writer blocks, the bounded queue in front of it fills, and further
+    // lines are dropped and counted rather than slowing traffic down.
+    let dir = TempDir::new("log");
+    let socket = dir.0.join("log.sock");
+    let _deaf = std::os::unix::net::UnixDatagram::bind(&socket).expect("bind syslog socket");
+    let s1 = Backend::http("s1");
+    let config = format!(
+        "global\n    log {} local0\n\
+         defaults\n    mode http\n    log global\n    option httplog\n\
+         \x20   timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    server s1 {}\n",
+        socket.display(),
+        s1.addr
+    );
+    let mut shoal = Shoal::start_with_env(
+        &config,
+        &["fe"],
+        &["--admin", "127.0.0.1:0"],
+        &[("SHOAL_ADMIN_TOKEN", TOKEN)],
+    );
+    let admin = shoal.admin_addr();
+    let dropped = || async {
+        let r = send(admin, "GET", "/metrics", &[], "").await;
+        let (samples, types) = parse_metrics(&r.body);
+        assert_eq!(types["shoal_log_lines_dropped_total"], "counter");
+        value(&samples, "shoal_log_lines_dropped_total", &[])
+    };
+    assert_eq!(dropped().await, 0.0);
+
+    // Traffic in rounds of 4 x 1000 keep-alive requests until lines drop
+    // (the queue holds 16384 lines), bounded in count and time.
+    let fe = shoal.addr("fe");
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    let mut seen = 0.0;
+    while seen == 0.0 {
+        assert!(
+            sent < 100_000 && started.elapsed() < std::time::Duration::from_secs(120),
+            "no line dropped after {sent} requests"
+        );
+        let rounds: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(async move { tally(fe, "/", 1000).await }))
+            .collect();
+        for r in rounds {
+            r.await.expect("traffic task");
+        }
+        sent += 4000;
+        seen = dropped().await;
+    }
+    assert!(seen <= sent as f64, "{seen} dropped of {sent}");
+}
+
+/// Every `$ref` in `value` that points into the document itself.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                out.push(r.clone());
+            }
+            map.values().for_each(|v| refs(v, out));
+        }
+        Value::Array(list) => list.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+/// The document is valid OpenAPI 3.1, and it lists exactly what the
+/// router serves: on every documented path, each method answers other
+/// than 404/405 exactly when the document lists it (HEAD rides on GET),
+/// and needs the token exactly when the document says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_matches_the_router() {
+    let f = start();
+    let text = send(f.admin, "GET", "/openapi.json", &[], "").await.body;
+    let spec = oas3::from_json(&text).expect("a valid OpenAPI 3.1 document");
+    spec.validate_version().expect("supported OpenAPI version");
+    let doc: Value = serde_json::from_str(&text).expect("JSON");
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    for r in &found {
+        let pointer = r.strip_prefix('#').expect("local reference");
+        assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+    }
+    assert!(doc["info"]["version"].is_string());
+    let global_security = &doc["security"];
+    assert_eq!(global_security[0]["bearer"], Value::Array(vec![]));
+
+    let paths = doc["paths"].as_object().expect("paths");
+    assert_eq!(
+        spec.operations().count(),
+        paths
+            .values()
+            .map(|p| p.as_object().map_or(0, |o| o.len()))
+            .sum::<usize>()
+    );
+    for (template, item) in paths {
+        let path = template
+            .replace("{backend}", "app")
+            .replace("{server}", "s1")
+            .replace("{table}", "sticky");
+        for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            let documented = match method {
+                "HEAD" => item.get("get"),
+                m => item.get(m.to_ascii_lowercase()),
+            };
+            let r = send(f.admin, method, &path, &[("authorization", BEARER)], "").await;
+            let served = r.status != 404 && r.status != 405;
+            assert_eq!(
+                served,
+                documented.is_some(),
+                "{method} {path}: {} but documented: {}",
+                r.status,
+                documented.is_some()
+            );
+            let Some(op) = documented else { continue };
+            let public = op["security"] == serde_json::json!([{}]);
+            let anonymous = send(f.admin, method, &path, &[], "").await.status;
+            assert_eq!(
+                anonymous == 401,
+                !public,
+                "{method} {path} without a token: {anonymous}"
+            );
+        }
+    }
+    // Paths the document does not list are not served.
+    for path in [
+        "/",
+        "/v1",
+        "/v2/backends",
+        "/v1/backends/app/servers/s1/nothing",
+        "/v1/tables/sticky/entries",
+    ] {
+        let (status, body) = call(f.admin, "GET", path, "").await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_answers_like_get_without_a_body() {
+    let f = start();
+    let get = send(f.admin, "GET", "/live", &[], "").await;
+    let head = send(f.admin, "HEAD", "/live", &[], "").await;
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    assert_eq!(head.headers["content-type"], get.headers["content-type"]);
 }

@@ -1,24 +1,33 @@
 //! Building admin API responses: JSON bodies and `{"error": "..."}`.
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Response, StatusCode};
+use axum::body::Body;
+use axum::http::header::{HeaderValue, CONNECTION, CONTENT_TYPE};
+use axum::http::{Response, StatusCode};
+use axum::response::IntoResponse;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Response type of every admin route.
-pub type Reply = Response<Full<Bytes>>;
+pub type Reply = Response<Body>;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    pub error: String,
+}
 
 /// A response with a body and content type.
-pub fn body(status: StatusCode, content_type: &'static str, bytes: impl Into<Bytes>) -> Reply {
-    let mut resp = Response::new(Full::new(bytes.into()));
+pub fn body(status: StatusCode, content_type: &'static str, bytes: impl Into<Body>) -> Reply {
+    let mut resp = Response::new(bytes.into());
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
-/// `value` as JSON.
+/// `value` as pretty-printed JSON with a final newline (people read these
+/// with curl).
 pub fn json(status: StatusCode, value: &impl Serialize) -> Reply {
     match serde_json::to_vec_pretty(value) {
         Ok(mut bytes) => {
@@ -38,23 +47,55 @@ pub fn error(status: StatusCode, message: &str) -> Reply {
 
 /// An API failure: a status and a message for `{"error": ...}`.
 #[derive(Debug)]
-pub struct Failure(pub StatusCode, pub String);
+pub struct Failure {
+    pub status: StatusCode,
+    pub message: String,
+    /// Close the connection after answering: the request body was not
+    /// read to its end, so the next bytes on the connection are not a
+    /// request head.
+    pub close: bool,
+}
 
 impl Failure {
+    /// A failure with `status`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+            close: false,
+        }
+    }
     /// 400 Bad Request.
     pub fn bad(message: impl Into<String>) -> Failure {
-        Failure(StatusCode::BAD_REQUEST, message.into())
+        Failure::new(StatusCode::BAD_REQUEST, message)
     }
     /// 404 Not Found.
     pub fn not_found(message: impl Into<String>) -> Failure {
-        Failure(StatusCode::NOT_FOUND, message.into())
+        Failure::new(StatusCode::NOT_FOUND, message)
     }
-    /// The response for this failure.
-    pub fn reply(&self) -> Reply {
-        error(self.0, &self.1)
+    /// The same failure, answered with `Connection: close`.
+    pub fn closing(self) -> Failure {
+        Failure {
+            close: true,
+            ..self
+        }
     }
 }
 
+impl IntoResponse for Failure {
+    fn into_response(self) -> Reply {
+        let mut resp = error(self.status, &self.message);
+        if self.close {
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}
+
+/// How a refused change is answered: the one place that maps the state
+/// machine's refusals to HTTP statuses (404 for a name that does not
+/// exist, else 400).
 impl From<shoal_proto::state::Refusal> for Failure {
     fn from(e: shoal_proto::state::Refusal) -> Failure {
         if e.is_not_found() {

@@ -5,14 +5,18 @@ use crate::stick::{EntryView, StickTable};
 use serde::Serialize;
 use shoal_proto::config::{Balance, Mode};
 use std::sync::atomic::Ordering::Relaxed;
+use utoipa::ToSchema;
 
 /// A backend. `servers` is filled for `GET /v1/backends/{backend}` only.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BackendView {
     pub name: String,
+    #[schema(example = "http")]
     pub mode: &'static str,
+    /// The `balance` line as written, e.g. `roundrobin` or `hdr(host)`.
     pub balance: String,
     /// `UP` while at least one server may take traffic, else `DOWN`.
+    #[schema(example = "UP")]
     pub status: &'static str,
     pub active_servers: usize,
     pub current_sessions: u32,
@@ -23,9 +27,11 @@ pub struct BackendView {
 }
 
 /// The last health-check result of a server.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CheckView {
     pub enabled: bool,
+    /// HAProxy's check status code (`L4OK`, `L7STS`, `L4CON`...).
+    #[schema(example = "L4OK")]
     pub status: &'static str,
     pub code: Option<i32>,
     pub duration_ms: u64,
@@ -33,7 +39,7 @@ pub struct CheckView {
 }
 
 /// A server: state, settings and counters.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ServerView {
     pub backend: String,
     pub name: String,
@@ -42,8 +48,10 @@ pub struct ServerView {
     /// `no check`, `UP 1/3` (going down)...
     pub status: String,
     /// `ready`, `drain` or `maint`.
+    #[schema(example = "ready")]
     pub admin_state: &'static str,
     /// `up`, `down` or `stopping`.
+    #[schema(example = "up")]
     pub health: &'static str,
     pub weight: u32,
     pub config_weight: u32,
@@ -62,10 +70,12 @@ pub struct ServerView {
 }
 
 /// A stick table; `entries` is filled for `GET /v1/tables/{table}` only.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TableView {
     pub name: String,
+    /// The key type: `ip`, `ipv6`, `integer` or `string`.
     #[serde(rename = "type")]
+    #[schema(example = "ip")]
     pub key_type: &'static str,
     pub size: u64,
     pub used: usize,
@@ -75,7 +85,7 @@ pub struct TableView {
 }
 
 /// One stick-table entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EntryJson {
     pub key: String,
     pub server_id: usize,
