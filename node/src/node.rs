@@ -30,10 +30,8 @@ pub struct RunOptions {
 
 /// Read and parse a config file; errors come back as `FILE:LINE: message` lines.
 pub fn load(path: &Path) -> Result<Parsed, Vec<String>> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![format!("{name}:0: cannot read file: {e}")])?;
-    config::parse(&text, &name).map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    // Line by line, with bounded memory (see `config::MAX_LINE_BYTES`).
+    config::parse_file(path).map_err(|errors| errors.iter().map(ToString::to_string).collect())
 }
 
 /// A listener key: the frontend and the address its `bind` line names.

@@ -1,23 +1,26 @@
 //! Parser for the haproxy.cfg dialect.
 //!
-//! The file is read line by line: [`lexer`] splits a line into words, the
-//! first word picks a section or a keyword, and the keyword's handler maps it
-//! onto the model. Errors do not stop the parse: every line is looked at and
-//! every error is returned. Checks that need the whole file (backend names,
-//! modes) run at the end, in [`validate`].
+//! The file is read line by line ([`lines`], with bounded memory): [`lexer`]
+//! splits a line into words, the first word picks a section or a keyword,
+//! and the keyword's handler maps it onto the model. Errors do not stop the
+//! parse: every line is looked at and every error is returned, up to
+//! [`MAX_ERRORS`] (then reading stops, as HAProxy does). Checks that need
+//! the whole file (backend names, modes) run at the end, in [`validate`].
 //!
-//! Policy, following DESIGN.md: a word HAProxy does not know is an error; a
-//! HAProxy keyword Shoal does not implement is a warning, once per file, and
-//! is otherwise ignored. Where ignoring would change where traffic goes (an
-//! ACL fetch, a server address form Shoal cannot reach), it is an error.
+//! Policy, following DESIGN.md: a word HAProxy does not know is an error. A
+//! HAProxy keyword Shoal does not implement is classified in [`gaps`]: an
+//! error when ignoring it would change security or what traffic means, else
+//! a warning, once per file.
 
 mod acl;
 mod addr;
 mod backend;
 mod duration;
+mod gaps;
 mod global;
 mod keywords;
 mod lexer;
+mod lines;
 mod options;
 mod proxy;
 mod server;
@@ -28,22 +31,81 @@ mod tests;
 mod timeout;
 mod validate;
 
+pub use lines::{MAX_CONFIG_BYTES, MAX_LINE_BYTES};
+
 use super::{Config, Diagnostic, Global, Parsed, ProxyKind};
+use gaps::Gap;
 use state::{ProxyState, Scope};
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
+use std::io::BufRead;
+use std::path::Path;
 use std::time::Duration;
 
-/// Parse a whole file. `file` names it in diagnostics.
+/// After this many errors the parser stops reading, as HAProxy does after
+/// 50 fatal errors: the rest would mostly be consequences of the first ones.
+pub const MAX_ERRORS: usize = 50;
+
+/// At most this many warnings are kept; a final one counts the others.
+const MAX_WARNINGS: usize = 100;
+
+/// A word echoed in a diagnostic is cut to this many characters.
+const MAX_ECHO: usize = 64;
+
+/// A diagnostic's message is cut to this many characters.
+const MAX_MESSAGE: usize = 1024;
+
+/// Parse a whole file held in memory. `file` names it in diagnostics.
 ///
-/// Returns the config and its warnings, or every error found (sorted by
-/// line). Never panics, whatever the input.
+/// Returns the config and its warnings, or the errors found (sorted by
+/// line, at most [`MAX_ERRORS`] and a last one saying more were left out).
+/// Never panics, whatever the input.
 pub fn parse(text: &str, file: &str) -> Result<Parsed, Vec<Diagnostic>> {
+    parse_reader(text.as_bytes(), file)
+}
+
+/// Reads and parses the config file at `path`, line by line: memory stays
+/// bounded by the longest line ([`MAX_LINE_BYTES`]) and the model, and at
+/// most [`MAX_CONFIG_BYTES`] are read. What `shoal check` and `shoal run`
+/// load.
+pub fn parse_file(path: &Path) -> Result<Parsed, Vec<Diagnostic>> {
+    let name = path.display().to_string();
+    match std::fs::File::open(path) {
+        Ok(file) => parse_reader(std::io::BufReader::new(file), &name),
+        Err(e) => Err(vec![Diagnostic {
+            file: name,
+            line: 0,
+            message: format!("cannot read file: {e}"),
+        }]),
+    }
+}
+
+/// Parses a config from any buffered input; see [`parse_file`].
+pub fn parse_reader(input: impl BufRead, file: &str) -> Result<Parsed, Vec<Diagnostic>> {
     let mut p = Parser::new(file);
-    // Editors on some systems start UTF-8 files with a byte-order mark.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    for (index, raw) in text.lines().enumerate() {
-        p.line(index + 1, raw);
+    let mut lines = lines::Lines::new(input);
+    loop {
+        match lines.next_line() {
+            Ok(Some((no, Ok(text)))) => p.line(no, text),
+            Ok(Some((no, Err(why)))) => p.d.error(no, why),
+            Ok(None) => break,
+            Err((no, why)) => {
+                p.d.error(no, why);
+                p.stopped = true;
+                break;
+            }
+        }
+        if p.d.errors.len() >= MAX_ERRORS {
+            let no = p.d.errors.iter().map(|e| e.line).max().unwrap_or_default();
+            p.d.stop_message = Some(Diagnostic {
+                file: file.to_string(),
+                line: no,
+                message: format!(
+                    "too many errors ({MAX_ERRORS}); stopping here without reading the rest of the file"
+                ),
+            });
+            p.stopped = true;
+            break;
+        }
     }
     p.finish()
 }
@@ -55,6 +117,12 @@ pub(super) struct Diags {
     warnings: Vec<Diagnostic>,
     /// Keys of warnings already printed, for the once-per-file ones.
     warned: HashSet<String>,
+    /// Warnings left out because their list was full.
+    dropped_warnings: usize,
+    /// Why reading stopped early, reported after every other error.
+    stop_message: Option<Diagnostic>,
+    /// `zero-warning` in `global`: any warning refuses the config.
+    zero_warning: bool,
 }
 
 impl Diags {
@@ -62,16 +130,27 @@ impl Diags {
         Diagnostic {
             file: self.file.clone(),
             line,
-            message,
+            message: shorten(message),
         }
     }
     /// Records an error.
     pub fn error(&mut self, line: usize, message: impl Into<String>) {
+        if self.is_full() {
+            return;
+        }
         let d = self.diag(line, message.into());
         self.errors.push(d);
     }
+    /// True once no more errors are kept: costly checks can stop.
+    pub fn is_full(&self) -> bool {
+        self.errors.len() >= MAX_ERRORS
+    }
     /// Records a warning.
     pub fn warn(&mut self, line: usize, message: impl Into<String>) {
+        if self.warnings.len() >= MAX_WARNINGS {
+            self.dropped_warnings += 1;
+            return;
+        }
         let d = self.diag(line, message.into());
         self.warnings.push(d);
     }
@@ -81,13 +160,31 @@ impl Diags {
             self.warn(line, message);
         }
     }
-    /// The standard warning for a HAProxy keyword Shoal does not implement.
-    pub fn unimplemented(&mut self, line: usize, what: &str) {
-        self.warn_once(
-            what,
-            line,
-            format!("'{what}' is not implemented by Shoal yet; ignored"),
-        );
+    /// A HAProxy feature Shoal does not implement: an error on every line
+    /// when the gap is refused, else a warning once per file. `label` names
+    /// the feature as the message shows it (`'http-request'`, `bind option
+    /// 'ssl'`).
+    pub fn gap(&mut self, line: usize, label: &str, gap: Gap) {
+        if gap.refuse {
+            self.error(
+                line,
+                format!(
+                    "{label} is not implemented by Shoal; refusing to start because ignoring it would {}",
+                    gap.why
+                ),
+            );
+        } else {
+            let msg = format!(
+                "{label} is not implemented by Shoal yet; ignored ({})",
+                gap.why
+            );
+            self.warn_once(label, line, msg);
+        }
+    }
+    /// [`Diags::gap`] for a partly implemented form listed in
+    /// [`gaps::FORMS`], such as `balance rdp-cookie`.
+    pub fn unimplemented(&mut self, line: usize, form: &str) {
+        self.gap(line, &format!("'{form}'"), gaps::form(form));
     }
 
     /// `args[i]`, or an error saying the keyword expects `what`.
@@ -119,13 +216,32 @@ impl Diags {
             }
         }
     }
-    /// Parses a number argument of keyword `label`.
-    pub fn number<T: FromStr>(&mut self, line: usize, label: &str, word: &str) -> Option<T> {
-        let value = word.parse().ok();
-        if value.is_none() {
-            self.error(line, format!("'{label}' expects a number, got '{word}'"));
+    /// Parses an integer argument of keyword `label` that must lie within
+    /// `min..=max`; the error uses HAProxy's wording for `nbthread`.
+    pub fn int_in(
+        &mut self,
+        line: usize,
+        label: &str,
+        word: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
+        let digits = word.strip_prefix('-').unwrap_or(word);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            self.error(line, format!("'{label}' expects an integer, got '{word}'"));
+            return None;
         }
-        value
+        // Too many digits for i64 is out of range too.
+        match word.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.error(
+                    line,
+                    format!("'{label}' value must be between {min} and {max} (was {word})"),
+                );
+                None
+            }
+        }
     }
     /// Parses a duration argument of keyword `label`.
     pub fn duration(&mut self, line: usize, label: &str, word: &str) -> Option<Duration> {
@@ -164,6 +280,12 @@ struct Parser {
     named_defaults: HashMap<String, ProxyState>,
     /// Complete proxies, in file order.
     done: Vec<ProxyState>,
+    /// Indexes into `done` by proxy name, so that a config with many
+    /// proxies costs linear time to check.
+    done_by_name: HashMap<String, Vec<usize>>,
+    /// Reading stopped before the end (too many errors, an I/O error): the
+    /// whole-file checks are skipped, as their findings would be noise.
+    stopped: bool,
 }
 
 impl Parser {
@@ -174,6 +296,9 @@ impl Parser {
                 errors: Vec::new(),
                 warnings: Vec::new(),
                 warned: HashSet::new(),
+                dropped_warnings: 0,
+                stop_message: None,
+                zero_warning: false,
             },
             global: Global::default(),
             section: Section::Outside,
@@ -181,26 +306,18 @@ impl Parser {
             last_defaults: ProxyState::empty_defaults(),
             named_defaults: HashMap::new(),
             done: Vec::new(),
+            done_by_name: HashMap::new(),
+            stopped: false,
         }
     }
 
     fn line(&mut self, no: usize, raw: &str) {
-        let words = match lexer::split(raw) {
+        let args = match lexer::split(raw) {
             Ok(words) => words,
             Err(e) => return self.d.error(no, e),
         };
-        if let Some(var) = &words.env_var {
-            self.d.warn_once(
-                "environment variables",
-                no,
-                format!("environment variables are not expanded by Shoal yet; '${var}' is kept as written"),
-            );
-        }
-        let args = words.words;
         let Some(kw) = args.first() else { return };
-        if keywords::SECTIONS.contains(&kw.as_str())
-            || keywords::SKIPPED_SECTIONS.contains(&kw.as_str())
-        {
+        if keywords::SECTIONS.contains(&kw.as_str()) || gaps::find(gaps::SECTIONS, kw).is_some() {
             return self.start_section(no, &args);
         }
         match self.section {
@@ -230,10 +347,9 @@ impl Parser {
             "defaults" => self.start_defaults(no, args),
             "frontend" | "backend" | "listen" => self.start_proxy(no, args),
             _ => {
-                self.d.warn(
-                    no,
-                    format!("section '{kw}' is not implemented by Shoal yet; ignored"),
-                );
+                if let Some(gap) = gaps::find(gaps::SECTIONS, kw) {
+                    self.d.gap(no, &format!("section '{kw}'"), gap);
+                }
                 self.section = Section::Skipped;
             }
         }
@@ -328,10 +444,10 @@ impl Parser {
     /// Two proxies may share a name only if their sides do not overlap
     /// (a frontend and a backend may; two backends, or a listen, may not).
     fn check_duplicate(&mut self, no: usize, kind: ProxyKind, name: &str) {
-        let clash = self.done.iter().find(|o| {
-            o.proxy.name == name
-                && ((kind.is_frontend() && o.proxy.kind.is_frontend())
-                    || (kind.is_backend() && o.proxy.kind.is_backend()))
+        let same_name = self.done_by_name.get(name).into_iter().flatten();
+        let clash = same_name.filter_map(|i| self.done.get(*i)).find(|o| {
+            (kind.is_frontend() && o.proxy.kind.is_frontend())
+                || (kind.is_backend() && o.proxy.kind.is_backend())
         });
         if let Some(o) = clash {
             let (ok, ol) = (o.proxy.kind.keyword(), o.lines.header);
@@ -364,6 +480,10 @@ impl Parser {
                 }
                 Scope::Proxy(_) => {
                     validate::end_of_proxy(&mut self.d, &mut st);
+                    self.done_by_name
+                        .entry(st.proxy.name.clone())
+                        .or_default()
+                        .push(self.done.len());
                     self.done.push(st);
                 }
             }
@@ -372,13 +492,42 @@ impl Parser {
     }
 
     fn finish(mut self) -> Result<Parsed, Vec<Diagnostic>> {
-        self.end_section();
-        validate::whole_config(&mut self.d, &self.done);
+        if !self.stopped {
+            self.end_section();
+            validate::whole_config(&mut self.d, &self.done);
+        }
         let mut d = self.d;
         d.errors.sort_by_key(|e| e.line);
         d.warnings.sort_by_key(|w| w.line);
+        let file = d.file.clone();
+        let summary = |line: usize, message: String| Diagnostic {
+            file: file.clone(),
+            line,
+            message,
+        };
+        if let Some(stop) = d.stop_message.take() {
+            d.errors.push(stop);
+        } else if d.is_full() {
+            // The whole-file checks stop early once the list is full.
+            let msg = format!("too many errors ({MAX_ERRORS}); the others are not shown");
+            d.errors.push(summary(0, msg));
+        }
         if !d.errors.is_empty() {
             return Err(d.errors);
+        }
+        if d.dropped_warnings > 0 {
+            let msg = format!(
+                "{} more warnings are not shown (at most {MAX_WARNINGS} are)",
+                d.dropped_warnings
+            );
+            d.warnings.push(summary(0, msg));
+        }
+        if d.zero_warning && !d.warnings.is_empty() {
+            // HAProxy: "Some warnings were found and 'zero-warning' is set. Aborting."
+            let mut errors = d.warnings;
+            let msg = "warnings were found and 'zero-warning' is set; refusing to start";
+            errors.push(summary(0, msg.to_string()));
+            return Err(errors);
         }
         let proxies = self.done.into_iter().map(|st| st.proxy).collect();
         Ok(Parsed {
@@ -405,4 +554,38 @@ pub(super) fn check_name(d: &mut Diags, line: usize, what: &str, name: &str) -> 
         return false;
     }
     true
+}
+
+/// Cuts every quoted word of a diagnostic (`'...'`) to [`MAX_ECHO`]
+/// characters and the whole message to [`MAX_MESSAGE`], so that a huge
+/// token in a config is never echoed whole.
+fn shorten(message: String) -> String {
+    let long_word = message
+        .split('\'')
+        .skip(1)
+        .step_by(2)
+        .any(|w| w.len() > MAX_ECHO);
+    if !long_word && message.len() <= MAX_MESSAGE {
+        return message;
+    }
+    let mut out = String::new();
+    for (i, part) in message.split('\'').enumerate() {
+        if i > 0 {
+            out.push('\'');
+        }
+        if i % 2 == 1 && part.chars().nth(MAX_ECHO).is_some() {
+            out.extend(part.chars().take(MAX_ECHO));
+            out.push_str("...");
+        } else {
+            out.push_str(part);
+        }
+        if out.len() > MAX_MESSAGE {
+            break;
+        }
+    }
+    if let Some((cut, _)) = out.char_indices().nth(MAX_MESSAGE) {
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    out
 }
