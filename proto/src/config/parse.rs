@@ -15,6 +15,7 @@
 mod acl;
 mod addr;
 mod backend;
+mod diags;
 mod duration;
 mod gaps;
 mod global;
@@ -31,28 +32,15 @@ mod tests;
 mod timeout;
 mod validate;
 
+pub use diags::MAX_ERRORS;
 pub use lines::{MAX_CONFIG_BYTES, MAX_LINE_BYTES};
 
 use super::{Config, Diagnostic, Global, Parsed, ProxyKind};
-use gaps::Gap;
+use diags::Diags;
 use state::{ProxyState, Scope};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::Path;
-use std::time::Duration;
-
-/// After this many errors the parser stops reading, as HAProxy does after
-/// 50 fatal errors: the rest would mostly be consequences of the first ones.
-pub const MAX_ERRORS: usize = 50;
-
-/// At most this many warnings are kept; a final one counts the others.
-const MAX_WARNINGS: usize = 100;
-
-/// A word echoed in a diagnostic is cut to this many characters.
-const MAX_ECHO: usize = 64;
-
-/// A diagnostic's message is cut to this many characters.
-const MAX_MESSAGE: usize = 1024;
 
 /// Parse a whole file held in memory. `file` names it in diagnostics.
 ///
@@ -94,165 +82,13 @@ pub fn parse_reader(input: impl BufRead, file: &str) -> Result<Parsed, Vec<Diagn
                 break;
             }
         }
-        if p.d.errors.len() >= MAX_ERRORS {
-            let no = p.d.errors.iter().map(|e| e.line).max().unwrap_or_default();
-            p.d.stop_message = Some(Diagnostic {
-                file: file.to_string(),
-                line: no,
-                message: format!(
-                    "too many errors ({MAX_ERRORS}); stopping here without reading the rest of the file"
-                ),
-            });
+        if p.d.is_full() {
+            p.d.stop_reading();
             p.stopped = true;
             break;
         }
     }
     p.finish()
-}
-
-/// Errors and warnings collected so far.
-pub(super) struct Diags {
-    file: String,
-    errors: Vec<Diagnostic>,
-    warnings: Vec<Diagnostic>,
-    /// Keys of warnings already printed, for the once-per-file ones.
-    warned: HashSet<String>,
-    /// Warnings left out because their list was full.
-    dropped_warnings: usize,
-    /// Why reading stopped early, reported after every other error.
-    stop_message: Option<Diagnostic>,
-    /// `zero-warning` in `global`: any warning refuses the config.
-    zero_warning: bool,
-}
-
-impl Diags {
-    fn diag(&self, line: usize, message: String) -> Diagnostic {
-        Diagnostic {
-            file: self.file.clone(),
-            line,
-            message: shorten(message),
-        }
-    }
-    /// Records an error.
-    pub fn error(&mut self, line: usize, message: impl Into<String>) {
-        if self.is_full() {
-            return;
-        }
-        let d = self.diag(line, message.into());
-        self.errors.push(d);
-    }
-    /// True once no more errors are kept: costly checks can stop.
-    pub fn is_full(&self) -> bool {
-        self.errors.len() >= MAX_ERRORS
-    }
-    /// Records a warning.
-    pub fn warn(&mut self, line: usize, message: impl Into<String>) {
-        if self.warnings.len() >= MAX_WARNINGS {
-            self.dropped_warnings += 1;
-            return;
-        }
-        let d = self.diag(line, message.into());
-        self.warnings.push(d);
-    }
-    /// Records a warning unless one with the same `key` was already given.
-    pub fn warn_once(&mut self, key: &str, line: usize, message: impl Into<String>) {
-        if self.warned.insert(key.to_string()) {
-            self.warn(line, message);
-        }
-    }
-    /// A HAProxy feature Shoal does not implement: an error on every line
-    /// when the gap is refused, else a warning once per file. `label` names
-    /// the feature as the message shows it (`'http-request'`, `bind option
-    /// 'ssl'`).
-    pub fn gap(&mut self, line: usize, label: &str, gap: Gap) {
-        if gap.refuse {
-            self.error(
-                line,
-                format!(
-                    "{label} is not implemented by Shoal; refusing to start because ignoring it would {}",
-                    gap.why
-                ),
-            );
-        } else {
-            let msg = format!(
-                "{label} is not implemented by Shoal yet; ignored ({})",
-                gap.why
-            );
-            self.warn_once(label, line, msg);
-        }
-    }
-    /// [`Diags::gap`] for a partly implemented form listed in
-    /// [`gaps::FORMS`], such as `balance rdp-cookie`.
-    pub fn unimplemented(&mut self, line: usize, form: &str) {
-        self.gap(line, &format!("'{form}'"), gaps::form(form));
-    }
-
-    /// `args[i]`, or an error saying the keyword expects `what`.
-    pub fn need<'a>(
-        &mut self,
-        line: usize,
-        args: &'a [String],
-        i: usize,
-        what: &str,
-    ) -> Option<&'a str> {
-        let arg = args.get(i).map(String::as_str);
-        if arg.is_none() {
-            let label = args.get(..i).unwrap_or(args).join(" ");
-            self.error(line, format!("'{label}' expects {what}"));
-        }
-        arg
-    }
-    /// False (with an error) if there are more than `n` words.
-    pub fn at_most(&mut self, line: usize, args: &[String], n: usize) -> bool {
-        match args.get(n) {
-            None => true,
-            Some(extra) => {
-                let before = args.get(..n).unwrap_or(args).join(" ");
-                self.error(
-                    line,
-                    format!("unexpected argument '{extra}' after '{before}'"),
-                );
-                false
-            }
-        }
-    }
-    /// Parses an integer argument of keyword `label` that must lie within
-    /// `min..=max`; the error uses HAProxy's wording for `nbthread`.
-    pub fn int_in(
-        &mut self,
-        line: usize,
-        label: &str,
-        word: &str,
-        min: i64,
-        max: i64,
-    ) -> Option<i64> {
-        let digits = word.strip_prefix('-').unwrap_or(word);
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            self.error(line, format!("'{label}' expects an integer, got '{word}'"));
-            return None;
-        }
-        // Too many digits for i64 is out of range too.
-        match word.parse::<i64>() {
-            Ok(n) if (min..=max).contains(&n) => Some(n),
-            _ => {
-                self.error(
-                    line,
-                    format!("'{label}' value must be between {min} and {max} (was {word})"),
-                );
-                None
-            }
-        }
-    }
-    /// Parses a duration argument of keyword `label`.
-    pub fn duration(&mut self, line: usize, label: &str, word: &str) -> Option<Duration> {
-        match duration::parse(word) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.error(line, format!("'{label}': {e}"));
-                None
-            }
-        }
-    }
 }
 
 /// What kind of section the current line belongs to.
@@ -291,15 +127,7 @@ struct Parser {
 impl Parser {
     fn new(file: &str) -> Self {
         Parser {
-            d: Diags {
-                file: file.to_string(),
-                errors: Vec::new(),
-                warnings: Vec::new(),
-                warned: HashSet::new(),
-                dropped_warnings: 0,
-                stop_message: None,
-                zero_warning: false,
-            },
+            d: Diags::new(file),
             global: Global::default(),
             section: Section::Outside,
             cur: None,
@@ -496,46 +324,14 @@ impl Parser {
             self.end_section();
             validate::whole_config(&mut self.d, &self.done);
         }
-        let mut d = self.d;
-        d.errors.sort_by_key(|e| e.line);
-        d.warnings.sort_by_key(|w| w.line);
-        let file = d.file.clone();
-        let summary = |line: usize, message: String| Diagnostic {
-            file: file.clone(),
-            line,
-            message,
-        };
-        if let Some(stop) = d.stop_message.take() {
-            d.errors.push(stop);
-        } else if d.is_full() {
-            // The whole-file checks stop early once the list is full.
-            let msg = format!("too many errors ({MAX_ERRORS}); the others are not shown");
-            d.errors.push(summary(0, msg));
-        }
-        if !d.errors.is_empty() {
-            return Err(d.errors);
-        }
-        if d.dropped_warnings > 0 {
-            let msg = format!(
-                "{} more warnings are not shown (at most {MAX_WARNINGS} are)",
-                d.dropped_warnings
-            );
-            d.warnings.push(summary(0, msg));
-        }
-        if d.zero_warning && !d.warnings.is_empty() {
-            // HAProxy: "Some warnings were found and 'zero-warning' is set. Aborting."
-            let mut errors = d.warnings;
-            let msg = "warnings were found and 'zero-warning' is set; refusing to start";
-            errors.push(summary(0, msg.to_string()));
-            return Err(errors);
-        }
+        let warnings = self.d.finish()?;
         let proxies = self.done.into_iter().map(|st| st.proxy).collect();
         Ok(Parsed {
             config: Config {
                 global: self.global,
                 proxies,
             },
-            warnings: d.warnings,
+            warnings,
         })
     }
 }
@@ -554,38 +350,4 @@ pub(super) fn check_name(d: &mut Diags, line: usize, what: &str, name: &str) -> 
         return false;
     }
     true
-}
-
-/// Cuts every quoted word of a diagnostic (`'...'`) to [`MAX_ECHO`]
-/// characters and the whole message to [`MAX_MESSAGE`], so that a huge
-/// token in a config is never echoed whole.
-fn shorten(message: String) -> String {
-    let long_word = message
-        .split('\'')
-        .skip(1)
-        .step_by(2)
-        .any(|w| w.len() > MAX_ECHO);
-    if !long_word && message.len() <= MAX_MESSAGE {
-        return message;
-    }
-    let mut out = String::new();
-    for (i, part) in message.split('\'').enumerate() {
-        if i > 0 {
-            out.push('\'');
-        }
-        if i % 2 == 1 && part.chars().nth(MAX_ECHO).is_some() {
-            out.extend(part.chars().take(MAX_ECHO));
-            out.push_str("...");
-        } else {
-            out.push_str(part);
-        }
-        if out.len() > MAX_MESSAGE {
-            break;
-        }
-    }
-    if let Some((cut, _)) = out.char_indices().nth(MAX_MESSAGE) {
-        out.truncate(cut);
-        out.push_str("...");
-    }
-    out
 }

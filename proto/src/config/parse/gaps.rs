@@ -585,6 +585,11 @@ pub(super) const SERVER_OPTIONS: &[(&str, usize, Gap)] = &[
 /// Forms of keywords Shoal implements in part (`balance rdp-cookie`,
 /// `stats scope`, ...), under the name diagnostics show.
 pub(super) const FORMS: &[(&str, Gap)] = &[
+    ("a log-format expression in 'http-check send hdr'", CHECKS),
+    (
+        "a second 'http-check send' rule (a multi-step check)",
+        CHECKS,
+    ),
     ("acl in a defaults section", INERT),
     ("balance hash", ROUTING),
     ("balance hdr use_domain_only", ROUTING),
@@ -625,11 +630,6 @@ pub(super) const FORMS: &[(&str, Gap)] = &[
     ("http-check send-state", CHECKS),
     ("http-check set-var", INERT),
     ("http-check unset-var", INERT),
-    ("a log-format expression in 'http-check send hdr'", CHECKS),
-    (
-        "a second 'http-check send' rule (a multi-step check)",
-        CHECKS,
-    ),
     ("option forwardfor except", REWRITE),
     ("option forwardfor header", REWRITE),
     ("option forwardfor if-none", REWRITE),
@@ -676,4 +676,103 @@ pub(super) fn global(word: &str) -> Option<Gap> {
 /// missing from the table is refused, as the safe default.
 pub(super) fn form(name: &str) -> Gap {
     find(FORMS, name).unwrap_or(refuse("change what traffic means"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table, with the name of the place its keywords go.
+    fn tables() -> Vec<(&'static str, Vec<(&'static str, Gap)>)> {
+        let pairs = |t: &[(&'static str, Gap)]| t.to_vec();
+        let triples =
+            |t: &[(&'static str, usize, Gap)]| t.iter().map(|(k, _, g)| (*k, *g)).collect();
+        let prefixes = GLOBAL_PREFIXES.iter().map(|(p, g)| (*p, *g)).collect();
+        vec![
+            ("section", pairs(SECTIONS)),
+            ("global", pairs(GLOBAL)),
+            ("global (any keyword starting so)", prefixes),
+            ("proxy", pairs(PROXY)),
+            ("option", pairs(OPTIONS)),
+            ("bind / stats socket option", triples(BIND_OPTIONS)),
+            ("server / default-server option", triples(SERVER_OPTIONS)),
+            ("form of an implemented keyword", pairs(FORMS)),
+        ]
+    }
+
+    #[test]
+    fn tables_are_sorted_and_unique() {
+        for (place, table) in tables() {
+            let names: Vec<&str> = table.iter().map(|(k, _)| *k).collect();
+            let mut sorted = names.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(names, sorted, "{place}: keep names sorted and unique");
+            for (name, gap) in table {
+                assert!(!gap.why.is_empty(), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_review_cases_are_refused() {
+        let bind = |k: &str| BIND_OPTIONS.iter().find(|(n, _, _)| *n == k).map(|t| t.2);
+        let server = |k: &str| SERVER_OPTIONS.iter().find(|(n, _, _)| *n == k).map(|t| t.2);
+        for k in [
+            "ssl",
+            "crt",
+            "ca-file",
+            "verify",
+            "alpn",
+            "ciphers",
+            "accept-proxy",
+        ] {
+            assert!(bind(k).is_some_and(|g| g.refuse), "bind {k}");
+        }
+        for k in ["ssl", "verify", "send-proxy", "send-proxy-v2", "source"] {
+            assert!(server(k).is_some_and(|g| g.refuse), "server {k}");
+        }
+        for k in [
+            "http-request",
+            "tcp-request",
+            "http-response",
+            "tcp-response",
+            "redirect",
+            "rate-limit",
+            "source",
+            "use-server",
+            "force-persist",
+            "ignore-persist",
+            "errorfile",
+            "errorloc",
+            "reqrep",
+        ] {
+            assert!(find(PROXY, k).is_some_and(|g| g.refuse), "{k}");
+        }
+        for k in ["tune.maxaccept", "cpu-map", "nbproc", "spread-checks"] {
+            assert!(global(k).is_some_and(|g| !g.refuse), "{k}");
+        }
+        assert_eq!(
+            form("an unlisted form"),
+            refuse("change what traffic means")
+        );
+    }
+
+    /// The README table: `cargo test -p shoal-proto print_classification_table -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "prints the README table"]
+    fn print_classification_table() {
+        let mut out = String::from("| Keyword | Where | Shoal | Why |\n|---|---|---|---|\n");
+        for (place, table) in tables() {
+            for (name, gap) in table {
+                let (class, why) = if gap.refuse {
+                    ("error", format!("ignoring it would {}", gap.why))
+                } else {
+                    ("warning", gap.why.to_string())
+                };
+                out.push_str(&format!("| `{name}` | {place} | {class} | {why} |\n"));
+            }
+        }
+        println!("{out}");
+    }
 }

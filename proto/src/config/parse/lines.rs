@@ -9,8 +9,9 @@ use std::io::{BufRead, ErrorKind};
 /// and grows them without limit; real configs stay far below this.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
-/// The largest config Shoal reads, in bytes. HAProxy caps a config read
-/// from standard input at 10 MB; Shoal allows more for generated configs.
+/// The largest config Shoal reads, in bytes. HAProxy 2.6 has no such cap
+/// (3.1+ caps a config read from standard input at 10 MB); Shoal allows
+/// more than that for generated configs.
 pub const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One line, or why it cannot be used. The reason never echoes the line.

@@ -1290,3 +1290,24 @@ fn garbage_never_panics_and_accepted_configs_round_trip() {
         }
     }
 }
+
+#[test]
+fn diagnostics_cut_long_words_on_character_boundaries() {
+    let word = "é".repeat(100);
+    let e = errors(&format!(
+        "backend b\n    {word}\n    server s 10.0.0.1:80 weight {}\n",
+        "9".repeat(3000)
+    ));
+    let cut = format!("{}...", "é".repeat(64));
+    assert_eq!(
+        e[0],
+        format!("t.cfg:2: unknown keyword '{cut}' in 'backend' section")
+    );
+    // An unquoted echo is bounded by the message cap.
+    assert!(e[1].starts_with("t.cfg:3: 'weight' value must be between 0 and 256 (was 999"));
+    assert!(
+        e[1].ends_with("...") && e[1].chars().count() < 1100,
+        "{}",
+        e[1]
+    );
+}
