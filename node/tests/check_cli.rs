@@ -169,6 +169,7 @@ fn long_words_are_cut_in_messages() {
     );
     assert_eq!(err.lines().count(), 51, "{err:.3000}");
     assert!(err.len() < 20_000, "{} bytes", err.len());
+    let _ = std::fs::remove_file(&path);
 }
 
 /// An endless input (here `/dev/zero`) is read up to the size cap, in
