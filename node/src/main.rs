@@ -79,9 +79,10 @@ fn main() -> ExitCode {
 }
 
 fn check(file: &std::path::Path) -> ExitCode {
-    match node::load(file) {
-        Ok(loaded) => {
-            for w in &loaded.parsed.warnings {
+    // Line by line, in bounded memory: `check` needs no copy of the text.
+    match shoal_proto::config::parse_file(file) {
+        Ok(parsed) => {
+            for w in &parsed.warnings {
                 eprintln!("[WARNING] {w}");
             }
             println!("Configuration file is valid");

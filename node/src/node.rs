@@ -45,9 +45,26 @@ pub struct Loaded {
 
 /// Read and parse a config file; errors come back as `FILE:LINE: message` lines.
 pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
+    use std::io::Read as _;
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![format!("{file}:0: cannot read file: {e}")])?;
+    let cannot = |e: std::io::Error| vec![format!("{file}:0: cannot read file: {e}")];
+    // Read at most one byte past the size cap, so an endless input (such
+    // as /dev/zero) is refused without filling memory.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(config::MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        // Not UTF-8 (or cut at the cap): the line-by-line reader names the
+        // offending line, or the size cap.
+        Err(_) => {
+            return Err(config::parse_file(path).err().map_or_else(
+                || vec![format!("{file}:0: cannot read file: not UTF-8")],
+                |errors| errors.iter().map(ToString::to_string).collect(),
+            ))
+        }
+    };
     let parsed = config::parse(&text, &file)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     Ok(Loaded { file, text, parsed })

@@ -1,6 +1,7 @@
 //! The haproxy.cfg dialect: model, parser, printer and diagnostics.
 //!
-//! `parse(text, file)` returns the resolved [`Config`] plus warnings, or every
+//! `parse(text, file)` (or `parse_file(path)`, which reads with bounded
+//! memory) returns the resolved [`Config`] plus warnings, or every
 //! error found, each as `FILE:LINE: message` (what `shoal check` prints).
 //! `print(&config)` writes the model back out; `parse(print(c)) == c`.
 
@@ -9,7 +10,7 @@ mod parse;
 mod print;
 
 pub use model::*;
-pub use parse::parse;
+pub use parse::{parse, parse_file, parse_reader, MAX_CONFIG_BYTES, MAX_ERRORS, MAX_LINE_BYTES};
 pub use print::print;
 
 use std::fmt;

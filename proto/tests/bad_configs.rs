@@ -168,8 +168,8 @@ fn weight_out_of_range() {
     assert_eq!(
         e,
         [
-            "bad.cfg:2: server weight 300 is out of range (0..256)",
-            "bad.cfg:3: 'weight' expects a number, got '-1'"
+            "bad.cfg:2: 'weight' value must be between 0 and 256 (was 300)",
+            "bad.cfg:3: 'weight' value must be between 0 and 256 (was -1)"
         ]
     );
 }
@@ -191,7 +191,7 @@ backend be
         [
             "bad.cfg:2: 'timeout client': invalid duration '30x' (expected a number with an optional unit: us, ms, s, m, h or d)",
             "bad.cfg:3: 'timeout server': invalid duration '1.5s' (expected a number with an optional unit: us, ms, s, m, h or d)",
-            "bad.cfg:4: 'timeout connect': duration '30d' is too large (the maximum is 2147483647ms, about 24.8 days)",
+            "bad.cfg:4: 'timeout connect': timer overflow in '30d' (the maximum is 2147483647 ms, about 24.8 days)",
             "bad.cfg:5: unknown timeout 'conect'; did you mean 'connect'?",
             "bad.cfg:7: 'inter': invalid duration 'fast' (expected a number with an optional unit: us, ms, s, m, h or d)",
         ]
@@ -224,30 +224,146 @@ defaults
     );
 }
 
+/// The review's cases: each would have served plaintext, let through what
+/// the operator denied, or sent what the servers do not expect.
 #[test]
-fn haproxy_keyword_not_implemented_warns_once() {
-    let p = ok("frontend fe
-    bind :80 ssl crt /etc/ssl/site.pem
-    bind :81 ssl crt /etc/ssl/other.pem
-    http-request set-header X-Forwarded-Proto https
+fn haproxy_keywords_that_change_traffic_are_refused_on_every_line() {
+    let e = errors(
+        "frontend fe
+    bind :443 ssl crt /etc/ssl/site.pem
+    bind :444 ssl crt /etc/ssl/other.pem
     http-request deny if { src 10.0.0.1 }
-    option dontlognull
-    option dontlognull
+    http-request set-header X-Forwarded-Proto https
+    tcp-request connection reject if { src 10.0.0.2 }
     default_backend be
 backend be
-    http-request set-header X-A b
-    server s 127.0.0.1:80 send-proxy
-    server t 127.0.0.1:81 send-proxy
+    server s 127.0.0.1:80 ssl verify required send-proxy
+",
+    );
+    let tls = "refusing to start because ignoring it would serve or send plaintext where TLS was asked for";
+    let rules = "refusing to start because ignoring it would skip its access-control, rewriting and redirect rules";
+    assert_eq!(
+        e,
+        [
+            format!("bad.cfg:2: bind option 'ssl' is not implemented by Shoal; {tls}"),
+            format!("bad.cfg:2: bind option 'crt' is not implemented by Shoal; {tls}"),
+            format!("bad.cfg:3: bind option 'ssl' is not implemented by Shoal; {tls}"),
+            format!("bad.cfg:3: bind option 'crt' is not implemented by Shoal; {tls}"),
+            format!("bad.cfg:4: 'http-request' is not implemented by Shoal; {rules}"),
+            format!("bad.cfg:5: 'http-request' is not implemented by Shoal; {rules}"),
+            "bad.cfg:6: 'tcp-request' is not implemented by Shoal; refusing to start because ignoring it would skip its connection and content filtering rules".to_string(),
+            format!("bad.cfg:9: server option 'ssl' is not implemented by Shoal; {tls}"),
+            format!("bad.cfg:9: server option 'verify' is not implemented by Shoal; {tls}"),
+            "bad.cfg:9: server option 'send-proxy' is not implemented by Shoal; refusing to start because ignoring it would drop or misread the PROXY protocol header peers rely on".to_string(),
+        ]
+    );
+}
+
+/// One representative of each class of refused keyword, in each place a
+/// keyword can be: proxy, option, global, bind, server, section, forms.
+#[test]
+fn every_kind_of_refused_keyword_names_its_line() {
+    let cases = [
+        (
+            "frontend f\n    bind :80 accept-proxy\n",
+            "bind option 'accept-proxy'",
+        ),
+        (
+            "frontend f\n    bind :80\n    redirect scheme https\n",
+            "'redirect'",
+        ),
+        (
+            "frontend f\n    bind :80\n    rate-limit sessions 10\n",
+            "'rate-limit'",
+        ),
+        (
+            "backend b\n    errorfile 503 /etc/haproxy/503.http\n",
+            "'errorfile'",
+        ),
+        ("backend b\n    reqrep ^a b\n", "'reqrep'"),
+        ("backend b\n    source 10.0.0.1\n", "'source'"),
+        ("backend b\n    use-server s if TRUE\n", "'use-server'"),
+        ("backend b\n    force-persist if TRUE\n", "'force-persist'"),
+        ("backend b\n    option tcp-check\n", "'option tcp-check'"),
+        (
+            "backend b\n    option forwardfor header X-Client\n",
+            "'option forwardfor header'",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 send-proxy-v2\n",
+            "server option 'send-proxy-v2'",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 check-ssl\n",
+            "server option 'check-ssl'",
+        ),
+        (
+            "backend b\n    balance rdp-cookie\n",
+            "'balance rdp-cookie'",
+        ),
+        (
+            "backend b\n    cookie S insert attr SameSite=None\n",
+            "'cookie attr'",
+        ),
+        (
+            "backend b\n    http-check disable-on-404\n",
+            "'http-check disable-on-404'",
+        ),
+        (
+            "listen l\n    bind :80\n    stats scope be\n",
+            "'stats scope'",
+        ),
+        ("listen l\n    bind :80\n    disabled\n", "'disabled'"),
+        ("global\n    maxconnrate 100\n", "'maxconnrate'"),
+        ("global\n    lua-load /etc/haproxy/x.lua\n", "'lua-load'"),
+        (
+            "global\n    stats socket /run/s.sock user haproxy\n",
+            "stats socket option 'user'",
+        ),
+        ("global\n    daemon\nprogram sidecar\n", "section 'program'"),
+    ];
+    for (text, label) in cases {
+        let e = errors(text);
+        let line = text.lines().count();
+        let want = format!("bad.cfg:{line}: {label} is not implemented by Shoal; refusing to start because ignoring it would ");
+        assert!(
+            e.len() == 1 && e[0].starts_with(&want),
+            "{text:?}: want {want:?}... in {e:#?}"
+        );
+    }
+}
+
+/// What only tunes performance or logs is a warning, once per keyword.
+#[test]
+fn harmless_haproxy_keywords_warn_once() {
+    let p = ok("global
+    cpu-map auto:1/1-4 0-3
+    tune.ssl.cachesize 100000
+frontend fe
+    bind :80 tfo backlog 100
+    bind :81 tfo
+    option dontlognull
+    option dontlognull
+    no option http-buffer-request
+    no option checkcache
+    log-format %ci
+    default_backend be
+backend be
+    server s 127.0.0.1:80 tfo
+    server t 127.0.0.1:81 tfo
 ");
     let got: Vec<String> = p.warnings.iter().map(ToString::to_string).collect();
+    let perf = "ignored (it only tunes performance or resource use)";
     assert_eq!(
         got,
         [
-            "ok.cfg:2: bind option 'ssl' not implemented yet; ignored",
-            "ok.cfg:2: bind option 'crt' not implemented yet; ignored",
-            "ok.cfg:4: 'http-request' is not implemented by Shoal yet; ignored",
-            "ok.cfg:6: 'option dontlognull' is not implemented by Shoal yet; ignored",
-            "ok.cfg:11: server option 'send-proxy' not implemented yet; ignored",
+            format!("ok.cfg:2: 'cpu-map' is not implemented by Shoal yet; {perf}"),
+            format!("ok.cfg:3: 'tune.ssl.cachesize' is not implemented by Shoal yet; {perf}"),
+            format!("ok.cfg:5: bind option 'tfo' is not implemented by Shoal yet; {perf}"),
+            format!("ok.cfg:5: bind option 'backlog' is not implemented by Shoal yet; {perf}"),
+            "ok.cfg:7: 'option dontlognull' is not implemented by Shoal yet; ignored (it only changes logs or statistics)".to_string(),
+            "ok.cfg:11: 'log-format' is not implemented by Shoal yet; ignored (it only changes logs or statistics)".to_string(),
+            format!("ok.cfg:14: server option 'tfo' is not implemented by Shoal yet; {perf}"),
         ]
     );
 }
@@ -330,8 +446,8 @@ fn bad_passive_health_check_options() {
         e,
         [
             "bad.cfg:2: server option 'observe' expects 'layer4', 'layer7' or 'none', got 'layer5'",
-            "bad.cfg:3: server option 'error-limit' must be at least 1",
-            "bad.cfg:4: 'error-limit' expects a number, got 'many'",
+            "bad.cfg:3: 'error-limit' value must be between 1 and 2147483647 (was 0)",
+            "bad.cfg:4: 'error-limit' expects an integer, got 'many'",
             "bad.cfg:5: server option 'on-error' expects 'fastinter', 'fail-check', 'sudden-death' or 'mark-down', got 'reboot'",
             "bad.cfg:6: server option 'on-marked-down' expects 'shutdown-sessions', got 'kill'",
             "bad.cfg:7: server option 'on-error' expects 'fastinter', 'fail-check', 'sudden-death' or 'mark-down', got 'mark-dwn'; did you mean 'mark-down'?",

@@ -50,7 +50,7 @@ defaults base
 frontend www
     bind :80
     bind [::]:80,*:8080
-    bind 127.0.0.1:8443 ssl crt /etc/ssl/site.pem
+    bind 127.0.0.1:8443
     maxconn 20000
     stick-table type ipv6 size 10k store conn_cnt,http_req_rate(10s)
     acl is_api path_beg -i /api /v1

@@ -25,9 +25,11 @@ pub struct Config {
 /// The `global` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Global {
-    /// Process-wide bound on accepted connections.
+    /// Process-wide bound on accepted connections; never `Some(0)` from the
+    /// parser (`maxconn 0` means "not set" in HAProxy).
     pub maxconn: Option<u32>,
-    /// Worker threads; `None` means the cores the process may use.
+    /// Worker threads, 1..=64 (HAProxy 2.6's bound); `None` means the cores
+    /// the process may use.
     pub nbthread: Option<usize>,
     pub daemon: bool,
     pub user: Option<String>,
@@ -160,7 +162,8 @@ pub struct Proxy {
     pub mode: Mode,
     /// `bind` addresses (frontend side).
     pub binds: Vec<Bind>,
-    /// Frontend `maxconn`: bound on connections accepted by this proxy.
+    /// Frontend `maxconn`: bound on connections accepted by this proxy;
+    /// never `Some(0)` from the parser (0 means "not set" in HAProxy).
     pub maxconn: Option<u32>,
     pub default_backend: Option<String>,
     /// ACL definitions, in order. Several with one name are ORed.
@@ -171,7 +174,7 @@ pub struct Proxy {
     pub hash_type: HashType,
     pub servers: Vec<Server>,
     pub timeouts: Timeouts,
-    /// `retries`; `None` means HAProxy's default of 3.
+    /// `retries`, 0..=100; `None` means HAProxy's default of 3.
     pub retries: Option<u32>,
     /// `http-reuse`; `None` means HAProxy's default, `safe`.
     pub http_reuse: Option<HttpReuse>,
@@ -377,7 +380,7 @@ pub enum Balance {
     UrlParam(String),
     /// `balance hdr(NAME)`; name kept lowercase.
     Hdr(String),
-    /// `balance random[(DRAWS)]`; HAProxy's default is 2 draws.
+    /// `balance random[(DRAWS)]`, 1..=100 draws; HAProxy's default is 2.
     Random {
         draws: u32,
     },

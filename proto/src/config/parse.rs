@@ -1,23 +1,27 @@
 //! Parser for the haproxy.cfg dialect.
 //!
-//! The file is read line by line: [`lexer`] splits a line into words, the
-//! first word picks a section or a keyword, and the keyword's handler maps it
-//! onto the model. Errors do not stop the parse: every line is looked at and
-//! every error is returned. Checks that need the whole file (backend names,
-//! modes) run at the end, in [`validate`].
+//! The file is read line by line ([`lines`], with bounded memory): [`lexer`]
+//! splits a line into words, the first word picks a section or a keyword,
+//! and the keyword's handler maps it onto the model. Errors do not stop the
+//! parse: every line is looked at and every error is returned, up to
+//! [`MAX_ERRORS`] (then reading stops, as HAProxy does). Checks that need
+//! the whole file (backend names, modes) run at the end, in [`validate`].
 //!
-//! Policy, following DESIGN.md: a word HAProxy does not know is an error; a
-//! HAProxy keyword Shoal does not implement is a warning, once per file, and
-//! is otherwise ignored. Where ignoring would change where traffic goes (an
-//! ACL fetch, a server address form Shoal cannot reach), it is an error.
+//! Policy, following DESIGN.md: a word HAProxy does not know is an error. A
+//! HAProxy keyword Shoal does not implement is classified in [`gaps`]: an
+//! error when ignoring it would change security or what traffic means, else
+//! a warning, once per file.
 
 mod acl;
 mod addr;
 mod backend;
+mod diags;
 mod duration;
+mod gaps;
 mod global;
 mod keywords;
 mod lexer;
+mod lines;
 mod options;
 mod proxy;
 mod server;
@@ -28,115 +32,63 @@ mod tests;
 mod timeout;
 mod validate;
 
-use super::{Config, Diagnostic, Global, Parsed, ProxyKind};
-use state::{ProxyState, Scope};
-use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
-use std::time::Duration;
+pub use diags::MAX_ERRORS;
+pub use lines::{MAX_CONFIG_BYTES, MAX_LINE_BYTES};
 
-/// Parse a whole file. `file` names it in diagnostics.
+use super::{Config, Diagnostic, Global, Parsed, ProxyKind};
+use diags::Diags;
+use state::{ProxyState, Scope};
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::Path;
+
+/// Parse a whole file held in memory. `file` names it in diagnostics.
 ///
-/// Returns the config and its warnings, or every error found (sorted by
-/// line). Never panics, whatever the input.
+/// Returns the config and its warnings, or the errors found (sorted by
+/// line, at most [`MAX_ERRORS`] and a last one saying more were left out).
+/// Never panics, whatever the input.
 pub fn parse(text: &str, file: &str) -> Result<Parsed, Vec<Diagnostic>> {
+    parse_reader(text.as_bytes(), file)
+}
+
+/// Reads and parses the config file at `path`, line by line: memory stays
+/// bounded by the longest line ([`MAX_LINE_BYTES`]) and the model, and at
+/// most [`MAX_CONFIG_BYTES`] are read. What `shoal check` and `shoal run`
+/// load.
+pub fn parse_file(path: &Path) -> Result<Parsed, Vec<Diagnostic>> {
+    let name = path.display().to_string();
+    match std::fs::File::open(path) {
+        Ok(file) => parse_reader(std::io::BufReader::new(file), &name),
+        Err(e) => Err(vec![Diagnostic {
+            file: name,
+            line: 0,
+            message: format!("cannot read file: {e}"),
+        }]),
+    }
+}
+
+/// Parses a config from any buffered input; see [`parse_file`].
+pub fn parse_reader(input: impl BufRead, file: &str) -> Result<Parsed, Vec<Diagnostic>> {
     let mut p = Parser::new(file);
-    // Editors on some systems start UTF-8 files with a byte-order mark.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    for (index, raw) in text.lines().enumerate() {
-        p.line(index + 1, raw);
+    let mut lines = lines::Lines::new(input);
+    loop {
+        match lines.next_line() {
+            Ok(Some((no, Ok(text)))) => p.line(no, text),
+            Ok(Some((no, Err(why)))) => p.d.error(no, why),
+            Ok(None) => break,
+            Err((no, why)) => {
+                p.d.error(no, why);
+                p.stopped = true;
+                break;
+            }
+        }
+        if p.d.is_full() {
+            p.d.stop_reading();
+            p.stopped = true;
+            break;
+        }
     }
     p.finish()
-}
-
-/// Errors and warnings collected so far.
-pub(super) struct Diags {
-    file: String,
-    errors: Vec<Diagnostic>,
-    warnings: Vec<Diagnostic>,
-    /// Keys of warnings already printed, for the once-per-file ones.
-    warned: HashSet<String>,
-}
-
-impl Diags {
-    fn diag(&self, line: usize, message: String) -> Diagnostic {
-        Diagnostic {
-            file: self.file.clone(),
-            line,
-            message,
-        }
-    }
-    /// Records an error.
-    pub fn error(&mut self, line: usize, message: impl Into<String>) {
-        let d = self.diag(line, message.into());
-        self.errors.push(d);
-    }
-    /// Records a warning.
-    pub fn warn(&mut self, line: usize, message: impl Into<String>) {
-        let d = self.diag(line, message.into());
-        self.warnings.push(d);
-    }
-    /// Records a warning unless one with the same `key` was already given.
-    pub fn warn_once(&mut self, key: &str, line: usize, message: impl Into<String>) {
-        if self.warned.insert(key.to_string()) {
-            self.warn(line, message);
-        }
-    }
-    /// The standard warning for a HAProxy keyword Shoal does not implement.
-    pub fn unimplemented(&mut self, line: usize, what: &str) {
-        self.warn_once(
-            what,
-            line,
-            format!("'{what}' is not implemented by Shoal yet; ignored"),
-        );
-    }
-
-    /// `args[i]`, or an error saying the keyword expects `what`.
-    pub fn need<'a>(
-        &mut self,
-        line: usize,
-        args: &'a [String],
-        i: usize,
-        what: &str,
-    ) -> Option<&'a str> {
-        let arg = args.get(i).map(String::as_str);
-        if arg.is_none() {
-            let label = args.get(..i).unwrap_or(args).join(" ");
-            self.error(line, format!("'{label}' expects {what}"));
-        }
-        arg
-    }
-    /// False (with an error) if there are more than `n` words.
-    pub fn at_most(&mut self, line: usize, args: &[String], n: usize) -> bool {
-        match args.get(n) {
-            None => true,
-            Some(extra) => {
-                let before = args.get(..n).unwrap_or(args).join(" ");
-                self.error(
-                    line,
-                    format!("unexpected argument '{extra}' after '{before}'"),
-                );
-                false
-            }
-        }
-    }
-    /// Parses a number argument of keyword `label`.
-    pub fn number<T: FromStr>(&mut self, line: usize, label: &str, word: &str) -> Option<T> {
-        let value = word.parse().ok();
-        if value.is_none() {
-            self.error(line, format!("'{label}' expects a number, got '{word}'"));
-        }
-        value
-    }
-    /// Parses a duration argument of keyword `label`.
-    pub fn duration(&mut self, line: usize, label: &str, word: &str) -> Option<Duration> {
-        match duration::parse(word) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.error(line, format!("'{label}': {e}"));
-                None
-            }
-        }
-    }
 }
 
 /// What kind of section the current line belongs to.
@@ -164,43 +116,36 @@ struct Parser {
     named_defaults: HashMap<String, ProxyState>,
     /// Complete proxies, in file order.
     done: Vec<ProxyState>,
+    /// Indexes into `done` by proxy name, so that a config with many
+    /// proxies costs linear time to check.
+    done_by_name: HashMap<String, Vec<usize>>,
+    /// Reading stopped before the end (too many errors, an I/O error): the
+    /// whole-file checks are skipped, as their findings would be noise.
+    stopped: bool,
 }
 
 impl Parser {
     fn new(file: &str) -> Self {
         Parser {
-            d: Diags {
-                file: file.to_string(),
-                errors: Vec::new(),
-                warnings: Vec::new(),
-                warned: HashSet::new(),
-            },
+            d: Diags::new(file),
             global: Global::default(),
             section: Section::Outside,
             cur: None,
             last_defaults: ProxyState::empty_defaults(),
             named_defaults: HashMap::new(),
             done: Vec::new(),
+            done_by_name: HashMap::new(),
+            stopped: false,
         }
     }
 
     fn line(&mut self, no: usize, raw: &str) {
-        let words = match lexer::split(raw) {
+        let args = match lexer::split(raw) {
             Ok(words) => words,
             Err(e) => return self.d.error(no, e),
         };
-        if let Some(var) = &words.env_var {
-            self.d.warn_once(
-                "environment variables",
-                no,
-                format!("environment variables are not expanded by Shoal yet; '${var}' is kept as written"),
-            );
-        }
-        let args = words.words;
         let Some(kw) = args.first() else { return };
-        if keywords::SECTIONS.contains(&kw.as_str())
-            || keywords::SKIPPED_SECTIONS.contains(&kw.as_str())
-        {
+        if keywords::SECTIONS.contains(&kw.as_str()) || gaps::find(gaps::SECTIONS, kw).is_some() {
             return self.start_section(no, &args);
         }
         match self.section {
@@ -230,10 +175,9 @@ impl Parser {
             "defaults" => self.start_defaults(no, args),
             "frontend" | "backend" | "listen" => self.start_proxy(no, args),
             _ => {
-                self.d.warn(
-                    no,
-                    format!("section '{kw}' is not implemented by Shoal yet; ignored"),
-                );
+                if let Some(gap) = gaps::find(gaps::SECTIONS, kw) {
+                    self.d.gap(no, &format!("section '{kw}'"), gap);
+                }
                 self.section = Section::Skipped;
             }
         }
@@ -328,10 +272,10 @@ impl Parser {
     /// Two proxies may share a name only if their sides do not overlap
     /// (a frontend and a backend may; two backends, or a listen, may not).
     fn check_duplicate(&mut self, no: usize, kind: ProxyKind, name: &str) {
-        let clash = self.done.iter().find(|o| {
-            o.proxy.name == name
-                && ((kind.is_frontend() && o.proxy.kind.is_frontend())
-                    || (kind.is_backend() && o.proxy.kind.is_backend()))
+        let same_name = self.done_by_name.get(name).into_iter().flatten();
+        let clash = same_name.filter_map(|i| self.done.get(*i)).find(|o| {
+            (kind.is_frontend() && o.proxy.kind.is_frontend())
+                || (kind.is_backend() && o.proxy.kind.is_backend())
         });
         if let Some(o) = clash {
             let (ok, ol) = (o.proxy.kind.keyword(), o.lines.header);
@@ -364,6 +308,10 @@ impl Parser {
                 }
                 Scope::Proxy(_) => {
                     validate::end_of_proxy(&mut self.d, &mut st);
+                    self.done_by_name
+                        .entry(st.proxy.name.clone())
+                        .or_default()
+                        .push(self.done.len());
                     self.done.push(st);
                 }
             }
@@ -372,21 +320,18 @@ impl Parser {
     }
 
     fn finish(mut self) -> Result<Parsed, Vec<Diagnostic>> {
-        self.end_section();
-        validate::whole_config(&mut self.d, &self.done);
-        let mut d = self.d;
-        d.errors.sort_by_key(|e| e.line);
-        d.warnings.sort_by_key(|w| w.line);
-        if !d.errors.is_empty() {
-            return Err(d.errors);
+        if !self.stopped {
+            self.end_section();
+            validate::whole_config(&mut self.d, &self.done);
         }
+        let warnings = self.d.finish()?;
         let proxies = self.done.into_iter().map(|st| st.proxy).collect();
         Ok(Parsed {
             config: Config {
                 global: self.global,
                 proxies,
             },
-            warnings: d.warnings,
+            warnings,
         })
     }
 }

@@ -5,6 +5,7 @@ use super::keywords::{self, FETCHES_UNIMPLEMENTED, FETCH_PREFIXES_UNIMPLEMENTED}
 use super::state::ProxyState;
 use super::{addr, check_name, Diags};
 use crate::config::{AclDef, AclRef, CondTerm, Condition, MatchKind, Sample};
+use std::collections::BTreeSet;
 
 /// Fetches Shoal implements, for the near-miss hint.
 const FETCHES: &[&str] = &[
@@ -30,6 +31,7 @@ pub(super) fn def_line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[St
         );
     }
     if let Some(def) = parse_def(d, no, name, rest) {
+        st.acl_names.insert(def.name.clone());
         st.proxy.acls.push(def);
         st.lines.acls.push(no);
     }
@@ -334,12 +336,12 @@ pub(super) fn is_http(sample: &Sample) -> bool {
     )
 }
 
-/// Parses `if|unless TERMS`. `acls` are the ACLs defined so far in the
+/// Parses `if|unless TERMS`. `acls` names the ACLs defined so far in the
 /// section: as in HAProxy, an ACL must be declared before it is used.
 pub(super) fn condition(
     d: &mut Diags,
     no: usize,
-    acls: &[AclDef],
+    acls: &BTreeSet<String>,
     words: &[String],
 ) -> Option<Condition> {
     let unless = match words.first().map(String::as_str) {
@@ -401,7 +403,7 @@ pub(super) fn condition(
             let inner = terms.get(i..i + len).unwrap_or_default();
             i += len + 1;
             parse_def(d, no, "", inner).map(|def| AclRef::Inline(Box::new(def)))
-        } else if acls.iter().any(|a| a.name == word) || CONSTANT_ACLS.contains(&word) {
+        } else if acls.contains(word) || CONSTANT_ACLS.contains(&word) {
             // Constant predefined ACLs stay named; the node evaluates them.
             Some(AclRef::Named(word.to_string()))
         } else {
@@ -412,7 +414,7 @@ pub(super) fn condition(
                     None
                 }
                 None => {
-                    let hint = keywords::hint(word, acls.iter().map(|a| a.name.as_str()));
+                    let hint = keywords::hint(word, acls.iter().map(String::as_str));
                     d.error(no, format!("acl '{word}' is not defined (an acl must be declared before use in the same section){hint}"));
                     None
                 }

@@ -43,6 +43,39 @@ pub(super) fn parse_binds(word: &str) -> Result<Vec<Bind>, String> {
     Ok(binds)
 }
 
+/// Checks a `stats socket` address as the runtime socket reads it:
+/// `unix@PATH` or a path, else `[ipv4@|ipv6@]HOST:PORT`, where port 0 lets
+/// the kernel choose (as for `bind`).
+pub(super) fn check_socket_addr(word: &str) -> Result<(), String> {
+    if let Some(path) = word.strip_prefix("unix@") {
+        return match path {
+            "" => Err("empty unix socket path".into()),
+            _ => Ok(()),
+        };
+    }
+    let families = ["abns@", "fd@", "sockpair@", "uxst@", "uxdg@", "udp"];
+    if let Some(family) = families.iter().find(|f| word.starts_with(**f)) {
+        return Err(format!(
+            "address family '{family}' is not implemented by Shoal (use a path, unix@, ipv4@ or ipv6@)"
+        ));
+    }
+    let (family, rest) = strip_family(word)?;
+    // Without a family prefix, a word with no colon or starting like a
+    // path is a unix socket path.
+    if family.is_none() && (rest.starts_with(['/', '.']) || !rest.contains(':')) {
+        return Ok(());
+    }
+    let (host, port) =
+        split_host_port(rest).ok_or_else(|| format!("missing port in address '{word}'"))?;
+    if !matches!(host, "" | "*") {
+        check_host(host, family).map_err(|e| format!("{e} in address '{word}'"))?;
+    }
+    if port != "0" {
+        single_port(port).map_err(|e| format!("{e} in address '{word}'"))?;
+    }
+    Ok(())
+}
+
 /// Parses a server address `HOST[:PORT]`.
 pub(super) fn parse_server_addr(word: &str) -> Result<ServerAddr, String> {
     let (family, rest) = strip_family(word)?;

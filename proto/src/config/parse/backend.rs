@@ -1,9 +1,8 @@
 //! Backend-side keywords: `balance`, `hash-type`, `cookie`, `http-check`
 //! and `external-check`.
 
-use super::keywords;
 use super::state::ProxyState;
-use super::{acl, Diags};
+use super::{acl, gaps, keywords, Diags};
 use crate::config::{
     Balance, CookieConfig, CookieMode, ExpectKind, HashType, HttpCheckExpect, HttpCheckSend,
 };
@@ -45,18 +44,18 @@ pub(super) fn balance(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[Str
             }
         },
         "random" => simple(Balance::Random { draws: 2 }, d),
-        _ if algo.starts_with("random(") => {
-            match paren_arg(algo, "random").and_then(|n| n.parse().ok()) {
-                Some(draws) if draws >= 1 => simple(Balance::Random { draws }, d),
-                _ => {
-                    d.error(
-                        no,
-                        format!("'balance {algo}': expected random(N) with N >= 1"),
-                    );
-                    None
-                }
+        _ if algo.starts_with("random(") => match paren_arg(algo, "random") {
+            Some(n) => {
+                let draws = d.int_in(no, "balance random(N)", n, 1, MAX_DRAWS.into());
+                draws
+                    .and_then(|n| u32::try_from(n).ok())
+                    .and_then(|draws| simple(Balance::Random { draws }, d))
             }
-        }
+            None => {
+                d.error(no, format!("'balance {algo}': expected random(N)"));
+                None
+            }
+        },
         "rdp-cookie" | "hash" | "sticky" | "log-hash" => {
             d.unimplemented(no, &format!("balance {algo}"));
             None
@@ -86,6 +85,11 @@ pub(super) fn balance(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[Str
         st.lines.balance = no;
     }
 }
+
+/// Largest N of `balance random(N)`. HAProxy takes any positive int, but
+/// each request then costs N draws, and past a few draws the choice is
+/// already close to leastconn's (HAProxy's manual), so Shoal stops at 100.
+const MAX_DRAWS: u32 = 100;
 
 /// `balance uri [whole] [len N] [depth N] [path-only]`.
 fn balance_uri(d: &mut Diags, no: usize, words: &[String]) -> Balance {
@@ -398,11 +402,10 @@ fn http_check_send(d: &mut Diags, st: &mut ProxyState, no: usize, words: &[Strin
                     continue;
                 }
                 if hvalue.contains("%[") {
-                    d.warn_once(
-                        "http-check send log-format",
-                        no,
-                        "log-format expressions in 'http-check send hdr' are not expanded by Shoal yet; the value is sent as written",
-                    );
+                    let form = "a log-format expression in 'http-check send hdr'";
+                    d.gap(no, form, gaps::form(form));
+                    ok = false;
+                    continue;
                 }
                 send.headers.push((value.clone(), hvalue.clone()));
             }
@@ -416,10 +419,8 @@ fn http_check_send(d: &mut Diags, st: &mut ProxyState, no: usize, words: &[Strin
     }
     own_check_rules(st);
     if st.proxy.http_check_send.is_some() {
-        return d.warn(
-            no,
-            "several 'http-check send' rules (multi-step checks) are not implemented by Shoal yet; only the first one is used",
-        );
+        let form = "a second 'http-check send' rule (a multi-step check)";
+        return d.gap(no, form, gaps::form(form));
     }
     st.proxy.http_check_send = Some(send);
 }

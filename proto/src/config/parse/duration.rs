@@ -25,8 +25,9 @@ pub(super) fn parse(text: &str) -> Result<Duration, String> {
         "d" => 86_400_000_000,
         _ => return Err(bad()),
     };
+    // HAProxy's wording: "timer overflow in argument ...".
     let too_big =
-        || format!("duration '{text}' is too large (the maximum is 2147483647ms, about 24.8 days)");
+        || format!("timer overflow in '{text}' (the maximum is 2147483647 ms, about 24.8 days)");
     let value: u128 = number.parse().map_err(|_| too_big())?;
     let micros = value.checked_mul(micros_per_unit).ok_or_else(too_big)?;
     if micros > MAX_MS * 1_000 {

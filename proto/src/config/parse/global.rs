@@ -1,9 +1,10 @@
 //! The `global` section.
 
-use super::keywords::{self, GLOBAL_IMPLEMENTED, GLOBAL_UNIMPLEMENTED};
-use super::proxy::bind_options;
+use super::gaps;
+use super::keywords::{self, GLOBAL_IMPLEMENTED};
+use super::proxy::{bind_options, maxconn};
 use super::timeout::{parse_timeout, timeout_slot};
-use super::Diags;
+use super::{addr, Diags};
 use crate::config::{Global, LogTarget, StatsLevel, StatsSocket};
 
 /// Handles one line of the `global` section.
@@ -12,12 +13,17 @@ pub(super) fn line(d: &mut Diags, g: &mut Global, no: usize, args: &[String]) {
         return;
     };
     match kw {
-        "maxconn" => g.maxconn = one_number(d, no, args).or(g.maxconn),
-        "nbthread" => match one_number::<usize>(d, no, args) {
-            Some(0) => d.error(no, "'nbthread' must be at least 1"),
-            Some(n) => g.nbthread = Some(n),
-            None => {}
-        },
+        "maxconn" => {
+            if let Some(n) = one_arg(d, no, args).and_then(|w| maxconn(d, no, w)) {
+                g.maxconn = n;
+            }
+        }
+        "nbthread" => {
+            let n = one_int(d, no, args, 1, MAX_THREADS);
+            if let Some(n) = n.and_then(|n| usize::try_from(n).ok()) {
+                g.nbthread = Some(n);
+            }
+        }
         "daemon" => {
             d.at_most(no, args, 1);
             g.daemon = true;
@@ -44,18 +50,27 @@ pub(super) fn line(d: &mut Diags, g: &mut Global, no: usize, args: &[String]) {
             }
         }
         "stats" => stats(d, g, no, args),
-        "tune.bufsize" => match one_number::<u32>(d, no, args) {
-            // HAProxy refuses buffers too small for a request line.
-            Some(n) if n < 1024 => d.error(no, "'tune.bufsize' must be at least 1024"),
-            Some(n) => g.tune_bufsize = Some(n),
-            None => {}
-        },
-        "tune.http.maxhdr" => match one_number::<u32>(d, no, args) {
-            // HAProxy's range: 1..32767.
-            Some(n) if (1..=32_767).contains(&n) => g.tune_maxhdr = Some(n),
-            Some(_) => d.error(no, "'tune.http.maxhdr' must be between 1 and 32767"),
-            None => {}
-        },
+        // HAProxy refuses buffers of 256 MB or more when HTTP is used, and
+        // cannot build its error pages below about 340 bytes; Shoal asks
+        // for at least 1 kB, room for a request line and a few headers.
+        "tune.bufsize" => {
+            let n = one_int(d, no, args, 1024, (256 << 20) - 1);
+            g.tune_bufsize = n.and_then(|n| u32::try_from(n).ok()).or(g.tune_bufsize);
+        }
+        // HAProxy's range.
+        "tune.http.maxhdr" => {
+            let n = one_int(d, no, args, 1, 32_767);
+            g.tune_maxhdr = n.and_then(|n| u32::try_from(n).ok()).or(g.tune_maxhdr);
+        }
+        "zero-warning" => {
+            d.at_most(no, args, 1);
+            d.zero_warning = true;
+        }
+        // Required by HAProxy before `option external-check`; Shoal needs
+        // no such switch, so there is nothing to do.
+        "external-check" => {
+            d.at_most(no, args, 1);
+        }
         // Not HAProxy: the seed guide writes `timeout` in `global`.
         "timeout" => {
             let Some((name, _, value)) = parse_timeout(d, no, args) else {
@@ -66,16 +81,19 @@ pub(super) fn line(d: &mut Diags, g: &mut Global, no: usize, args: &[String]) {
                 format!("'timeout {name}' is not valid in HAProxy's 'global' section; Shoal applies it as a fallback for proxies without their own"),
             );
             if let Some(slot) = timeout_slot(&mut g.timeouts, name) {
-                *slot = Some(value);
+                *slot = value;
             }
         }
-        _ if keywords::is_unimplemented_global(kw) => d.unimplemented(no, kw),
         _ => {
+            if let Some(gap) = gaps::global(kw) {
+                return d.gap(no, &format!("'{kw}'"), gap);
+            }
             let known = GLOBAL_IMPLEMENTED
                 .iter()
-                .chain(GLOBAL_UNIMPLEMENTED)
-                .chain(keywords::SECTIONS);
-            let hint = keywords::hint(kw, known.copied());
+                .chain(keywords::SECTIONS)
+                .copied()
+                .chain(gaps::GLOBAL.iter().map(|(k, _)| *k));
+            let hint = keywords::hint(kw, known);
             d.error(
                 no,
                 format!("unknown keyword '{kw}' in 'global' section{hint}"),
@@ -84,13 +102,20 @@ pub(super) fn line(d: &mut Diags, g: &mut Global, no: usize, args: &[String]) {
     }
 }
 
-fn one_number<T: std::str::FromStr>(d: &mut Diags, no: usize, args: &[String]) -> Option<T> {
-    let kw = args.first().map(String::as_str).unwrap_or_default();
+/// HAProxy 2.6's `MAX_THREADS` (`haproxy -vv`): `nbthread` goes up to it.
+const MAX_THREADS: i64 = 64;
+
+/// The single argument of a one-argument keyword.
+fn one_arg<'a>(d: &mut Diags, no: usize, args: &'a [String]) -> Option<&'a str> {
     let word = d.need(no, args, 1, "a number")?;
-    if !d.at_most(no, args, 2) {
-        return None;
-    }
-    d.number(no, kw, word)
+    d.at_most(no, args, 2).then_some(word)
+}
+
+/// The single integer argument of a keyword, within `min..=max`.
+fn one_int(d: &mut Diags, no: usize, args: &[String], min: i64, max: i64) -> Option<i64> {
+    let kw = args.first().map(String::as_str).unwrap_or_default();
+    let word = one_arg(d, no, args)?;
+    d.int_in(no, kw, word, min, max)
 }
 
 fn stats(d: &mut Diags, g: &mut Global, no: usize, args: &[String]) {
@@ -104,8 +129,14 @@ fn stats(d: &mut Diags, g: &mut Global, no: usize, args: &[String]) {
             let Some(word) = d.need(no, args, 2, "a duration") else {
                 return;
             };
-            if d.at_most(no, args, 3) {
-                g.stats_timeout = d.duration(no, "stats timeout", word).or(g.stats_timeout);
+            if !d.at_most(no, args, 3) {
+                return;
+            }
+            match d.duration(no, "stats timeout", word) {
+                // HAProxy's wording.
+                Some(t) if t.is_zero() => d.error(no, "'stats timeout' expects a positive value"),
+                Some(t) => g.stats_timeout = Some(t),
+                None => {}
             }
         }
         Some(sub @ ("maxconn" | "bind-process")) => d.unimplemented(no, &format!("stats {sub}")),
@@ -123,6 +154,10 @@ fn stats(d: &mut Diags, g: &mut Global, no: usize, args: &[String]) {
 /// `stats socket ADDR [mode OCTAL] [level user|operator|admin] [bind options]`.
 fn stats_socket(d: &mut Diags, no: usize, args: &[String]) -> Option<StatsSocket> {
     let addr = d.need(no, args, 2, "a unix socket path or ipv4@ADDR:PORT")?;
+    if let Err(e) = addr::check_socket_addr(addr) {
+        d.error(no, format!("'stats socket': {e}"));
+        return None;
+    }
     // HAProxy's default level for a stats socket is `operator`.
     let mut sock = StatsSocket {
         addr: addr.to_string(),

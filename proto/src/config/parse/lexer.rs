@@ -3,22 +3,21 @@
 //! Words are separated by spaces or tabs; `#` starts a comment; double quotes
 //! group words and still honour backslash escapes; single quotes group words
 //! and escape nothing. Escapes: `\ `, `\#`, `\\`, `\'`, `\"`, `\r`, `\n`,
-//! `\t` and `\xNN`. Any other backslash is kept as written, which is what lets
-//! regexes such as `^/api/\d+` pass through unchanged. There is no line
-//! continuation in HAProxy, so there is none here.
+//! `\t`, `\xNN` and, inside double quotes, `\$`. Any other backslash is kept
+//! as written, which is what lets regexes such as `^/api/\d+` pass through
+//! unchanged. There is no line continuation in HAProxy, so there is none here.
+//!
+//! HAProxy expands `$NAME` and `${NAME}` inside double quotes from the
+//! environment. Shoal does not: such a line is an error, since using the
+//! word as written would change its meaning. A line has at most
+//! [`MAX_WORDS`] words, as in HAProxy.
 
-/// The words of one line.
-#[derive(Debug, Default)]
-pub(super) struct Words {
-    pub words: Vec<String>,
-    /// A double-quoted `$NAME` or `${NAME}` was met. HAProxy would expand it
-    /// from the environment; Shoal keeps it literally and warns.
-    pub env_var: Option<String>,
-}
+/// HAProxy's `MAX_LINE_ARGS`: it refuses lines with more words.
+pub(super) const MAX_WORDS: usize = 64;
 
-/// Tokenizes `line`; the error says what is wrong with the line.
-pub(super) fn split(line: &str) -> Result<Words, String> {
-    let mut out = Words::default();
+/// Tokenizes `line` into words; the error says what is wrong with the line.
+pub(super) fn split(line: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
     // Bytes, because `\xNN` may build a multi-byte character piece by piece.
     let mut cur: Vec<u8> = Vec::new();
     let mut in_word = false;
@@ -38,16 +37,15 @@ pub(super) fn split(line: &str) -> Result<Words, String> {
         }
         if c == b'\\' {
             in_word = true;
-            i += escape(bytes, i, &mut cur)?;
+            i += escape(bytes, i, dquote, &mut cur)?;
             continue;
         }
         if dquote {
             if c == b'"' {
                 dquote = false;
+            } else if c == b'$' {
+                return Err(env_error(bytes.get(i + 1..).unwrap_or_default()));
             } else {
-                if c == b'$' && out.env_var.is_none() {
-                    out.env_var = env_name(&bytes[i + 1..]);
-                }
                 cur.push(c);
             }
             i += 1;
@@ -56,7 +54,7 @@ pub(super) fn split(line: &str) -> Result<Words, String> {
         match c {
             b' ' | b'\t' | b'\r' | b'\n' => {
                 if in_word {
-                    out.words.push(finish(&mut cur)?);
+                    push(&mut out, &mut cur)?;
                     in_word = false;
                 }
             }
@@ -81,20 +79,22 @@ pub(super) fn split(line: &str) -> Result<Words, String> {
         return Err(format!("unmatched {which} quote"));
     }
     if in_word {
-        out.words.push(finish(&mut cur)?);
+        push(&mut out, &mut cur)?;
     }
     Ok(out)
 }
 
 /// Decodes the escape starting at `bytes[at]` (a backslash) into `cur`;
 /// returns how many bytes it used.
-fn escape(bytes: &[u8], at: usize, cur: &mut Vec<u8>) -> Result<usize, String> {
+fn escape(bytes: &[u8], at: usize, dquote: bool, cur: &mut Vec<u8>) -> Result<usize, String> {
     let Some(&next) = bytes.get(at + 1) else {
         cur.push(b'\\');
         return Ok(1);
     };
     let decoded = match next {
         b' ' | b'\\' | b'#' | b'\'' | b'"' => next,
+        // HAProxy escapes `$` only where it would expand a variable.
+        b'$' if dquote => next,
         b'r' => b'\r',
         b'n' => b'\n',
         b't' => b'\t',
@@ -119,20 +119,37 @@ fn escape(bytes: &[u8], at: usize, cur: &mut Vec<u8>) -> Result<usize, String> {
     Ok(2)
 }
 
-fn finish(cur: &mut Vec<u8>) -> Result<String, String> {
-    String::from_utf8(std::mem::take(cur))
-        .map_err(|_| "a '\\x' escape produced invalid UTF-8".to_string())
+/// Ends the current word.
+fn push(out: &mut Vec<String>, cur: &mut Vec<u8>) -> Result<(), String> {
+    if out.len() == MAX_WORDS {
+        return Err(format!(
+            "too many words on one line (HAProxy's limit is {MAX_WORDS})"
+        ));
+    }
+    let word = String::from_utf8(std::mem::take(cur))
+        .map_err(|_| "a '\\x' escape produced invalid UTF-8".to_string())?;
+    out.push(word);
+    Ok(())
 }
 
-/// The variable name after a `$`, when it looks like one.
-fn env_name(rest: &[u8]) -> Option<String> {
+/// The error for a `$` inside double quotes; `rest` follows the `$`.
+fn env_error(rest: &[u8]) -> String {
     let rest = rest.strip_prefix(b"{").unwrap_or(rest);
     let len = rest
         .iter()
-        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .take(64)
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'.')
         .count();
-    let name = rest
-        .get(..len)
-        .filter(|n| n.first().is_some_and(|b| !b.is_ascii_digit()))?;
-    Some(String::from_utf8_lossy(name).into_owned())
+    let name = rest.get(..len).filter(|n| {
+        n.first()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b"_.".contains(b))
+    });
+    match name {
+        Some(name) => format!(
+            "environment variable '${}' is not expanded by Shoal; refusing to start because using the word as written would change its meaning (write the value, or '\\$' for a literal '$')",
+            String::from_utf8_lossy(name)
+        ),
+        // HAProxy: "forbidden first char in environment variable name".
+        None => "forbidden first character in environment variable name after '$' (write '\\$' for a literal '$')".to_string(),
+    }
 }

@@ -1,6 +1,7 @@
 //! `option NAME`, `no option NAME` and `default option NAME`.
 
-use super::keywords::{self, OPTIONS_IMPLEMENTED, OPTIONS_UNIMPLEMENTED};
+use super::gaps;
+use super::keywords::{self, OPTIONS_IMPLEMENTED};
 use super::proxy::wrong_side;
 use super::state::ProxyState;
 use super::timeout::Side;
@@ -21,14 +22,18 @@ pub(super) fn option(
         return;
     };
     let label = format!("option {name}");
-    if OPTIONS_UNIMPLEMENTED.contains(&name) {
-        return d.unimplemented(no, &label);
+    if let Some(gap) = gaps::find(gaps::OPTIONS, name) {
+        // `no option X` asks for what Shoal does without X: nothing to say.
+        if !negate {
+            d.gap(no, &format!("'{label}'"), gap);
+        }
+        return;
     }
     if !OPTIONS_IMPLEMENTED.contains(&name) {
         let known = OPTIONS_IMPLEMENTED
             .iter()
-            .chain(OPTIONS_UNIMPLEMENTED)
-            .copied();
+            .copied()
+            .chain(gaps::OPTIONS.iter().map(|(k, _)| *k));
         let hint = keywords::hint(name, known);
         return d.error(no, format!("unknown option '{name}'{hint}"));
     }

@@ -1,7 +1,8 @@
 //! Keywords of `defaults`, `frontend`, `backend` and `listen` sections:
 //! the dispatcher, placement rules, and the frontend-side keywords.
 
-use super::keywords::{self, BIND_OPTIONS};
+use super::gaps::{self, BIND_OPTIONS};
+use super::keywords;
 use super::state::{ProxyState, Scope};
 use super::{acl, addr, backend, options, server, stick, timeout, Diags};
 use crate::config::{Condition, HttpReuse, LogTarget, Mode, UseBackend};
@@ -20,8 +21,8 @@ pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String
         "mode" => mode(d, st, no, args),
         "bind" => bind(d, st, no, args),
         "maxconn" => {
-            if let Some(n) = one_arg(d, no, args, "a number").and_then(|w| d.number(no, kw, w)) {
-                st.proxy.maxconn = Some(n);
+            if let Some(n) = one_arg(d, no, args, "a number").and_then(|w| maxconn(d, no, w)) {
+                st.proxy.maxconn = n;
             }
         }
         "default_backend" => {
@@ -39,7 +40,9 @@ pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String
         "timeout" => timeout::timeout(d, st, no, args),
         "contimeout" | "clitimeout" | "srvtimeout" => timeout::legacy_timeout(d, st, no, args),
         "retries" => {
-            if let Some(n) = one_arg(d, no, args, "a number").and_then(|w| d.number(no, kw, w)) {
+            let n = one_arg(d, no, args, "a number")
+                .and_then(|w| d.int_in(no, kw, w, 0, MAX_RETRIES.into()));
+            if let Some(n) = n.and_then(|n| u32::try_from(n).ok()) {
                 st.proxy.retries = Some(n);
             }
         }
@@ -103,13 +106,16 @@ pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String
         "enabled" => {
             d.at_most(no, args, 1);
         }
-        _ if keywords::PROXY_UNIMPLEMENTED.contains(&kw) => d.unimplemented(no, kw),
         _ => {
+            if let Some(gap) = gaps::find(gaps::PROXY, kw) {
+                return d.gap(no, &format!("'{kw}'"), gap);
+            }
             let known = keywords::PROXY_IMPLEMENTED
                 .iter()
-                .chain(keywords::PROXY_UNIMPLEMENTED)
-                .chain(keywords::SECTIONS);
-            let hint = keywords::hint(kw, known.copied());
+                .chain(keywords::SECTIONS)
+                .copied()
+                .chain(gaps::PROXY.iter().map(|(k, _)| *k));
+            let hint = keywords::hint(kw, known);
             d.error(
                 no,
                 format!(
@@ -147,11 +153,7 @@ fn misplaced(d: &mut Diags, st: &ProxyState, no: usize, kw: &str, strict: bool) 
         d.error(no, format!("'{kw}' is not allowed in '{section}' section"));
     } else if kw == "acl" {
         // HAProxy 2.5+ accepts ACLs in named defaults, for rules there only.
-        d.warn_once(
-            "acl in defaults",
-            no,
-            "'acl' in a 'defaults' section is not implemented by Shoal yet; ignored",
-        );
+        d.unimplemented(no, "acl in a defaults section");
     } else if kw == "maxconn" {
         let msg = "'maxconn' is ignored in a backend (HAProxy reads it as 'fullconn' there, which Shoal does not implement yet)";
         d.warn(no, msg);
@@ -173,6 +175,18 @@ pub(super) fn wrong_side(d: &mut Diags, st: &ProxyState, no: usize, what: &str) 
             st.scope.name()
         ),
     );
+}
+
+/// Largest `retries`. HAProxy sets no bound, but it pauses up to a second
+/// between attempts where Shoal retries at once, so a huge count would make
+/// one request spin on a refusing server.
+const MAX_RETRIES: u32 = 100;
+
+/// `maxconn N` of a global or proxy section: HAProxy reads it into an int;
+/// 0 means "not set" (the default applies), which is `None` in the model.
+pub(super) fn maxconn(d: &mut Diags, no: usize, word: &str) -> Option<Option<u32>> {
+    let n = d.int_in(no, "maxconn", word, 0, i32::MAX.into())?;
+    Some(u32::try_from(n).ok().filter(|n| *n > 0))
 }
 
 /// The single argument of a one-argument keyword.
@@ -211,6 +225,17 @@ fn bind(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
     {
         return d.unimplemented(no, "bind on a unix socket or file descriptor");
     }
+    if let Some(family) = [
+        "quic4@", "quic6@", "udp@", "udp4@", "udp6@", "tcp@", "tcp4@", "tcp6@",
+    ]
+    .iter()
+    .find(|p| word.starts_with(**p))
+    {
+        return d.error(
+            no,
+            format!("address family '{family}' in 'bind {word}' is not implemented by Shoal (use ipv4@ or ipv6@)"),
+        );
+    }
     match addr::parse_binds(word) {
         Ok(binds) => st.proxy.binds.extend(binds),
         Err(e) => d.error(no, e),
@@ -218,13 +243,14 @@ fn bind(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
     bind_options(d, no, args.get(2..).unwrap_or_default(), "bind option");
 }
 
-/// Skips `bind` (or `stats socket`) options with a warning each, once.
+/// `bind` (or `stats socket`) options: Shoal implements none, so each is
+/// refused or warned about as [`gaps::BIND_OPTIONS`] says.
 pub(super) fn bind_options(d: &mut Diags, no: usize, words: &[String], what: &str) {
     let mut i = 0;
     while let Some(w) = words.get(i) {
         i += 1;
-        let Some(&(_, nargs)) = BIND_OPTIONS.iter().find(|(k, _)| *k == w) else {
-            let hint = keywords::hint(w, BIND_OPTIONS.iter().map(|(k, _)| *k));
+        let Some(&(_, nargs, gap)) = BIND_OPTIONS.iter().find(|(k, _, _)| *k == w) else {
+            let hint = keywords::hint(w, BIND_OPTIONS.iter().map(|(k, _, _)| *k));
             d.error(no, format!("unknown {what} '{w}'{hint}"));
             continue;
         };
@@ -233,11 +259,7 @@ pub(super) fn bind_options(d: &mut Diags, no: usize, words: &[String], what: &st
             return;
         }
         i += nargs;
-        d.warn_once(
-            &format!("{what} '{w}'"),
-            no,
-            format!("{what} '{w}' not implemented yet; ignored"),
-        );
+        d.gap(no, &format!("{what} '{w}'"), gap);
     }
 }
 
@@ -256,7 +278,7 @@ fn use_backend(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
     let cond = if rest.is_empty() {
         Some(Condition::always())
     } else {
-        acl::condition(d, no, &st.proxy.acls, rest)
+        acl::condition(d, no, &st.acl_names, rest)
     };
     if let Some(cond) = cond {
         st.proxy.use_backends.push(UseBackend {
@@ -313,7 +335,7 @@ fn stats(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
                 );
             }
             if let Some(cond) =
-                acl::condition(d, no, &st.proxy.acls, args.get(2..).unwrap_or_default())
+                acl::condition(d, no, &st.acl_names, args.get(2..).unwrap_or_default())
             {
                 st.proxy.stats.admin = Some(cond);
                 st.lines.stats_admin = no;

@@ -1,12 +1,16 @@
 //! `server` and `default-server` lines.
 
-use super::keywords::{self, SERVER_IMPLEMENTED, SERVER_UNIMPLEMENTED};
+use super::gaps::SERVER_OPTIONS;
+use super::keywords::{self, SERVER_IMPLEMENTED};
 use super::state::ProxyState;
 use super::{addr, check_name, Diags};
 use crate::config::{Observe, OnError, Server};
 
-/// HAProxy's bounds for `weight`.
-const MAX_WEIGHT: u32 = 256;
+/// HAProxy's bound for `weight` (`SRV_UWGHT_MAX`).
+const MAX_WEIGHT: i64 = 256;
+
+/// HAProxy reads counts such as `maxconn` or `rise` into a C `int`.
+const MAX_INT: i64 = i32::MAX as i64;
 
 /// `server NAME ADDR[:PORT] [options]`: starts from the `default-server`
 /// settings in effect, then applies the line's own options.
@@ -24,7 +28,7 @@ pub(super) fn server_line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &
     let mut srv = st.server_defaults.clone();
     srv.name = name.to_string();
     options(d, no, args.get(3..).unwrap_or_default(), &mut srv);
-    if let Some(i) = st.proxy.servers.iter().position(|s| s.name == name) {
+    if let Some(&i) = st.server_index.get(name) {
         let first = st.lines.servers.get(i).copied().unwrap_or_default();
         let (kind, proxy) = (st.scope.name(), &st.proxy.name);
         return d.error(
@@ -34,6 +38,8 @@ pub(super) fn server_line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &
     }
     if let (Some(addr), true) = (addr, name_ok) {
         srv.addr = addr;
+        st.server_index
+            .insert(name.to_string(), st.proxy.servers.len());
         st.proxy.servers.push(srv);
         st.lines.servers.push(no);
     }
@@ -56,13 +62,14 @@ fn options(d: &mut Diags, no: usize, words: &[String], srv: &mut Server) {
         let opt = opt.as_str();
         let known = SERVER_IMPLEMENTED
             .iter()
-            .chain(SERVER_UNIMPLEMENTED)
-            .find(|(k, _)| *k == opt);
-        let Some(&(_, nargs)) = known else {
+            .map(|(k, n)| (*k, *n, None))
+            .chain(SERVER_OPTIONS.iter().map(|(k, n, g)| (*k, *n, Some(*g))))
+            .find(|(k, _, _)| *k == opt);
+        let Some((_, nargs, gap)) = known else {
             let names = SERVER_IMPLEMENTED
                 .iter()
-                .chain(SERVER_UNIMPLEMENTED)
-                .map(|(k, _)| *k);
+                .map(|(k, _)| *k)
+                .chain(SERVER_OPTIONS.iter().map(|(k, _, _)| *k));
             let hint = keywords::hint(opt, names);
             d.error(no, format!("unknown server option '{opt}'{hint}"));
             continue;
@@ -77,15 +84,11 @@ fn options(d: &mut Diags, no: usize, words: &[String], srv: &mut Server) {
                 None => return d.error(no, format!("server option '{opt}' expects an argument")),
             },
         };
-        if SERVER_IMPLEMENTED.iter().any(|(k, _)| *k == opt) {
+        let Some(gap) = gap else {
             apply(d, no, srv, opt, arg);
             continue;
-        }
-        d.warn_once(
-            &format!("server option '{opt}'"),
-            no,
-            format!("server option '{opt}' not implemented yet; ignored"),
-        );
+        };
+        d.gap(no, &format!("server option '{opt}'"), gap);
         // `source ADDR [usesrc ADDR] [interface NAME]` has a variable tail.
         if opt == "source" {
             while let Some(sub @ ("usesrc" | "interface")) = words.get(i).map(String::as_str) {
@@ -103,35 +106,15 @@ fn options(d: &mut Diags, no: usize, words: &[String], srv: &mut Server) {
 
 fn apply(d: &mut Diags, no: usize, srv: &mut Server, opt: &str, arg: &str) {
     match opt {
-        "weight" => {
-            if let Some(w) = d.number::<u32>(no, opt, arg) {
-                if w > MAX_WEIGHT {
-                    return d.error(
-                        no,
-                        format!("server weight {w} is out of range (0..{MAX_WEIGHT})"),
-                    );
-                }
-                srv.weight = Some(w);
-            }
-        }
+        "weight" => srv.weight = count(d, no, opt, arg, 0, MAX_WEIGHT).or(srv.weight),
         "backup" | "no-backup" => srv.backup = opt == "backup",
         "disabled" | "enabled" => srv.disabled = opt == "disabled",
         "check" | "no-check" => srv.check = opt == "check",
-        "maxconn" => srv.maxconn = d.number(no, opt, arg).or(srv.maxconn),
-        "maxqueue" => srv.maxqueue = d.number(no, opt, arg).or(srv.maxqueue),
-        "rise" | "fall" => {
-            let Some(n) = d.number::<u32>(no, opt, arg) else {
-                return;
-            };
-            if n == 0 {
-                return d.error(no, format!("server option '{opt}' must be at least 1"));
-            }
-            *if opt == "rise" {
-                &mut srv.rise
-            } else {
-                &mut srv.fall
-            } = Some(n);
-        }
+        // 0 means "no limit", as in HAProxy.
+        "maxconn" => srv.maxconn = count(d, no, opt, arg, 0, MAX_INT).or(srv.maxconn),
+        "maxqueue" => srv.maxqueue = count(d, no, opt, arg, 0, MAX_INT).or(srv.maxqueue),
+        "rise" => srv.rise = count(d, no, opt, arg, 1, MAX_INT).or(srv.rise),
+        "fall" => srv.fall = count(d, no, opt, arg, 1, MAX_INT).or(srv.fall),
         "inter" | "fastinter" | "downinter" => {
             let Some(t) = d.duration(no, opt, arg) else {
                 return;
@@ -164,13 +147,7 @@ fn apply(d: &mut Diags, no: usize, srv: &mut Server, opt: &str, arg: &str) {
             ),
         },
         "error-limit" => {
-            let Some(n) = d.number::<u32>(no, opt, arg) else {
-                return;
-            };
-            if n == 0 {
-                return d.error(no, "server option 'error-limit' must be at least 1");
-            }
-            srv.error_limit = Some(n);
+            srv.error_limit = count(d, no, opt, arg, 1, MAX_INT).or(srv.error_limit);
         }
         "on-error" => {
             srv.on_error = Some(match arg {
@@ -209,4 +186,10 @@ fn apply(d: &mut Diags, no: usize, srv: &mut Server, opt: &str, arg: &str) {
         },
         _ => {}
     }
+}
+
+/// An integer option within `min..=max` (both within `u32`).
+fn count(d: &mut Diags, no: usize, opt: &str, arg: &str, min: i64, max: i64) -> Option<u32> {
+    d.int_in(no, opt, arg, min, max)
+        .and_then(|n| u32::try_from(n).ok())
 }

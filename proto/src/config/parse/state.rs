@@ -2,6 +2,7 @@
 //! proxy inherits from a `defaults` section.
 
 use crate::config::{Proxy, ProxyKind, Server, ServerAddr};
+use std::collections::{BTreeSet, HashMap};
 
 /// Which kind of section is being parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +79,10 @@ pub(super) struct ProxyState {
     /// `default-server` settings so far; each `server` starts from a copy.
     pub server_defaults: Server,
     pub lines: Lines,
+    /// Index of each server in `proxy.servers` by name, and the names of
+    /// the ACLs declared so far: lookups stay cheap in huge sections.
+    pub server_index: HashMap<String, usize>,
+    pub acl_names: BTreeSet<String>,
 }
 
 impl ProxyState {
@@ -95,6 +100,8 @@ impl ProxyState {
                 },
             ),
             lines: Lines::default(),
+            server_index: HashMap::new(),
+            acl_names: BTreeSet::new(),
         }
     }
 
@@ -174,6 +181,8 @@ impl ProxyState {
             proxy: p,
             server_defaults,
             lines,
+            server_index: HashMap::new(),
+            acl_names: BTreeSet::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::keywords;
 use super::state::ProxyState;
+use super::validate::Index;
 use super::{acl, duration, Diags};
 use crate::config::{Mode, Proxy, StickAction, StickKeyType, StickPattern, StickRule, StickTable};
 
@@ -343,7 +344,7 @@ pub(super) fn stick_rule(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[
     }
     let cond = match rest.first().map(String::as_str) {
         None => None,
-        Some("if" | "unless") => match acl::condition(d, no, &st.proxy.acls, rest) {
+        Some("if" | "unless") => match acl::condition(d, no, &st.acl_names, rest) {
             Some(c) => Some(c),
             None => return,
         },
@@ -436,16 +437,17 @@ pub(super) fn end_of_proxy(d: &mut Diags, st: &ProxyState) {
 
 /// Checks run once the whole file is read: each rule has a table, and
 /// table names (the names of their proxies) are unique.
-pub(super) fn whole_config(d: &mut Diags, proxies: &[ProxyState]) {
-    for (i, st) in proxies.iter().enumerate() {
+pub(super) fn whole_config(d: &mut Diags, index: &Index) {
+    let proxies = index.all;
+    for st in proxies {
         if st.proxy.stick_table.is_none() {
             continue;
         }
-        let earlier = proxies.get(..i).unwrap_or_default();
-        let clash = earlier
-            .iter()
-            .find(|o| o.proxy.name == st.proxy.name && o.proxy.stick_table.is_some());
-        if let Some(o) = clash {
+        // The first table of that name, if it is not this one.
+        let first = index
+            .named(&st.proxy.name)
+            .find(|o| o.proxy.stick_table.is_some());
+        if let Some(o) = first.filter(|o| !std::ptr::eq(*o, st)) {
             let name = &st.proxy.name;
             d.error(
                 st.lines.stick_table,
@@ -461,7 +463,10 @@ pub(super) fn whole_config(d: &mut Diags, proxies: &[ProxyState]) {
     for st in proxies {
         let p = &st.proxy;
         for (rule, line) in p.stick_rules.iter().zip(&st.lines.stick_rules) {
-            if let Some((name, table)) = rule_table(d, proxies, p, rule, *line) {
+            if d.is_full() {
+                return;
+            }
+            if let Some((name, table)) = rule_table(d, index, p, rule, *line) {
                 check_key_type(d, rule, name, table, *line);
             }
         }
@@ -471,7 +476,7 @@ pub(super) fn whole_config(d: &mut Diags, proxies: &[ProxyState]) {
 /// The table a rule uses, or an error.
 fn rule_table<'a>(
     d: &mut Diags,
-    proxies: &'a [ProxyState],
+    index: &Index<'a>,
     from: &'a Proxy,
     rule: &'a StickRule,
     line: usize,
@@ -484,22 +489,23 @@ fn rule_table<'a>(
         d.error(line, format!("stick rule needs a stick-table, but {kind} '{name}' declares none (add a 'stick-table' line, or name another proxy's table with 'table NAME')"));
         return None;
     };
-    let declaring = proxies
-        .iter()
+    let declaring = index
+        .named(target)
         .map(|st| &st.proxy)
-        .find(|p| p.name == *target && p.stick_table.is_some());
+        .find(|p| p.stick_table.is_some());
     if let Some(t) = declaring.and_then(|p| p.stick_table.as_ref()) {
         return Some((target, t));
     }
     let msg = if target.contains('/') {
         format!("stick rule uses table '{target}': tables of 'peers' sections are not implemented by Shoal yet")
-    } else if let Some(p) = proxies.iter().find(|st| st.proxy.name == *target) {
+    } else if let Some(p) = index.named(target).next() {
         format!(
             "stick rule uses table '{target}', but {} '{target}' declares no stick-table",
             p.proxy.kind.keyword()
         )
     } else {
-        let names = proxies
+        let names = index
+            .all
             .iter()
             .filter(|st| st.proxy.stick_table.is_some())
             .map(|st| st.proxy.name.as_str());

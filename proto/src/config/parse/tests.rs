@@ -28,7 +28,7 @@ fn proxy<'a>(p: &'a Parsed, name: &str) -> &'a Proxy {
 }
 
 fn words(line: &str) -> Vec<String> {
-    lexer::split(line).expect("lexes").words
+    lexer::split(line).expect("lexes")
 }
 
 #[test]
@@ -50,8 +50,21 @@ fn tokenizer_follows_haproxy() {
     assert!(lexer::split("open \"quote").is_err());
     assert!(lexer::split("bad \\xZZ").is_err());
     assert!(lexer::split("bad \\xff").is_err(), "invalid UTF-8");
-    let env = lexer::split("log \"${LOG_HOST}:514\" local0").expect("lexes");
-    assert_eq!(env.env_var.as_deref(), Some("LOG_HOST"));
+    // HAProxy would expand environment variables; Shoal refuses them.
+    let env = lexer::split("log \"${LOG_HOST}:514\" local0").expect_err("refused");
+    assert!(env.contains("'$LOG_HOST' is not expanded"), "{env}");
+    assert!(lexer::split("acl a path_reg \"^/x$\"")
+        .expect_err("refused")
+        .contains("forbidden first character"));
+    // ... unless escaped, inside double quotes (outside, `\$` is literal).
+    assert_eq!(
+        words(r#"a "\$HOME" \$x '$y'"#),
+        ["a", "$HOME", "\\$x", "$y"]
+    );
+    assert_eq!(words(&"w ".repeat(64)).len(), 64);
+    assert!(lexer::split(&"w ".repeat(65))
+        .expect_err("refused")
+        .contains("too many words"));
 }
 
 #[test]
@@ -521,7 +534,7 @@ fn servers_and_their_options() {
 backend b
     default-server check inter 2s maxconn 100
     server a 10.0.0.1:80 weight 0 backup maxqueue 5 disabled fastinter 500ms downinter 1m rise 1 fall 9 cookie A slowstart 10s port 8081
-    server b 10.0.0.2 no-check enabled send-proxy ssl verify none source 10.0.0.9 usesrc clientip
+    server b 10.0.0.2 no-check enabled no-send-proxy no-ssl tfo minconn 3
     server c [2001:db8::1]:443
 ");
     let b = proxy(&p, "b");
@@ -548,12 +561,25 @@ backend b
     );
     assert_eq!(b.servers[2].addr.host, "2001:db8::1");
     let msgs: Vec<&str> = p.warnings.iter().map(|w| w.message.as_str()).collect();
-    for opt in ["send-proxy", "ssl", "verify", "source"] {
-        assert!(
-            msgs.contains(&format!("server option '{opt}' not implemented yet; ignored").as_str()),
-            "{msgs:?}"
-        );
-    }
+    assert_eq!(
+        msgs,
+        [
+            "server option 'no-send-proxy' is not implemented by Shoal yet; ignored (Shoal always behaves this way)",
+            "server option 'no-ssl' is not implemented by Shoal yet; ignored (Shoal always behaves this way)",
+            "server option 'tfo' is not implemented by Shoal yet; ignored (it only tunes performance or resource use)",
+            "server option 'minconn' is not implemented by Shoal yet; ignored (it only tunes performance or resource use)",
+        ]
+    );
+    // TLS, PROXY protocol and the source address change what reaches the
+    // server: refused, with the variable tail of `source` consumed.
+    let e = errors("backend b\n    server b 10.0.0.2 send-proxy ssl verify none source 10.0.0.9 usesrc clientip check\n");
+    let want = [
+        "server option 'send-proxy' is not implemented by Shoal; refusing to start because ignoring it would drop or misread the PROXY protocol header peers rely on",
+        "server option 'ssl' is not implemented by Shoal; refusing to start because ignoring it would serve or send plaintext where TLS was asked for",
+        "server option 'verify' is not implemented by Shoal; refusing to start because ignoring it would serve or send plaintext where TLS was asked for",
+        "server option 'source' is not implemented by Shoal; refusing to start because ignoring it would connect to servers from another address than configured",
+    ];
+    assert_eq!(e, want.map(|m| format!("t.cfg:2: {m}")));
 }
 
 #[test]
@@ -566,7 +592,7 @@ backend b
     server a 10.0.0.1:80
     server n 10.0.0.2:80 observe none on-error fastinter
     default-server observe layer4 error-limit 1 on-error fail-check
-    server c 10.0.0.3:80 on-error mark-down on-marked-up shutdown-backup-sessions
+    server c 10.0.0.3:80 on-error mark-down
 frontend f
     bind :80
     default_backend b
@@ -614,7 +640,6 @@ backend t
     assert_eq!(
         msgs,
         [
-            (9, "server option 'on-marked-up' not implemented yet; ignored"),
             (15, "server 's' uses 'observe layer7', which needs 'mode http'; backend 't' is in mode tcp, so only connection errors are observed"),
         ]
     );
@@ -634,9 +659,7 @@ backend own_expect
 backend own_send
     http-check send uri /other
 backend twice
-    http-check send uri /first uri-lf /%[src] comment c
-    http-check send uri /second
-    http-check send hdr X-Id %[uuid]
+    http-check send uri /first comment c
 frontend f
     bind :80
     default_backend inherits
@@ -685,12 +708,25 @@ frontend f
     assert_eq!(
         msgs,
         [
-            (13, "'http-check send uri-lf' is not implemented by Shoal yet; ignored"),
-            (13, "'http-check send comment' is not implemented by Shoal yet; ignored"),
-            (14, "several 'http-check send' rules (multi-step checks) are not implemented by Shoal yet; only the first one is used"),
-            (15, "log-format expressions in 'http-check send hdr' are not expanded by Shoal yet; the value is sent as written"),
-            (15, "several 'http-check send' rules (multi-step checks) are not implemented by Shoal yet; only the first one is used"),
-            (19, "'http-check' ignored because frontend 'f' has no backend capability"),
+            (13, "'http-check send comment' is not implemented by Shoal yet; ignored (it only changes logs or statistics)"),
+            (17, "'http-check' ignored because frontend 'f' has no backend capability"),
+        ]
+    );
+    // What would change the check itself is refused.
+    let e = errors(
+        "backend twice
+    http-check send uri /first uri-lf /%[src]
+    http-check send uri /second
+    http-check send hdr X-Id %[uuid]
+",
+    );
+    let checks = "refusing to start because ignoring it would change which servers health checks consider up";
+    assert_eq!(
+        e,
+        [
+            format!("t.cfg:2: 'http-check send uri-lf' is not implemented by Shoal; {checks}"),
+            format!("t.cfg:3: a second 'http-check send' rule (a multi-step check) is not implemented by Shoal; {checks}"),
+            format!("t.cfg:4: a log-format expression in 'http-check send hdr' is not implemented by Shoal; {checks}"),
         ]
     );
 }
@@ -746,10 +782,10 @@ backend be
     stick store-request hdr(X-User) unless api || { src 10.0.0.0/8 }
     stick store src table fe
     stick on req.hdr(X-Key) table be
-    stick store-response res.cook(x)
+    # stick store-response and stick-table nopurge are refused: see below
 backend tables
     mode http
-    stick-table type integer size 1g nopurge peers mypeers
+    stick-table type integer size 1g peers mypeers
 backend b2
     mode http
     stick-table type string len 128 size 100
@@ -844,10 +880,17 @@ backend b2
         msgs,
         [
             (6, "'stick' ignored because frontend 'fe' has no backend capability"),
-            (17, "'stick store-response' is not implemented by Shoal yet; ignored"),
-            (20, "'stick-table nopurge' is not implemented by Shoal yet; ignored"),
-            (20, "'stick-table peers' is not implemented by Shoal yet; ignored"),
+            (20, "'stick-table peers' is not implemented by Shoal yet; ignored (stick tables are not shared with HAProxy peers; each Shoal node keeps its own)"),
             (24, "stick rule keys on 'src', but stick-table 'tables' is of type 'integer' (expected ip or ipv6)"),
+        ]
+    );
+    let e = errors("backend be\n    mode http\n    stick-table type ip size 1k nopurge\n    stick store-response res.cook(x)\n");
+    let persistence = "is not implemented by Shoal; refusing to start because ignoring it would break session persistence";
+    assert_eq!(
+        e,
+        [
+            format!("t.cfg:3: 'stick-table nopurge' {persistence}"),
+            format!("t.cfg:4: 'stick store-response' {persistence}"),
         ]
     );
 }
@@ -902,7 +945,7 @@ global
     stats socket /run/shoal.sock mode 660 level admin expose-fd listeners
     stats socket ipv4@127.0.0.1:9999
     stats timeout 30s
-    chroot /var/lib/haproxy
+    cpu-map auto:1/1-4 0-3
     tune.ssl.default-dh-param 2048
     ssl-default-bind-ciphers HIGH
     timeout connect 4s
@@ -930,9 +973,17 @@ global
     assert_eq!(g.stats_timeout, Some(Duration::from_secs(30)));
     assert_eq!(g.timeouts.connect, Some(Duration::from_secs(4)));
     let msgs: Vec<&str> = p.warnings.iter().map(|w| w.message.as_str()).collect();
-    assert!(msgs.contains(&"'chroot' is not implemented by Shoal yet; ignored"));
-    assert!(msgs.contains(&"'tune.ssl.default-dh-param' is not implemented by Shoal yet; ignored"));
-    assert!(msgs.contains(&"stats socket option 'expose-fd' not implemented yet; ignored"));
+    for want in [
+        "'cpu-map' is not implemented by Shoal yet; ignored (it only tunes performance or resource use)",
+        "'tune.ssl.default-dh-param' is not implemented by Shoal yet; ignored (it only tunes performance or resource use)",
+        "'ssl-default-bind-ciphers' is not implemented by Shoal yet; ignored (it only takes effect through keywords that Shoal refuses)",
+        "stats socket option 'expose-fd' is not implemented by Shoal yet; ignored (it only changes how the process is run or debugged)",
+    ] {
+        assert!(msgs.contains(&want), "missing {want:?} in {msgs:#?}");
+    }
+    // chroot confines the process: ignoring it weakens security.
+    let e = errors("global\n    chroot /var/lib/haproxy\n");
+    assert_eq!(e, ["t.cfg:2: 'chroot' is not implemented by Shoal; refusing to start because ignoring it would run the process with fewer restrictions than configured"]);
 }
 
 #[test]
@@ -992,11 +1043,11 @@ backend be
         [
             (
                 2,
-                "section 'peers' is not implemented by Shoal yet; ignored"
+                "section 'peers' is not implemented by Shoal yet; ignored (stick tables are not shared with HAProxy peers; each Shoal node keeps its own)"
             ),
             (
                 5,
-                "section 'userlist' is not implemented by Shoal yet; ignored"
+                "section 'userlist' is not implemented by Shoal yet; ignored (it only takes effect through keywords that Shoal refuses)"
             )
         ]
     );
@@ -1027,7 +1078,7 @@ fn misplaced_keywords() {
 
 #[test]
 fn legacy_and_env() {
-    let p = ok("backend b\n    contimeout 5000\n    srvtimeout 30s\n    log \"$HOST\" local0\n");
+    let p = ok("backend b\n    contimeout 5000\n    srvtimeout 30s\n    log \"\\$HOST\" local0\n");
     let b = proxy(&p, "b");
     assert_eq!(
         (b.timeouts.connect, b.timeouts.server),
@@ -1037,12 +1088,10 @@ fn legacy_and_env() {
         .warnings
         .iter()
         .any(|w| w.message.contains("'contimeout' is deprecated")));
-    assert!(p
-        .warnings
-        .iter()
-        .any(|w| w.line == 4 && w.message.contains("'$HOST' is kept as written")));
+    assert_eq!(proxy(&p, "b").logs[0].args, ["$HOST", "local0"]);
+    // HAProxy would put the variable's value there; Shoal cannot.
     let e = errors("backend b\n    server s \"${HOST}:80\"\n");
-    assert!(e[0].contains("malformed address"), "{e:?}");
+    assert_eq!(e, ["t.cfg:2: environment variable '$HOST' is not expanded by Shoal; refusing to start because using the word as written would change its meaning (write the value, or '\\$' for a literal '$')"]);
 }
 
 #[test]
@@ -1240,4 +1289,25 @@ fn garbage_never_panics_and_accepted_configs_round_trip() {
             }
         }
     }
+}
+
+#[test]
+fn diagnostics_cut_long_words_on_character_boundaries() {
+    let word = "é".repeat(100);
+    let e = errors(&format!(
+        "backend b\n    {word}\n    server s 10.0.0.1:80 weight {}\n",
+        "9".repeat(3000)
+    ));
+    let cut = format!("{}...", "é".repeat(64));
+    assert_eq!(
+        e[0],
+        format!("t.cfg:2: unknown keyword '{cut}' in 'backend' section")
+    );
+    // An unquoted echo is bounded by the message cap.
+    assert!(e[1].starts_with("t.cfg:3: 'weight' value must be between 0 and 256 (was 999"));
+    assert!(
+        e[1].ends_with("...") && e[1].chars().count() < 1100,
+        "{}",
+        e[1]
+    );
 }

@@ -21,7 +21,7 @@ pub(super) const TIMEOUTS: &[(&str, Side)] = &[
     ("server-fin", Side::Be),
 ];
 
-/// Real HAProxy timeouts Shoal does not implement yet.
+/// Real HAProxy timeouts Shoal does not implement yet (see `gaps::FORMS`).
 pub(super) const TIMEOUTS_UNIMPLEMENTED: &[&str] = &["tarpit", "client-hs"];
 
 /// Which side of a proxy a setting applies to.
@@ -53,12 +53,13 @@ pub(super) fn timeout_slot<'a>(
 }
 
 /// Parses `timeout NAME VALUE` (also used by the global section); returns
-/// the name, its side and the value, or `None` after reporting.
+/// the name, its side and the value, or `None` after reporting. A value of
+/// 0 is `None` inside: HAProxy stores "no timeout" and "0" alike.
 pub(super) fn parse_timeout<'a>(
     d: &mut Diags,
     no: usize,
     args: &'a [String],
-) -> Option<(&'a str, Side, Duration)> {
+) -> Option<(&'a str, Side, Option<Duration>)> {
     let name = d.need(
         no,
         args,
@@ -79,7 +80,7 @@ pub(super) fn parse_timeout<'a>(
         return None;
     }
     let value = d.duration(no, &format!("timeout {name}"), word)?;
-    Some((name, side, value))
+    Some((name, side, Some(value).filter(|v| !v.is_zero())))
 }
 
 pub(super) fn timeout(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
@@ -95,7 +96,7 @@ fn set_timeout(
     no: usize,
     name: &str,
     side: Side,
-    value: Duration,
+    value: Option<Duration>,
 ) {
     let applies = match side {
         Side::Fe => st.scope.fe(),
@@ -106,7 +107,7 @@ fn set_timeout(
         return wrong_side(d, st, no, &format!("timeout {name}"));
     }
     if let Some(slot) = timeout_slot(&mut st.proxy.timeouts, name) {
-        *slot = Some(value);
+        *slot = value;
     }
 }
 
@@ -129,6 +130,6 @@ pub(super) fn legacy_timeout(d: &mut Diags, st: &mut ProxyState, no: usize, args
         return;
     };
     if let Some(value) = d.duration(no, kw, word) {
-        set_timeout(d, st, no, name, side, value);
+        set_timeout(d, st, no, name, side, Some(value).filter(|v| !v.is_zero()));
     }
 }

@@ -5,6 +5,28 @@ use super::keywords;
 use super::state::ProxyState;
 use super::{stick, Diags};
 use crate::config::{AclRef, Balance, Condition, Mode, Observe, Proxy};
+use std::collections::HashMap;
+
+/// The complete proxies, with an index by name so that the whole-file
+/// checks take linear time however many proxies there are.
+pub(super) struct Index<'a> {
+    pub all: &'a [ProxyState],
+    by_name: HashMap<&'a str, Vec<&'a ProxyState>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(all: &'a [ProxyState]) -> Self {
+        let mut by_name: HashMap<&str, Vec<&ProxyState>> = HashMap::new();
+        for st in all {
+            by_name.entry(st.proxy.name.as_str()).or_default().push(st);
+        }
+        Index { all, by_name }
+    }
+    /// The proxies called `name`, in file order.
+    pub fn named(&self, name: &str) -> impl Iterator<Item = &'a ProxyState> + '_ {
+        self.by_name.get(name).into_iter().flatten().copied()
+    }
+}
 
 /// Checks run when a proxy section ends (its mode is then known).
 pub(super) fn end_of_proxy(d: &mut Diags, st: &mut ProxyState) {
@@ -103,38 +125,43 @@ fn inline_http_samples(cond: &Condition) -> Vec<String> {
 /// to exists, is a backend, and speaks the same mode; stick rules find
 /// their tables.
 pub(super) fn whole_config(d: &mut Diags, proxies: &[ProxyState]) {
-    stick::whole_config(d, proxies);
+    let index = Index::new(proxies);
+    stick::whole_config(d, &index);
     for st in proxies.iter().filter(|st| st.proxy.kind.is_frontend()) {
         let p = &st.proxy;
         if let Some(target) = &p.default_backend {
             check_target(
                 d,
-                proxies,
+                &index,
                 p,
                 target,
                 line_or(st.lines.default_backend, st.lines.header),
             );
         }
         for (rule, line) in p.use_backends.iter().zip(&st.lines.use_backends) {
-            check_target(d, proxies, p, &rule.backend, *line);
+            if d.is_full() {
+                return;
+            }
+            check_target(d, &index, p, &rule.backend, *line);
         }
     }
 }
 
-fn check_target(d: &mut Diags, proxies: &[ProxyState], from: &Proxy, target: &str, line: usize) {
+fn check_target(d: &mut Diags, index: &Index, from: &Proxy, target: &str, line: usize) {
     let (kind, name) = (from.kind.keyword(), &from.name);
-    let backend = proxies
-        .iter()
+    let backend = index
+        .named(target)
         .map(|st| &st.proxy)
-        .find(|p| p.name == target && p.kind.is_backend());
+        .find(|p| p.kind.is_backend());
     let Some(backend) = backend else {
-        if proxies.iter().any(|st| st.proxy.name == target) {
+        if index.named(target).next().is_some() {
             return d.error(
                 line,
                 format!("{kind} '{name}' routes to '{target}', which is a frontend, not a backend"),
             );
         }
-        let names = proxies
+        let names = index
+            .all
             .iter()
             .filter(|st| st.proxy.kind.is_backend())
             .map(|st| st.proxy.name.as_str());
