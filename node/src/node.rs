@@ -91,6 +91,12 @@ struct Node {
 
 /// Run a node until SIGTERM/SIGINT.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    // Take the signals before anything is printed: scripts and tests send
+    // them as soon as they read a listening notice, and SIGHUP's default
+    // action would end the process.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let loaded = match load(&opts.config) {
         Ok(l) => l,
         Err(errors) => {
@@ -150,9 +156,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         None => None,
     };
 
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             _ = hup.recv() => match node.reload().await {
