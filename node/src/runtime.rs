@@ -13,6 +13,7 @@
 mod build;
 mod counters;
 
+pub use crate::dispatch::Queue;
 pub use counters::{ProxyCounters, ServerCounters, StatusClass};
 
 use crate::acl::Router;
@@ -24,7 +25,6 @@ use shoal_proto::command::Command;
 use shoal_proto::config::{Balance, Config, Mode, Timeouts};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 
@@ -153,15 +153,6 @@ impl ServerRt {
             _ => false,
         }
     }
-}
-
-/// Requests waiting for a free server slot in one backend.
-#[derive(Debug, Default)]
-pub struct Queue {
-    /// How many requests wait now.
-    pub waiting: AtomicUsize,
-    /// Woken when a server of the backend frees a slot.
-    pub notify: Notify,
 }
 
 /// Backend settings and servers, ready for the request path.
