@@ -123,6 +123,10 @@ pub async fn serve(
             ) {
                 backend.counters.no_server.fetch_add(1, Relaxed);
             }
+            if e == DispatchError::QueueTimeout {
+                // HAProxy logs the time spent waiting before `sQ`.
+                t_queue = connected.as_millis() as i64;
+            }
             backend.counters.close();
             log_tcp(
                 &frontend,
