@@ -169,21 +169,55 @@ async fn tunnel_and_fin_timeouts_end_connections_like_haproxy() {
     }
 }
 
+/// Small socket buffers (set before connecting or listening, which turns
+/// off autotuning), so that little data fills a direction.
+fn small_buffers(socket: &tokio::net::TcpSocket) {
+    socket.set_send_buffer_size(64 * 1024).expect("sndbuf");
+    socket.set_recv_buffer_size(64 * 1024).expect("rcvbuf");
+}
+
+/// Write `total` bytes of `byte` in 64 KB chunks.
+async fn send(w: &mut (impl AsyncWriteExt + Unpin), byte: u8, total: usize) {
+    let chunk = vec![byte; 64 * 1024];
+    let mut sent = 0;
+    while sent < total {
+        w.write_all(&chunk).await.expect("write");
+        sent += chunk.len();
+    }
+}
+
+/// Read until end of stream; returns how many bytes were `byte`.
+async fn receive(r: &mut (impl AsyncReadExt + Unpin), byte: u8) -> usize {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut count = 0;
+    loop {
+        let n = r.read(&mut buf).await.expect("read");
+        if n == 0 {
+            return count;
+        }
+        count += buf[..n].iter().filter(|&&b| b == byte).count();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_writing_at_the_same_time_do_not_deadlock() {
     // The server writes its whole answer before it reads anything; the
-    // client writes its request and reads at the same time. The old copy
-    // loop blocked on the server write and so never read the answer.
-    const SIZE: usize = 8 << 20;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    // client writes its request and reads at the same time. More than the
+    // socket buffers hold goes each way. The old copy loop blocked on the
+    // write to the server and so never read the answer: both stalled.
+    const SIZE: usize = 32 << 20;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    small_buffers(&socket);
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = socket.listen(16).expect("listen");
     let server_addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.expect("accept");
-        s.write_all(&vec![b's'; SIZE]).await.expect("server write");
-        let mut got = vec![0u8; SIZE];
-        s.read_exact(&mut got).await.expect("server read");
+        send(&mut s, b's', SIZE).await;
         s.shutdown().await.expect("server fin");
-        got.iter().all(|&b| b == b'c')
+        receive(&mut s, b'c').await
     });
     let cfg = config(
         "    timeout client 10s\n    timeout server 10s\n",
@@ -191,19 +225,26 @@ async fn peers_writing_at_the_same_time_do_not_deadlock() {
     )
     .replace("@BIND@", "127.0.0.1:0");
     let shoal = Shoal::start(&cfg, &["l"]);
-    let client = TcpStream::connect(shoal.addr("l")).await.expect("connect");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    small_buffers(&socket);
+    let client = socket.connect(shoal.addr("l")).await.expect("connect");
     let (mut rd, mut wr) = client.into_split();
     let writer = tokio::spawn(async move {
-        wr.write_all(&vec![b'c'; SIZE]).await.expect("client write");
+        send(&mut wr, b'c', SIZE).await;
         wr.shutdown().await.expect("client fin");
         wr
     });
-    let mut got = Vec::new();
-    tokio::time::timeout(DEADLINE, rd.read_to_end(&mut got))
+    let got = tokio::time::timeout(DEADLINE, receive(&mut rd, b's'))
         .await
-        .expect("no deadlock")
-        .expect("client read");
-    assert_eq!(got.len(), SIZE);
-    let _wr = writer.await.expect("writer");
-    assert!(server.await.expect("server"), "server got the request");
+        .expect("no deadlock");
+    assert_eq!(got, SIZE);
+    let _wr = tokio::time::timeout(DEADLINE, writer)
+        .await
+        .expect("request sent")
+        .expect("writer");
+    let server_got = tokio::time::timeout(DEADLINE, server)
+        .await
+        .expect("server done")
+        .expect("server");
+    assert_eq!(server_got, SIZE, "server got the request");
 }
