@@ -173,3 +173,47 @@ async fn tcp_log_shows_the_time_spent_queued() {
         "Tw of the queued one: {tw:?} (waited {waited} ms)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_requests_wait_for_their_server_without_blocking_others() {
+    // A request whose cookie names a full server waits in that server's
+    // queue; a request any server may take is not held up behind it.
+    let s1 = Backend::http("s1");
+    let s2 = Backend::http("s2");
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    balance roundrobin\n    cookie SRV insert indirect nocache\n\
+         \x20   timeout queue 10s\n\
+         \x20   server s1 {} maxconn 1 cookie s1\n    server s2 {} maxconn 1 cookie s2\n",
+        s1.addr, s2.addr
+    );
+    let mut shoal = Shoal::start_with(&cfg, &["fe"], &["--admin", "127.0.0.1:0"]);
+    let admin = shoal.admin_addr();
+    let addr = shoal.addr("fe");
+    let base = backend_conns(s1.addr).await;
+    let holder = tokio::spawn(async move {
+        let r = get_with(addr, "/delay/800", &[("cookie", "SRV=s1")]).await;
+        (r.status, r.server(), Instant::now())
+    });
+    wait_new_backend_connection(s1.addr, base).await;
+    let pinned = tokio::spawn(async move {
+        let r = get_with(addr, "/", &[("cookie", "SRV=s1")]).await;
+        (r.status, r.server(), Instant::now())
+    });
+    wait_queued(admin, "app", 1).await;
+    // s2 is free: a request without persistence goes there at once.
+    let started = Instant::now();
+    let free = get(addr, "/").await;
+    assert_eq!((free.status, free.server().as_str()), (200, "s2"));
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "held up for {:?} behind the persistent request",
+        started.elapsed()
+    );
+    let (h_status, h_server, h_done) = holder.await.expect("holder");
+    let (p_status, p_server, p_done) = pinned.await.expect("pinned");
+    assert_eq!((h_status, h_server.as_str()), (200, "s1"));
+    // The persistent request waited for s1 rather than going to s2.
+    assert_eq!((p_status, p_server.as_str()), (200, "s1"));
+    assert!(p_done >= h_done, "served before the slot was free");
+}
