@@ -234,10 +234,14 @@ impl ErrorLog {
     }
 }
 
-/// Take the global and frontend `maxconn` permits (when configured).
-async fn acquire(ctx: &AcceptCtx, frontend: &str) -> Vec<OwnedSemaphorePermit> {
+/// Permits held by one connection: process-wide, global and frontend
+/// `maxconn` (a fixed array, so accepting allocates nothing for them).
+type Permits = [Option<OwnedSemaphorePermit>; 3];
+
+/// Take the process-wide, global and frontend `maxconn` permits (those
+/// that exist).
+async fn acquire(ctx: &AcceptCtx, frontend: &str) -> Permits {
     let snapshot = ctx.runtime.snapshot();
-    let mut permits = Vec::new();
     let limits: [Option<&Arc<Semaphore>>; 3] = [
         // The process-wide cap that keeps connections within the fd limit.
         crate::limits::connection_slots(),
@@ -246,9 +250,10 @@ async fn acquire(ctx: &AcceptCtx, frontend: &str) -> Vec<OwnedSemaphorePermit> {
             .frontend(frontend)
             .and_then(|f| f.conn_limit.as_ref()),
     ];
-    for sem in limits.into_iter().flatten() {
-        if let Ok(p) = sem.clone().acquire_owned().await {
-            permits.push(p);
+    let mut permits: Permits = Default::default();
+    for (slot, sem) in permits.iter_mut().zip(limits) {
+        if let Some(sem) = sem {
+            *slot = sem.clone().acquire_owned().await.ok();
         }
     }
     permits
@@ -260,7 +265,7 @@ fn dispatch(
     local: SocketAddr,
     frontend: &str,
     ctx: &AcceptCtx,
-    permits: Vec<OwnedSemaphorePermit>,
+    permits: Permits,
 ) {
     let snapshot = ctx.runtime.snapshot();
     let Some(fe) = snapshot.frontend(frontend).cloned() else {
