@@ -4,20 +4,38 @@
 //! HAProxy's rules, as implemented here:
 //! - Primaries serve while any is usable; otherwise the backup tier serves.
 //! - A server at `maxconn` is skipped; when every candidate is full the
-//!   request waits in the backend queue until a slot frees or `timeout queue`
-//!   (default: `timeout connect`) expires, which answers 503.
-//! - A failed connect is retried on the same server up to `retries` times;
-//!   with `option redispatch` the last retry goes to another server.
-//!   Unlike HAProxy there is no 1 s turn-around pause between retries: a
-//!   refused connect is retried at once (choice noted in README).
+//!   request waits in the backend queue ([`queue`]), served in arrival
+//!   order, until a slot is handed to it or `timeout queue` (default:
+//!   `timeout connect`) expires, which answers 503 (`sQ`).
+//! - A persistent request (cookie or stick entry naming a server) waits for
+//!   that server in the server's own queue; when that queue is at the
+//!   server's `maxqueue` it loses persistence and is balanced instead.
+//! - The queue is bounded even without `maxqueue`: by the process's
+//!   effective global `maxconn` (see [`crate::limits`]). Each queued request
+//!   holds an accepted connection, so that is the most that could ever wait;
+//!   the bound only makes it explicit.
+//! - A failed connect is retried up to `retries` times. After a refused
+//!   connection (not after a timeout) Shoal waits a turn-around of
+//!   min(1 s, `timeout connect`) before retrying the same server, so that a
+//!   restarting server is not hammered and a huge `retries` cannot spin.
+//! - With `option redispatch`, the last retry goes to another server; a
+//!   request without persistence on a round-robin-like algorithm
+//!   (`roundrobin`, `static-rr`, `random`) with more than one usable server
+//!   is redispatched on every retry, at once, as HAProxy 2.6 does.
 
 use crate::health::{Observer, Outcome};
 use crate::runtime::{BackendRt, ServerRt};
+use queue::{Bound, Joined, Want};
+use shoal_proto::config::Balance;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
+
+pub mod queue;
+
+pub use queue::Queue;
 
 /// Used when neither `timeout connect` nor `timeout queue` is set. HAProxy
 /// would wait forever; a bound keeps a stuck backend from piling up tasks.
@@ -51,17 +69,28 @@ impl DispatchError {
     }
 }
 
-/// A session slot held on one server. Dropping it frees the slot and wakes
-/// one queued request.
+/// A session slot held on one server. Dropping it frees the slot and hands
+/// it to the oldest queued request that can use it.
 #[derive(Debug)]
 pub struct Claim {
     backend: Arc<BackendRt>,
     server: usize,
-    /// Time spent queued.
-    pub queued: Duration,
+    /// Time spent in the queue (HAProxy's `Tw`).
+    queued: Duration,
+    /// Chosen by persistence rather than by the balancer (HAProxy's
+    /// `SF_DIRECT`): never redispatched early.
+    direct: bool,
 }
 
 impl Claim {
+    fn new(backend: Arc<BackendRt>, server: usize, direct: bool) -> Claim {
+        Claim {
+            backend,
+            server,
+            queued: Duration::ZERO,
+            direct,
+        }
+    }
     /// The server this slot belongs to.
     pub fn server(&self) -> &ServerRt {
         &self.backend.servers[self.server]
@@ -74,14 +103,17 @@ impl Claim {
     pub fn backend(&self) -> &Arc<BackendRt> {
         &self.backend
     }
+    /// Time this request waited in the queue for its slot (the access
+    /// log's `Tw`); zero when a slot was free at once.
+    pub fn queued(&self) -> Duration {
+        self.queued
+    }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
         self.backend.servers[self.server].shared.counters.release();
-        if self.backend.queue.waiting.load(Relaxed) > 0 {
-            self.backend.queue.notify.notify_one();
-        }
+        self.backend.queue.released();
     }
 }
 
@@ -92,70 +124,73 @@ pub async fn claim(
     key: Option<&[u8]>,
     avoid: Option<usize>,
 ) -> Result<Claim, DispatchError> {
-    claim_with(backend, || try_claim(backend, key, avoid)).await
-}
-
-/// Take a slot on one given server (persistence), queueing while it is full.
-pub async fn claim_server(backend: &Arc<BackendRt>, server: usize) -> Result<Claim, DispatchError> {
-    claim_with(backend, || {
-        let s = &backend.servers[server];
-        Ok(s.shared.counters.try_acquire(s.maxconn).then(|| Claim {
-            backend: backend.clone(),
-            server,
-            queued: Duration::ZERO,
-        }))
-    })
-    .await
-}
-
-/// Run `attempt` until it yields a claim, waiting in the backend queue
-/// between attempts for at most `timeout queue`.
-async fn claim_with(
-    backend: &Arc<BackendRt>,
-    attempt: impl Fn() -> Result<Option<Claim>, DispatchError>,
-) -> Result<Claim, DispatchError> {
-    if let Some(claim) = attempt()? {
-        return Ok(claim);
-    }
-    let queue = &backend.queue;
-    if let Some(max) = backend.maxqueue {
-        if queue.waiting.load(Relaxed) >= max {
-            return Err(DispatchError::QueueFull);
+    // Nobody waiting: no lock, no copy of the key.
+    if backend.queue.is_empty() {
+        if let Some(claim) = try_claim(backend, key, avoid)? {
+            return Ok(claim);
         }
     }
-    let timeout = backend
+    let want = Want::Any {
+        key: key.map(Box::from),
+        avoid,
+    };
+    let own = backend.maxqueue.unwrap_or(usize::MAX);
+    wait(backend, want, own).await
+}
+
+/// Take a slot on one given server (persistence), queueing while it is
+/// full. When the server's own queue is at its `maxqueue`, the request
+/// loses persistence and is balanced, as in HAProxy.
+pub async fn claim_server(backend: &Arc<BackendRt>, server: usize) -> Result<Claim, DispatchError> {
+    let s = &backend.servers[server];
+    if backend.queue.is_empty() && s.shared.counters.try_acquire(s.maxconn) {
+        return Ok(Claim::new(backend.clone(), server, true));
+    }
+    let own = match s.maxqueue {
+        Some(q) if q > 0 => q as usize,
+        _ => usize::MAX,
+    };
+    match wait(backend, Want::Server(server), own).await {
+        Err(DispatchError::QueueFull) if own != usize::MAX => claim(backend, None, None).await,
+        other => other,
+    }
+}
+
+/// Join the backend queue (or take a slot if none is ahead) and wait at
+/// most `timeout queue`.
+async fn wait(backend: &Arc<BackendRt>, want: Want, own: usize) -> Result<Claim, DispatchError> {
+    let bound = Bound {
+        total: default_queue_bound(),
+        own,
+    };
+    let deadline = tokio::time::Instant::now() + queue_timeout(backend);
+    match backend.queue.join(backend, want, bound)? {
+        Joined::Now(claim) => Ok(claim),
+        Joined::Full => Err(DispatchError::QueueFull),
+        Joined::Queued(ticket) => ticket.wait(deadline).await,
+    }
+}
+
+/// How long a request may wait in the queue: `timeout queue`, else
+/// `timeout connect`, else [`FALLBACK_TIMEOUT`].
+fn queue_timeout(backend: &BackendRt) -> Duration {
+    backend
         .timeouts
         .queue
         .or(backend.timeouts.connect)
-        .unwrap_or(FALLBACK_TIMEOUT);
-    let started = tokio::time::Instant::now();
-    let deadline = started + timeout;
-    queue.waiting.fetch_add(1, Relaxed);
-    let _waiting = WaitingGuard(backend);
-    loop {
-        let notified = queue.notify.notified();
-        tokio::pin!(notified);
-        // Register before looking again so a slot freed in between wakes us.
-        notified.as_mut().enable();
-        if let Some(mut claim) = attempt()? {
-            claim.queued = started.elapsed();
-            return Ok(claim);
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Err(DispatchError::QueueTimeout);
-        }
-    }
+        .unwrap_or(FALLBACK_TIMEOUT)
 }
 
-struct WaitingGuard<'a>(&'a BackendRt);
-impl Drop for WaitingGuard<'_> {
-    fn drop(&mut self) {
-        self.0.queue.waiting.fetch_sub(1, Relaxed);
-    }
+/// Most requests one backend may queue when no `maxqueue` says otherwise.
+fn default_queue_bound() -> usize {
+    crate::limits::maxconn().map_or(DEFAULT_QUEUE_BOUND, |m| m as usize)
 }
+
+/// Queue bound when the process limits are unknown (library use, tests).
+const DEFAULT_QUEUE_BOUND: usize = 10_000;
 
 /// One non-blocking attempt: `Ok(None)` means every candidate is full.
-fn try_claim(
+pub(crate) fn try_claim(
     backend: &Arc<BackendRt>,
     key: Option<&[u8]>,
     avoid: Option<usize>,
@@ -179,11 +214,7 @@ fn try_claim(
             };
             let server = &servers[id];
             if server.shared.counters.try_acquire(server.maxconn) {
-                return Ok(Some(Claim {
-                    backend: backend.clone(),
-                    server: id,
-                    queued: Duration::ZERO,
-                }));
+                return Ok(Some(Claim::new(backend.clone(), id, false)));
             }
         }
         if avoid.is_none() {
@@ -204,7 +235,7 @@ pub async fn connect(
     let backend = claim.backend.clone();
     let timeout = backend.timeouts.connect.unwrap_or(FALLBACK_TIMEOUT);
     let retries = backend.retries;
-    let mut attempt = 0;
+    let mut failures = 0;
     loop {
         let server = claim.server();
         let mut addr = server.addr;
@@ -223,22 +254,62 @@ pub async fn connect(
         };
         server.shared.counters.conn_errors.fetch_add(1, Relaxed);
         observer.report(&backend.name, &server.name, Outcome::ConnectError);
-        if attempt >= retries {
+        if failures >= retries {
             return Err(error);
         }
-        attempt += 1;
-        server.shared.counters.retries.fetch_add(1, Relaxed);
-        // HAProxy's default `redispatch` interval (-1): the last retry goes
-        // to another server.
-        if backend.redispatch && attempt == retries {
-            let from = claim.server;
-            let next = self::claim(&backend, key, Some(from)).await?;
+        failures += 1;
+        let from = claim.server;
+        // HAProxy's default `redispatch` interval (-1) sends the last
+        // retry elsewhere; non-persistent round-robin traffic moves on at
+        // every retry when another server can take it.
+        let spread =
+            !claim.direct && round_robin_like(&backend.balance) && usable_primaries(&backend) > 1;
+        let redispatch = backend.redispatch && (failures == retries || spread);
+        // A refused connection is retried after a pause (not a timeout,
+        // which has waited already), unless it moves on at once.
+        if error == DispatchError::ConnectFailed && !(redispatch && spread) {
+            tokio::time::sleep(turn_around(&backend)).await;
+        }
+        if redispatch {
+            // Free the slot before waiting for another one, as HAProxy
+            // does, so two retrying requests never hold each other's.
+            drop(claim);
+            claim = self::claim(&backend, key, Some(from)).await?;
             backend.servers[from]
                 .shared
                 .counters
                 .redispatches
                 .fetch_add(1, Relaxed);
-            claim = next;
+        } else {
+            claim.server().shared.counters.retries.fetch_add(1, Relaxed);
         }
     }
+}
+
+/// HAProxy's pause before retrying after a connection error:
+/// min(1 s, `timeout connect`).
+fn turn_around(backend: &BackendRt) -> Duration {
+    let second = Duration::from_secs(1);
+    match backend.timeouts.connect {
+        Some(t) if !t.is_zero() => t.min(second),
+        _ => second,
+    }
+}
+
+/// HAProxy's `BE_LB_KIND_RR` algorithms, which redispatch freely because
+/// they do not care which server serves.
+fn round_robin_like(balance: &Balance) -> bool {
+    matches!(
+        balance,
+        Balance::RoundRobin | Balance::StaticRr | Balance::Random { .. }
+    )
+}
+
+/// Usable primary servers (HAProxy's `srv_act`).
+fn usable_primaries(backend: &BackendRt) -> usize {
+    backend
+        .servers
+        .iter()
+        .filter(|s| !s.backup && s.usable())
+        .count()
 }

@@ -7,7 +7,12 @@
 //!
 //! `maxconn` (global and frontend) is enforced by taking a permit before
 //! `accept()`: at the limit Shoal stops accepting and new clients wait in
-//! the kernel backlog, as with HAProxy.
+//! the kernel backlog, as with HAProxy. The process-wide cap comes from
+//! [`crate::limits`], which sized it to the descriptor limit at start.
+//!
+//! When `accept()` fails for lack of descriptors the loop pauses until a
+//! connection closes (at most 100 ms) instead of spinning, and accept
+//! errors are logged at most once a second per listener.
 
 use crate::runtime::Runtime;
 use shoal_proto::config::{Bind, Mode};
@@ -64,6 +69,10 @@ struct TrackGuard(Arc<Tracker>);
 impl Drop for TrackGuard {
     fn drop(&mut self) {
         ACTIVE.fetch_sub(1, Relaxed);
+        // A descriptor came free: resume accept loops that ran out.
+        if PAUSED.load(SeqCst) > 0 {
+            CLOSED.notify_waiters();
+        }
         if self.0.active.fetch_sub(1, SeqCst) == 1 {
             self.0.idle.notify_waiters();
         }
@@ -132,6 +141,7 @@ pub fn spawn(listener: TcpListener, frontend: String, ctx: AcceptCtx) -> std::io
     let local = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
+        let mut errors = ErrorLog::default();
         loop {
             let permits = tokio::select! {
                 _ = stopped.changed() => return,
@@ -144,9 +154,28 @@ pub fn spawn(listener: TcpListener, frontend: String, ctx: AcceptCtx) -> std::io
             match accepted {
                 Ok((stream, peer)) => dispatch(stream, peer, local, &frontend, &ctx, permits),
                 Err(e) => {
-                    // EMFILE and friends: back off briefly rather than spin.
-                    tracing::warn!("accept on {local}: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    drop(permits);
+                    let out_of_fds = out_of_descriptors(&e);
+                    errors.report(|suppressed| {
+                        let more = match suppressed {
+                            0 => String::new(),
+                            n => format!(" ({n} more since the last report)"),
+                        };
+                        if out_of_fds {
+                            // HAProxy: "reached process FD limit ... Please
+                            // check 'ulimit-n' and restart."
+                            tracing::warn!(
+                                "frontend '{frontend}' cannot accept on {local}: {e}; \
+                                 pausing accepts (check 'ulimit -n' and maxconn){more}"
+                            );
+                        } else {
+                            tracing::warn!("frontend '{frontend}' accept on {local}: {e}{more}");
+                        }
+                    });
+                    tokio::select! {
+                        _ = stopped.changed() => return,
+                        () = pause(out_of_fds) => {}
+                    }
                 }
             }
         }
@@ -154,19 +183,77 @@ pub fn spawn(listener: TcpListener, frontend: String, ctx: AcceptCtx) -> std::io
     Ok(Handle { local, stop, task })
 }
 
-/// Take the global and frontend `maxconn` permits (when configured).
-async fn acquire(ctx: &AcceptCtx, frontend: &str) -> Vec<OwnedSemaphorePermit> {
+/// Out of descriptors or kernel memory: retrying at once cannot succeed.
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// After an accept error: when out of descriptors, wait until a connection
+/// closes (at most 100 ms, as HAProxy re-enables a limited listener);
+/// other errors (a client that reset before we accepted) pause briefly.
+async fn pause(out_of_fds: bool) {
+    if !out_of_fds {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        return;
+    }
+    let closed = CLOSED.notified();
+    PAUSED.fetch_add(1, SeqCst);
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(100), closed).await;
+    PAUSED.fetch_sub(1, SeqCst);
+}
+
+/// Accept loops paused for lack of descriptors; while any is, closing a
+/// connection wakes them.
+static PAUSED: AtomicUsize = AtomicUsize::new(0);
+static CLOSED: Notify = Notify::const_new();
+
+/// Logs accept errors at most once a second per listener, with a count of
+/// the ones not logged (a full descriptor table fails every accept).
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl ErrorLog {
+    fn report(&mut self, log: impl FnOnce(u64)) {
+        let now = std::time::Instant::now();
+        match self.last {
+            Some(at) if now.duration_since(at) < std::time::Duration::from_secs(1) => {
+                self.suppressed += 1;
+            }
+            _ => {
+                log(self.suppressed);
+                self.suppressed = 0;
+                self.last = Some(now);
+            }
+        }
+    }
+}
+
+/// Permits held by one connection: process-wide, global and frontend
+/// `maxconn` (a fixed array, so accepting allocates nothing for them).
+type Permits = [Option<OwnedSemaphorePermit>; 3];
+
+/// Take the process-wide, global and frontend `maxconn` permits (those
+/// that exist).
+async fn acquire(ctx: &AcceptCtx, frontend: &str) -> Permits {
     let snapshot = ctx.runtime.snapshot();
-    let mut permits = Vec::new();
-    let limits: [Option<&Arc<Semaphore>>; 2] = [
+    let limits: [Option<&Arc<Semaphore>>; 3] = [
+        // The process-wide cap that keeps connections within the fd limit.
+        crate::limits::connection_slots(),
         snapshot.global_limit.as_ref(),
         snapshot
             .frontend(frontend)
             .and_then(|f| f.conn_limit.as_ref()),
     ];
-    for sem in limits.into_iter().flatten() {
-        if let Ok(p) = sem.clone().acquire_owned().await {
-            permits.push(p);
+    let mut permits: Permits = Default::default();
+    for (slot, sem) in permits.iter_mut().zip(limits) {
+        if let Some(sem) = sem {
+            *slot = sem.clone().acquire_owned().await.ok();
         }
     }
     permits
@@ -178,7 +265,7 @@ fn dispatch(
     local: SocketAddr,
     frontend: &str,
     ctx: &AcceptCtx,
-    permits: Vec<OwnedSemaphorePermit>,
+    permits: Permits,
 ) {
     let snapshot = ctx.runtime.snapshot();
     let Some(fe) = snapshot.frontend(frontend).cloned() else {

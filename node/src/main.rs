@@ -97,6 +97,12 @@ fn check(file: &std::path::Path) -> ExitCode {
     }
 }
 
+/// HAProxy's `MAX_THREADS` on 64-bit systems: the most `nbthread` allows.
+const MAX_THREADS: usize = 64;
+
+/// `shoal run`: every failure before the node serves (config, runtime,
+/// limits, listeners, sockets, admin API) ends the process with one line
+/// on stderr and a non-zero status; nothing stays half started.
 fn run(opts: RunOptions) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -105,35 +111,90 @@ fn run(opts: RunOptions) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // nbthread must be known before the runtime starts, so peek at the file.
-    let threads = node::load(&opts.config)
-        .ok()
-        .and_then(|l| l.parsed.config.global.nbthread);
-    let runtime = match threads {
-        // One thread: a current-thread runtime avoids cross-thread wakeups.
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-    };
-    let runtime = match runtime {
+    // nbthread and the limits must be known before the runtime starts, so
+    // peek at the file; `node::run` reports its errors if it has any.
+    let parsed = node::load(&opts.config).ok().map(|l| l.parsed);
+    let threads = parsed.as_ref().and_then(|p| p.config.global.nbthread);
+    if let Some(n) = threads {
+        if !(1..=MAX_THREADS).contains(&n) {
+            eprintln!("shoal: 'nbthread' value must be between 1 and {MAX_THREADS} (was {n})");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(parsed) = &parsed {
+        shoal_node::limits::apply(&parsed.config, opts.admin.is_some());
+    }
+    let runtime = match build_runtime(threads) {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("shoal: cannot start runtime: {e}");
+            eprintln!("shoal: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(node::run(opts)) {
+    let result = runtime.block_on(node::run(opts));
+    // Blocking work (name resolution, external checks) gets a moment to
+    // finish; a stuck one must not keep a failed process alive.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shoal: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The tokio runtime for `nbthread` (default: one worker per core). When
+/// the system refuses that many threads, fall back to one per core (at
+/// most what was asked) with a warning, then fail with an error, never a
+/// panic.
+fn build_runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, String> {
+    if threads == Some(1) {
+        // One thread: a current-thread runtime avoids cross-thread wakeups.
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string());
+    }
+    match multi_thread(threads) {
+        Ok(rt) => Ok(rt),
+        Err(e) => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let fewer = threads.map_or(cores, |n| n.min(cores));
+            if threads.is_some_and(|n| n > fewer) {
+                eprintln!(
+                    "[WARNING] cannot start {} threads ({e}); using {fewer}",
+                    threads.unwrap_or(fewer)
+                );
+                multi_thread(Some(fewer))
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Build a multi-thread runtime; tokio panics when the system cannot
+/// create a worker thread, which becomes an error here.
+fn multi_thread(threads: Option<usize>) -> Result<tokio::runtime::Runtime, String> {
+    let build = move || {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = threads {
+            builder.worker_threads(n);
+        }
+        builder.enable_all().build()
+    };
+    // Keep the panic message off stderr: the caller prints one line.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let built = std::panic::catch_unwind(build);
+    std::panic::set_hook(hook);
+    match built {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "thread creation failed".to_string())),
     }
 }

@@ -23,6 +23,7 @@ mod counters;
 mod local;
 mod project;
 
+pub use crate::dispatch::Queue;
 pub use counters::{ProxyCounters, ServerCounters, StatusClass};
 pub use local::{resolve, ResolveError};
 pub use shoal_proto::command::{AdminState, Millis, NodeId, OpState};
@@ -37,7 +38,7 @@ use shoal_proto::config::{Balance, Config, Mode, Timeouts};
 use shoal_proto::state::{Applied, ClusterState, Effect, Refusal};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 
@@ -157,15 +158,6 @@ impl ServerRt {
             _ => false,
         }
     }
-}
-
-/// Requests waiting for a free server slot in one backend.
-#[derive(Debug, Default)]
-pub struct Queue {
-    /// How many requests wait now.
-    pub waiting: AtomicUsize,
-    /// Woken when a server of the backend frees a slot.
-    pub notify: Notify,
 }
 
 /// Backend settings and servers, ready for the request path.

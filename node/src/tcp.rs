@@ -1,10 +1,9 @@
 //! TCP mode: route a connection, connect to a server, then copy bytes both
 //! ways with half-close and inactivity timeouts.
 //!
-//! Timeouts follow HAProxy: while both directions are open the connection is
-//! idle-timed by `timeout tunnel` when set, else by `timeout client` for the
-//! client side and `timeout server` for the server side; once one direction
-//! has shut, `timeout client-fin` / `timeout server-fin` take over when set.
+//! The copy itself lives in [`tunnel`] (also used for upgraded HTTP
+//! connections): each direction moves on its own, and each side has its
+//! own inactivity timeout, as in HAProxy.
 
 use crate::acl::Samples;
 use crate::dispatch::{self, DispatchError};
@@ -14,12 +13,11 @@ use shoal_proto::config::{Balance, Timeouts};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::SystemTime;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-const BUF: usize = 16 * 1024;
+pub mod tunnel;
 
 /// What a TCP-mode condition can see: source address and destination port.
 pub struct TcpSamples {
@@ -106,11 +104,16 @@ pub async fn serve(
         Some(server) => dispatch::claim_server(&backend, server).await,
         None => dispatch::claim(&backend, key, None).await,
     };
+    // HAProxy's Tw (queue) and Tc (connect) timers, -1 when not reached.
+    let mut t_queue = -1;
     let result = match claimed {
-        Ok(claim) => dispatch::connect(claim, key, local.port(), &runtime.observer).await,
+        Ok(claim) => {
+            t_queue = claim.queued().as_millis() as i64;
+            dispatch::connect(claim, key, local.port(), &runtime.observer).await
+        }
         Err(e) => Err(e),
     };
-    let t_connect = start.elapsed();
+    let connected = start.elapsed();
     let (server_stream, claim) = match result {
         Ok(ok) => ok,
         Err(e) => {
@@ -120,6 +123,10 @@ pub async fn serve(
             ) {
                 backend.counters.no_server.fetch_add(1, Relaxed);
             }
+            if e == DispatchError::QueueTimeout {
+                // HAProxy logs the time spent waiting before `sQ`.
+                t_queue = connected.as_millis() as i64;
+            }
             backend.counters.close();
             log_tcp(
                 &frontend,
@@ -128,13 +135,14 @@ pub async fn serve(
                 peer,
                 accepted,
                 start,
-                t_connect,
+                (t_queue, -1),
                 0,
                 e.termination_state(),
             );
             return;
         }
     };
+    let t_connect = connected.as_millis() as i64 - t_queue.max(0);
     let timeouts = merge(&frontend.timeouts, &backend.timeouts);
     if !backend.stick.is_empty() {
         crate::persist::store(&backend, &samples, claim.server_index());
@@ -142,7 +150,7 @@ pub async fn serve(
     let shared = &claim.server().shared;
     let killed = shared.killed(shared.generation());
     let (up, down, termination) = tokio::select! {
-        r = pump(client, server_stream, &timeouts) => r,
+        r = tunnel(client, server_stream, &timeouts) => r,
         // `shutdown sessions server` / `on-marked-down shutdown-sessions`.
         () = killed => (0, 0, "KD"),
     };
@@ -160,7 +168,7 @@ pub async fn serve(
         peer,
         accepted,
         start,
-        t_connect,
+        (t_queue, t_connect),
         down,
         termination,
     );
@@ -189,7 +197,7 @@ fn log_tcp(
     peer: SocketAddr,
     accepted: SystemTime,
     start: Instant,
-    t_connect: std::time::Duration,
+    (t_queue, t_connect): (i64, i64),
     bytes: u64,
     termination: &str,
 ) {
@@ -204,8 +212,8 @@ fn log_tcp(
         backend,
         server,
         t_request: 0,
-        t_queue: 0,
-        t_connect: t_connect.as_millis() as i64,
+        t_queue,
+        t_connect,
         t_response: -1,
         t_total: ms,
         status: 0,
@@ -223,26 +231,31 @@ fn log_tcp(
     log::emit(record.tcp_line());
 }
 
-/// Copy both ways until both sides have finished, an error, or inactivity.
-/// Returns bytes client->server, bytes server->client and the termination
-/// state for the log.
-async fn pump(
+/// Copy bytes both ways between a client and a server connection until
+/// both directions have ended, a side fails, or a side stays inactive past
+/// its timeout (see [`tunnel`](self::tunnel) module docs for the rules).
+/// `timeouts` is already merged frontend+backend (see [`merge`]); `timeout
+/// tunnel` applies from the start. Returns bytes client->server, bytes
+/// server->client and the termination state for the log (`--`, `CD`, `SD`,
+/// `cD`, `sD`).
+pub async fn tunnel(
     mut client: TcpStream,
     mut server: TcpStream,
-    t: &Timeouts,
+    timeouts: &Timeouts,
 ) -> (u64, u64, &'static str) {
     let (cr, cw) = client.split();
     let (sr, sw) = server.split();
-    copy_both_ways(cr, cw, sr, sw, t).await
+    tunnel::run(cr, cw, sr, sw, timeouts).await
 }
 
-/// The copy loop behind [`pump`], for any pair of streams (also upgraded
-/// HTTP connections, where `timeout tunnel` is an inactivity timeout too).
+/// [`tunnel`] for any pair of split streams (e.g. hyper's upgraded
+/// connections). Prefer [`tunnel`] for plain sockets: it can wait for data
+/// without holding a buffer.
 pub async fn copy_both_ways<CR, CW, SR, SW>(
-    mut cr: CR,
-    mut cw: CW,
-    mut sr: SR,
-    mut sw: SW,
+    cr: CR,
+    cw: CW,
+    sr: SR,
+    sw: SW,
     t: &Timeouts,
 ) -> (u64, u64, &'static str)
 where
@@ -251,76 +264,5 @@ where
     SR: tokio::io::AsyncRead + Unpin,
     SW: tokio::io::AsyncWrite + Unpin,
 {
-    let mut cbuf = vec![0u8; BUF];
-    let mut sbuf = vec![0u8; BUF];
-    let (mut up, mut down) = (0u64, 0u64);
-    let (mut client_done, mut server_done) = (false, false);
-    // The timer is re-armed lazily: activity only records a time, and the
-    // sleep, when it fires early, is pushed to the real deadline.
-    let mut last = Instant::now();
-    let idle = |client_done: bool, server_done: bool| -> Option<Duration> {
-        let base_client = t.tunnel.or(t.client);
-        let base_server = t.tunnel.or(t.server);
-        let c = if client_done {
-            t.client_fin.or(base_client)
-        } else {
-            base_client
-        };
-        let s = if server_done {
-            t.server_fin.or(base_server)
-        } else {
-            base_server
-        };
-        match (c, s) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    };
-    let far = Duration::from_secs(86_400 * 365);
-    let sleep = tokio::time::sleep(idle(false, false).unwrap_or(far));
-    tokio::pin!(sleep);
-    loop {
-        if client_done && server_done {
-            return (up, down, "--");
-        }
-        tokio::select! {
-            r = cr.read(&mut cbuf), if !client_done => match r {
-                Ok(0) => {
-                    client_done = true;
-                    let _ = sw.shutdown().await;
-                }
-                Ok(n) => {
-                    if sw.write_all(&cbuf[..n]).await.is_err() {
-                        return (up, down, "SD");
-                    }
-                    up += n as u64;
-                    last = Instant::now();
-                }
-                Err(_) => return (up, down, "CD"),
-            },
-            r = sr.read(&mut sbuf), if !server_done => match r {
-                Ok(0) => {
-                    server_done = true;
-                    let _ = cw.shutdown().await;
-                }
-                Ok(n) => {
-                    if cw.write_all(&sbuf[..n]).await.is_err() {
-                        return (up, down, "CD");
-                    }
-                    down += n as u64;
-                    last = Instant::now();
-                }
-                Err(_) => return (up, down, "SD"),
-            },
-            () = &mut sleep => {
-                match idle(client_done, server_done) {
-                    Some(limit) if last.elapsed() >= limit => {
-                        return (up, down, if client_done || !server_done { "cD" } else { "sD" });
-                    }
-                    Some(limit) => sleep.as_mut().reset(last + limit),
-                    None => sleep.as_mut().reset(Instant::now() + far),
-                }
-            }
-        }
-    }
+    tunnel::run(tunnel::Plain(cr), cw, tunnel::Plain(sr), sw, t).await
 }

@@ -69,26 +69,24 @@ fn nbthread_is_1_to_64_as_in_haproxy_2_6() {
 
 #[test]
 fn balance_random_draws_are_bounded() {
-    // random(4294967295) used to burn 12 s of CPU per request.
+    // HAProxy reads N into a positive int (the balancer caps the draws it
+    // makes at the number of servers: random(4294967295) used to burn 12 s
+    // of CPU per request).
     refused(&[
         (
             "backend b\n    balance random(4294967295)\n",
-            "r.cfg:2: 'balance random(N)' value must be between 1 and 100 (was 4294967295)",
-        ),
-        (
-            "backend b\n    balance random(101)\n",
-            "r.cfg:2: 'balance random(N)' value must be between 1 and 100 (was 101)",
+            "r.cfg:2: 'balance random(N)' value must be between 1 and 2147483647 (was 4294967295)",
         ),
         (
             "backend b\n    balance random(0)\n",
-            "r.cfg:2: 'balance random(N)' value must be between 1 and 100 (was 0)",
+            "r.cfg:2: 'balance random(N)' value must be between 1 and 2147483647 (was 0)",
         ),
         (
             "backend b\n    balance random(x)\n",
             "r.cfg:2: 'balance random(N)' expects an integer, got 'x'",
         ),
     ]);
-    ok("backend b\n    balance random(100)\n");
+    ok("backend b\n    balance random(2147483647)\n");
 }
 
 #[test]
@@ -96,16 +94,16 @@ fn retries_are_bounded() {
     refused(&[
         (
             "backend b\n    retries 4294967295\n",
-            "r.cfg:2: 'retries' value must be between 0 and 100 (was 4294967295)",
+            "r.cfg:2: 'retries' value must be between 0 and 2147483647 (was 4294967295)",
         ),
         (
             "backend b\n    retries -1\n",
-            "r.cfg:2: 'retries' value must be between 0 and 100 (was -1)",
+            "r.cfg:2: 'retries' value must be between 0 and 2147483647 (was -1)",
         ),
     ]);
-    let p = ok("backend b\n    retries 0\nbackend c\n    retries 100\n");
+    let p = ok("backend b\n    retries 0\nbackend c\n    retries 2147483647\n");
     assert_eq!(p.config.proxies[0].retries, Some(0));
-    assert_eq!(p.config.proxies[1].retries, Some(100));
+    assert_eq!(p.config.proxies[1].retries, Some(2147483647));
 }
 
 #[test]

@@ -25,11 +25,15 @@ impl WeightedRandom {
                 Some(*sum)
             })
             .collect();
+        // `random(0)` makes no sense; treat it as a single draw. More draws
+        // than servers gain nothing (the best of n draws over n servers is
+        // already all but certain to be the least loaded), and an absurd
+        // `random(4294967295)` must not cost seconds per request.
+        let useful = u32::try_from(slots.len()).unwrap_or(u32::MAX).max(1);
         WeightedRandom {
             slots,
             cumulative,
-            // `random(0)` makes no sense; treat it as a single draw.
-            draws: draws.max(1),
+            draws: draws.clamp(1, useful),
         }
     }
 

@@ -345,6 +345,36 @@ fn random_two_choices_prefers_less_loaded() {
 }
 
 #[test]
+fn huge_random_draw_counts_stay_cheap() {
+    // `balance random(4294967295)` used to draw 4 billion times per pick
+    // (12 s of CPU per request); draws are capped at the server count.
+    let b = build(
+        Balance::Random { draws: u32::MAX },
+        HashType::MapBased,
+        &[1, 1, 1, 1],
+    );
+    let load = |id: usize| if id == 2 { 0 } else { 5 };
+    let started = std::time::Instant::now();
+    let mut least = 0;
+    for _ in 0..1000 {
+        if b.pick(None, &load, &none) == Some(2) {
+            least += 1;
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "1000 picks took {took:?}"
+    );
+    // Four draws over four servers still find the idle one most of the
+    // time (1 - (3/4)^4 = 68 %).
+    assert!(least > 550, "least loaded picked {least}/1000");
+    // Every server skipped but one: that one, at once.
+    let only = |id: usize| id != 3;
+    assert_eq!(b.pick(None, &load, &only), Some(3));
+}
+
+#[test]
 fn skip_is_honoured_by_every_algorithm() {
     for (balance, hash_type) in all_algorithms() {
         let b = build(balance.clone(), hash_type, &[1, 2, 3, 4, 5]);

@@ -174,7 +174,7 @@ pub struct Proxy {
     pub hash_type: HashType,
     pub servers: Vec<Server>,
     pub timeouts: Timeouts,
-    /// `retries`, 0..=100; `None` means HAProxy's default of 3.
+    /// `retries`, 0..=2^31-1; `None` means HAProxy's default of 3.
     pub retries: Option<u32>,
     /// `http-reuse`; `None` means HAProxy's default, `safe`.
     pub http_reuse: Option<HttpReuse>,
@@ -380,7 +380,7 @@ pub enum Balance {
     UrlParam(String),
     /// `balance hdr(NAME)`; name kept lowercase.
     Hdr(String),
-    /// `balance random[(DRAWS)]`, 1..=100 draws; HAProxy's default is 2.
+    /// `balance random[(DRAWS)]`, 1..=2^31-1 draws; HAProxy's default is 2.
     Random {
         draws: u32,
     },

@@ -86,10 +86,10 @@ pub(super) fn balance(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[Str
     }
 }
 
-/// Largest N of `balance random(N)`. HAProxy takes any positive int, but
-/// each request then costs N draws, and past a few draws the choice is
-/// already close to leastconn's (HAProxy's manual), so Shoal stops at 100.
-const MAX_DRAWS: u32 = 100;
+/// Largest N of `balance random(N)`: HAProxy reads it into a positive int.
+/// (The balancer draws at most as many times as there are servers, so a
+/// huge N costs no more than leastconn.)
+const MAX_DRAWS: u32 = i32::MAX as u32;
 
 /// `balance uri [whole] [len N] [depth N] [path-only]`.
 fn balance_uri(d: &mut Diags, no: usize, words: &[String]) -> Balance {

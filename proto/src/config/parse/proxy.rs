@@ -177,10 +177,10 @@ pub(super) fn wrong_side(d: &mut Diags, st: &ProxyState, no: usize, what: &str) 
     );
 }
 
-/// Largest `retries`. HAProxy sets no bound, but it pauses up to a second
-/// between attempts where Shoal retries at once, so a huge count would make
-/// one request spin on a refusing server.
-const MAX_RETRIES: u32 = 100;
+/// Largest `retries`: HAProxy reads it into an int. Retries after a refused
+/// connection wait a turn-around (up to a second), so a large count makes a
+/// client wait, not a core spin.
+const MAX_RETRIES: u32 = i32::MAX as u32;
 
 /// `maxconn N` of a global or proxy section: HAProxy reads it into an int;
 /// 0 means "not set" (the default applies), which is `None` in the model.
