@@ -208,38 +208,32 @@ async fn tcp_mode_client_timeout_closes_idle_connections() {
 async fn tcp_acl_routes_by_destination_port() {
     let a = Backend::tcp("a");
     let b = Backend::tcp("b");
-    let port = dead_addr().port();
-    let cfg = format!(
-        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
-         frontend fe\n    bind 127.0.0.1:0\n    bind 127.0.0.1:{port}\n\
-         \x20   acl via_two dst_port {port}\n    use_backend b if via_two\n    default_backend a\n\
-         backend a\n    server a {}\nbackend b\n    server b {}\n",
-        a.addr, b.addr
-    );
-    let mut shoal = Shoal::start(&cfg, &["fe"]);
-    shoal
-        .proc
-        .wait_line(&format!("listening on 127.0.0.1:{port}"));
-    let other = shoal.fronts["fe"]
-        .iter()
-        .find(|x| x.port() != port)
-        .copied();
-    let other = match other {
-        Some(o) => o,
-        None => {
-            // Both lines are printed before the first connection; find the :0 one.
-            let line = shoal
-                .proc
-                .drain()
-                .iter()
-                .find(|l| l.contains("'fe' listening") && !l.ends_with(&format!(":{port}")))
-                .cloned();
-            line.and_then(|l| l.rsplit(' ').next().and_then(|a| a.parse().ok()))
-                .expect("second listener")
-        }
+    // Two listeners on ports the kernel picks; once their ports are known,
+    // a reload (which keeps both listeners) routes one of them to `b`.
+    let cfg = |port: u16| {
+        format!(
+            "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+             frontend fe\n    bind 127.0.0.1:0\n    bind 127.0.0.2:0\n\
+             \x20   acl via_two dst_port {port}\n    use_backend b if via_two\n    default_backend a\n\
+             backend a\n    server a {}\nbackend b\n    server b {}\n",
+            a.addr, b.addr
+        )
     };
-    for (target, want) in [(format!("127.0.0.1:{port}"), "b"), (other.to_string(), "a")] {
-        let s = TcpStream::connect(&target).await.expect("connect");
+    let mut shoal = Shoal::start(&cfg(1), &["fe"]);
+    let line = shoal.proc.wait_line("'fe' listening on 127.0.0.2:");
+    let two: std::net::SocketAddr = line
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("second listener");
+    let one = shoal.fronts["fe"]
+        .iter()
+        .copied()
+        .find(|x| x.ip() == std::net::Ipv4Addr::LOCALHOST)
+        .expect("first listener");
+    shoal.reload(&cfg(two.port()), &[]);
+    for (target, want) in [(two, "b"), (one, "a")] {
+        let s = TcpStream::connect(target).await.expect("connect");
         let mut r = BufReader::new(s);
         r.get_mut().write_all(b"hi\n").await.expect("write");
         let mut l = String::new();

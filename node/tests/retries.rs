@@ -29,19 +29,19 @@ async fn refused_connects_are_retried_after_a_turn_around_like_haproxy() {
     );
     let shoal = Shoal::start(&body.replace("@BIND@", "127.0.0.1:0"), &["l"]);
     let sock = shoal.dir.0.join("h.sock");
-    let port = free_port();
+    let listener = Inherited::new();
     let cfg = format!(
         "global\n    stats socket {}\n{}",
         sock.display(),
-        body.replace("@BIND@", &format!("127.0.0.1:{port}"))
+        body.replace("@BIND@", &listener.bind())
     );
-    let _haproxy = Haproxy::start(&cfg, &sock, &[port]);
+    let _haproxy = Haproxy::start(&cfg, &sock);
     let timed = |addr| async move {
         let started = Instant::now();
         let status = get(addr, "/").await.status;
         (status, started.elapsed())
     };
-    let haproxy_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let haproxy_addr = listener.addr;
     let ((s_status, s_took), (h_status, h_took)) =
         tokio::join!(timed(shoal.addr("l")), timed(haproxy_addr));
     assert_eq!((s_status, h_status), (503, 503));

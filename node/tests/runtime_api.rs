@@ -112,6 +112,8 @@ struct Pair {
     shoal_sock: String,
     haproxy: Haproxy,
     haproxy_sock: String,
+    /// Where HAProxy's frontend `fe` listens.
+    haproxy_fe: SocketAddr,
     _backends: Vec<Backend>,
     _dir: TempDir,
 }
@@ -130,14 +132,6 @@ fn any_port() -> String {
     SocketAddr::new(own_ip(), 0).to_string()
 }
 
-/// A port free right now on `ip`.
-fn port_on(ip: std::net::IpAddr) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind a loopback port")
-        .port()
-}
-
 /// The same config under HAProxy 2.6 and Shoal.
 fn pair() -> Pair {
     let backends: Vec<Backend> = ["s1", "s2", "s3", "b1"]
@@ -148,11 +142,11 @@ fn pair() -> Pair {
     let hsock = dir.0.join("haproxy.sock");
     let ssock = dir.0.join("shoal.sock");
     let ip = own_ip();
-    let ports = [port_on(ip), port_on(ip), port_on(ip)];
-    let [fe, li, tl] = ports.map(|p| SocketAddr::new(ip, p).to_string());
+    let listeners = [(); 3].map(|()| Inherited::on(ip));
+    let [fe, li, tl] = listeners.each_ref().map(Inherited::bind);
     let hcfg = compare_config(&hsock.display().to_string(), &fe, &li, &tl, &backends);
     // Only the socket is probed: a probe connection would show in the counters.
-    let haproxy = Haproxy::start(&hcfg, &hsock, &[]);
+    let haproxy = Haproxy::start(&hcfg, &hsock);
     let any = &SocketAddr::new(ip, 0).to_string();
     let scfg = compare_config(&ssock.display().to_string(), any, any, any, &backends);
     let mut shoal = Shoal::start(&scfg, &["fe", "li", "tl"]);
@@ -162,6 +156,7 @@ fn pair() -> Pair {
         shoal_sock: ssock.display().to_string(),
         haproxy,
         haproxy_sock: hsock.display().to_string(),
+        haproxy_fe: listeners[0].addr,
         _backends: backends,
         _dir: dir,
     }
@@ -170,17 +165,6 @@ fn pair() -> Pair {
 impl Pair {
     fn both(&self, line: &str) -> (String, String) {
         (cli(&self.haproxy_sock, line), cli(&self.shoal_sock, line))
-    }
-    fn haproxy_fe(&self) -> SocketAddr {
-        let cfg = std::fs::read_to_string(self.haproxy.dir.0.join("haproxy.cfg")).expect("cfg");
-        let line = cfg
-            .lines()
-            .find(|l| l.trim_start().starts_with("bind "))
-            .expect("bind line");
-        line.trim()
-            .trim_start_matches("bind ")
-            .parse()
-            .expect("addr")
     }
 }
 
@@ -325,7 +309,7 @@ async fn formats_match_haproxy() {
 async fn weighted_roundrobin_share_matches_haproxy() {
     let p = pair();
     let n = 1000;
-    let from_haproxy = tally(p.haproxy_fe(), "/", n).await;
+    let from_haproxy = tally(p.haproxy_fe, "/", n).await;
     let from_shoal = tally(p.shoal.addr("fe"), "/", n).await;
     for name in ["s1", "s2", "s3"] {
         let (h, s) = (share(&from_haproxy, name, n), share(&from_shoal, name, n));
@@ -736,11 +720,10 @@ async fn check_columns_match_haproxy() {
     };
     let hsock = dir.0.join("h.sock").display().to_string();
     let ssock = dir.0.join("s.sock").display().to_string();
-    let port = free_port();
+    let listener = Inherited::new();
     let _haproxy = Haproxy::start(
-        &config(&hsock, &format!("127.0.0.1:{port}")),
+        &config(&hsock, &listener.bind()),
         std::path::Path::new(&hsock),
-        &[],
     );
     let mut shoal = Shoal::start(&config(&ssock, "127.0.0.1:0"), &["fe"]);
     shoal.stats_sockets(1);

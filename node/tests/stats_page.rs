@@ -249,11 +249,18 @@ struct Driver {
 
 impl Driver {
     async fn start(profile: &Path) -> Driver {
-        let port = dead_addr().port();
+        // Port 0: ChromeDriver picks one and says which.
         let mut cmd = Command::new("/usr/bin/chromedriver");
-        cmd.arg(format!("--port={port}"));
+        cmd.arg("--port=0");
         let mut proc = spawn_proc(cmd);
-        proc.wait_line("started successfully");
+        let line = proc.wait_line("started successfully on port ");
+        let port: u16 = line
+            .trim_end()
+            .trim_end_matches('.')
+            .rsplit(' ')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("chromedriver port");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
@@ -357,11 +364,10 @@ async fn chromium_renders_the_page_and_drains_a_server_on_click() {
     );
     // Extra servers show the other colours: a backup, one in maintenance
     // and one whose checks fail (DOWN).
+    let (dead4, dead5) = (dead_addr(), dead_addr());
     let extra = format!(
-        "    server s3 {} backup\n    server s4 {} disabled\n    server s5 {} check inter 100ms fall 1\n",
+        "    server s3 {} backup\n    server s4 {dead4} disabled\n    server s5 {dead5} check inter 100ms fall 1\n",
         s3.addr,
-        dead_addr(),
-        dead_addr()
     );
     let cfg = config(&s1, &s2, &extra).replace(
         "frontend readonly\n    bind 127.0.0.1:0\n    stats enable\n",

@@ -41,6 +41,7 @@ async fn test_server(peer: Peer) -> SocketAddr {
 /// Shoal and HAProxy running `body` (defaults and a `listen l`) with a
 /// tcplog on stdout; returns both and their addresses.
 fn both(body: &str) -> (Shoal, Haproxy, SocketAddr, SocketAddr) {
+    // HAProxy's copy of the listener is its own once it runs.
     let log = "global\n    log stdout format raw local0\n";
     let shoal = Shoal::start(
         &format!("{log}{}", body.replace("@BIND@", "127.0.0.1:0")),
@@ -48,19 +49,19 @@ fn both(body: &str) -> (Shoal, Haproxy, SocketAddr, SocketAddr) {
     );
     // The socket lives in Shoal's scratch directory, removed with it.
     let sock = shoal.dir.0.join("h.sock");
-    let port = free_port();
+    let listener = Inherited::new();
     let cfg = format!(
         "{log}    stats socket {}\n{}",
         sock.display(),
-        body.replace("@BIND@", &format!("127.0.0.1:{port}"))
+        body.replace("@BIND@", &listener.bind())
     );
-    let haproxy = Haproxy::start(&cfg, &sock, &[port]);
+    let haproxy = Haproxy::start(&cfg, &sock);
     let s = shoal.addr("l");
-    (shoal, haproxy, s, SocketAddr::from(([127, 0, 0, 1], port)))
+    (shoal, haproxy, s, listener.addr)
 }
 
 /// The `Tt` and termination state of the tcplog line for the connection
-/// from `client` (HAProxy's own readiness probe logs a line too).
+/// from `client`.
 fn logged(proc: &mut Proc, client: SocketAddr) -> (i64, String) {
     let line = proc.wait_line(&format!("{client} ["));
     let fields: Vec<&str> = line.split(' ').collect();

@@ -183,12 +183,42 @@ impl Backend {
     }
 }
 
-/// A free loopback port for a server that is meant to be dead (nothing
-/// listens there once this returns; the kernel will not hand it out again
-/// soon because ports are allocated round-robin).
-pub fn dead_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+/// An address that refuses connections for as long as this value lives:
+/// a loopback socket bound to a port the kernel picked, never listening
+/// (a connect gets a reset), which no other process can take meanwhile.
+pub struct DeadAddr {
+    addr: SocketAddr,
+    _socket: socket2::Socket,
+}
+
+impl std::ops::Deref for DeadAddr {
+    type Target = SocketAddr;
+    fn deref(&self) -> &SocketAddr {
+        &self.addr
+    }
+}
+
+impl std::fmt::Display for DeadAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.addr.fmt(f)
+    }
+}
+
+/// A server address that is meant to be dead; keep it for the whole test.
+pub fn dead_addr() -> DeadAddr {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    socket.bind(&any.into()).expect("bind");
+    let addr = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("bound address");
+    DeadAddr {
+        addr,
+        _socket: socket,
+    }
 }
 
 /// A running `shoal run` process.
@@ -539,9 +569,36 @@ pub async fn cli_tcp(addr: SocketAddr, input: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A loopback port free right now, for HAProxy (which cannot bind port 0).
-pub fn free_port() -> u16 {
-    dead_addr().port()
+/// A listening socket bound to a port the kernel picked, for HAProxy to
+/// inherit (`bind fd@N`): HAProxy cannot announce a port 0 it bound, and
+/// taking a free port to hand over would race with other tests.
+pub struct Inherited {
+    pub addr: SocketAddr,
+    listener: std::net::TcpListener,
+}
+
+impl Inherited {
+    /// A fresh listener on 127.0.0.1:0, open across `exec`.
+    pub fn new() -> Inherited {
+        Inherited::on([127, 0, 0, 1].into())
+    }
+
+    /// A fresh listener on `ip`, port 0, open across `exec`.
+    pub fn on(ip: std::net::IpAddr) -> Inherited {
+        let listener = std::net::TcpListener::bind((ip, 0)).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Children started meanwhile inherit it too; only HAProxy accepts.
+        socket2::SockRef::from(&listener)
+            .set_cloexec(false)
+            .expect("clear close-on-exec");
+        Inherited { addr, listener }
+    }
+
+    /// What HAProxy's `bind` line says to use it: `fd@N`.
+    pub fn bind(&self) -> String {
+        use std::os::fd::AsRawFd;
+        format!("fd@{}", self.listener.as_raw_fd())
+    }
 }
 
 /// A running `/usr/sbin/haproxy -f CFG -db`, killed on drop.
@@ -551,9 +608,9 @@ pub struct Haproxy {
 }
 
 impl Haproxy {
-    /// Start HAProxy; returns once its stats socket `socket` and the TCP
-    /// ports `ports` accept connections.
-    pub fn start(config: &str, socket: &std::path::Path, ports: &[u16]) -> Haproxy {
+    /// Start HAProxy; returns once its stats socket `socket` accepts
+    /// connections (its listeners come inherited, see [`Inherited`]).
+    pub fn start(config: &str, socket: &std::path::Path) -> Haproxy {
         let dir = TempDir::new("haproxy");
         let cfg = dir.file("haproxy.cfg", config);
         let mut cmd = Command::new("/usr/sbin/haproxy");
@@ -563,12 +620,7 @@ impl Haproxy {
             dir,
         };
         let end = Instant::now() + DEADLINE;
-        let ready = || {
-            std::os::unix::net::UnixStream::connect(socket).is_ok()
-                && ports
-                    .iter()
-                    .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
-        };
+        let ready = || std::os::unix::net::UnixStream::connect(socket).is_ok();
         while !ready() {
             if let Ok(Some(status)) = haproxy.proc.child.try_wait() {
                 panic!(
