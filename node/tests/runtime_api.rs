@@ -110,7 +110,7 @@ fn compare_config(sock: &str, fe: &str, li: &str, tl: &str, b: &[Backend]) -> St
 struct Pair {
     shoal: Shoal,
     shoal_sock: String,
-    haproxy: Haproxy,
+    _haproxy: Haproxy,
     haproxy_sock: String,
     /// Where HAProxy's frontend `fe` listens.
     haproxy_fe: SocketAddr,
@@ -154,7 +154,7 @@ fn pair() -> Pair {
     Pair {
         shoal,
         shoal_sock: ssock.display().to_string(),
-        haproxy,
+        _haproxy: haproxy,
         haproxy_sock: hsock.display().to_string(),
         haproxy_fe: listeners[0].addr,
         _backends: backends,
