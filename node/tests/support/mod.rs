@@ -183,6 +183,20 @@ impl Backend {
     }
 }
 
+/// Connections waiting in the accept queue of the listener on `addr`
+/// (the `Recv-Q` that `ss` shows for a listening socket).
+pub fn accept_backlog(addr: SocketAddr) -> usize {
+    let out = Command::new("ss")
+        .args(["-ltnH", &format!("src = {addr}")])
+        .output()
+        .expect("ss (iproute2) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_else(|| panic!("no listener on {addr} in: {text}"))
+}
+
 /// An address that refuses connections for as long as this value lives:
 /// a loopback socket bound to a port the kernel picked, never listening
 /// (a connect gets a reset), which no other process can take meanwhile.
