@@ -79,6 +79,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         checks: Checks::default(),
         sockets: Default::default(),
     };
+    // Signals before listeners: a SIGTERM sent as soon as the listening
+    // notice shows must stop the node gracefully, not kill it.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     // Checks first: the passive-health registry must be in place before
     // the first request can arrive.
     node.checks = health::start_with(&runtime, &parsed.config, &runtime.observer);
@@ -107,9 +112,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         None => None,
     };
 
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             _ = hup.recv() => node.reload().await,

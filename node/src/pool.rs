@@ -1,26 +1,84 @@
-//! Idle keep-alive connections to one server, shared by all clients.
+//! Idle keep-alive connections to one server, for `http-reuse`.
 //!
-//! Shoal reuses server connections across clients (HAProxy's
-//! `http-reuse always`), which is what makes keep-alive pay off behind a
-//! proxy. A connection goes back to the pool only after its response body
-//! has been read to the end; one that the server closed meanwhile is found
-//! out by `ready()`, or by `try_send_request` handing the request back.
+//! A connection enters the pool only after a complete exchange with no
+//! byte left over (see `http::proxy`), and leaves it when a request takes
+//! it. Idle connections cost no task and no buffer: whether one is still
+//! clean is checked when it is taken, with a non-blocking read that must
+//! find nothing (any data or end of stream means the server sent something
+//! it should not have, or closed: the connection is dropped).
+//!
+//! Every entry records the address it was opened to and the pool's
+//! generation at that time. [`Pool::flush`] bumps the generation (address
+//! change, maintenance, reload) and closes what is idle; a connection in
+//! use at that moment is refused when it comes back. Idle connections are
+//! closed after [`IDLE_TIMEOUT`] (HAProxy's `pool-purge-delay` default).
 
-use crate::http::Upload;
-use hyper::client::conn::http1::SendRequest;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// Idle connections kept per server at most; more are closed.
 const MAX_IDLE: usize = 512;
 
-/// A sender for requests to one server.
-pub type Sender = SendRequest<Upload>;
+/// How long a connection may stay idle in the pool.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A per-server stack of idle connections (most recently used first, so
-/// the warmest connection is reused and cold ones age out).
+/// Source of connection identities.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An open connection to a server, between or during exchanges.
+#[derive(Debug)]
+pub struct ServerConn {
+    pub stream: TcpStream,
+    /// Unique for the process: lets a client ask for "its" connection back.
+    pub id: u64,
+    /// Where it is connected.
+    pub addr: SocketAddr,
+    /// The pool generation when it was opened.
+    pub generation: u64,
+    /// Exchanges completed on it.
+    pub exchanges: u32,
+    idle_since: Instant,
+}
+
+impl ServerConn {
+    /// A connection just opened to `addr` for a pool at `generation`.
+    pub fn new(stream: TcpStream, addr: SocketAddr, generation: u64) -> ServerConn {
+        ServerConn {
+            stream,
+            id: NEXT_ID.fetch_add(1, Relaxed),
+            addr,
+            generation,
+            exchanges: 0,
+            idle_since: Instant::now(),
+        }
+    }
+
+    /// True when nothing at all arrived while the connection was idle.
+    pub fn clean(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// Which idle connections a request may take (`http-reuse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// Any idle connection.
+    Any,
+    /// Only one already reused at least once (`aggressive` first requests).
+    Proven,
+}
+
+/// A per-server stack of idle connections, most recently used last.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<Vec<Sender>>,
+    idle: Mutex<Vec<ServerConn>>,
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Pool {
@@ -30,26 +88,68 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// An idle connection that is not known to be closed.
-    pub fn take(&self) -> Option<Sender> {
-        let mut idle = self.lock();
-        while let Some(sender) = idle.pop() {
-            if !sender.is_closed() {
-                return Some(sender);
-            }
-        }
-        None
+    /// The generation new connections must be opened under.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Relaxed)
     }
 
-    /// Return a connection after a complete exchange.
-    pub fn put(&self, sender: Sender) {
-        if sender.is_closed() {
+    /// An idle connection to `addr` that is still clean: `prefer` (a
+    /// connection id) first, else the most recently used one allowed by
+    /// `share`.
+    pub fn take(&self, addr: SocketAddr, share: Share, prefer: Option<u64>) -> Option<ServerConn> {
+        let generation = self.generation();
+        loop {
+            let conn = {
+                let mut idle = self.lock();
+                let found = prefer
+                    .and_then(|id| idle.iter().rposition(|c| c.id == id))
+                    .or_else(|| match share {
+                        Share::Any => idle.len().checked_sub(1),
+                        Share::Proven => idle.iter().rposition(|c| c.exchanges >= 2),
+                    })?;
+                idle.remove(found)
+            };
+            // Checked outside the lock; a bad one is closed and we look again.
+            if conn.addr == addr
+                && conn.generation == generation
+                && conn.idle_since.elapsed() < IDLE_TIMEOUT
+                && conn.clean()
+            {
+                return Some(conn);
+            }
+        }
+    }
+
+    /// Return a connection after a complete exchange. It is closed instead
+    /// when its generation is over or the pool is full.
+    pub fn put(&self, mut conn: ServerConn) {
+        if conn.generation != self.generation() {
             return;
         }
-        let mut idle = self.lock();
-        if idle.len() < MAX_IDLE {
-            idle.push(sender);
-        }
+        conn.idle_since = Instant::now();
+        let expired = {
+            let mut idle = self.lock();
+            let expired = take_expired(&mut idle);
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
+            expired
+        };
+        drop(expired);
+    }
+
+    /// Close every idle connection and refuse those in use when they come
+    /// back (the server moved, went into maintenance, or was reloaded).
+    pub fn flush(&self) {
+        self.generation.fetch_add(1, Relaxed);
+        let idle = std::mem::take(&mut *self.lock());
+        drop(idle);
+    }
+
+    /// Close connections idle for longer than [`IDLE_TIMEOUT`].
+    pub fn purge(&self) {
+        let expired = take_expired(&mut self.lock());
+        drop(expired);
     }
 
     /// How many idle connections are pooled now.
@@ -57,8 +157,21 @@ impl Pool {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sender>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ServerConn>> {
         // The vector is valid whatever a panicking holder did.
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Remove the expired entries (the oldest come first), to be dropped
+/// by the caller once the lock is released.
+fn take_expired(idle: &mut Vec<ServerConn>) -> Vec<ServerConn> {
+    let n = idle
+        .iter()
+        .position(|c| c.idle_since.elapsed() < IDLE_TIMEOUT)
+        .unwrap_or(idle.len());
+    if n == 0 {
+        return Vec::new();
+    }
+    idle.drain(..n).collect()
 }

@@ -181,6 +181,8 @@ pub struct BackendRt {
     pub redispatch: bool,
     pub forwardfor: bool,
     pub httpclose: bool,
+    /// `http-reuse`: which idle server connections a request may ride.
+    pub http_reuse: shoal_proto::config::HttpReuse,
     /// Upper bound on queued requests (sum of servers' `maxqueue` when all set).
     pub maxqueue: Option<usize>,
     pub counters: Arc<ProxyCounters>,
@@ -230,6 +232,10 @@ pub struct FrontendRt {
     pub conn_limit: Option<Arc<Semaphore>>,
     /// The stats page, when `stats enable` is set on this HTTP frontend.
     pub stats: Option<StatsRt>,
+    /// `tune.bufsize`: read buffer and largest head, per connection.
+    pub bufsize: usize,
+    /// `tune.http.maxhdr`: most lines in a head, start line included.
+    pub maxhdr: usize,
 }
 
 /// A frontend's stats page settings, compiled.
@@ -379,6 +385,11 @@ impl Runtime {
         }
         let snapshot = build::build(&mut p, Arc::new(config))?;
         self.current.store(Arc::new(snapshot));
+        // A reload starts afresh, as a new HAProxy process would: idle
+        // server connections (perhaps to moved servers) are closed.
+        for shared in p.servers.values() {
+            shared.pool.flush();
+        }
         Ok(())
     }
 
@@ -483,9 +494,18 @@ impl Runtime {
         let key = server_key(backend, server);
         let state = p.states.get_mut(&key).ok_or(ChangeError::NoSuchServer)?;
         let was_serving = serving(state);
+        let before = *state;
         change(state);
         state.weight = state.weight.min(256);
         let result = *state;
+        // Idle connections to an old address, or to a server entering
+        // maintenance, must not carry another request.
+        let entering_maint = result.admin == AdminState::Maint && before.admin != AdminState::Maint;
+        if result.addr != before.addr || entering_maint {
+            if let Some(shared) = p.servers.get(&key) {
+                shared.pool.flush();
+            }
+        }
         if !was_serving && serving(&result) {
             p.up_since.insert(key, std::time::Instant::now());
         }

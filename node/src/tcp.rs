@@ -236,6 +236,17 @@ async fn pump(
     copy_both_ways(cr, cw, sr, sw, t).await
 }
 
+/// Copy both ways over an upgraded HTTP connection (WebSocket, CONNECT)
+/// until both sides close, an error, or inactivity; returns bytes
+/// client->server, server->client and the termination state.
+pub async fn tunnel(
+    client: TcpStream,
+    server: TcpStream,
+    timeouts: &Timeouts,
+) -> (u64, u64, &'static str) {
+    pump(client, server, timeouts).await
+}
+
 /// The copy loop behind [`pump`], for any pair of streams (also upgraded
 /// HTTP connections, where `timeout tunnel` is an inactivity timeout too).
 pub async fn copy_both_ways<CR, CW, SR, SW>(
