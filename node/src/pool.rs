@@ -59,9 +59,12 @@ impl ServerConn {
     }
 
     /// True when nothing at all arrived while the connection was idle.
+    /// Asks the kernel directly: tokio's cached readiness may not have
+    /// seen bytes that just arrived.
     pub fn clean(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        let peeked = socket2::SockRef::from(&self.stream).peek(&mut probe);
+        matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
 

@@ -3,15 +3,16 @@
 //! connection between requests at the cost of a socket and a small
 //! struct: the read buffer is released whenever no request is under way.
 //!
-//! Timeouts (HAProxy 2.6's rules):
+//! Timeouts (HAProxy 2.6's rules, checked against the real binary):
 //! - before the first byte of a request on a kept-alive connection:
-//!   `timeout http-keep-alive`, else `timeout http-request`, else
-//!   `timeout client`; expiry closes silently;
+//!   `timeout http-keep-alive`, else `timeout http-request`; expiry closes
+//!   silently;
 //! - the first request of a connection, and every request once its first
 //!   byte came: the whole head within `timeout http-request` (counted from
-//!   the accept for a first request, from the first byte otherwise), and
-//!   no silence longer than `timeout client`; expiry answers 408 (`cR`),
-//!   even when nothing was sent at all, as HAProxy does.
+//!   the accept for a first request, from the first byte otherwise);
+//!   expiry answers 408 (`cR`), even when nothing was sent at all;
+//! - `timeout client` applies throughout as an inactivity bound, so the
+//!   smaller of it and the timeouts above wins.
 
 use super::body::{self, Decoder};
 use super::buf::Buf;
@@ -160,34 +161,60 @@ impl Client {
             if self.out.capacity() > 4096 {
                 self.out = Vec::new();
             }
-            let wait = if first {
-                t.http_request.or(t.client)
+            let bound = if first {
+                t.http_request
             } else {
-                t.http_keep_alive.or(t.http_request).or(t.client)
-            }
-            .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+                t.http_keep_alive.or(t.http_request)
+            };
+            // `timeout client` stays an inactivity bound (HAProxy 2.6).
+            let wait = match (bound, t.client) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+            };
             let deadline = if first {
                 self.accepted + wait
             } else {
                 Instant::now() + wait
             };
-            let woke = tokio::select! {
-                // A request already here is served even if shutdown began.
-                biased;
-                r = self.stream.readable() => if r.is_ok() { Wake::Data } else { Wake::Gone },
-                () = tokio::time::sleep_until(deadline) => Wake::Timeout,
-                // Graceful shutdown closes idle connections at once.
-                _ = self.shutdown.wait_for(|stop| *stop) => Wake::Gone,
-            };
-            match woke {
-                Wake::Data => {}
-                Wake::Gone => return None,
-                Wake::Timeout => {
-                    if first {
-                        self.refuse(408, "cR", self.accepted, self.accepted_at)
-                            .await;
+            // Readiness can be stale (the last read did not drain the
+            // socket), so only bytes actually read end the wait.
+            loop {
+                let woke = tokio::select! {
+                    // A request already here is served even if shutdown began.
+                    biased;
+                    r = self.stream.readable() => if r.is_ok() { Wake::Data } else { Wake::Gone },
+                    () = tokio::time::sleep_until(deadline) => Wake::Timeout,
+                    // Graceful shutdown closes idle connections at once.
+                    _ = self.shutdown.wait_for(|stop| *stop) => Wake::Gone,
+                };
+                match woke {
+                    Wake::Data => {}
+                    Wake::Gone => return None,
+                    Wake::Timeout => {
+                        if first {
+                            self.refuse(408, "cR", self.accepted, self.accepted_at)
+                                .await;
+                        }
+                        return None;
                     }
-                    return None;
+                }
+                let mut buf = Buf::new(self.frontend.bufsize);
+                match buf.try_read(&self.stream) {
+                    Ok(n) if n > 0 => {
+                        self.frontend.counters.bytes_in.fetch_add(n as u64, Relaxed);
+                        self.buf = Some(buf);
+                        break;
+                    }
+                    // Nothing after all: the buffer goes back to the spares.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    // The client left without a word: HAProxy logs `CR` for
+                    // a first request, nothing between requests.
+                    _ => {
+                        if first {
+                            self.log_refusal(400, 0, "CR", self.accepted, self.accepted_at);
+                        }
+                        return None;
+                    }
                 }
             }
             if first {
@@ -201,16 +228,11 @@ impl Client {
         } else {
             SystemTime::now()
         };
-        self.read_head(first, start, start_at).await
+        self.read_head(start, start_at).await
     }
 
     /// Read until a complete, valid head is buffered.
-    async fn read_head(
-        &mut self,
-        first: bool,
-        start: Instant,
-        start_at: SystemTime,
-    ) -> Option<Incoming> {
+    async fn read_head(&mut self, start: Instant, start_at: SystemTime) -> Option<Incoming> {
         let limits = self.limits();
         let t = self.frontend.timeouts;
         let head_deadline = t
@@ -224,7 +246,6 @@ impl Client {
         let mut buf = self.buf.take().unwrap_or_else(|| Buf::new(limits.bufsize));
         let mut scan = HeadScan::default();
         let mut last_read = Instant::now();
-        let mut received_any = !buf.is_empty();
         loop {
             if scan.worth_parsing(buf.filled()) {
                 match head::parse_request(buf.filled(), &limits, &mut self.fields) {
@@ -268,7 +289,6 @@ impl Client {
             }
             match buf.try_read(&self.stream) {
                 Ok(n) if n > 0 => {
-                    received_any = true;
                     last_read = Instant::now();
                     self.frontend.counters.bytes_in.fetch_add(n as u64, Relaxed);
                 }
@@ -280,17 +300,12 @@ impl Client {
                     };
                     let ready = tokio::time::timeout_at(deadline, self.stream.readable()).await;
                     if ready.is_err() {
-                        if !received_any && !first {
-                            return None;
-                        }
                         self.buf = Some(buf);
                         self.refuse(408, "cR", start, start_at).await;
                         return None;
                     }
                 }
-                // End of stream or error: a kept-alive client leaving
-                // between requests goes silently; anything else is `CR`.
-                _ if !received_any && !first => return None,
+                // The client left in the middle of its head.
                 _ => {
                     self.log_refusal(400, 0, "CR", start, start_at);
                     return None;

@@ -19,6 +19,7 @@ pub(super) async fn stats(c: &mut Client, cbuf: &mut Buf, x: &mut Exchange) -> N
     x.outcome.stats = true;
     let request = parts(cbuf.filled(), &x.head);
     cbuf.consume(x.head.len);
+    x.head_consumed = true;
     let body = match read_body(c, cbuf, x).await {
         Ok(body) => body,
         Err(status) => return answer_error(c, x, status).await,

@@ -170,6 +170,7 @@ pub(super) async fn handle(c: &mut Client, incoming: Incoming) -> Next {
         body_ready,
         outcome: Outcome::new(frontend.clone(), c.peer, timing, request_line),
         uploading: false,
+        head_consumed: false,
     };
     let mut cbuf = c.buf.take().unwrap_or_else(|| Buf::new(c.limits().bufsize));
     let route = {
@@ -207,6 +208,17 @@ pub(super) async fn handle(c: &mut Client, incoming: Incoming) -> Next {
             next
         }
     };
+    // A request answered without being forwarded (503, ...) must leave the
+    // buffer, or it would be read again as the next request; when its body
+    // has not all arrived, the connection cannot be reused.
+    let next = if x.head_consumed {
+        next
+    } else if x.body.done() {
+        cbuf.consume(x.head.len + x.body_ready);
+        next
+    } else {
+        Next::Close
+    };
     c.fields = std::mem::take(&mut x.head.fields);
     c.buf = Some(cbuf);
     if !matches!(next, Next::Tunnel(_)) {
@@ -228,6 +240,8 @@ pub(super) struct Exchange {
     pub outcome: Outcome,
     /// The request body is still arriving.
     uploading: bool,
+    /// The head has left the client's buffer (forwarded or served).
+    pub head_consumed: bool,
 }
 
 /// Why an exchange stopped early.
@@ -369,14 +383,16 @@ impl Exchange {
                 Err(e) => Err(e),
                 Ok(claim) => {
                     self.outcome.t_queue = claim.queued.as_millis() as i64;
+                    // Logged even when connecting fails, as HAProxy does.
+                    self.outcome.server = Some(claim.server_index());
                     let started = Instant::now();
                     let got = server_connection(c, backend, claim, key, first).await;
                     if let Ok((_, claim, _)) = &got {
                         if !backend.stick.is_empty() {
                             persist::store(backend, &samples, claim.server_index());
                         }
+                        self.outcome.t_connect = started.elapsed().as_millis() as i64;
                     }
-                    self.outcome.t_connect = started.elapsed().as_millis() as i64;
                     got.map(|(conn, claim, reused)| (conn, claim, reused, sticky))
                 }
             }
@@ -437,8 +453,8 @@ impl Exchange {
         };
         c.out.clear();
         rewrite::request(&mut c.out, cbuf.filled(), &self.head, &edits);
-        let head_len = self.head.len;
-        cbuf.consume(head_len);
+        cbuf.consume(self.head.len);
+        self.head_consumed = true;
         self.uploading = !self.body.done();
         let replayable = self.head.framing == Framing::Empty;
         let kill_generation = claim.server().shared.generation();
@@ -495,7 +511,6 @@ impl Exchange {
             }
         };
         let t_response = sent_at.elapsed();
-        self.outcome.t_response = t_response.as_millis() as i64;
         let server = claim.server();
         let observer = &c.runtime.observer;
         // A 101 the client did not ask for is not forwarded (HAProxy: 502).
@@ -509,6 +524,17 @@ impl Exchange {
                 .server_failed(c, &claim, 502, "PH", Health::InvalidResponse)
                 .await;
         }
+        let mut dec = Decoder::new(if tunnel { Framing::Empty } else { resp.framing });
+        // A bad body that came with the head is refused before anything
+        // is forwarded (HAProxy answers 502).
+        let Ok(ready) = dec.scan(&sbuf.filled()[resp.len..]) else {
+            return self
+                .server_failed(c, &claim, 502, "PH", Health::InvalidResponse)
+                .await;
+        };
+        // After a 101, whatever follows the head belongs to the tunnel.
+        let ready = if tunnel { sbuf.len() - resp.len } else { ready };
+        self.outcome.t_response = t_response.as_millis() as i64;
         observer.report(&backend.name, &server.name, Health::Status(resp.status));
         backend.counters.record_latency(t_response);
         server.shared.counters.count_response(resp.status);
@@ -539,15 +565,6 @@ impl Exchange {
         };
         c.out.clear();
         rewrite::response(&mut c.out, sbuf.filled(), &resp, &edits);
-        let mut dec = Decoder::new(if tunnel { Framing::Empty } else { resp.framing });
-        // A bad body that came with the head is refused before anything
-        // is forwarded (HAProxy answers 502).
-        let Ok(ready) = dec.scan(&sbuf.filled()[resp.len..]) else {
-            return self
-                .server_failed(c, &claim, 502, "PH", Health::InvalidResponse)
-                .await;
-        };
-        let ready = if tunnel { sbuf.len() - resp.len } else { ready };
         let client_timeout = fe.timeouts.client;
         let written = within(
             client_timeout,
