@@ -281,6 +281,8 @@ async fn unfinished_huge_heads_cost_at_most_a_buffer_each() {
     for t in tasks {
         held.push(t.await.expect("client"));
     }
+    // Measured once the proxy has taken everything it was sent.
+    wait_drained(fe).await;
     let (peak, _) = rss_kb_and_fds(pid);
     let grown_mb = peak.saturating_sub(base) / 1024;
     assert!(
@@ -615,4 +617,19 @@ async fn shutdown_sessions_cuts_a_streaming_body() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_100_continue_is_relayed() {
+    let web = Backend::http("web");
+    let shoal = Shoal::start(&one_server(web.addr, ""), &["fe"]);
+    let mut c = Conn::open(shoal.addr("fe")).await;
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .await;
+    // The body is sent only once the server said to go on.
+    let interim = c.response().await.expect("interim answer");
+    assert_eq!(interim.status(), 100, "{}", interim.head);
+    c.send(b"hello").await;
+    let answer = c.response().await.expect("final answer");
+    assert_eq!((answer.status(), answer.text().as_str()), (200, "web"));
 }

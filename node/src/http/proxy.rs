@@ -110,6 +110,7 @@ impl Outcome {
             t_connect: self.t_connect,
             t_response: self.t_response,
             t_total: ms(self.timing.start.elapsed()),
+            // 0: no answer was sent (logged as -1).
             status: self.status.unwrap_or(0),
             bytes: self.bytes,
             termination: self.termination,
@@ -131,12 +132,7 @@ impl Outcome {
                 .map_or(0, |b| b.queue.waiting.load(Relaxed)),
             request_line,
         };
-        let mut line = record.http_line();
-        if self.status.is_none() {
-            // HAProxy writes -1 when no status was sent.
-            line = line.replacen(" 0 ", " -1 ", 1);
-        }
-        crate::log::emit(line);
+        crate::log::emit(record.http_line());
     }
 }
 
@@ -746,7 +742,16 @@ impl Exchange {
                             if !matches!(sent, Some(Ok(()))) {
                                 return Err(Stop::Abort { termination: "CD" });
                             }
-                            self.outcome.bytes += c.out.len() as u64;
+                            let n = c.out.len() as u64;
+                            self.outcome.bytes += n;
+                            fe.counters.bytes_out.fetch_add(n, Relaxed);
+                            claim.backend().counters.bytes_out.fetch_add(n, Relaxed);
+                            claim
+                                .server()
+                                .shared
+                                .counters
+                                .bytes_out
+                                .fetch_add(n, Relaxed);
                         }
                         sbuf.consume(resp.len);
                         c.fields = resp.fields;

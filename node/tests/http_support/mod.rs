@@ -390,37 +390,62 @@ pub fn rss_kb_and_fds(pid: u32) -> (u64, usize) {
     (rss, fds)
 }
 
+/// `addr` as /proc/net/tcp writes it.
+fn proc_hex(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(a.ip().octets()),
+            a.port()
+        ),
+        SocketAddr::V6(_) => panic!("IPv4 only"),
+    }
+}
+
+/// Receive queues (unread bytes) of the TCP sockets whose local address
+/// is `local`, with their peers (hex, as in /proc/net/tcp).
+fn rx_queues(local: SocketAddr) -> Vec<(String, u64)> {
+    let l = proc_hex(local);
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() <= 4 || f[1] != l {
+                return None;
+            }
+            let rx = f[4]
+                .split_once(':')
+                .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())?;
+            Some((f[2].to_string(), rx))
+        })
+        .collect()
+}
+
+/// Wait until no socket accepted on `listening` holds unread bytes: the
+/// proxy has read (or refused and drained) everything its clients sent.
+pub async fn wait_drained(listening: SocketAddr) {
+    let started = std::time::Instant::now();
+    while rx_queues(listening).iter().any(|(_, rx)| *rx > 0) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{listening} still has unread bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Wait until the kernel holds unread bytes on the TCP socket connected
 /// from `local` to `remote` (its receive queue in /proc/net/tcp): data a
 /// server sent has really arrived at the proxy.
 pub async fn wait_unread(local: SocketAddr, remote: SocketAddr) {
-    fn hex(addr: SocketAddr) -> String {
-        match addr {
-            SocketAddr::V4(a) => format!(
-                "{:08X}:{:04X}",
-                u32::from_le_bytes(a.ip().octets()),
-                a.port()
-            ),
-            SocketAddr::V6(_) => panic!("IPv4 only"),
-        }
-    }
-    let (l, r) = (hex(local), hex(remote));
+    let r = proc_hex(remote);
     let started = std::time::Instant::now();
-    loop {
-        let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-        let queued = table.lines().skip(1).any(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            f.len() > 4
-                && f[1] == l
-                && f[2] == r
-                && f[4]
-                    .split_once(':')
-                    .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())
-                    .is_some_and(|rx| rx > 0)
-        });
-        if queued {
-            return;
-        }
+    while !rx_queues(local)
+        .iter()
+        .any(|(peer, rx)| *peer == r && *rx > 0)
+    {
         assert!(
             started.elapsed() < DEADLINE,
             "no unread bytes on {local} -> {remote}"
