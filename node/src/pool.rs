@@ -178,3 +178,99 @@ fn take_expired(idle: &mut Vec<ServerConn>) -> Vec<ServerConn> {
     }
     idle.drain(..n).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    /// A connected pair: (our side as a ServerConn's stream, the server side).
+    async fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let ours = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (theirs, _) = listener.accept().await.expect("accept");
+        (ours, theirs)
+    }
+
+    #[tokio::test]
+    async fn take_checks_address_generation_and_cleanliness() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let pool = Pool::default();
+        let (ours, _theirs) = pair(&listener).await;
+        let conn = ServerConn::new(ours, addr, pool.generation());
+        let id = conn.id;
+        pool.put(conn);
+        let other: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        assert!(
+            pool.take(other, Share::Any, None).is_none(),
+            "wrong address"
+        );
+        assert_eq!(pool.idle_count(), 0, "and it was closed");
+
+        let (ours, _theirs) = pair(&listener).await;
+        pool.put(ServerConn::new(ours, addr, pool.generation()));
+        let taken = pool.take(addr, Share::Any, None).expect("clean");
+        assert_ne!(taken.id, id);
+        assert!(pool.take(addr, Share::Proven, None).is_none(), "empty pool");
+        // Refused when it comes back after a flush.
+        pool.flush();
+        pool.put(taken);
+        assert_eq!(pool.idle_count(), 0);
+
+        // A server that sends anything while idle: closed on take.
+        let (ours, mut theirs) = pair(&listener).await;
+        pool.put(ServerConn::new(ours, addr, pool.generation()));
+        theirs.write_all(b"X").await.expect("write");
+        // The byte reaches our socket asynchronously: until it does, the
+        // connection is (rightly) clean and goes back.
+        for _ in 0..2000 {
+            match pool.take(addr, Share::Any, None) {
+                None => return,
+                Some(conn) => pool.put(conn),
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("a connection with unread data was handed out");
+    }
+
+    #[tokio::test]
+    async fn proven_and_preferred_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let pool = Pool::default();
+        let mut keep = Vec::new();
+        let mut ids = Vec::new();
+        for exchanges in [1, 2, 1] {
+            let (ours, theirs) = pair(&listener).await;
+            keep.push(theirs);
+            let mut conn = ServerConn::new(ours, addr, pool.generation());
+            conn.exchanges = exchanges;
+            ids.push(conn.id);
+            pool.put(conn);
+        }
+        let proven = pool.take(addr, Share::Proven, None).expect("proven");
+        assert_eq!(proven.id, ids[1]);
+        let preferred = pool
+            .take(addr, Share::Any, Some(ids[0]))
+            .expect("preferred");
+        assert_eq!(preferred.id, ids[0]);
+        let last = pool.take(addr, Share::Any, Some(12345)).expect("any");
+        assert_eq!(last.id, ids[2]);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_expire() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let pool = Pool::default();
+        let (ours, _theirs) = pair(&listener).await;
+        pool.put(ServerConn::new(ours, addr, pool.generation()));
+        tokio::time::pause();
+        tokio::time::advance(IDLE_TIMEOUT + Duration::from_millis(1)).await;
+        pool.purge();
+        assert_eq!(pool.idle_count(), 0);
+    }
+}

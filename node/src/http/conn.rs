@@ -217,22 +217,22 @@ impl Client {
                     }
                 }
             }
-            if first {
-                self.accepted
-            } else {
-                Instant::now()
-            }
+            Instant::now()
         };
-        let start_at = if first && !pipelined {
-            self.accepted_at
-        } else {
-            SystemTime::now()
-        };
-        self.read_head(start, start_at).await
+        // The log counts from the first byte; `timeout http-request` for a
+        // first request counts from the accept.
+        let deadline_base = if first { self.accepted } else { start };
+        self.read_head(start, SystemTime::now(), deadline_base)
+            .await
     }
 
     /// Read until a complete, valid head is buffered.
-    async fn read_head(&mut self, start: Instant, start_at: SystemTime) -> Option<Incoming> {
+    async fn read_head(
+        &mut self,
+        start: Instant,
+        start_at: SystemTime,
+        deadline_base: Instant,
+    ) -> Option<Incoming> {
         let limits = self.limits();
         let t = self.frontend.timeouts;
         let head_deadline = t
@@ -242,7 +242,7 @@ impl Client {
             } else {
                 None
             })
-            .map(|d| start + d);
+            .map(|d| deadline_base + d);
         let mut buf = self.buf.take().unwrap_or_else(|| Buf::new(limits.bufsize));
         let mut scan = HeadScan::default();
         let mut last_read = Instant::now();
@@ -296,7 +296,7 @@ impl Client {
                     let idle = t.client.map(|c| last_read + c);
                     let deadline = match (head_deadline, idle) {
                         (Some(a), Some(b)) => a.min(b),
-                        (a, b) => a.or(b).unwrap_or(start + DEFAULT_REQUEST_TIMEOUT),
+                        (a, b) => a.or(b).unwrap_or(deadline_base + DEFAULT_REQUEST_TIMEOUT),
                     };
                     let ready = tokio::time::timeout_at(deadline, self.stream.readable()).await;
                     if ready.is_err() {

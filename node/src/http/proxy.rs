@@ -242,8 +242,8 @@ pub(super) struct Exchange {
 
 /// Why an exchange stopped early.
 enum Stop {
-    /// Answer `status` (when nothing was sent yet) and end with `termination`;
-    /// `server_fault` charges the server (response error, passive health).
+    /// Answer `status` and end with `termination`; a `health` outcome
+    /// charges the server (response error, passive health report).
     Fail {
         status: u16,
         termination: &'static str,
@@ -294,6 +294,8 @@ impl Exchange {
             || (h.minor == 0 && !h.conn.keep_alive)
             || h.smuggle_guard
             || self.uploading
+            // Answered before its body arrived: the rest cannot be skipped.
+            || (!self.head_consumed && !self.body.done())
             || c.frontend.httpclose
             || backend.is_some_and(|b| b.httpclose)
             || *c.shutdown.borrow()

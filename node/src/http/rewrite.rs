@@ -194,3 +194,98 @@ impl CookiePlan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::head::{parse_request, parse_response, Limits, Method};
+    use shoal_proto::config::CookieMode;
+
+    const LIMITS: Limits = Limits {
+        bufsize: 16384,
+        maxhdr: 101,
+    };
+
+    fn cookie(mode: CookieMode) -> CookieConfig {
+        CookieConfig {
+            name: "SRV".into(),
+            mode,
+            indirect: true,
+            nocache: true,
+            preserve: false,
+            httponly: false,
+            secure: false,
+            domains: vec![],
+            maxidle: None,
+            maxlife: None,
+        }
+    }
+
+    #[test]
+    fn request_keeps_lines_and_edits_only_what_it_must() {
+        let raw: &[u8] = b"POST /a HTTP/1.0\r\nhost: x\r\nCookie: a=1; SRV=s1\r\nConnection: keep-alive\r\nX-Odd:  spaced\r\nContent-Length: 2, 2\r\n\r\nhi";
+        let head = parse_request(raw, &LIMITS, &mut Vec::new())
+            .expect("valid")
+            .expect("complete");
+        let cfg = cookie(CookieMode::Insert);
+        let mut out = Vec::new();
+        let edits = RequestEdits {
+            forwarded_for: Some("10.0.0.9"),
+            cookie: Some(&cfg),
+            connection: ConnHeader::KeepAlive,
+        };
+        request(&mut out, raw, &head, &edits);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "POST /a HTTP/1.0\r\nhost: x\r\nCookie: a=1\r\nX-Odd:  spaced\r\nContent-Length: 2\r\n\
+             X-Forwarded-For: 10.0.0.9\r\nConnection: keep-alive\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn response_gets_the_persistence_cookie() {
+        let raw: &[u8] = b"HTTP/1.1 200 Fine\r\nCache-Control: max-age=60\r\nKeep-Alive: 5\r\nContent-Length: 0\r\n\r\n";
+        let head = parse_response(raw, &LIMITS, Method::Other, &mut Vec::new())
+            .expect("valid")
+            .expect("complete");
+        let cfg = cookie(CookieMode::Insert);
+        let edits = ResponseEdits {
+            cookie: Some(CookieEdit {
+                cfg: &cfg,
+                server_cookie: "s2",
+                client_has_it: false,
+                first: None,
+            }),
+            connection: ConnHeader::Close,
+        };
+        let mut out = Vec::new();
+        response(&mut out, raw, &head, &edits);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 200 Fine\r\nContent-Length: 0\r\nSet-Cookie: SRV=s2; path=/\r\n\
+             Cache-Control: private\r\nConnection: close\r\n\r\n"
+        );
+        // Rewrite mode edits the server's own cookie in place.
+        let raw: &[u8] = b"HTTP/1.1 200 OK\r\nSet-Cookie: SRV=app; Path=/\r\nX: 1\r\n\r\n";
+        let head = parse_response(raw, &LIMITS, Method::Other, &mut Vec::new())
+            .expect("valid")
+            .expect("complete");
+        let mut cfg = cookie(CookieMode::Rewrite);
+        cfg.nocache = false;
+        let edits = ResponseEdits {
+            cookie: Some(CookieEdit {
+                cfg: &cfg,
+                server_cookie: "s2",
+                client_has_it: false,
+                first: None,
+            }),
+            connection: ConnHeader::None,
+        };
+        let mut out = Vec::new();
+        response(&mut out, raw, &head, &edits);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 200 OK\r\nSet-Cookie: SRV=s2; Path=/\r\nX: 1\r\n\r\n"
+        );
+    }
+}
