@@ -633,3 +633,89 @@ async fn expect_100_continue_is_relayed() {
     let answer = c.response().await.expect("final answer");
     assert_eq!((answer.status(), answer.text().as_str()), (200, "web"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_pipelining_and_close_delimited_answers() {
+    let srv = RawServer::start(&[(
+        "/until-close",
+        Script::SendClose(b"HTTP/1.1 200 OK\r\nX-Kind: eof\r\n\r\nall of this".to_vec()),
+    )])
+    .await;
+    let shoal = Shoal::start(&one_server(srv.addr, ""), &["fe"]);
+    let fe = shoal.addr("fe");
+    // A 3 MB upload with a length, echoed back (3 MB down), while it is
+    // still being sent.
+    let body: Vec<u8> = (0..3 * 1024 * 1024)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let head = format!(
+        "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let stream = tokio::net::TcpStream::connect(fe).await.expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    let data = [head.as_bytes(), &body].concat();
+    let upload = tokio::spawn(async move {
+        tokio::io::AsyncWriteExt::write_all(&mut wr, &data)
+            .await
+            .expect("upload");
+        wr
+    });
+    let expected = head.len() + body.len();
+    let mut got = Vec::new();
+    loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            if got.len() >= i + 4 + expected {
+                break;
+            }
+        }
+        let mut chunk = vec![0u8; 65536];
+        let n = tokio::time::timeout(DEADLINE, tokio::io::AsyncReadExt::read(&mut rd, &mut chunk))
+            .await
+            .expect("data in time")
+            .expect("read");
+        assert!(n > 0, "closed after {} bytes", got.len());
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(got.ends_with(&body), "echoed body intact");
+    drop(upload.await.expect("writer"));
+    let mut c = Conn::open(fe).await;
+    // A chunked upload in many small chunks.
+    let mut chunked =
+        String::from("POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for i in 0..500 {
+        chunked.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            10 + i % 7,
+            "z".repeat(10 + i % 7)
+        ));
+    }
+    chunked.push_str("0\r\n\r\n");
+    c.send(chunked.as_bytes()).await;
+    let answer = c.response().await.expect("answer");
+    assert_eq!(answer.status(), 200);
+    assert!(
+        answer.text().ends_with("0\r\n\r\n"),
+        "the server got the whole chunked body"
+    );
+    // Two pipelined requests in one write, answered in order.
+    c.send(format!("{}{}", get("/p1"), get("/p2")).as_bytes())
+        .await;
+    let p1 = c.response().await.expect("p1").text();
+    let p2 = c.response().await.expect("p2").text();
+    assert!(
+        p1.starts_with("GET /p1 ") && p2.starts_with("GET /p2 "),
+        "{p1} {p2}"
+    );
+    // HTTP/1.0 with keep-alive stays open; a close-delimited answer closes.
+    c.send(b"GET /ten HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await;
+    let ten = c.response().await.expect("1.0 answer");
+    assert_eq!(ten.header("connection").as_deref(), Some("keep-alive"));
+    c.send(get("/until-close").as_bytes()).await;
+    let eof = c.response().await.expect("answer");
+    assert_eq!(eof.text(), "all of this");
+    assert_eq!(eof.header("connection").as_deref(), Some("close"));
+    assert_eq!(c.until_closed().await, b"");
+}
