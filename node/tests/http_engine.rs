@@ -719,3 +719,21 @@ async fn bodies_pipelining_and_close_delimited_answers() {
     assert_eq!(eof.header("connection").as_deref(), Some("close"));
     assert_eq!(c.until_closed().await, b"");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_sent_again_when_a_reused_connection_dies_unanswered() {
+    let srv = RawServer::start(&[("/flaky", Script::CloseOnReuse)]).await;
+    let shoal = Shoal::start(&one_server(srv.addr, "    http-reuse always\n"), &["fe"]);
+    let fe = shoal.addr("fe");
+    assert_eq!(ask(fe, &get("/flaky")).await.status(), 200);
+    // The idle connection is taken, and the server drops it unanswered:
+    // the whole request (body included) goes again on a new connection.
+    let answer = ask(
+        fe,
+        "POST /flaky HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ndata",
+    )
+    .await;
+    assert_eq!(answer.status(), 200, "{answer:?}");
+    assert!(answer.text().ends_with("\r\n\r\ndata"), "{}", answer.text());
+    assert_eq!(srv.conns.load(SeqCst), 2);
+}

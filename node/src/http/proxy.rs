@@ -454,7 +454,9 @@ impl Exchange {
         cbuf.consume(self.head.len);
         self.head_consumed = true;
         self.uploading = !self.body.done();
-        let replayable = self.head.framing == Framing::Empty;
+        // The whole request is still at hand (its body, if any, came with
+        // the head): it can be sent again on another connection.
+        let replayable = self.body.done();
         let kill_generation = claim.server().shared.generation();
         let mut sbuf = Buf::new(c.limits().bufsize);
         let sent_at = Instant::now();
@@ -463,9 +465,15 @@ impl Exchange {
             let result = self
                 .send_and_wait(c, backend, cbuf, &conn, &claim, &mut sbuf, kill_generation)
                 .await;
+            let retry = matches!(result, Err(Stop::Retry)) && reused && replayable && !retried;
+            if !retry {
+                // The body kept for a resend leaves the buffer now.
+                cbuf.consume(self.body_ready);
+                self.body_ready = 0;
+            }
             match result {
                 Ok(resp) => break resp,
-                Err(Stop::Retry) if reused && replayable && !retried => {
+                Err(Stop::Retry) if retry => {
                     retried = true;
                     let port = c.local.port();
                     match dispatch::connect(claim, None, port, &c.runtime.observer).await {
@@ -709,8 +717,12 @@ impl Exchange {
             Some(Err(_)) => return Err(Stop::Retry),
             None => return Err(Stop::server(504, "sH", Health::ReadTimeout)),
         }
-        cbuf.consume(ready);
-        self.body_ready = 0;
+        // A body that came whole with the head stays in the buffer until
+        // the answer starts, so the request can be sent again (see relay).
+        if !self.body.done() {
+            cbuf.consume(ready);
+            self.body_ready = 0;
+        }
         // Scanned body bytes at the front of `cbuf` not yet sent.
         let mut pending = 0usize;
         // The server stopped taking the body: stop reading it.

@@ -26,6 +26,9 @@ pub enum Script {
     Close,
     /// Never answer.
     Hang,
+    /// Echo the first request of a connection; close without a word on a
+    /// later one (a server dropping an idle connection as it is reused).
+    CloseOnReuse,
     /// Answer `ok` (Content-Length 2), then, once [`RawServer::release`]
     /// is notified, send `surplus` on the same connection and report the
     /// proxy's address of that connection on `surplus_sent`.
@@ -102,6 +105,7 @@ type Ctx = (
 async fn serve_conn(mut s: TcpStream, peer: SocketAddr, n: usize, ctx: Ctx) {
     let (scripts, closed, release, sent, heads) = ctx;
     let mut buf = Vec::new();
+    let mut served = 0;
     loop {
         let Some((head, body)) = read_request(&mut s, &mut buf, &heads).await else {
             closed.fetch_add(1, SeqCst);
@@ -115,8 +119,10 @@ async fn serve_conn(mut s: TcpStream, peer: SocketAddr, n: usize, ctx: Ctx) {
             .next()
             .unwrap_or("/")
             .to_string();
+        served += 1;
         match scripts.get(&path).cloned() {
-            None => {
+            Some(Script::CloseOnReuse) if served > 1 => return,
+            None | Some(Script::CloseOnReuse) => {
                 let mut echo = head.clone().into_bytes();
                 echo.extend_from_slice(&body);
                 let mut out = format!(
