@@ -59,11 +59,21 @@ impl ServerConn {
     }
 
     /// True when nothing at all arrived while the connection was idle.
-    /// Asks the kernel directly: tokio's cached readiness may not have
-    /// seen bytes that just arrived.
+    /// Always asks the kernel (tokio's cached readiness may not have seen
+    /// bytes that just arrived); when tokio believes the socket readable,
+    /// the answer also clears that stale readiness, so the wait for the
+    /// response does not begin with a read that finds nothing.
     pub fn clean(&self) -> bool {
-        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        let peeked = socket2::SockRef::from(&self.stream).peek(&mut probe);
+        let peek = || {
+            let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+            socket2::SockRef::from(&self.stream).peek(&mut probe)
+        };
+        let mut asked = false;
+        let via_tokio = self.stream.try_io(tokio::io::Interest::READABLE, || {
+            asked = true;
+            peek()
+        });
+        let peeked = if asked { via_tokio } else { peek() };
         matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }

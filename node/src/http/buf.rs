@@ -7,7 +7,8 @@
 //! holds no buffer at all.
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Read as _};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Spare buffers kept per worker thread.
@@ -87,10 +88,34 @@ impl Buf {
 
     /// Read once from `stream` without waiting. `Ok(0)` is end of stream;
     /// `WouldBlock` means nothing is there yet. Never called when full.
+    ///
+    /// A read that leaves room in the buffer has drained the socket, so
+    /// tokio is told to forget its readiness (as its own `poll_read`
+    /// does): the next wait then sleeps until data comes instead of
+    /// costing a read that finds nothing.
     pub fn try_read(&mut self, stream: &TcpStream) -> io::Result<usize> {
-        let n = stream.try_read(self.space())?;
-        self.end += n;
-        Ok(n)
+        let space = self.space();
+        let room = space.len();
+        let mut got = None;
+        let result = stream.try_io(Interest::READABLE, || {
+            let n = (&*socket2::SockRef::from(stream)).read(&mut space[..])?;
+            got = Some(n);
+            if n > 0 && n < room {
+                // Cleared with the readiness seen before the read, so data
+                // arriving meanwhile is not forgotten.
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(n)
+            }
+        });
+        match (got, result) {
+            (Some(n), _) => {
+                self.end += n;
+                Ok(n)
+            }
+            (None, Err(e)) => Err(e),
+            (None, Ok(n)) => Ok(n),
+        }
     }
 
     /// Wait until `stream` has data, then read once (`Ok(0)`: end of stream).
