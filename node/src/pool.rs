@@ -7,6 +7,11 @@
 //! find nothing (any data or end of stream means the server sent something
 //! it should not have, or closed: the connection is dropped).
 //!
+//! Like HAProxy, the pool keeps no more idle connections than were
+//! recently needed at once (its `est_need_conns`): a burst of first
+//! requests, each on a connection of its own under `http-reuse safe`, does
+//! not leave as many idle connections behind.
+//!
 //! Every entry records the address it was opened to and the pool's
 //! generation at that time. [`Pool::flush`] bumps the generation (address
 //! change, maintenance, reload) and closes what is idle; a connection in
@@ -90,8 +95,26 @@ pub enum Share {
 /// A per-server stack of idle connections, most recently used last.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<Vec<ServerConn>>,
+    inner: Mutex<Inner>,
     generation: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    idle: Vec<ServerConn>,
+    /// Most connections in use at once during this period and the last
+    /// one (HAProxy's `est_need_conns`): idle connections beyond that
+    /// estimate of the need are closed rather than kept.
+    peak: u32,
+    prev_peak: u32,
+    /// When the current period began (periods last [`IDLE_TIMEOUT`]).
+    period: Option<Instant>,
+}
+
+impl Inner {
+    fn need(&self) -> usize {
+        self.peak.max(self.prev_peak).max(1) as usize
+    }
 }
 
 impl std::fmt::Debug for Pool {
@@ -113,7 +136,8 @@ impl Pool {
         let generation = self.generation();
         loop {
             let conn = {
-                let mut idle = self.lock();
+                let mut inner = self.lock();
+                let idle = &mut inner.idle;
                 let found = prefer
                     .and_then(|id| idle.iter().rposition(|c| c.id == id))
                     .or_else(|| match share {
@@ -133,18 +157,27 @@ impl Pool {
         }
     }
 
-    /// Return a connection after a complete exchange. It is closed instead
-    /// when its generation is over or the pool is full.
-    pub fn put(&self, mut conn: ServerConn) {
+    /// Return a connection after a complete exchange; `in_use` is how many
+    /// exchanges with the server are under way, this one included. It is
+    /// closed instead when its generation is over. When the server now
+    /// has more connections than were recently needed at once (or the
+    /// pool is full), the oldest idle ones are closed: the one just
+    /// returned is the warmest, and its client may ask for it back.
+    pub fn put(&self, mut conn: ServerConn, in_use: u32) {
         if conn.generation != self.generation() {
             return;
         }
         conn.idle_since = Instant::now();
         let expired = {
-            let mut idle = self.lock();
-            let expired = take_expired(&mut idle);
-            if idle.len() < MAX_IDLE {
-                idle.push(conn);
+            let mut inner = self.lock();
+            inner.peak = inner.peak.max(in_use);
+            let mut expired = take_expired(&mut inner.idle);
+            inner.idle.push(conn);
+            let busy = in_use.saturating_sub(1) as usize;
+            let keep = inner.need().saturating_sub(busy).clamp(1, MAX_IDLE);
+            if inner.idle.len() > keep {
+                let surplus = inner.idle.len() - keep;
+                expired.extend(inner.idle.drain(..surplus));
             }
             expired
         };
@@ -155,24 +188,38 @@ impl Pool {
     /// back (the server moved, went into maintenance, or was reloaded).
     pub fn flush(&self) {
         self.generation.fetch_add(1, Relaxed);
-        let idle = std::mem::take(&mut *self.lock());
+        let idle = std::mem::take(&mut self.lock().idle);
         drop(idle);
     }
 
-    /// Close connections idle for longer than [`IDLE_TIMEOUT`].
+    /// Close connections idle for longer than [`IDLE_TIMEOUT`], and start
+    /// a new period for the need estimate when one is over. Called every
+    /// second or so.
     pub fn purge(&self) {
-        let expired = take_expired(&mut self.lock());
+        let expired = {
+            let mut inner = self.lock();
+            let now = Instant::now();
+            match inner.period {
+                Some(start) if now.duration_since(start) < IDLE_TIMEOUT => {}
+                _ => {
+                    inner.prev_peak = inner.peak;
+                    inner.peak = 0;
+                    inner.period = Some(now);
+                }
+            }
+            take_expired(&mut inner.idle)
+        };
         drop(expired);
     }
 
     /// How many idle connections are pooled now.
     pub fn idle_count(&self) -> usize {
-        self.lock().len()
+        self.lock().idle.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ServerConn>> {
-        // The vector is valid whatever a panicking holder did.
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The state is valid whatever a panicking holder did.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -212,7 +259,7 @@ mod tests {
         let (ours, _theirs) = pair(&listener).await;
         let conn = ServerConn::new(ours, addr, pool.generation());
         let id = conn.id;
-        pool.put(conn);
+        pool.put(conn, 1);
         let other: SocketAddr = "127.0.0.1:1".parse().expect("addr");
         assert!(
             pool.take(other, Share::Any, None).is_none(),
@@ -221,25 +268,25 @@ mod tests {
         assert_eq!(pool.idle_count(), 0, "and it was closed");
 
         let (ours, _theirs) = pair(&listener).await;
-        pool.put(ServerConn::new(ours, addr, pool.generation()));
+        pool.put(ServerConn::new(ours, addr, pool.generation()), 1);
         let taken = pool.take(addr, Share::Any, None).expect("clean");
         assert_ne!(taken.id, id);
         assert!(pool.take(addr, Share::Proven, None).is_none(), "empty pool");
         // Refused when it comes back after a flush.
         pool.flush();
-        pool.put(taken);
+        pool.put(taken, 1);
         assert_eq!(pool.idle_count(), 0);
 
         // A server that sends anything while idle: closed on take.
         let (ours, mut theirs) = pair(&listener).await;
-        pool.put(ServerConn::new(ours, addr, pool.generation()));
+        pool.put(ServerConn::new(ours, addr, pool.generation()), 1);
         theirs.write_all(b"X").await.expect("write");
         // The byte reaches our socket asynchronously: until it does, the
         // connection is (rightly) clean and goes back.
         for _ in 0..2000 {
             match pool.take(addr, Share::Any, None) {
                 None => return,
-                Some(conn) => pool.put(conn),
+                Some(conn) => pool.put(conn, 1),
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -253,14 +300,16 @@ mod tests {
         let pool = Pool::default();
         let mut keep = Vec::new();
         let mut ids = Vec::new();
-        for exchanges in [1, 2, 1] {
+        // Three exchanges were under way at once: all three are kept.
+        for (exchanges, in_use) in [(1, 3), (2, 2), (1, 1)] {
             let (ours, theirs) = pair(&listener).await;
             keep.push(theirs);
             let mut conn = ServerConn::new(ours, addr, pool.generation());
             conn.exchanges = exchanges;
             ids.push(conn.id);
-            pool.put(conn);
+            pool.put(conn, in_use);
         }
+        assert_eq!(pool.idle_count(), 3);
         let proven = pool.take(addr, Share::Proven, None).expect("proven");
         assert_eq!(proven.id, ids[1]);
         let preferred = pool
@@ -272,12 +321,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_more_idle_connections_than_recently_needed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let pool = Pool::default();
+        let mut keep = Vec::new();
+        // One exchange at a time: one idle connection is enough.
+        for _ in 0..3 {
+            let (ours, theirs) = pair(&listener).await;
+            keep.push(theirs);
+            pool.put(ServerConn::new(ours, addr, pool.generation()), 1);
+        }
+        assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
     async fn idle_connections_expire() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let pool = Pool::default();
         let (ours, _theirs) = pair(&listener).await;
-        pool.put(ServerConn::new(ours, addr, pool.generation()));
+        pool.put(ServerConn::new(ours, addr, pool.generation()), 1);
         tokio::time::pause();
         tokio::time::advance(IDLE_TIMEOUT + Duration::from_millis(1)).await;
         pool.purge();

@@ -12,7 +12,7 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Spare buffers kept per worker thread.
-const SPARES: usize = 64;
+const SPARES: usize = 32;
 
 thread_local! {
     static FREE: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };

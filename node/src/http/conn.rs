@@ -119,16 +119,16 @@ pub async fn serve(
         accepted: Instant::now(),
         accepted_at: SystemTime::now(),
     };
-    while let Some(incoming) = client.next_request().await {
-        client.requests += 1;
-        // Boxed: the request's state machine is large, and an idle
-        // connection should not carry its size.
-        match Box::pin(proxy::handle(&mut client, incoming)).await {
+    // Only the wait for a request is awaited in place; reading, handling
+    // and refusing a request are boxed, so that an idle connection's task
+    // stays small instead of carrying the largest state machine.
+    while client.wait_for_request().await {
+        match Box::pin(client.request()).await {
             Next::KeepAlive => continue,
             Next::Close => break,
             Next::Tunnel(tunnel) => {
                 let Client { stream, .. } = client;
-                tunnel.run(stream).await;
+                Box::pin(tunnel.run(stream)).await;
                 return;
             }
         }
@@ -144,86 +144,96 @@ impl Client {
         }
     }
 
-    /// The next request, or `None` when the connection is to close (the
-    /// client left, a timeout fired, the request was refused, or shutdown).
-    async fn next_request(&mut self) -> Option<Incoming> {
+    /// Wait until a request starts: bytes are buffered (pipelined or just
+    /// read). `false` when the connection is to close instead (the client
+    /// left, a timeout fired, or shutdown).
+    async fn wait_for_request(&mut self) -> bool {
+        if self.buf.as_ref().is_some_and(|b| !b.is_empty()) {
+            return true;
+        }
         let first = self.requests == 0;
         let t = self.frontend.timeouts;
-        let pipelined = self.buf.as_ref().is_some_and(|b| !b.is_empty());
-        let start = if pipelined {
-            Instant::now()
+        // Idle: hold no buffer while waiting for the first byte.
+        self.buf = None;
+        if self.fields.capacity() > 64 {
+            self.fields = Vec::new();
+        }
+        if self.out.capacity() > 4096 {
+            self.out = Vec::new();
+        }
+        let bound = if first {
+            t.http_request
         } else {
-            // Idle: hold no buffer while waiting for the first byte.
-            self.buf = None;
-            if self.fields.capacity() > 64 {
-                self.fields = Vec::new();
-            }
-            if self.out.capacity() > 4096 {
-                self.out = Vec::new();
-            }
-            let bound = if first {
-                t.http_request
-            } else {
-                t.http_keep_alive.or(t.http_request)
-            };
-            // `timeout client` stays an inactivity bound (HAProxy 2.6).
-            let wait = match (bound, t.client) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b).unwrap_or(DEFAULT_REQUEST_TIMEOUT),
-            };
-            let deadline = if first {
-                self.accepted + wait
-            } else {
-                Instant::now() + wait
-            };
-            // Readiness can be stale (the last read did not drain the
-            // socket), so only bytes actually read end the wait.
-            loop {
-                let woke = tokio::select! {
-                    // A request already here is served even if shutdown began.
-                    biased;
-                    r = self.stream.readable() => if r.is_ok() { Wake::Data } else { Wake::Gone },
-                    () = tokio::time::sleep_until(deadline) => Wake::Timeout,
-                    // Graceful shutdown closes idle connections at once.
-                    _ = self.shutdown.wait_for(|stop| *stop) => Wake::Gone,
-                };
-                match woke {
-                    Wake::Data => {}
-                    Wake::Gone => return None,
-                    Wake::Timeout => {
-                        if first {
-                            self.refuse(408, "cR", self.accepted, self.accepted_at)
-                                .await;
-                        }
-                        return None;
-                    }
-                }
-                let mut buf = Buf::new(self.frontend.bufsize);
-                match buf.try_read(&self.stream) {
-                    Ok(n) if n > 0 => {
-                        self.frontend.counters.bytes_in.fetch_add(n as u64, Relaxed);
-                        self.buf = Some(buf);
-                        break;
-                    }
-                    // Nothing after all: the buffer goes back to the spares.
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    // The client left without a word: HAProxy logs `CR` for
-                    // a first request, nothing between requests.
-                    _ => {
-                        if first {
-                            self.log_refusal(400, 0, "CR", self.accepted, self.accepted_at);
-                        }
-                        return None;
-                    }
-                }
-            }
-            Instant::now()
+            t.http_keep_alive.or(t.http_request)
         };
+        // `timeout client` stays an inactivity bound (HAProxy 2.6).
+        let wait = match (bound, t.client) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+        };
+        let deadline = if first {
+            self.accepted + wait
+        } else {
+            Instant::now() + wait
+        };
+        // Readiness can be stale (the last read did not drain the socket),
+        // so only bytes actually read end the wait.
+        loop {
+            let woke = tokio::select! {
+                // A request already here is served even if shutdown began.
+                biased;
+                r = self.stream.readable() => if r.is_ok() { Wake::Data } else { Wake::Gone },
+                () = tokio::time::sleep_until(deadline) => Wake::Timeout,
+                // Graceful shutdown closes idle connections at once.
+                _ = self.shutdown.wait_for(|stop| *stop) => Wake::Gone,
+            };
+            match woke {
+                Wake::Data => {}
+                Wake::Gone => return false,
+                Wake::Timeout => {
+                    if first {
+                        let (at, at_wall) = (self.accepted, self.accepted_at);
+                        Box::pin(self.refuse(408, "cR", at, at_wall)).await;
+                    }
+                    return false;
+                }
+            }
+            let mut buf = Buf::new(self.frontend.bufsize);
+            match buf.try_read(&self.stream) {
+                Ok(n) if n > 0 => {
+                    self.frontend.counters.bytes_in.fetch_add(n as u64, Relaxed);
+                    self.buf = Some(buf);
+                    return true;
+                }
+                // Nothing after all: the buffer goes back to the spares.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                // The client left without a word: HAProxy logs `CR` for a
+                // first request, nothing between requests.
+                _ => {
+                    if first {
+                        self.log_refusal(400, 0, "CR", self.accepted, self.accepted_at);
+                    }
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Read the request whose first bytes are buffered and handle it.
+    async fn request(&mut self) -> Next {
+        let first = self.requests == 0;
+        self.requests += 1;
+        let start = Instant::now();
         // The log counts from the first byte; `timeout http-request` for a
         // first request counts from the accept.
         let deadline_base = if first { self.accepted } else { start };
-        self.read_head(start, SystemTime::now(), deadline_base)
+        match self
+            .read_head(start, SystemTime::now(), deadline_base)
             .await
+        {
+            Some(incoming) => proxy::handle(self, incoming).await,
+            None => Next::Close,
+        }
     }
 
     /// Read until a complete, valid head is buffered.

@@ -912,7 +912,8 @@ impl Exchange {
             conn.exchanges += 1;
             if reuse::shared(backend.http_reuse) {
                 c.last_conn = Some(conn.id);
-                server.shared.pool.put(conn);
+                let in_use = server.shared.counters.current();
+                server.shared.pool.put(conn, in_use);
             } else {
                 c.private = Some((owner(&server.shared), conn));
             }
