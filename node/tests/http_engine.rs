@@ -737,3 +737,47 @@ async fn a_request_is_sent_again_when_a_reused_connection_dies_unanswered() {
     assert!(answer.text().ends_with("\r\n\r\ndata"), "{}", answer.text());
     assert_eq!(srv.conns.load(SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_reset_is_a_read_error_for_passive_health() {
+    let srv = RawServer::start(&[("/reset", Script::Reset)]).await;
+    let chk = Backend::tcp("chk");
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    server s1 {} check port {} inter 10s observe layer7 error-limit 1 on-error mark-down\n",
+        srv.addr,
+        chk.addr.port()
+    );
+    let mut shoal = Shoal::start(&cfg, &["fe"]);
+    assert_eq!(ask(shoal.addr("fe"), &get("/reset")).await.status(), 502);
+    let line = shoal.proc.wait_line("Server app/s1 is DOWN");
+    assert!(line.contains("last one was: Read error (http)"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_closes_idle_server_connections() {
+    let srv = RawServer::start(&[]).await;
+    let dir = TempDir::new("sock");
+    let sock = dir.0.join("admin.sock").display().to_string();
+    let cfg = format!(
+        "global\n    stats socket {sock} level admin\n{}",
+        one_server(srv.addr, "    http-reuse always\n")
+    );
+    let mut shoal = Shoal::start(&cfg, &["fe"]);
+    shoal.stats_sockets(1);
+    let fe = shoal.addr("fe");
+    let conn = |a: Answer| a.header("x-conn").expect("x-conn");
+    let first = conn(ask(fe, &get("/")).await);
+    assert_eq!(conn(ask(fe, &get("/")).await), first, "reused while idle");
+    assert_eq!(cli(&sock, "set server app/s1 state maint"), "\n");
+    assert_eq!(cli(&sock, "set server app/s1 state ready"), "\n");
+    assert_ne!(
+        conn(ask(fe, &get("/")).await),
+        first,
+        "closed by maintenance"
+    );
+    eventually("the server saw its idle connection close", || async {
+        srv.closed.load(SeqCst) >= 1
+    })
+    .await;
+}

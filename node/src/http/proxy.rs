@@ -251,9 +251,9 @@ enum Stop {
     },
     /// The client left or stalled after the answer started: no answer.
     Abort { termination: &'static str },
-    /// A reused connection died before answering a body-less request:
-    /// try once more on a fresh connection.
-    Retry,
+    /// The connection died before any answer: a reused one may be replaced
+    /// once (see `relay`); otherwise a server fault with this outcome.
+    Retry(Health),
 }
 
 impl Stop {
@@ -465,7 +465,7 @@ impl Exchange {
             let result = self
                 .send_and_wait(c, backend, cbuf, &conn, &claim, &mut sbuf, kill_generation)
                 .await;
-            let retry = matches!(result, Err(Stop::Retry)) && reused && replayable && !retried;
+            let retry = matches!(result, Err(Stop::Retry(_))) && reused && replayable && !retried;
             if !retry {
                 // The body kept for a resend leaves the buffer now.
                 cbuf.consume(self.body_ready);
@@ -473,7 +473,7 @@ impl Exchange {
             }
             match result {
                 Ok(resp) => break resp,
-                Err(Stop::Retry) if retry => {
+                Err(Stop::Retry(_)) if retry => {
                     retried = true;
                     let port = c.local.port();
                     match dispatch::connect(claim, None, port, &c.runtime.observer).await {
@@ -492,8 +492,7 @@ impl Exchange {
                         Err(e) => return self.fail(c, 503, e.termination_state(), false).await,
                     }
                 }
-                Err(Stop::Retry) => {
-                    let health = Health::Closed;
+                Err(Stop::Retry(health)) => {
                     return self.server_failed(c, &claim, 502, "SH", health).await;
                 }
                 Err(Stop::Fail {
@@ -714,7 +713,7 @@ impl Exchange {
         match written {
             Some(Ok(())) => server_bytes_in(claim, c.out.len() + ready),
             // A reused connection the server closed meanwhile.
-            Some(Err(_)) => return Err(Stop::Retry),
+            Some(Err(_)) => return Err(Stop::Retry(Health::Closed)),
             None => return Err(Stop::server(504, "sH", Health::ReadTimeout)),
         }
         // A body that came whole with the head stays in the buffer until
@@ -799,14 +798,14 @@ impl Exchange {
                         Err(e) => Err(e),
                     };
                     match read {
-                        Ok(0) if !got_any => return Err(Stop::Retry),
+                        Ok(0) if !got_any => return Err(Stop::Retry(Health::Closed)),
                         Ok(0) => return Err(Stop::server(502, "SH", Health::Closed)),
                         Ok(_) => {
                             got_any = true;
                             last_server = Instant::now();
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) if !got_any => return Err(Stop::Retry),
+                        Err(_) if !got_any => return Err(Stop::Retry(Health::ReadError)),
                         Err(_) => return Err(Stop::server(502, "SH", Health::ReadError)),
                     }
                 }

@@ -24,6 +24,8 @@ pub enum Script {
     SendClose(Vec<u8>),
     /// Close without a word.
     Close,
+    /// Reset the connection (RST) without a word.
+    Reset,
     /// Never answer.
     Hang,
     /// Echo the first request of a connection; close without a word on a
@@ -145,6 +147,10 @@ async fn serve_conn(mut s: TcpStream, peer: SocketAddr, n: usize, ctx: Ctx) {
                 return;
             }
             Some(Script::Close) => return,
+            Some(Script::Reset) => {
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                return;
+            }
             Some(Script::Hang) => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
