@@ -781,3 +781,47 @@ async fn maintenance_closes_idle_server_connections() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_reaches_a_client_still_uploading() {
+    let srv = RawServer::start(&[]).await;
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    server s1 {} disabled\n",
+        srv.addr
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    // 8 MB announced; the 503 comes before the body does.
+    let stream = tokio::net::TcpStream::connect(shoal.addr("fe"))
+        .await
+        .expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    let upload = tokio::spawn(async move {
+        let head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n";
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut wr, head.as_bytes()).await;
+        let chunk = vec![b'u'; 64 * 1024];
+        for _ in 0..128 {
+            if tokio::io::AsyncWriteExt::write_all(&mut wr, &chunk)
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        wr
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        DEADLINE,
+        tokio::io::AsyncReadExt::read_to_end(&mut rd, &mut answer),
+    )
+    .await
+    .expect("closed in time");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"),
+        "{read:?}: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(String::from_utf8_lossy(&answer).contains("connection: close"));
+    drop(upload.await);
+}

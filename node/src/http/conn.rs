@@ -62,6 +62,8 @@ pub(super) struct Client {
     pub last_conn: Option<u64>,
     /// The client address as an `X-Forwarded-For` value, built once.
     pub xff: Option<Box<str>>,
+    /// Our side is shut (see `linger`).
+    shut: bool,
     pub shutdown: watch::Receiver<bool>,
     accepted: Instant,
     accepted_at: SystemTime,
@@ -115,6 +117,7 @@ pub async fn serve(
         private: None,
         last_conn: None,
         xff: None,
+        shut: false,
         shutdown,
         accepted: Instant::now(),
         accepted_at: SystemTime::now(),
@@ -125,7 +128,10 @@ pub async fn serve(
     while client.wait_for_request().await {
         match Box::pin(client.request()).await {
             Next::KeepAlive => continue,
-            Next::Close => break,
+            Next::Close => {
+                Box::pin(client.linger()).await;
+                break;
+            }
             Next::Tunnel(tunnel) => {
                 let Client { stream, .. } = client;
                 Box::pin(tunnel.run(stream)).await;
@@ -348,11 +354,25 @@ impl Client {
             .fetch_add(bytes as u64, Relaxed);
         self.frontend.counters.count_response(status);
         self.log_refusal(status, 0, termination, start, start_at);
-        // Shut our side, then discard what the client still sends for a
-        // moment: closing with unread data would reset the connection.
+        self.linger().await;
+    }
+
+    /// Close our side after an answer, then discard what the client still
+    /// sends for a moment (until it closes, at most [`LINGER`]): closing
+    /// with unread data would reset the connection, and the client could
+    /// lose the answer (a refused request, or an answer that came before
+    /// the end of an upload).
+    async fn linger(&mut self) {
+        if std::mem::replace(&mut self.shut, true) {
+            return;
+        }
+        let linger = self.frontend.timeouts.client.unwrap_or(LINGER).min(LINGER);
         let sock = socket2::SockRef::from(&self.stream);
         let _ = sock.shutdown(std::net::Shutdown::Write);
-        let mut buf = self.buf.take().unwrap_or_else(|| Buf::new(4096));
+        let mut buf = self
+            .buf
+            .take()
+            .unwrap_or_else(|| Buf::new(self.frontend.bufsize));
         let _ = tokio::time::timeout(linger, async {
             loop {
                 buf.consume(buf.len());
