@@ -8,6 +8,8 @@
 //! - [`conn`]: the client connection loop, head timeouts, keep-alive;
 //! - [`head`]: parsing and checking request and response heads;
 //! - [`proxy`]: one request: routing, server connection, relaying, blame;
+//! - [`send`]: sending a request and waiting for the response head;
+//! - [`outcome`]: what the access log says about a request;
 //! - [`body`]: body framing and socket writes;
 //! - [`rewrite`]: the heads Shoal writes (hop-by-hop, XFF, cookies);
 //! - [`reuse`] and [`crate::pool`]: `http-reuse` and idle connections;
@@ -21,10 +23,12 @@ pub mod cookie;
 mod errors;
 mod head;
 mod local;
+mod outcome;
 mod proxy;
 mod reuse;
 mod rewrite;
 mod samples;
+mod send;
 mod sweeper;
 mod tunnel;
 

@@ -9,19 +9,19 @@
 
 use super::body::{self, Decoder};
 use super::buf::Buf;
-use super::conn::{Client, Incoming, Timing};
+use super::conn::{Client, Incoming};
 use super::errors;
-use super::head::{self, Framing, HeadScan, Method, RequestHead, ResponseHead};
+use super::head::{self, Framing, Method, RequestHead};
+pub(super) use super::outcome::Outcome;
 use super::reuse;
 use super::rewrite::{self, ConnHeader, CookieEdit, RequestEdits, ResponseEdits};
 use super::samples::{hash_key, HttpSamples};
 use super::tunnel::Tunnel;
 use crate::dispatch::{self, Claim, DispatchError};
 use crate::health::Outcome as Health;
-use crate::log::Record;
 use crate::persist::{self, Sticky};
 use crate::pool::ServerConn;
-use crate::runtime::{BackendRt, FrontendRt, ServerShared};
+use crate::runtime::{BackendRt, ServerShared};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -35,105 +35,6 @@ pub(super) enum Next {
     Close,
     /// The connection became a tunnel (WebSocket, CONNECT).
     Tunnel(Box<Tunnel>),
-}
-
-/// What the access log says about one request; filled in as it goes.
-pub(super) struct Outcome {
-    pub frontend: Arc<FrontendRt>,
-    pub backend: Option<Arc<BackendRt>>,
-    /// Index of the server in `backend`.
-    pub server: Option<usize>,
-    pub peer: SocketAddr,
-    pub timing: Timing,
-    /// `METHOD URI VERSION`, only built when logging is on.
-    pub request_line: Option<String>,
-    pub t_queue: i64,
-    pub t_connect: i64,
-    pub t_response: i64,
-    /// `None`: no answer was sent (logged as -1).
-    pub status: Option<u16>,
-    /// Bytes sent to the client, headers included.
-    pub bytes: u64,
-    pub termination: &'static str,
-    /// Answered by the stats page (logged as server `<STATS>`).
-    pub stats: bool,
-}
-
-impl Outcome {
-    /// The log facts of a request that has not been routed yet.
-    pub fn new(
-        frontend: Arc<FrontendRt>,
-        peer: SocketAddr,
-        timing: Timing,
-        request_line: Option<String>,
-    ) -> Outcome {
-        Outcome {
-            frontend,
-            backend: None,
-            server: None,
-            peer,
-            timing,
-            request_line,
-            t_queue: -1,
-            t_connect: -1,
-            t_response: -1,
-            status: None,
-            bytes: 0,
-            termination: "--",
-            stats: false,
-        }
-    }
-
-    /// Write the `httplog` line, if logging is on.
-    pub fn emit(&self) {
-        let Some(request_line) = &self.request_line else {
-            return;
-        };
-        let fe = &self.frontend;
-        let (backend, server) = match &self.backend {
-            Some(b) => (
-                &*b.name,
-                self.server.map_or("<NOSRV>", |i| &*b.servers[i].name),
-            ),
-            None if self.stats => (&*fe.name, "<STATS>"),
-            None => (&*fe.name, "<NOSRV>"),
-        };
-        let ms = |d: Duration| d.as_millis() as i64;
-        let record = Record {
-            client: self.peer,
-            accepted: self.timing.start_at,
-            frontend: &fe.name,
-            backend,
-            server,
-            t_request: ms(self.timing.head_done - self.timing.start),
-            t_queue: self.t_queue,
-            t_connect: self.t_connect,
-            t_response: self.t_response,
-            t_total: ms(self.timing.start.elapsed()),
-            // 0: no answer was sent (logged as -1).
-            status: self.status.unwrap_or(0),
-            bytes: self.bytes,
-            termination: self.termination,
-            active_conns: crate::listener::active_connections(),
-            frontend_conns: fe.counters.cur.load(Relaxed),
-            backend_conns: self
-                .backend
-                .as_ref()
-                .map_or(0, |b| b.counters.cur.load(Relaxed)),
-            server_conns: match (&self.backend, self.server) {
-                (Some(b), Some(i)) => b.servers[i].shared.counters.current(),
-                _ => 0,
-            },
-            retries: 0,
-            server_queue: 0,
-            backend_queue: self
-                .backend
-                .as_ref()
-                .map_or(0, |b| b.queue.waiting.load(Relaxed)),
-            request_line,
-        };
-        crate::log::emit(record.http_line());
-    }
 }
 
 /// Handle one request to its end.
@@ -235,13 +136,13 @@ pub(super) struct Exchange {
     pub body_ready: usize,
     pub outcome: Outcome,
     /// The request body is still arriving.
-    uploading: bool,
+    pub uploading: bool,
     /// The head has left the client's buffer (forwarded or served).
     pub head_consumed: bool,
 }
 
 /// Why an exchange stopped early.
-enum Stop {
+pub(super) enum Stop {
     /// Answer `status` and end with `termination`; a `health` outcome
     /// charges the server (response error, passive health report).
     Fail {
@@ -257,14 +158,14 @@ enum Stop {
 }
 
 impl Stop {
-    fn server(status: u16, termination: &'static str, health: Health) -> Stop {
+    pub(super) fn server(status: u16, termination: &'static str, health: Health) -> Stop {
         Stop::Fail {
             status,
             termination,
             health: Some(health),
         }
     }
-    fn client(status: u16, termination: &'static str) -> Stop {
+    pub(super) fn client(status: u16, termination: &'static str) -> Stop {
         Stop::Fail {
             status,
             termination,
@@ -274,7 +175,7 @@ impl Stop {
 }
 
 /// Run `f`, giving up after `limit` when there is one.
-async fn within<F: Future>(limit: Option<Duration>, f: F) -> Option<F::Output> {
+pub(super) async fn within<F: Future>(limit: Option<Duration>, f: F) -> Option<F::Output> {
     match limit {
         Some(d) => tokio::time::timeout(d, f).await.ok(),
         None => Some(f.await),
@@ -282,7 +183,7 @@ async fn within<F: Future>(limit: Option<Duration>, f: F) -> Option<F::Output> {
 }
 
 /// Far enough to mean "never" for a timer.
-fn never() -> Instant {
+pub(super) fn never() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
@@ -686,189 +587,6 @@ impl Exchange {
         self.finish(c, backend, conn, claim, sent, reusable, close, ended)
     }
 
-    /// Write the request (its head is in `c.out`; its body streams from
-    /// the client) and wait for the final response head, relaying interim
-    /// (1xx) answers to the client.
-    #[allow(clippy::too_many_arguments)]
-    async fn send_and_wait(
-        &mut self,
-        c: &mut Client,
-        backend: &BackendRt,
-        cbuf: &mut Buf,
-        conn: &ServerConn,
-        claim: &Claim,
-        sbuf: &mut Buf,
-        kill_generation: u64,
-    ) -> Result<ResponseHead, Stop> {
-        let fe = self.outcome.frontend.clone();
-        let limits = c.limits();
-        let server_timeout = backend.timeouts.server;
-        let client_timeout = fe.timeouts.client;
-        let ready = self.body_ready.min(cbuf.len());
-        let written = within(
-            server_timeout,
-            body::write_two(&conn.stream, &c.out, &cbuf.filled()[..ready]),
-        )
-        .await;
-        match written {
-            Some(Ok(())) => server_bytes_in(claim, c.out.len() + ready),
-            // A reused connection the server closed meanwhile.
-            Some(Err(_)) => return Err(Stop::Retry(Health::Closed)),
-            None => return Err(Stop::server(504, "sH", Health::ReadTimeout)),
-        }
-        // A body that came whole with the head stays in the buffer until
-        // the answer starts, so the request can be sent again (see relay).
-        if !self.body.done() {
-            cbuf.consume(ready);
-            self.body_ready = 0;
-        }
-        // Scanned body bytes at the front of `cbuf` not yet sent.
-        let mut pending = 0usize;
-        // The server stopped taking the body: stop reading it.
-        let mut upload_dead = false;
-        let mut last_server = Instant::now();
-        let mut last_client = Instant::now();
-        let mut scan = HeadScan::default();
-        let mut got_any = false;
-        let killed = claim.server().shared.killed(kill_generation);
-        tokio::pin!(killed);
-        loop {
-            if scan.worth_parsing(sbuf.filled()) {
-                match head::parse_response(
-                    sbuf.filled(),
-                    &limits,
-                    self.head.method_kind,
-                    &mut c.fields,
-                ) {
-                    Ok(Some(resp)) if resp.status < 200 && resp.status != 101 => {
-                        // 100 Continue, 103 Early Hints: relayed (HTTP/1.0
-                        // clients must not get them).
-                        if self.head.minor == 1 {
-                            c.out.clear();
-                            let edits = ResponseEdits {
-                                cookie: None,
-                                connection: ConnHeader::None,
-                            };
-                            rewrite::response(&mut c.out, sbuf.filled(), &resp, &edits);
-                            let sent =
-                                within(client_timeout, body::write_all(&c.stream, &c.out)).await;
-                            if !matches!(sent, Some(Ok(()))) {
-                                return Err(Stop::Abort { termination: "CD" });
-                            }
-                            let n = c.out.len() as u64;
-                            self.outcome.bytes += n;
-                            fe.counters.bytes_out.fetch_add(n, Relaxed);
-                            claim.backend().counters.bytes_out.fetch_add(n, Relaxed);
-                            claim
-                                .server()
-                                .shared
-                                .counters
-                                .bytes_out
-                                .fetch_add(n, Relaxed);
-                        }
-                        sbuf.consume(resp.len);
-                        c.fields = resp.fields;
-                        scan = HeadScan::default();
-                        continue;
-                    }
-                    Ok(Some(resp)) => return Ok(resp),
-                    Ok(None) => {}
-                    Err(_) => return Err(Stop::server(502, "PH", Health::InvalidResponse)),
-                }
-            }
-            if sbuf.len() >= limits.room() {
-                return Err(Stop::server(502, "PH", Health::InvalidResponse));
-            }
-            let waiting_client = self.uploading && pending == 0 && !upload_dead;
-            let server_deadline = server_timeout.map(|t| last_server + t);
-            let client_deadline = client_timeout
-                .filter(|_| waiting_client)
-                .map(|t| last_client + t);
-            let deadline = match (server_deadline, client_deadline) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b).unwrap_or_else(never),
-            };
-            tokio::select! {
-                biased;
-                // `shutdown sessions server` while waiting for the answer.
-                () = &mut killed => return Err(Stop::Fail { status: 503, termination: "KH", health: None }),
-                r = conn.stream.readable() => {
-                    let read = match r {
-                        Ok(()) => sbuf.try_read(&conn.stream),
-                        Err(e) => Err(e),
-                    };
-                    match read {
-                        Ok(0) if !got_any => return Err(Stop::Retry(Health::Closed)),
-                        Ok(0) => return Err(Stop::server(502, "SH", Health::Closed)),
-                        Ok(_) => {
-                            got_any = true;
-                            last_server = Instant::now();
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) if !got_any => return Err(Stop::Retry(Health::ReadError)),
-                        Err(_) => return Err(Stop::server(502, "SH", Health::ReadError)),
-                    }
-                }
-                r = conn.stream.writable(), if pending > 0 => {
-                    let wrote = match r {
-                        Ok(()) => conn.stream.try_write(&cbuf.filled()[..pending]),
-                        Err(e) => Err(e),
-                    };
-                    match wrote {
-                        Ok(n) => {
-                            cbuf.consume(n);
-                            pending -= n;
-                            server_bytes_in(claim, n);
-                            last_server = Instant::now();
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        // The server stopped reading: its answer may still come.
-                        Err(_) => {
-                            upload_dead = true;
-                            cbuf.consume(pending);
-                            pending = 0;
-                        }
-                    }
-                }
-                r = c.stream.readable(), if waiting_client => {
-                    let read = match r {
-                        Ok(()) => cbuf.try_read(&c.stream),
-                        Err(e) => Err(e),
-                    };
-                    match read {
-                        Ok(n) if n > 0 => {
-                            fe.counters.bytes_in.fetch_add(n as u64, Relaxed);
-                            last_client = Instant::now();
-                            match self.body.scan(cbuf.filled()) {
-                                Ok(k) => pending = k,
-                                // A client fault, never the server's (HAProxy: 400, PH).
-                                Err(_) => return Err(Stop::client(400, "PH")),
-                            }
-                            if self.body.done() {
-                                self.uploading = false;
-                            } else if pending == 0 && cbuf.is_full() {
-                                return Err(Stop::client(400, "PH"));
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        // The client left in the middle of its body.
-                        _ => return Err(Stop::Abort { termination: "CD" }),
-                    }
-                }
-                () = tokio::time::sleep_until(deadline) => {
-                    let now = Instant::now();
-                    if client_deadline.is_some_and(|d| d <= now) {
-                        // `timeout client` bounds silences of an upload.
-                        return Err(Stop::client(408, "cD"));
-                    }
-                    if server_deadline.is_some_and(|d| d <= now) {
-                        return Err(Stop::server(504, "sH", Health::ReadTimeout));
-                    }
-                }
-            }
-        }
-    }
-
     /// The server failed before its answer could be relayed: charge it and
     /// answer `status`.
     async fn server_failed(
@@ -945,7 +663,7 @@ fn effective_addr(claim: &Claim, dst_port: u16) -> SocketAddr {
 }
 
 /// Bytes sent to a server are its `bin`, and its backend's.
-fn server_bytes_in(claim: &Claim, n: usize) {
+pub(super) fn server_bytes_in(claim: &Claim, n: usize) {
     claim
         .server()
         .shared

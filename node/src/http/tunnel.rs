@@ -2,7 +2,7 @@
 //! successful CONNECT: both sides are copied by the TCP-mode loop, whose
 //! inactivity timeouts are `timeout tunnel` (else client/server).
 
-use super::proxy::Outcome;
+use super::outcome::Outcome;
 use crate::dispatch::Claim;
 use crate::pool::ServerConn;
 use crate::runtime::BackendRt;
