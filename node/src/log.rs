@@ -169,7 +169,8 @@ pub struct Record<'a> {
     pub t_total: i64,
     pub status: u16,
     pub bytes: u64,
-    /// Two-letter termination state (`--`, `SC`, `sQ`, `CD`, ...).
+    /// Two-letter termination state (`--`, `SC`, `sQ`, `CD`, ...; see
+    /// HAProxy's configuration manual, 8.5).
     pub termination: &'a str,
     pub active_conns: u32,
     pub frontend_conns: u32,
@@ -178,7 +179,8 @@ pub struct Record<'a> {
     pub retries: u32,
     pub server_queue: usize,
     pub backend_queue: usize,
-    /// `METHOD URI VERSION` for HTTP.
+    /// `METHOD URI VERSION` for HTTP, or `<BADREQ>` for a request that
+    /// could not be parsed or did not arrive in time.
     pub request_line: &'a str,
 }
 
@@ -223,11 +225,16 @@ fn push_date(out: &mut String, t: SystemTime) {
 
 impl Record<'_> {
     /// `option httplog`:
-    /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r`
+    /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r`.
+    /// A status of 0 means no answer was sent, which HAProxy logs as -1.
     pub fn http_line(&self) -> String {
         let mut out = String::with_capacity(160);
         let _ = write!(out, "{}:{} ", self.client.ip(), self.client.port());
         push_date(&mut out, self.accepted);
+        let status = match self.status {
+            0 => -1,
+            s => i32::from(s),
+        };
         let _ = write!(
             out,
             " {} {}/{} {}/{}/{}/{}/{} {} {} - - {}-- {}/{}/{}/{}/{} {}/{} \"{}\"",
@@ -239,7 +246,7 @@ impl Record<'_> {
             self.t_connect,
             self.t_response,
             self.t_total,
-            self.status,
+            status,
             self.bytes,
             self.termination,
             self.active_conns,
@@ -326,6 +333,12 @@ mod tests {
             r.http_line(),
             "127.0.0.1:5000 [01/Jan/1970:00:00:00.000] web app/s1 0/0/1/2/3 200 42 - - ---- 1/1/1/1/0 0/0 \"GET / HTTP/1.1\""
         );
+        let aborted = Record {
+            status: 0,
+            termination: "CD",
+            ..r.clone()
+        };
+        assert!(aborted.http_line().contains(" 0/0/1/2/3 -1 42 - - CD-- "));
         assert_eq!(
             r.tcp_line(),
             "127.0.0.1:5000 [01/Jan/1970:00:00:00.000] web app/s1 0/1/3 42 -- 1/1/1/1/0 0/0"

@@ -76,9 +76,6 @@ pub struct ServerShared {
     pub kill_generation: AtomicU64,
     /// Woken when `kill_generation` changes.
     pub kill: Notify,
-    /// Bumped when the server moves or leaves service: pooled connections
-    /// made under an older generation must not be reused.
-    pub pool_generation: AtomicU64,
 }
 
 impl ServerShared {
@@ -108,9 +105,9 @@ impl ServerShared {
         }
     }
 
-    /// Forget idle pooled connections: the server moved or left service.
+    /// Close idle pooled connections: the server moved or left service
+    /// (connections made before must not carry another request).
     pub fn flush_connections(&self) {
-        self.pool_generation.fetch_add(1, Ordering::SeqCst);
         self.pool.flush();
     }
 
@@ -177,6 +174,8 @@ pub struct BackendRt {
     pub redispatch: bool,
     pub forwardfor: bool,
     pub httpclose: bool,
+    /// `http-reuse`: which idle server connections a request may ride.
+    pub http_reuse: shoal_proto::config::HttpReuse,
     /// Upper bound on queued requests (sum of servers' `maxqueue` when all set).
     pub maxqueue: Option<usize>,
     pub counters: Arc<ProxyCounters>,
@@ -226,6 +225,10 @@ pub struct FrontendRt {
     pub conn_limit: Option<Arc<Semaphore>>,
     /// The stats page, when `stats enable` is set on this HTTP frontend.
     pub stats: Option<StatsRt>,
+    /// `tune.bufsize`: read buffer and largest head, per connection.
+    pub bufsize: usize,
+    /// `tune.http.maxhdr`: most lines in a head, start line included.
+    pub maxhdr: usize,
 }
 
 /// A frontend's stats page settings, compiled.

@@ -12,18 +12,15 @@ mod auth;
 pub(crate) mod form;
 mod page;
 
-use crate::http::ProxyBody;
 use crate::runtime::{FrontendRt, Runtime};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION, ORIGIN};
 use hyper::{Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest admin form accepted.
-const MAX_FORM: usize = 64 * 1024;
+pub const MAX_FORM: usize = 64 * 1024;
 
 /// What follows the stats URI.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -52,13 +49,15 @@ impl Options {
     }
 }
 
-/// Answer a request under the frontend's `stats uri`.
+/// Answer a request under the frontend's `stats uri`. The HTTP engine
+/// (`crate::http`) reads the whole request body first (at most
+/// [`MAX_FORM`] bytes matter) and writes the response out.
 pub async fn serve(
-    req: Request<Incoming>,
+    req: Request<Bytes>,
     runtime: &Arc<Runtime>,
     frontend: &FrontendRt,
     peer: SocketAddr,
-) -> Response<ProxyBody> {
+) -> Response<Bytes> {
     let Some(stats) = &frontend.stats else {
         return plain(StatusCode::NOT_FOUND, "Not found.\n");
     };
@@ -102,12 +101,10 @@ pub async fn serve(
             let outcome = if !admin || !same_origin(&parts.headers) {
                 actions::Outcome::Denied
             } else {
-                match Limited::new(body, MAX_FORM).collect().await {
-                    Ok(collected) => {
-                        let bytes = collected.to_bytes();
-                        actions::apply(runtime, &String::from_utf8_lossy(&bytes))
-                    }
-                    Err(_) => actions::Outcome::BadParams,
+                if body.len() > MAX_FORM {
+                    actions::Outcome::BadParams
+                } else {
+                    actions::apply(runtime, &String::from_utf8_lossy(&body))
                 }
             };
             // The page the browser is sent back to shows the change.
@@ -132,7 +129,7 @@ fn same_origin(headers: &hyper::HeaderMap) -> bool {
 }
 
 /// The CSV of `show stat`, as HAProxy serves it at `URI;csv`.
-fn csv(runtime: &Runtime) -> Response<ProxyBody> {
+fn csv(runtime: &Runtime) -> Response<Bytes> {
     let mut text = crate::stats::csv_header();
     text.push('\n');
     for row in crate::stats::collect(&runtime.snapshot()) {
@@ -142,7 +139,7 @@ fn csv(runtime: &Runtime) -> Response<ProxyBody> {
     with_type(StatusCode::OK, "text/plain; charset=utf-8", text)
 }
 
-fn redirect(location: &str) -> Response<ProxyBody> {
+fn redirect(location: &str) -> Response<Bytes> {
     let mut resp = plain(StatusCode::SEE_OTHER, "");
     if let Ok(v) = HeaderValue::from_str(location) {
         resp.headers_mut().insert(LOCATION, v);
@@ -150,7 +147,7 @@ fn redirect(location: &str) -> Response<ProxyBody> {
     resp
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
+fn plain(status: StatusCode, text: &'static str) -> Response<Bytes> {
     with_type(status, "text/plain; charset=utf-8", text)
 }
 
@@ -158,8 +155,8 @@ fn with_type(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
-) -> Response<ProxyBody> {
-    let mut resp = Response::new(ProxyBody::full(body.into()));
+) -> Response<Bytes> {
+    let mut resp = Response::new(body.into());
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

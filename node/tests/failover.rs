@@ -196,9 +196,11 @@ async fn maxqueue_full_answers_503_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_connections_are_reused_across_clients() {
     let s1 = Backend::http("s1");
+    // `always`: even a client's first request may ride an idle connection
+    // (the default, `safe`, gives first requests a connection of their own).
     let cfg = format!(
         "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
-         backend app\n    server s1 {}\n",
+         backend app\n    http-reuse always\n    server s1 {}\n",
         s1.addr
     );
     let shoal = Shoal::start(&cfg, &["fe"]);

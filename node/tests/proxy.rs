@@ -50,7 +50,6 @@ async fn acl_routes_by_path_and_host() {
         if hs.iter().all(|(k, _)| *k != "host") {
             hs.push(("host", "www.example.com"));
         }
-        // Client::request adds a default host; the case's host goes last and wins for hdr().
         let r = c.request(path, &hs).await;
         assert_eq!(r.server(), *want, "{path} {headers:?}");
     }

@@ -1,242 +1,239 @@
-//! The response body Shoal sends to clients: a static error page, or a
-//! server's body streamed through. When a server body ends, its connection
-//! goes back to the pool, the server slot is freed (waking a queued
-//! request), counters are updated and the access-log line is written.
+//! Message bodies: finding where a body ends (`Content-Length`, chunked,
+//! or the server's close) while its bytes are forwarded unchanged, and
+//! writing to sockets without waiting on a lock.
+//!
+//! Chunked bodies are checked as they pass: every chunk-size line is
+//! parsed with `httparse::parse_chunk_size`, every chunk must end with a
+//! line break right after its announced size, and trailers end at an empty
+//! line. Knowing exactly where a message ends is what lets a server
+//! connection be reused safely: any byte after the end is surplus.
 
-use crate::dispatch::Claim;
-use crate::log::{self, Record};
-use crate::pool::Sender;
-use crate::runtime::FrontendRt;
-use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use std::future::Future as _;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::SystemTime;
-use tokio::time::Instant;
+use super::head::Framing;
+use std::io::{self, IoSlice};
+use tokio::net::TcpStream;
 
-/// Response body toward the client.
-pub struct ProxyBody {
-    kind: Kind,
+/// The longest chunk-size line or trailer section accepted.
+const MAX_LINE: usize = 4096;
+
+/// A body that cannot be read to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("invalid chunk size")]
+    ChunkSize,
+    #[error("chunk longer than its size")]
+    ChunkEnd,
+    #[error("chunk-size line or trailers too long")]
+    TooLong,
 }
 
-enum Kind {
-    Full(Option<Bytes>),
-    Upstream {
-        inner: Incoming,
-        finish: Option<Box<Finish>>,
-    },
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Bytes left of a `Content-Length` body.
+    Length(u64),
+    /// At a chunk-size line.
+    Size,
+    /// Bytes left in the current chunk.
+    Data(u64),
+    /// The line break after a chunk's data.
+    DataEnd,
+    /// Trailer lines after the last chunk; the count is bytes seen.
+    Trailers(usize),
+    UntilClose,
+    Done,
 }
 
-/// Access-log facts gathered while a request was handled; only built when
-/// logging is on.
-pub struct LogCtx {
-    pub peer: SocketAddr,
-    pub accepted: SystemTime,
-    pub start: Instant,
-    pub t_queue: i64,
-    pub t_connect: i64,
-    pub t_response: i64,
-    pub status: u16,
-    pub retries: u32,
-    pub request_line: String,
+/// Finds the end of one message body in the bytes that follow its head.
+#[derive(Debug, Clone, Copy)]
+pub struct Decoder {
+    state: State,
 }
 
-/// What to do when the server's body has been sent (or abandoned).
-/// Errors a client-bound body can end with.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
-
-pub struct Finish {
-    /// The server connection, to pool after a complete exchange (`None`
-    /// for `option httpclose` and upgraded connections).
-    pub sender: Option<Sender>,
-    pub claim: Claim,
-    pub frontend: Arc<FrontendRt>,
-    pub bytes: u64,
-    pub log: Option<LogCtx>,
-    /// The server's kill generation when the request started.
-    pub generation: u64,
-    /// `timeout server`, applied to silences while the body streams.
-    pub idle: Option<std::time::Duration>,
-    /// Armed on the first wait for body data.
-    pub timer: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl Finish {
-    fn done(mut self, complete: bool) {
-        if complete {
-            if let Some(sender) = self.sender.take() {
-                self.claim.server().shared.pool.put(sender);
-            }
-        }
-        let server = self.claim.server();
-        server
-            .shared
-            .counters
-            .bytes_out
-            .fetch_add(self.bytes, Relaxed);
-        let backend = self.claim.backend();
-        backend.counters.bytes_out.fetch_add(self.bytes, Relaxed);
-        self.frontend
-            .counters
-            .bytes_out
-            .fetch_add(self.bytes, Relaxed);
-        if let Some(ctx) = &self.log {
-            let record = Record {
-                client: ctx.peer,
-                accepted: ctx.accepted,
-                frontend: &self.frontend.name,
-                backend: &backend.name,
-                server: &server.name,
-                t_request: 0,
-                t_queue: ctx.t_queue,
-                t_connect: ctx.t_connect,
-                t_response: ctx.t_response,
-                t_total: ctx.start.elapsed().as_millis() as i64,
-                status: ctx.status,
-                bytes: self.bytes,
-                termination: if complete { "--" } else { "CD" },
-                active_conns: crate::listener::active_connections(),
-                frontend_conns: self.frontend.counters.cur.load(Relaxed),
-                backend_conns: backend.counters.cur.load(Relaxed),
-                server_conns: server.shared.counters.current(),
-                retries: ctx.retries,
-                server_queue: 0,
-                backend_queue: backend.queue.waiting.load(Relaxed),
-                request_line: &ctx.request_line,
-            };
-            log::emit(record.http_line());
-        }
-        backend.counters.close();
-        // `self.claim` drops here: the slot is freed and a queued request woken.
+impl Decoder {
+    /// A decoder for a body framed as `framing`.
+    pub fn new(framing: Framing) -> Decoder {
+        let state = match framing {
+            Framing::Empty | Framing::Length(0) => State::Done,
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::Size,
+            Framing::UntilClose => State::UntilClose,
+        };
+        Decoder { state }
     }
-}
 
-impl ProxyBody {
-    /// A body that is one buffer.
-    pub fn full(bytes: Bytes) -> ProxyBody {
-        ProxyBody {
-            kind: Kind::Full(Some(bytes)),
-        }
+    /// The whole body has been seen.
+    pub fn done(&self) -> bool {
+        self.state == State::Done
     }
-    /// An empty body.
-    pub fn empty() -> ProxyBody {
-        ProxyBody {
-            kind: Kind::Full(None),
-        }
-    }
-    /// A server's body, with what to do at its end.
-    pub fn upstream(inner: Incoming, finish: Finish) -> ProxyBody {
-        ProxyBody {
-            kind: Kind::Upstream {
-                inner,
-                finish: Some(Box::new(finish)),
-            },
-        }
-    }
-}
 
-impl Drop for ProxyBody {
-    fn drop(&mut self) {
-        if let Kind::Upstream { inner, finish } = &mut self.kind {
-            if let Some(f) = finish.take() {
-                // hyper never polls the body of a HEAD, 204 or 304 answer;
-                // such an exchange is still complete and its connection reusable.
-                f.done(inner.is_end_stream());
-            }
-        }
+    /// The body ends when the sender closes.
+    pub fn until_close(&self) -> bool {
+        self.state == State::UntilClose
     }
-}
 
-impl Body for ProxyBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match &mut self.kind {
-            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Upstream { inner, finish } => {
-                // `shutdown sessions server`: abort responses still streaming.
-                if let Some(f) = finish.as_ref() {
-                    let shared = &f.claim.server().shared;
-                    if shared.kill_generation.load(Relaxed) != f.generation {
-                        if let Some(f) = finish.take() {
-                            f.done(false);
-                        }
-                        return Poll::Ready(Some(Err("session killed by an operator".into())));
+    /// Scan `data`, which follows what was scanned before, and return how
+    /// many of its leading bytes belong to the body. When the body is not
+    /// [`done`](Decoder::done), the bytes after them are an incomplete line
+    /// that needs more data; when it is, they belong to the next message.
+    pub fn scan(&mut self, data: &[u8]) -> Result<usize, BodyError> {
+        let mut pos = 0;
+        loop {
+            let rest = &data[pos..];
+            match self.state {
+                State::Done => return Ok(pos),
+                State::UntilClose => return Ok(data.len()),
+                State::Length(n) | State::Data(n) => {
+                    let take = n.min(rest.len() as u64);
+                    pos += take as usize;
+                    let left = n - take;
+                    self.state = match (self.state, left) {
+                        (State::Length(_), 0) => State::Done,
+                        (State::Length(_), left) => State::Length(left),
+                        (_, 0) => State::DataEnd,
+                        (_, left) => State::Data(left),
+                    };
+                    if left > 0 {
+                        return Ok(pos);
                     }
                 }
-                let polled = Pin::new(&mut *inner).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        if let (Some(data), Some(f)) = (frame.data_ref(), finish.as_mut()) {
-                            f.bytes += data.len() as u64;
-                            if let (Some(timer), Some(idle)) = (f.timer.as_mut(), f.idle) {
-                                timer.as_mut().reset(Instant::now() + idle);
-                            }
-                        }
-                        // hyper stops polling once a Content-Length is met,
-                        // so the end must be noticed here, not at `None`.
-                        if inner.is_end_stream() {
-                            if let Some(f) = finish.take() {
-                                f.done(true);
-                            }
-                        }
+                State::Size => match httparse::parse_chunk_size(rest) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        pos += used;
+                        self.state = if size == 0 {
+                            State::Trailers(0)
+                        } else {
+                            State::Data(size)
+                        };
                     }
-                    Poll::Ready(None) => {
-                        if let Some(f) = finish.take() {
-                            f.done(true);
-                        }
+                    Ok(httparse::Status::Partial) if rest.len() > MAX_LINE => {
+                        return Err(BodyError::TooLong)
                     }
-                    Poll::Ready(Some(Err(_))) => {
-                        if let Some(f) = finish.take() {
-                            f.done(false);
-                        }
+                    Ok(httparse::Status::Partial) => return Ok(pos),
+                    Err(_) => return Err(BodyError::ChunkSize),
+                },
+                State::DataEnd => match rest {
+                    [] | [b'\r'] => return Ok(pos),
+                    [b'\r', b'\n', ..] => {
+                        pos += 2;
+                        self.state = State::Size;
                     }
-                    Poll::Pending => {
-                        // `timeout server` is an inactivity timeout: the
-                        // timer exists only once the server has made us wait.
-                        if let Some(f) = finish.as_mut() {
-                            if let Some(idle) = f.idle {
-                                let timer = f
-                                    .timer
-                                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                                if timer.as_mut().poll(cx).is_ready() {
-                                    if let Some(f) = finish.take() {
-                                        f.done(false);
-                                    }
-                                    return Poll::Ready(Some(Err(
-                                        "server inactivity timeout".into()
-                                    )));
-                                }
-                            }
-                        }
+                    [b'\n', ..] => {
+                        pos += 1;
+                        self.state = State::Size;
                     }
-                }
-                polled.map(|o| o.map(|r| r.map_err(Into::into)))
+                    _ => return Err(BodyError::ChunkEnd),
+                },
+                State::Trailers(seen) => match rest.iter().position(|&b| b == b'\n') {
+                    None if seen + rest.len() > MAX_LINE => return Err(BodyError::TooLong),
+                    None => return Ok(pos),
+                    Some(i) => {
+                        let line = &rest[..=i];
+                        pos += i + 1;
+                        self.state = if line == b"\r\n" || line == b"\n" {
+                            State::Done
+                        } else {
+                            State::Trailers(seen + line.len())
+                        };
+                    }
+                },
             }
         }
     }
+}
 
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Full(bytes) => bytes.is_none(),
-            // Never claim the end early: the end is what triggers pooling.
-            Kind::Upstream { .. } => false,
+/// Write all of `data`, waiting for the socket when its buffer is full.
+pub async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match stream.try_write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Write `a` then `b` with as few system calls as possible (a head and
+/// the body bytes that came with it usually leave in one `writev`).
+pub async fn write_two(stream: &TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+    while !a.is_empty() {
+        match stream.try_write_vectored(&[IoSlice::new(a), IoSlice::new(b)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) if n < a.len() => a = &a[n..],
+            Ok(n) => {
+                b = &b[n - a.len()..];
+                a = &[];
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    write_all(stream, b).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_all(framing: Framing, parts: &[&[u8]]) -> Result<(Vec<u8>, bool), BodyError> {
+        // Feed the parts one by one, keeping unscanned bytes as a buffer would.
+        let mut dec = Decoder::new(framing);
+        let mut pending = Vec::new();
+        let mut body = Vec::new();
+        for part in parts {
+            pending.extend_from_slice(part);
+            let n = dec.scan(&pending)?;
+            body.extend_from_slice(&pending[..n]);
+            pending.drain(..n);
+            if dec.done() {
+                break;
+            }
+        }
+        Ok((body, dec.done()))
+    }
+
+    #[test]
+    fn content_length_stops_at_the_length() {
+        let mut dec = Decoder::new(Framing::Length(5));
+        assert_eq!(dec.scan(b"abc"), Ok(3));
+        assert!(!dec.done());
+        assert_eq!(dec.scan(b"deXYZ"), Ok(2), "surplus bytes are not the body");
+        assert!(dec.done());
+    }
+
+    #[test]
+    fn chunked_in_pieces_with_extensions_and_trailers() {
+        let msg: &[u8] = b"3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        for split in 1..msg.len() {
+            let (body, done) =
+                scan_all(Framing::Chunked, &[&msg[..split], &msg[split..]]).expect("valid body");
+            assert!(done, "split at {split}");
+            assert_eq!(body, &msg[..msg.len() - 4], "split at {split}");
         }
     }
 
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            Kind::Full(None) => SizeHint::with_exact(0),
-            Kind::Upstream { inner, .. } => inner.size_hint(),
-        }
+    #[test]
+    fn bad_chunks_are_refused() {
+        assert_eq!(
+            scan_all(Framing::Chunked, &[b"zz\r\nabc\r\n0\r\n\r\n"]),
+            Err(BodyError::ChunkSize)
+        );
+        assert_eq!(
+            scan_all(Framing::Chunked, &[b"3\r\nabcdef\r\n0\r\n\r\n"]),
+            Err(BodyError::ChunkEnd)
+        );
+        let long = vec![b'1'; 5000];
+        assert_eq!(
+            scan_all(Framing::Chunked, &[&long]),
+            Err(BodyError::ChunkSize),
+            "more than 16 hex digits"
+        );
+    }
+
+    #[test]
+    fn until_close_takes_everything() {
+        let mut dec = Decoder::new(Framing::UntilClose);
+        assert_eq!(dec.scan(b"anything"), Ok(8));
+        assert!(dec.until_close() && !dec.done());
     }
 }

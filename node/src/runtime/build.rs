@@ -102,6 +102,8 @@ pub(super) fn build(
             counters,
             conn_limit,
             stats: stats_page(proxy)?,
+            bufsize: config.global.bufsize_or_default() as usize,
+            maxhdr: config.global.maxhdr_or_default() as usize,
         }));
     }
     let global_limit = config.global.maxconn.map(|max| limit(p, "global", max));
@@ -287,6 +289,7 @@ fn build_backend(
         redispatch: proxy.options.redispatch,
         forwardfor: proxy.options.forwardfor,
         httpclose: proxy.options.httpclose,
+        http_reuse: proxy.http_reuse.unwrap_or_default(),
         maxqueue,
         counters: p.proxies.entry(key.clone()).or_default().clone(),
         queue: p

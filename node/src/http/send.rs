@@ -1,0 +1,203 @@
+//! Sending a request to a server and waiting for its answer: the head is
+//! written, the body streams from the client as it comes (`timeout client`
+//! bounds its silences), and interim answers are relayed, until the final
+//! response head arrives (`timeout server` bounds the server's silences).
+//! The server may answer before the body is all sent.
+
+use super::body;
+use super::buf::Buf;
+use super::conn::Client;
+use super::head::{self, HeadScan, ResponseHead};
+use super::proxy::{never, server_bytes_in, within, Exchange, Stop};
+use super::rewrite::{self, ConnHeader, ResponseEdits};
+use crate::dispatch::Claim;
+use crate::health::Outcome as Health;
+use crate::pool::ServerConn;
+use crate::runtime::BackendRt;
+use std::sync::atomic::Ordering::Relaxed;
+use tokio::time::Instant;
+
+impl Exchange {
+    /// Write the request (its head is in `c.out`; its body streams from
+    /// the client) and wait for the final response head, relaying interim
+    /// (1xx) answers to the client.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn send_and_wait(
+        &mut self,
+        c: &mut Client,
+        backend: &BackendRt,
+        cbuf: &mut Buf,
+        conn: &ServerConn,
+        claim: &Claim,
+        sbuf: &mut Buf,
+        kill_generation: u64,
+    ) -> Result<ResponseHead, Stop> {
+        let fe = self.outcome.frontend.clone();
+        let limits = c.limits();
+        let server_timeout = backend.timeouts.server;
+        let client_timeout = fe.timeouts.client;
+        let ready = self.body_ready.min(cbuf.len());
+        let written = within(
+            server_timeout,
+            body::write_two(&conn.stream, &c.out, &cbuf.filled()[..ready]),
+        )
+        .await;
+        match written {
+            Some(Ok(())) => server_bytes_in(claim, c.out.len() + ready),
+            // A reused connection the server closed meanwhile.
+            Some(Err(_)) => return Err(Stop::Retry(Health::Closed)),
+            None => return Err(Stop::server(504, "sH", Health::ReadTimeout)),
+        }
+        // A body that came whole with the head stays in the buffer until
+        // the answer starts, so the request can be sent again (see relay).
+        if !self.body.done() {
+            cbuf.consume(ready);
+            self.body_ready = 0;
+        }
+        // Scanned body bytes at the front of `cbuf` not yet sent.
+        let mut pending = 0usize;
+        // The server stopped taking the body: stop reading it.
+        let mut upload_dead = false;
+        let mut last_server = Instant::now();
+        let mut last_client = Instant::now();
+        let mut scan = HeadScan::default();
+        let mut got_any = false;
+        let killed = claim.server().shared.killed(kill_generation);
+        tokio::pin!(killed);
+        loop {
+            if scan.worth_parsing(sbuf.filled()) {
+                match head::parse_response(
+                    sbuf.filled(),
+                    &limits,
+                    self.head.method_kind,
+                    &mut c.fields,
+                ) {
+                    Ok(Some(resp)) if resp.status < 200 && resp.status != 101 => {
+                        // 100 Continue, 103 Early Hints: relayed (HTTP/1.0
+                        // clients must not get them).
+                        if self.head.minor == 1 {
+                            c.out.clear();
+                            let edits = ResponseEdits {
+                                cookie: None,
+                                connection: ConnHeader::None,
+                            };
+                            rewrite::response(&mut c.out, sbuf.filled(), &resp, &edits);
+                            let sent =
+                                within(client_timeout, body::write_all(&c.stream, &c.out)).await;
+                            if !matches!(sent, Some(Ok(()))) {
+                                return Err(Stop::Abort { termination: "CD" });
+                            }
+                            let n = c.out.len() as u64;
+                            self.outcome.bytes += n;
+                            fe.counters.bytes_out.fetch_add(n, Relaxed);
+                            claim.backend().counters.bytes_out.fetch_add(n, Relaxed);
+                            claim
+                                .server()
+                                .shared
+                                .counters
+                                .bytes_out
+                                .fetch_add(n, Relaxed);
+                        }
+                        sbuf.consume(resp.len);
+                        c.fields = resp.fields;
+                        scan = HeadScan::default();
+                        continue;
+                    }
+                    Ok(Some(resp)) => return Ok(resp),
+                    Ok(None) => {}
+                    Err(_) => return Err(Stop::server(502, "PH", Health::InvalidResponse)),
+                }
+            }
+            if sbuf.len() >= limits.room() {
+                return Err(Stop::server(502, "PH", Health::InvalidResponse));
+            }
+            let waiting_client = self.uploading && pending == 0 && !upload_dead;
+            let server_deadline = server_timeout.map(|t| last_server + t);
+            let client_deadline = client_timeout
+                .filter(|_| waiting_client)
+                .map(|t| last_client + t);
+            let deadline = match (server_deadline, client_deadline) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or_else(never),
+            };
+            tokio::select! {
+                biased;
+                // `shutdown sessions server` while waiting for the answer.
+                () = &mut killed => return Err(Stop::Fail { status: 503, termination: "KH", health: None }),
+                r = conn.stream.readable() => {
+                    let read = match r {
+                        Ok(()) => sbuf.try_read(&conn.stream),
+                        Err(e) => Err(e),
+                    };
+                    match read {
+                        Ok(0) if !got_any => return Err(Stop::Retry(Health::Closed)),
+                        Ok(0) => return Err(Stop::server(502, "SH", Health::Closed)),
+                        Ok(_) => {
+                            got_any = true;
+                            last_server = Instant::now();
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) if !got_any => return Err(Stop::Retry(Health::ReadError)),
+                        Err(_) => return Err(Stop::server(502, "SH", Health::ReadError)),
+                    }
+                }
+                r = conn.stream.writable(), if pending > 0 => {
+                    let wrote = match r {
+                        Ok(()) => conn.stream.try_write(&cbuf.filled()[..pending]),
+                        Err(e) => Err(e),
+                    };
+                    match wrote {
+                        Ok(n) => {
+                            cbuf.consume(n);
+                            pending -= n;
+                            server_bytes_in(claim, n);
+                            last_server = Instant::now();
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        // The server stopped reading: its answer may still come.
+                        Err(_) => {
+                            upload_dead = true;
+                            cbuf.consume(pending);
+                            pending = 0;
+                        }
+                    }
+                }
+                r = c.stream.readable(), if waiting_client => {
+                    let read = match r {
+                        Ok(()) => cbuf.try_read(&c.stream),
+                        Err(e) => Err(e),
+                    };
+                    match read {
+                        Ok(n) if n > 0 => {
+                            fe.counters.bytes_in.fetch_add(n as u64, Relaxed);
+                            last_client = Instant::now();
+                            match self.body.scan(cbuf.filled()) {
+                                Ok(k) => pending = k,
+                                // A client fault, never the server's (HAProxy: 400, PH).
+                                Err(_) => return Err(Stop::client(400, "PH")),
+                            }
+                            if self.body.done() {
+                                self.uploading = false;
+                            } else if pending == 0 && cbuf.is_full() {
+                                return Err(Stop::client(400, "PH"));
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        // The client left in the middle of its body.
+                        _ => return Err(Stop::Abort { termination: "CD" }),
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    let now = Instant::now();
+                    if client_deadline.is_some_and(|d| d <= now) {
+                        // `timeout client` bounds silences of an upload.
+                        return Err(Stop::client(408, "cD"));
+                    }
+                    if server_deadline.is_some_and(|d| d <= now) {
+                        return Err(Stop::server(504, "sH", Health::ReadTimeout));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Shoal's HTTP data plane beside the real HAProxy 2.6, same config, same
+//! requests: error pages (status and bytes), request framing verdicts,
+//! header handling, head-size limits, and access-log lines.
+//!
+//! HAProxy gets its listening socket from the test (`bind fd@N` on a
+//! socket bound to port 0), so no port is guessed.
+
+mod http_support;
+mod support;
+
+use http_support::*;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use support::{spawn_proc, Proc, Shoal, TempDir};
+
+/// HAProxy and Shoal running the same config.
+struct Pair {
+    haproxy: Proc,
+    shoal: Shoal,
+    /// Where each proxy's frontend `fe` listens.
+    h: SocketAddr,
+    s: SocketAddr,
+    _socket: std::net::TcpListener,
+    _dir: TempDir,
+}
+
+/// `body` is a config whose frontend `fe` says `bind @BIND@`.
+fn pair(body: &str) -> Pair {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let h = socket.local_addr().expect("addr");
+    // Inherited by the HAProxy child (and harmlessly by others started
+    // meanwhile; only HAProxy accepts on it).
+    socket2::SockRef::from(&socket)
+        .set_cloexec(false)
+        .expect("clear close-on-exec");
+    let dir = TempDir::new("compare");
+    let hcfg = dir.file(
+        "haproxy.cfg",
+        &body.replace("@BIND@", &format!("fd@{}", socket.as_raw_fd())),
+    );
+    let mut cmd = Command::new("/usr/sbin/haproxy");
+    cmd.arg("-f").arg(&hcfg).arg("-db");
+    let haproxy = spawn_proc(cmd);
+    let shoal = Shoal::start(&body.replace("@BIND@", "127.0.0.1:0"), &["fe"]);
+    let s = shoal.addr("fe");
+    Pair {
+        haproxy,
+        shoal,
+        h,
+        s,
+        _socket: socket,
+        _dir: dir,
+    }
+}
+
+fn config(server: SocketAddr) -> String {
+    format!(
+        "global\n    nbthread 1\n\
+         defaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 500ms\n\
+         \x20   log stdout format raw local0\n    option httplog\n\
+         frontend fe\n    bind @BIND@\n    log global\n    timeout http-request 400ms\n    option forwardfor\n\
+         \x20   acl nosrv path_beg /nosrv\n    use_backend nosrv if nosrv\n    default_backend app\n\
+         backend app\n    server s1 {server}\n\
+         backend nosrv\n    server s2 {server} disabled\n"
+    )
+}
+
+async fn scripted() -> RawServer {
+    RawServer::start(&[
+        (
+            "/badchunk",
+            Script::Send(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+                    .to_vec(),
+            ),
+        ),
+        (
+            "/unasked101",
+            Script::Send(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                    .to_vec(),
+            ),
+        ),
+        ("/hang", Script::Hang),
+        ("/close", Script::Close),
+    ])
+    .await
+}
+
+/// Send `request` on a fresh connection and read the whole answer: up to
+/// the close, or one response if the connection stays open.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut c = Conn::open(addr).await;
+    // A proxy may refuse before taking everything: ignore write errors.
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut c.stream, request).await;
+    match c.response().await {
+        Some(a) => a.raw,
+        None => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_pages_and_framing_verdicts_match_haproxy() {
+    let srv = scripted().await;
+    let p = pair(&config(srv.addr));
+    let post = "POST / HTTP/1.1\r\nHost: a\r\n";
+    let chunks = "3\r\nabc\r\n0\r\n\r\n";
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..100 {
+        many.push_str(&format!("X-{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(20_000)
+    );
+    // Answers with no date or server-specific bytes: compared byte for byte.
+    let cases: Vec<(&str, String)> = vec![
+        ("malformed", "GARBAGE\x01 / HTTP/1.1\r\n\r\n".into()),
+        (
+            "two hosts",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".into(),
+        ),
+        (
+            "authority differs",
+            "GET http://b/ HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+        ),
+        (
+            "identity, chunked",
+            format!("{post}Transfer-Encoding: identity, chunked\r\n\r\n{chunks}"),
+        ),
+        (
+            "gzip, chunked",
+            format!("{post}Transfer-Encoding: gzip, chunked\r\n\r\n{chunks}"),
+        ),
+        (
+            "chunked twice",
+            format!(
+                "{post}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}"
+            ),
+        ),
+        (
+            "chunked, chunked",
+            format!("{post}Transfer-Encoding: chunked, chunked\r\n\r\n{chunks}"),
+        ),
+        (
+            "not ending in chunked",
+            format!("{post}Transfer-Encoding: chunked, gzip\r\n\r\n{chunks}"),
+        ),
+        (
+            "lengths differ",
+            format!("{post}Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+        ),
+        ("bad length", format!("{post}Content-Length: +3\r\n\r\nabc")),
+        (
+            "bad chunk size",
+            format!("{post}Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"),
+        ),
+        (
+            "chunk too long",
+            format!("{post}Transfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n"),
+        ),
+        ("101 header lines", many),
+        ("20 KB header", big),
+        ("no server", "GET /nosrv HTTP/1.1\r\nHost: a\r\n\r\n".into()),
+        (
+            "bad chunk from the server",
+            "GET /badchunk HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+        ),
+        (
+            "101 not asked for",
+            "GET /unasked101 HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+        ),
+        (
+            "server closes",
+            "GET /close HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+        ),
+        (
+            "server too slow",
+            "GET /hang HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+        ),
+    ];
+    for (what, request) in &cases {
+        let h = exchange(p.h, request.as_bytes()).await;
+        let s = exchange(p.s, request.as_bytes()).await;
+        assert!(!h.is_empty(), "{what}: HAProxy answered nothing");
+        assert_eq!(
+            String::from_utf8_lossy(&s),
+            String::from_utf8_lossy(&h),
+            "{what}"
+        );
+    }
+    // A connection that sends nothing: 408 after `timeout http-request`.
+    let h = Conn::open(p.h).await.until_closed().await;
+    let s = Conn::open(p.s).await.until_closed().await;
+    assert!(h.starts_with(b"HTTP/1.1 408 "), "{h:?}");
+    assert_eq!(s, h);
+    // Both lengths: accepted, forwarded chunked, connection closed after.
+    let request = format!("{post}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}");
+    for addr in [p.h, p.s] {
+        let mut c = Conn::open(addr).await;
+        c.send(request.as_bytes()).await;
+        let answer = c.response().await.expect("answer");
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.header("connection").as_deref(), Some("close"));
+        let seen = answer.text().to_ascii_lowercase();
+        assert!(
+            seen.contains("transfer-encoding: chunked") && !seen.contains("content-length"),
+            "{seen}"
+        );
+    }
+}
+
+/// The header lines of an echoed request head, lowercased.
+fn lines(head: &str) -> Vec<String> {
+    head.lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_handling_compared_with_haproxy() {
+    let srv = scripted().await;
+    let p = pair(&config(srv.addr));
+    let request = "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Foo\r\nX-Foo: 1\r\n\
+                   Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: gzip, trailers\r\n\
+                   Upgrade: h2c\r\nX-Forwarded-For: 10.1.1.1\r\n\r\n";
+    let h = lines(&ask(p.h, request).await.text());
+    let s = lines(&ask(p.s, request).await.text());
+    // Both append their own X-Forwarded-For line last and keep the client's.
+    assert_eq!(
+        h.last().map(String::as_str),
+        Some("x-forwarded-for: 127.0.0.1")
+    );
+    assert_eq!(s.last(), h.last());
+    for both in ["host: a", "x-forwarded-for: 10.1.1.1", "te: trailers"] {
+        assert!(h.iter().any(|l| l == both), "HAProxy lacks {both}: {h:?}");
+        assert!(s.iter().any(|l| l == both), "Shoal lacks {both}: {s:?}");
+    }
+    // A deliberate difference: HAProxy 2.6 forwards these hop-by-hop
+    // headers; Shoal removes them as RFC 9110 7.6.1 asks.
+    for hop in ["x-foo:", "keep-alive:", "proxy-connection:", "upgrade:"] {
+        assert!(h.iter().any(|l| l.starts_with(hop)), "HAProxy: {hop} {h:?}");
+        assert!(!s.iter().any(|l| l.starts_with(hop)), "Shoal: {hop} {s:?}");
+    }
+    // Head size limit: the same largest head passes, one byte more fails.
+    let head = |total: usize| {
+        let start = "GET / HTTP/1.1\r\nHost: a\r\n";
+        let pad = total - start.len() - "X-Pad: \r\n\r\n".len();
+        format!("{start}X-Pad: {}\r\n\r\n", "p".repeat(pad))
+    };
+    for (size, status) in [(15273, 200), (15274, 400)] {
+        let h = ask(p.h, &head(size)).await.status();
+        let s = ask(p.s, &head(size)).await.status();
+        assert_eq!((h, s), (status, status), "{size}-byte head");
+    }
+}
+
+/// An httplog line without what legitimately differs: the client port,
+/// the date, the timer values (only "-1", "not reached", is kept) and
+/// the byte count (HAProxy counts its internal representation, a few
+/// bytes off the wire).
+fn normalize(line: &str) -> String {
+    let f: Vec<&str> = line.split(' ').collect();
+    // ip:port [date] fe be/srv TR/Tw/Tc/Tr/Ta status bytes rest...
+    let ip = f[0].rsplit_once(':').map_or(f[0], |(ip, _)| ip);
+    let timers: Vec<&str> = f[4]
+        .split('/')
+        .map(|t| if t == "-1" { "-1" } else { "t" })
+        .collect();
+    format!(
+        "{ip} {} {} {} {} {}",
+        f[2],
+        f[3],
+        timers.join("/"),
+        f[5],
+        f[7..].join(" ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_match_haproxy() {
+    let srv = scripted().await;
+    let mut p = pair(&config(srv.addr));
+    let cases = [
+        ("GET /nosrv HTTP/1.1\r\nHost: a\r\n\r\n", " 503 "),
+        (
+            "GET /badchunk HTTP/1.1\r\nHost: a\r\n\r\n",
+            "\"GET /badchunk",
+        ),
+        ("GET /close HTTP/1.1\r\nHost: a\r\n\r\n", "\"GET /close"),
+        ("GET /hang HTTP/1.1\r\nHost: a\r\n\r\n", "\"GET /hang"),
+        ("GARBAGE\x01 / HTTP/1.1\r\n\r\n", " PR-- "),
+        ("GET /ok HTTP/1.1\r\nHost: a\r\n\r\n", "\"GET /ok"),
+    ];
+    for (request, needle) in cases {
+        exchange(p.h, request.as_bytes()).await;
+        exchange(p.s, request.as_bytes()).await;
+        let h = normalize(&p.haproxy.wait_line(needle));
+        let s = normalize(&p.shoal.proc.wait_line(needle));
+        assert_eq!(s, h, "{request:?}");
+    }
+}
