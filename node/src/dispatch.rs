@@ -24,7 +24,7 @@
 //!   is redispatched on every retry, at once, as HAProxy 2.6 does.
 
 use crate::health::{Observer, Outcome};
-use crate::runtime::{BackendRt, ServerRt};
+use crate::routing::{BackendRt, ServerRt};
 use queue::{Bound, Joined, Want};
 use shoal_proto::config::Balance;
 use std::net::SocketAddr;

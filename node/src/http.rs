@@ -29,7 +29,7 @@ mod reuse;
 mod rewrite;
 mod samples;
 mod send;
-mod sweeper;
+pub mod sweeper;
 mod tunnel;
 
 pub use conn::serve;

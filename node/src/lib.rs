@@ -3,7 +3,7 @@
 //! The request path (see DESIGN.md) runs listener -> frontend rules
 //! ([`acl`]) -> [`balance`] -> connect with retries ([`dispatch`]) -> proxy
 //! ([`tcp`], [`http`]) -> counters, and reads only an immutable
-//! [`runtime::Snapshot`] that is swapped whole on every change.
+//! [`routing::Snapshot`] that is swapped whole on every change.
 #![forbid(unsafe_code)]
 
 pub mod acl;
@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod node;
 pub mod persist;
 pub mod pool;
+pub mod routing;
 pub mod runtime;
 pub mod stats;
 pub mod stats_page;

@@ -131,6 +131,8 @@ impl Handle {
 #[derive(Clone)]
 pub struct AcceptCtx {
     pub runtime: Arc<Runtime>,
+    /// Passive health (`observe`): the request path reports outcomes here.
+    pub observer: crate::health::Observer,
     pub tracker: Arc<Tracker>,
     /// Flips to true on graceful shutdown; HTTP connections then close when idle.
     pub shutdown: watch::Receiver<bool>,
@@ -274,13 +276,16 @@ fn dispatch(
     let _ = stream.set_nodelay(true);
     let guard = ctx.tracker.enter();
     let runtime = ctx.runtime.clone();
+    let observer = ctx.observer.clone();
     let shutdown = ctx.shutdown.clone();
     fe.counters.open();
     tokio::spawn(async move {
         let counters = fe.counters.clone();
         match fe.mode {
-            Mode::Http => crate::http::serve(stream, peer, local, fe, runtime, shutdown).await,
-            Mode::Tcp => crate::tcp::serve(stream, peer, local, fe, snapshot, runtime).await,
+            Mode::Http => {
+                crate::http::serve(stream, peer, local, fe, runtime, observer, shutdown).await
+            }
+            Mode::Tcp => crate::tcp::serve(stream, peer, local, fe, snapshot, observer).await,
         }
         counters.close();
         drop(permits);

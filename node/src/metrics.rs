@@ -14,7 +14,7 @@ mod text;
 
 pub use text::CONTENT_TYPE;
 
-use crate::runtime::{ProxyCounters, Snapshot, StatusClass};
+use crate::routing::{ProxyCounters, Snapshot, StatusClass};
 use std::sync::atomic::Ordering::Relaxed;
 use text::{Kind, Writer};
 

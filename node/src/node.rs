@@ -7,7 +7,7 @@
 //! applied, as one `LoadConfig` command. On any failure nothing changes
 //! (state, listeners, sockets) and the log says why.
 
-use crate::health::{self, Checks};
+use crate::health::{self, Checks, Observer};
 use crate::listener::{self, AcceptCtx, Handle, Tracker};
 use crate::runtime::Runtime;
 use anyhow::{bail, Context as _};
@@ -85,8 +85,10 @@ struct Node {
     checks: Checks,
     /// Open `stats socket`s and the config lines they came from.
     sockets: (crate::api::socket::Sockets, Vec<StatsSocket>),
-    /// Proposes stick-table writes in batches.
-    batcher: tokio::task::JoinHandle<()>,
+    /// Passive health: the request path reports, the checks act.
+    observer: Observer,
+    /// Housekeeping: stick-table batches, idle pooled connections.
+    background: [tokio::task::JoinHandle<()>; 2],
 }
 
 /// Run a node until SIGTERM/SIGINT.
@@ -126,11 +128,15 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         listeners: HashMap::new(),
         checks: Checks::default(),
         sockets: Default::default(),
-        batcher: tokio::spawn(crate::persist::run_batcher(runtime.clone())),
+        observer: Observer::default(),
+        background: [
+            tokio::spawn(crate::persist::run_batcher(runtime.clone())),
+            tokio::spawn(crate::http::sweeper::run(runtime.clone())),
+        ],
     };
     // Checks first: the passive-health registry must be in place before
     // the first request can arrive.
-    node.checks = health::start(&runtime, config, &runtime.observer);
+    node.checks = health::start(&runtime, config, &node.observer);
     let opened = node
         .open_listeners(config)
         .map_err(|mut e| anyhow::anyhow!(e.remove(0)))?;
@@ -209,6 +215,7 @@ impl Node {
     fn activate(&mut self, opened: Opened) {
         let ctx = AcceptCtx {
             runtime: self.runtime.clone(),
+            observer: self.observer.clone(),
             tracker: self.tracker.clone(),
             shutdown: self.shutdown.subscribe(),
         };
@@ -279,7 +286,7 @@ impl Node {
         self.runtime.settled().await;
         self.activate(opened);
         self.close_gone(config).await;
-        self.checks = health::start(&self.runtime, config, &self.runtime.observer);
+        self.checks = health::start(&self.runtime, config, &self.observer);
         Ok(())
     }
 
@@ -310,7 +317,9 @@ impl Node {
         for (_, handle) in self.listeners.drain() {
             handle.close().await;
         }
-        self.batcher.abort();
+        for task in &self.background {
+            task.abort();
+        }
         let _ = self.shutdown.send(true);
         let active = self.tracker.active();
         if active > 0 {

@@ -8,7 +8,8 @@
 //! them.
 
 use crate::acl::Samples;
-use crate::runtime::{AdminState, BackendRt, Runtime};
+use crate::routing::{AdminState, BackendRt};
+use crate::runtime::Runtime;
 use shoal_proto::command::Command;
 use shoal_proto::config::{StickAction, StickPattern};
 use std::time::Duration;

@@ -21,7 +21,7 @@ pub use columns::{csv_header, Value, COLUMNS};
 pub use info::{info, InfoLine};
 pub use status::{check_description, server_status};
 
-use crate::runtime::{AdminState, OpState, Snapshot};
+use crate::routing::{AdminState, OpState, Snapshot};
 use rows::{backend_row, frontend_row, server_row};
 use shoal_proto::config::{Balance, Config, Mode};
 use std::sync::OnceLock;

@@ -12,7 +12,8 @@ mod auth;
 pub(crate) mod form;
 mod page;
 
-use crate::runtime::{FrontendRt, Runtime};
+use crate::routing::FrontendRt;
+use crate::runtime::Runtime;
 use bytes::Bytes;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION, ORIGIN};
 use hyper::{Method, Request, Response, StatusCode};

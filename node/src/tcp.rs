@@ -8,7 +8,7 @@
 use crate::acl::Samples;
 use crate::dispatch::{self, DispatchError};
 use crate::log::{self, Record};
-use crate::runtime::{FrontendRt, Snapshot};
+use crate::routing::{FrontendRt, Snapshot};
 use shoal_proto::config::{Balance, Timeouts};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
@@ -73,7 +73,7 @@ pub async fn serve(
     local: SocketAddr,
     frontend: Arc<FrontendRt>,
     snapshot: Arc<Snapshot>,
-    runtime: Arc<crate::runtime::Runtime>,
+    observer: crate::health::Observer,
 ) {
     let accepted = SystemTime::now();
     let start = Instant::now();
@@ -109,7 +109,7 @@ pub async fn serve(
     let result = match claimed {
         Ok(claim) => {
             t_queue = claim.queued().as_millis() as i64;
-            dispatch::connect(claim, key, local.port(), &runtime.observer).await
+            dispatch::connect(claim, key, local.port(), &observer).await
         }
         Err(e) => Err(e),
     };

@@ -17,7 +17,7 @@
 //! common case (nobody waiting) reads one atomic and takes no lock.
 
 use super::{try_claim, Claim, DispatchError};
-use crate::runtime::{BackendRt, ServerShared};
+use crate::routing::{BackendRt, ServerShared};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{fence, AtomicUsize};

@@ -8,7 +8,8 @@ use super::observe::Passive;
 use super::response::{parse, Parsed, Response, BODY_CAP};
 use super::status::{Change, CheckResult, Health, Phase, Status};
 use super::{http, start, Observer, Outcome};
-use crate::runtime::{OpState, Runtime};
+use crate::routing::OpState;
+use crate::runtime::Runtime;
 use shoal_proto::command::{Command, ServerRef};
 use shoal_proto::config::{
     Bind, Config, ExpectKind, HttpCheckExpect, HttpCheckSend, HttpChk, Observe, OnError, Proxy,
@@ -456,7 +457,7 @@ async fn passive_mark_down_takes_a_server_down_at_once() {
     assert!(state.last_change > 0 && !state.verdict_up);
 }
 
-fn report(runtime: &Runtime, server: &str) -> crate::runtime::CheckReport {
+fn report(runtime: &Runtime, server: &str) -> crate::routing::CheckReport {
     let snapshot = runtime.snapshot();
     let backend = snapshot.backend("app").expect("backend");
     let s = backend

@@ -19,9 +19,11 @@ use super::buf::Buf;
 use super::errors;
 use super::head::{self, Field, HeadScan, Limits, RequestHead};
 use super::proxy::{self, Next};
+use crate::health::Observer;
 use crate::log::Record;
 use crate::pool::ServerConn;
-use crate::runtime::{FrontendRt, Runtime};
+use crate::routing::FrontendRt;
+use crate::runtime::Runtime;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -45,6 +47,8 @@ pub(super) struct Client {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub runtime: Arc<Runtime>,
+    /// Passive health (`observe`): what this connection's requests saw.
+    pub observer: Observer,
     /// The frontend as of the last request (refreshed for each one).
     pub frontend: Arc<FrontendRt>,
     /// Read buffer; `None` while idle between requests.
@@ -101,14 +105,15 @@ pub async fn serve(
     local: SocketAddr,
     frontend: Arc<FrontendRt>,
     runtime: Arc<Runtime>,
+    observer: Observer,
     shutdown: watch::Receiver<bool>,
 ) {
-    super::sweeper::start(&runtime);
     let mut client = Client {
         stream,
         peer,
         local,
         runtime,
+        observer,
         frontend,
         buf: None,
         fields: Vec::new(),

@@ -3,7 +3,7 @@
 
 use super::conn::Timing;
 use crate::log::Record;
-use crate::runtime::{BackendRt, FrontendRt};
+use crate::routing::{BackendRt, FrontendRt};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

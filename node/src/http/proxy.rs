@@ -21,7 +21,7 @@ use crate::dispatch::{self, Claim, DispatchError};
 use crate::health::Outcome as Health;
 use crate::persist::{self, Sticky};
 use crate::pool::ServerConn;
-use crate::runtime::{BackendRt, ServerShared};
+use crate::routing::{BackendRt, ServerShared};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -377,7 +377,7 @@ impl Exchange {
                 Err(Stop::Retry(_)) if retry => {
                     retried = true;
                     let port = c.local.port();
-                    match dispatch::connect(claim, None, port, &c.runtime.observer).await {
+                    match dispatch::connect(claim, None, port, &c.observer).await {
                         Ok((stream, moved)) => {
                             claim = moved;
                             let shared = &claim.server().shared;
@@ -418,7 +418,7 @@ impl Exchange {
         };
         let t_response = sent_at.elapsed();
         let server = claim.server();
-        let observer = &c.runtime.observer;
+        let observer = &c.observer;
         // A 101 the client did not ask for is not forwarded (HAProxy: 502).
         let tunnel = match resp.status {
             101 => self.head.upgrade,
@@ -599,8 +599,7 @@ impl Exchange {
     ) -> Next {
         let server = claim.server();
         server.shared.counters.resp_errors.fetch_add(1, Relaxed);
-        c.runtime
-            .observer
+        c.observer
             .report(&claim.backend().name, &server.name, health);
         self.fail(c, status, termination, false).await
     }
@@ -704,7 +703,7 @@ async fn server_connection(
             return Ok((conn, claim, true));
         }
     }
-    let (stream, claim) = dispatch::connect(claim, key, port, &c.runtime.observer).await?;
+    let (stream, claim) = dispatch::connect(claim, key, port, &c.observer).await?;
     let addr = effective_addr(&claim, port);
     let conn = ServerConn::new(stream, addr, claim.server().shared.pool.generation());
     Ok((conn, claim, false))

@@ -13,7 +13,7 @@ use super::rewrite::{self, ConnHeader, ResponseEdits};
 use crate::dispatch::Claim;
 use crate::health::Outcome as Health;
 use crate::pool::ServerConn;
-use crate::runtime::BackendRt;
+use crate::routing::BackendRt;
 use std::sync::atomic::Ordering::Relaxed;
 use tokio::time::Instant;
 

@@ -5,7 +5,7 @@
 use super::outcome::Outcome;
 use crate::dispatch::Claim;
 use crate::pool::ServerConn;
-use crate::runtime::BackendRt;
+use crate::routing::BackendRt;
 use shoal_proto::config::Timeouts;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

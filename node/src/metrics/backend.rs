@@ -1,7 +1,7 @@
 //! Backend-only families: queue, sums over servers, latency histogram.
 
 use super::text::{Kind, Writer};
-use crate::runtime::{BackendRt, ServerCounters};
+use crate::routing::{BackendRt, ServerCounters};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 

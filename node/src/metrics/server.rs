@@ -3,7 +3,7 @@
 
 use super::text::{Kind, Writer};
 use super::CLASSES;
-use crate::runtime::{AdminState, OpState, ServerRt, Snapshot};
+use crate::routing::{AdminState, OpState, ServerRt, Snapshot};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 

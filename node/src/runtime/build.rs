@@ -4,10 +4,11 @@
 //! round-robin positions with them).
 
 use super::local::Local;
-use super::{BackendRt, BuildError, FrontendRt, Queue, ServerRt, Snapshot, StickRt};
+use super::BuildError;
 use crate::acl::Router;
 use crate::balance::{Balancer, Slot};
 use crate::log::LogFormat;
+use crate::routing::{BackendRt, FrontendRt, Queue, ServerRt, Snapshot, StatsRt, StickRt};
 use crate::stick::StickTable;
 use shoal_proto::command::{Millis, ServerRef};
 use shoal_proto::config::Proxy;
@@ -120,7 +121,7 @@ pub(super) fn build(
 
 /// The stats page of an HTTP frontend with `stats enable` (or any other
 /// `stats` line, which HAProxy treats as enabling it).
-fn stats_page(proxy: &Proxy) -> Result<Option<super::StatsRt>, BuildError> {
+fn stats_page(proxy: &Proxy) -> Result<Option<StatsRt>, BuildError> {
     let page = &proxy.stats;
     let enabled =
         page.enabled || page.uri.is_some() || !page.auth.is_empty() || page.admin.is_some();
@@ -138,7 +139,7 @@ fn stats_page(proxy: &Proxy) -> Result<Option<super::StatsRt>, BuildError> {
         ),
         None => None,
     };
-    Ok(Some(super::StatsRt {
+    Ok(Some(StatsRt {
         uri: page
             .uri
             .clone()

@@ -2,7 +2,7 @@
 //! pools, queues and connection limits that outlive snapshots, the local
 //! stick tables, and resolved server addresses. None of it is replicated.
 
-use super::{ProxyCounters, Queue, ServerShared};
+use crate::routing::{ProxyCounters, Queue, ServerShared};
 use crate::stick::{StickQueue, StickTable};
 use shoal_proto::config::Config;
 use std::collections::HashMap;

@@ -11,7 +11,7 @@
 
 use super::build;
 use super::local::{self, Local};
-use super::Snapshot;
+use crate::routing::Snapshot;
 use crate::stick::StickQueue;
 use arc_swap::ArcSwap;
 use shoal_proto::state::ClusterState;

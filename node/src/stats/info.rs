@@ -5,7 +5,7 @@
 //! that does not use the feature.
 
 use super::{started_unix, unix_now};
-use crate::runtime::Snapshot;
+use crate::routing::Snapshot;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// One `Name: value` line.
@@ -22,7 +22,7 @@ const RELEASE_DATE: &str = "2026/11/25";
 pub fn info(snapshot: &Snapshot) -> Vec<InfoLine> {
     let config = &snapshot.config;
     let fronts = &snapshot.frontends;
-    let fsum = |f: &dyn Fn(&crate::runtime::ProxyCounters) -> u64| {
+    let fsum = |f: &dyn Fn(&crate::routing::ProxyCounters) -> u64| {
         fronts.iter().map(|fe| f(&fe.counters)).sum::<u64>()
     };
     let now = unix_now();

@@ -3,12 +3,12 @@
 
 use super::status::{self, check_description, server_status};
 use super::{algo, started_unix, RowKind, StatRow};
-use crate::runtime::{BackendRt, FrontendRt, OpState, ServerRt};
+use crate::routing::{BackendRt, FrontendRt, OpState, ServerRt};
 use shoal_proto::config::{Config, Mode, Proxy, Server};
 use std::sync::atomic::Ordering::Relaxed;
 
-fn responses(c: &crate::runtime::ProxyCounters) -> [u64; 6] {
-    use crate::runtime::StatusClass as C;
+fn responses(c: &crate::routing::ProxyCounters) -> [u64; 6] {
+    use crate::routing::StatusClass as C;
     [C::C1xx, C::C2xx, C::C3xx, C::C4xx, C::C5xx, C::Other].map(|k| c.responses(k))
 }
 
@@ -123,12 +123,12 @@ pub(super) fn server_row(
     if be.mode == Mode::Http {
         row.hrsp = Some(
             [
-                crate::runtime::StatusClass::C1xx,
-                crate::runtime::StatusClass::C2xx,
-                crate::runtime::StatusClass::C3xx,
-                crate::runtime::StatusClass::C4xx,
-                crate::runtime::StatusClass::C5xx,
-                crate::runtime::StatusClass::Other,
+                crate::routing::StatusClass::C1xx,
+                crate::routing::StatusClass::C2xx,
+                crate::routing::StatusClass::C3xx,
+                crate::routing::StatusClass::C4xx,
+                crate::routing::StatusClass::C5xx,
+                crate::routing::StatusClass::Other,
             ]
             .map(|k| c.responses(k)),
         );

@@ -1,7 +1,7 @@
 //! Server state in HAProxy's words and numbers: the `status` column of
 //! `show stat` and the numeric fields of `show servers state`.
 
-use crate::runtime::{AdminState, OpState, ServerStatus};
+use crate::routing::{AdminState, OpState, ServerStatus};
 
 /// The `status` column of a server row, as HAProxy 2.6 words it.
 ///

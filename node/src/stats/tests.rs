@@ -1,6 +1,7 @@
 use super::status::{admin_state_code, check_status_code, health, op_state_code};
 use super::*;
-use crate::runtime::{now_ms, Runtime, ServerStatus};
+use crate::routing::ServerStatus;
+use crate::runtime::{now_ms, Runtime};
 use shoal_proto::command::{Command, ServerRef};
 
 /// HAProxy 2.6.12's `show stat` header, as the Debian build prints it.

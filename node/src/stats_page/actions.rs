@@ -7,7 +7,8 @@
 //! with HAProxy's `;st=` codes.
 
 use super::form;
-use crate::runtime::{AdminState, OpState, Runtime};
+use crate::routing::{AdminState, OpState};
+use crate::runtime::Runtime;
 use shoal_proto::command::{Command, ServerRef};
 
 /// HAProxy's result codes for the `;st=` suffix.

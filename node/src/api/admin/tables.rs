@@ -5,7 +5,7 @@ use super::openapi::{Denied, Missing};
 use super::reply::{json, Failure, Reply};
 use super::views::{self, TableView};
 use super::Api;
-use crate::runtime::Snapshot;
+use crate::routing::Snapshot;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! JSON views of backends, servers and stick tables, read from a snapshot.
 
-use crate::runtime::{BackendRt, OpState, ServerRt, Snapshot};
+use crate::routing::{BackendRt, OpState, ServerRt, Snapshot};
 use crate::stick::{EntryView, StickTable};
 use serde::Serialize;
 use shoal_proto::config::{Balance, Mode};

@@ -5,7 +5,8 @@
 //! does; answers are worded as HAProxy 2.6's.
 
 use super::commands::{need, Session};
-use crate::runtime::{now_ms, AdminState, BackendRt, OpState, Runtime, ServerRt, Snapshot};
+use crate::routing::{AdminState, BackendRt, OpState, ServerRt, Snapshot};
+use crate::runtime::{now_ms, Runtime};
 use shoal_proto::command::{Command, ServerRef};
 use shoal_proto::config::StatsLevel;
 use std::net::IpAddr;

@@ -2,7 +2,8 @@
 //! `clear table`, in HAProxy 2.6's formats.
 
 use super::commands::{need, rank, Session};
-use crate::runtime::{Runtime, Snapshot};
+use crate::routing::Snapshot;
+use crate::runtime::Runtime;
 use crate::stats::{self, status, RowKind, StatRow};
 use shoal_proto::command::Command;
 use shoal_proto::config::{Proxy, StatsLevel};
@@ -102,8 +103,8 @@ fn keep(f: &StatFilter, row: &StatRow) -> bool {
         if f.sid.is_some_and(|sid| sid != row.sid) {
             return false;
         }
-        let maint = row.admin == Some(crate::runtime::AdminState::Maint);
-        let down = maint || row.op == Some(crate::runtime::OpState::Down);
+        let maint = row.admin == Some(crate::routing::AdminState::Maint);
+        let down = maint || row.op == Some(crate::routing::OpState::Down);
         if (f.up && down) || (f.no_maint && maint) {
             return false;
         }
@@ -174,7 +175,7 @@ fn server_state_line(
     proxy: &Proxy,
     be_id: u64,
     i: usize,
-    s: &crate::runtime::ServerRt,
+    s: &crate::routing::ServerRt,
     row: Option<&StatRow>,
 ) -> String {
     let cfg = proxy.servers.iter().find(|c| *c.name == *s.name);

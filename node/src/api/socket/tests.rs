@@ -1,6 +1,7 @@
 use super::commands::{execute, parse_delay, Flow, Session};
 use super::*;
-use crate::runtime::{AdminState, OpState, Runtime};
+use crate::routing::{AdminState, OpState};
+use crate::runtime::Runtime;
 use shoal_proto::config::StatsLevel;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -56,7 +57,7 @@ fn admin(rt: &Runtime, line: &str) -> String {
     run(rt, StatsLevel::Admin, line)
 }
 
-fn server_state(rt: &Runtime, b: &str, s: &str) -> crate::runtime::ServerStatus {
+fn server_state(rt: &Runtime, b: &str, s: &str) -> crate::routing::ServerStatus {
     let snap = rt.snapshot();
     let be = snap.backend(b).expect("backend");
     be.servers
