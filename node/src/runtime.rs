@@ -22,7 +22,7 @@ mod build;
 mod local;
 mod project;
 
-pub use local::{resolve, ResolveError};
+pub use local::ResolveError;
 
 use crate::routing::Snapshot;
 use crate::stick::StickQueue;
@@ -148,10 +148,15 @@ impl Runtime {
         let _ = published.wait_for(|built| *built >= wanted).await;
     }
 
-    /// [`Runtime::settled`] for code outside an async context.
+    /// [`Runtime::settled`] for tests outside an async context.
+    #[cfg(test)]
     pub fn settled_blocking(&self) {
         let wanted = self.shared.lock_state().wanted;
-        self.shared.wait_published(wanted);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while *self.shared.published.borrow() < wanted {
+            assert!(std::time::Instant::now() < deadline, "snapshot not rebuilt");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// Resolve and trial-build `text` as the next config without changing

@@ -247,22 +247,3 @@ pub async fn tunnel(
     let (sr, sw) = server.split();
     tunnel::run(cr, cw, sr, sw, timeouts).await
 }
-
-/// [`tunnel`] for any pair of split streams (e.g. hyper's upgraded
-/// connections). Prefer [`tunnel`] for plain sockets: it can wait for data
-/// without holding a buffer.
-pub async fn copy_both_ways<CR, CW, SR, SW>(
-    cr: CR,
-    cw: CW,
-    sr: SR,
-    sw: SW,
-    t: &Timeouts,
-) -> (u64, u64, &'static str)
-where
-    CR: tokio::io::AsyncRead + Unpin,
-    CW: tokio::io::AsyncWrite + Unpin,
-    SR: tokio::io::AsyncRead + Unpin,
-    SW: tokio::io::AsyncWrite + Unpin,
-{
-    tunnel::run(tunnel::Plain(cr), cw, tunnel::Plain(sr), sw, t).await
-}

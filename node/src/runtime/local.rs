@@ -116,7 +116,7 @@ pub(super) fn resolve_each(
 
 /// Resolve a server address (HAProxy resolves at boot and reload). A
 /// missing port yields port 0: the client's destination port is used.
-pub fn resolve(host: &str, port: Option<u16>) -> Result<SocketAddr, String> {
+fn resolve(host: &str, port: Option<u16>) -> Result<SocketAddr, String> {
     let port = port.unwrap_or(0);
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));

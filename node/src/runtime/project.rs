@@ -35,9 +35,6 @@ pub(super) struct Shared {
     local: Mutex<Local>,
     /// The `wanted` value the current snapshot reflects.
     pub published: watch::Sender<u64>,
-    /// The same, for blocking waiters.
-    built: Mutex<u64>,
-    built_cv: Condvar,
     pub stick: Arc<StickQueue>,
     stopping: AtomicBool,
     /// Snapshots built by the thread so far (tests check coalescing).
@@ -57,8 +54,6 @@ impl Shared {
             wake: Condvar::new(),
             local: Mutex::new(local),
             published: watch::channel(0).0,
-            built: Mutex::new(0),
-            built_cv: Condvar::new(),
             stick,
             stopping: AtomicBool::new(false),
             builds: std::sync::atomic::AtomicU64::new(0),
@@ -81,28 +76,11 @@ impl Shared {
         self.lock_local().ramping
     }
 
-    /// Block until the snapshot reflects `wanted`.
-    pub fn wait_published(&self, wanted: u64) {
-        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        while *built < wanted && !self.stopping.load(Ordering::SeqCst) {
-            built = self.built_cv.wait(built).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
     /// Ask the thread to end.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         let _cell = self.lock_state();
         self.wake.notify_all();
-        self.built_cv.notify_all();
-    }
-
-    fn publish(&self, version: u64) {
-        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        *built = version;
-        self.built_cv.notify_all();
-        drop(built);
-        self.published.send_replace(version);
     }
 
     /// Build and swap in the snapshot for the current state.
@@ -144,7 +122,7 @@ impl Shared {
             Err(e) => tracing::error!("routing table kept as it was: {e}"),
         }
         *previous = version;
-        self.publish(version);
+        self.published.send_replace(version);
     }
 }
 

@@ -53,27 +53,6 @@ impl Source for tokio::net::tcp::ReadHalf<'_> {
     }
 }
 
-/// Any reader, for streams that cannot report readiness (e.g. hyper's
-/// upgraded connections): it takes a buffer on every wake-up and gives it
-/// back when the read would block.
-pub struct Plain<R>(pub R);
-
-impl<R: AsyncRead + Unpin> AsyncRead for Plain<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl<R: AsyncRead + Unpin> Source for Plain<R> {
-    fn poll_readable(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 thread_local! {
     static FREE: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
 }
