@@ -653,3 +653,31 @@ async fn head_answers_like_get_without_a_body() {
     assert_eq!((head.status, head.body.as_str()), (200, ""));
     assert_eq!(head.headers["content-type"], get.headers["content-type"]);
 }
+
+/// `/ready` turns 503 as soon as a graceful stop begins, while in-flight
+/// requests finish, so a balancer in front stops sending first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_turns_503_while_stopping() {
+    let mut f = start();
+    let fe = f.shoal.addr("fe");
+    let (status, _) = call(f.admin, "GET", "/ready", "").await;
+    assert_eq!(status, 200);
+    // A slow request keeps the node in its grace period.
+    let slow = tokio::spawn(async move { get(fe, "/delay/3000").await.status });
+    eventually("the slow request reached a server", || async {
+        let (_, stats) = call(f.admin, "GET", "/v1/stats", "").await;
+        stats.to_string().contains("\"scur\":\"1\"") || stats.to_string().contains("\"scur\":1")
+    })
+    .await;
+    f.shoal.proc.signal("TERM");
+    eventually("/ready says 503", || async {
+        call(f.admin, "GET", "/ready", "").await.0 == 503
+    })
+    .await;
+    assert_eq!(call(f.admin, "GET", "/live", "").await.0, 200);
+    assert_eq!(
+        slow.await.expect("slow request"),
+        200,
+        "in-flight request finished"
+    );
+}

@@ -94,10 +94,27 @@ fn reload_keeps_the_state_of_servers_that_stay() {
         weight: 3,
     })
     .expect("ok");
+    for server in ["s1", "s3"] {
+        s.execute(&Command::SetAddr {
+            server: sref("app", server),
+            ip: IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)),
+            port: None,
+        })
+        .expect("ok");
+    }
     let applied = s.execute(&load(B, 9)).expect("valid");
     assert!(applied.effects.contains(&Effect::ConfigLoaded));
     let kept = s.server(&s3).expect("s3 stays");
     assert_eq!((kept.admin, kept.maxconn), (AdminState::Drain, Some(7)));
+    assert_eq!(
+        kept.addr, None,
+        "the file moved s3: its runtime address goes"
+    );
+    assert_eq!(
+        s.server(&sref("app", "s1")).and_then(|x| x.addr),
+        Some("10.9.9.9:8001".parse().expect("addr")),
+        "s1's line kept its address: the runtime one stays"
+    );
     assert_eq!(
         s.server(&sref("app", "s1")).expect("s1").weight,
         20,
