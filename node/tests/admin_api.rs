@@ -658,7 +658,7 @@ async fn head_answers_like_get_without_a_body() {
 /// requests finish, so a balancer in front stops sending first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_turns_503_while_stopping() {
-    let mut f = start();
+    let f = start();
     let fe = f.shoal.addr("fe");
     let (status, _) = call(f.admin, "GET", "/ready", "").await;
     assert_eq!(status, 200);
