@@ -12,6 +12,7 @@ pub mod balance;
 pub mod dispatch;
 pub mod health;
 pub mod http;
+pub mod identity;
 pub mod limits;
 pub mod listener;
 pub mod log;

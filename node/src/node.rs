@@ -112,6 +112,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         eprintln!("[WARNING] {w}");
     }
     let config = &loaded.parsed.config;
+    crate::identity::check(&config.global).map_err(anyhow::Error::msg)?;
     crate::log::init(config, opts.access_log.as_deref()).context("opening access log")?;
     let (file, text) = (loaded.file.clone(), loaded.text.clone());
     // Resolving server names may block: keep it off the async workers.

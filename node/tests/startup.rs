@@ -17,12 +17,10 @@ fn run_expecting_exit(config: &str, extra: &[&str], within: Duration) -> (i32, V
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
     cmd.arg("run").arg("-f").arg(&cfg).args(extra);
     let mut proc = spawn_proc(cmd);
-    let code = proc.wait_exit(within);
-    // Output may trail the exit by a moment.
-    std::thread::sleep(Duration::from_millis(100));
-    let lines = proc.drain().to_vec();
-    let code = code.unwrap_or_else(|| panic!("still running after {within:?}: {lines:?}"));
-    (code, lines)
+    let Some(code) = proc.wait_exit(within) else {
+        panic!("still running after {within:?}: {:?}", proc.drain());
+    };
+    (code, proc.drain_to_end().to_vec())
 }
 
 const TCP: &str = "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n";
@@ -103,4 +101,43 @@ fn a_taken_admin_address_fails_the_start() {
     assert_ne!(code, 0);
     let error = error_line(&lines);
     assert!(error.contains(&addr), "{error}");
+}
+
+/// `user`/`group` name who Shoal must run as: it does not switch, so it
+/// refuses to run as someone else (root keeping its privileges, say).
+#[test]
+fn it_runs_only_as_the_user_and_group_the_config_names() {
+    use nix::unistd::{getegid, geteuid, Group, User};
+    let me = User::from_uid(geteuid())
+        .ok()
+        .flatten()
+        .expect("current user");
+    let my_group = Group::from_gid(getegid())
+        .ok()
+        .flatten()
+        .expect("current group");
+    let other = if me.name == "nobody" {
+        "root"
+    } else {
+        "nobody"
+    };
+    let dead = dead_addr();
+    let cfg = |user: &str, group: &str| {
+        format!(
+            "global\n    user {user}\n    group {group}\n{TCP}listen l\n    bind 127.0.0.1:0\n    server s {dead}\n"
+        )
+    };
+    let (code, lines) =
+        run_expecting_exit(&cfg(other, &my_group.name), &[], Duration::from_secs(10));
+    assert_ne!(code, 0);
+    let error = error_line(&lines);
+    assert!(error.contains(&format!("'user {other}'")), "{error}");
+    assert!(
+        !lines.iter().any(|l| l.contains("listening on")),
+        "{lines:?}"
+    );
+    // As the named user and group it starts.
+    let mut shoal = Shoal::start(&cfg(&me.name, &my_group.name), &["l"]);
+    shoal.proc.signal("TERM");
+    assert_eq!(shoal.proc.wait_exit(DEADLINE), Some(0));
 }

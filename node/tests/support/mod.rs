@@ -106,6 +106,23 @@ impl Proc {
         }
     }
 
+    /// Collect all output of a process that has exited: wait until both
+    /// pipes are closed (children that inherited them may keep them open,
+    /// hence the deadline).
+    pub fn drain_to_end(&mut self) -> &[String] {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return &self.seen,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("output still open; saw:\n{}", self.seen.join("\n"))
+                }
+            }
+        }
+    }
+
     /// Collect whatever output arrived so far.
     pub fn drain(&mut self) -> &[String] {
         while let Ok(line) = self.lines.try_recv() {
