@@ -26,26 +26,14 @@ if [[ ${BENCH_SKIP_BUILD:-} != 1 ]]; then
 fi
 ulimit -n "$(ulimit -Hn)"
 
-WORK=$(mktemp -d -t shoal-idle.XXXXXX)
-PIDS=()
-# shellcheck disable=SC2317  # called from the trap
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+LOAD_CPU=()
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 
-"$BACKEND" http --listen 127.0.0.1:0 --name s1 --threads 1 >"$WORK/backend.out" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do grep -q '^listening ' "$WORK/backend.out" && break; sleep 0.05; done
-SERVER1=$(awk '/^listening / { print $2; exit }' "$WORK/backend.out")
+start_backend s1; SERVER1=$ADDR
 
 ROWS=()
 # measure PROXY SCENARIO ARGS...: start the proxy, hold the clients, read /proc.

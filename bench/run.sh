@@ -52,51 +52,14 @@ if [[ ${BENCH_SKIP_BUILD:-} != 1 ]]; then
 fi
 
 # --- helpers ---------------------------------------------------------------
-WORK=$(mktemp -d -t shoal-bench.XXXXXX)
-PIDS=()
-# shellcheck disable=SC2317  # called from the trap
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A TCP port nobody on this machine uses right now.
-free_port() {
-    if command -v python3 >/dev/null; then
-        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-        return
-    fi
-    local used port hex
-    used=$(awk 'NR > 1 { split($2, a, ":"); print a[2] }' /proc/net/tcp /proc/net/tcp6 |
-        while read -r hex; do echo $((16#$hex)); done)
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        grep -qx "$port" <<<"$used" || { echo "$port"; return; }
-    done
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # user+sys clock ticks of a process (all its threads), from /proc/PID/stat.
 cpu_ticks() {
     # Drop "pid (comm) " first: comm may contain spaces. utime and stime are
     # fields 14 and 15, i.e. 12 and 13 after the cut.
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
-
-# start_backend NAME: runs one HTTP demo backend; sets ADDR to its address.
-start_backend() {
-    local out=$WORK/$1.out body=()
-    [[ -n ${BENCH_BODY_SIZE:-} ]] && body=(--body-size "$BENCH_BODY_SIZE")
-    "${LOAD_CPU[@]}" "$BACKEND" http --listen 127.0.0.1:0 --name "$1" --threads 1 "${body[@]}" >"$out" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 100); do
-        if grep -q '^listening ' "$out"; then ADDR=$(awk '{ print $2; exit }' "$out"); return; fi
-        sleep 0.05
-    done
-    log "backend $1 did not start:"; cat "$out" >&2; exit 1
 }
 
 # wait_serving PID PORT: true once the proxy answers 200 on PORT.
@@ -182,8 +145,10 @@ bench_one() {
 }
 
 # --- run -------------------------------------------------------------------
-start_backend s1; SERVER1=$ADDR
-start_backend s2; SERVER2=$ADDR
+BODY=()
+[[ -n ${BENCH_BODY_SIZE:-} ]] && BODY=(--body-size "$BENCH_BODY_SIZE")
+start_backend s1 "${BODY[@]}"; SERVER1=$ADDR
+start_backend s2 "${BODY[@]}"; SERVER2=$ADDR
 log "backends on $SERVER1 and $SERVER2"
 
 for mode in $MODES; do

@@ -11,30 +11,27 @@ use shoal_proto::config::Global;
 /// `Err` says which `user`/`group` line the process does not satisfy.
 pub fn check(global: &Global) -> Result<(), String> {
     if let Some(name) = &global.user {
-        let wanted = User::from_name(name)
-            .map_err(|e| format!("'user {name}': {e}"))?
-            .ok_or_else(|| format!("'user {name}': no such user"))?;
-        if wanted.uid != geteuid() {
-            return Err(format!(
-                "'user {name}': Shoal does not switch users; start it as {name} (uid {}), \
-                 for example with systemd's User=, not as uid {}",
-                wanted.uid,
-                geteuid()
-            ));
-        }
+        let uid = User::from_name(name).ok().flatten().map(|u| u.uid.as_raw());
+        require("user", name, uid, geteuid().as_raw())?;
     }
     if let Some(name) = &global.group {
-        let wanted = Group::from_name(name)
-            .map_err(|e| format!("'group {name}': {e}"))?
-            .ok_or_else(|| format!("'group {name}': no such group"))?;
-        if wanted.gid != getegid() {
-            return Err(format!(
-                "'group {name}': Shoal does not switch groups; start it with group {name} (gid {}), \
-                 not gid {}",
-                wanted.gid,
-                getegid()
-            ));
-        }
+        let gid = Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw());
+        require("group", name, gid, getegid().as_raw())?;
     }
     Ok(())
+}
+
+/// The process runs as `kind` `name` (whose id is `wanted`), or why not.
+fn require(kind: &str, name: &str, wanted: Option<u32>, actual: u32) -> Result<(), String> {
+    let wanted = wanted.ok_or_else(|| format!("'{kind} {name}': no such {kind}"))?;
+    if wanted == actual {
+        return Ok(());
+    }
+    Err(format!(
+        "'{kind} {name}': Shoal does not switch identities; start it as {kind} {name} \
+         (id {wanted}), not id {actual} (for example with systemd's User= and Group=)"
+    ))
 }

@@ -232,6 +232,48 @@ impl HeadError {
     }
 }
 
+/// Slots for `limits.maxhdr` header lines: on the stack when few enough.
+fn header_slots<'s, 'b>(
+    stack: &'s mut [MaybeUninit<httparse::Header<'b>>; STACK_FIELDS],
+    heap: &'s mut Vec<MaybeUninit<httparse::Header<'b>>>,
+    limits: &Limits,
+) -> &'s mut [MaybeUninit<httparse::Header<'b>>] {
+    if limits.maxhdr <= STACK_FIELDS {
+        &mut stack[..limits.maxhdr]
+    } else {
+        heap.resize_with(limits.maxhdr, MaybeUninit::uninit);
+        heap
+    }
+}
+
+/// What httparse said of a head, as HAProxy would judge it: `Ok(None)`
+/// while incomplete, else the head's length once it is complete and
+/// within `limits` (`fields`: its header lines).
+fn verdict(
+    parsed: httparse::Result<usize>,
+    buf: &[u8],
+    fields: usize,
+    limits: &Limits,
+) -> Result<Option<usize>, HeadError> {
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= limits.room() => {
+            return Err(HeadError::TooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyFields),
+        Err(_) => return Err(HeadError::Malformed),
+    };
+    // The start line counts as one of `maxhdr` lines.
+    if fields + 1 > limits.maxhdr {
+        return Err(HeadError::TooManyFields);
+    }
+    if !limits.fits(len, fields) {
+        return Err(HeadError::TooLarge);
+    }
+    Ok(Some(len))
+}
+
 /// Parse a request head from the start of `buf`. `Ok(None)`: incomplete.
 /// The header index is built in `spare`'s allocation (recycled between
 /// requests; taken on success).
@@ -242,29 +284,12 @@ pub fn parse_request(
 ) -> Result<Option<RequestHead>, HeadError> {
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_FIELDS];
     let mut heap = Vec::new();
-    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.maxhdr <= STACK_FIELDS {
-        &mut stack[..limits.maxhdr]
-    } else {
-        heap.resize_with(limits.maxhdr, MaybeUninit::uninit);
-        &mut heap
-    };
+    let slots = header_slots(&mut stack, &mut heap, limits);
     let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(buf, slots) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() >= limits.room() => {
-            return Err(HeadError::TooLarge)
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyFields),
-        Err(_) => return Err(HeadError::Malformed),
+    let parsed = req.parse_with_uninit_headers(buf, slots);
+    let Some(len) = verdict(parsed, buf, req.headers.len(), limits)? else {
+        return Ok(None);
     };
-    // The start line counts as one of `maxhdr` lines.
-    if req.headers.len() + 1 > limits.maxhdr {
-        return Err(HeadError::TooManyFields);
-    }
-    if !limits.fits(len, req.headers.len()) {
-        return Err(HeadError::TooLarge);
-    }
     let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Malformed);
     };
@@ -302,30 +327,13 @@ pub fn parse_response(
 ) -> Result<Option<ResponseHead>, HeadError> {
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_FIELDS];
     let mut heap = Vec::new();
-    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.maxhdr <= STACK_FIELDS {
-        &mut stack[..limits.maxhdr]
-    } else {
-        heap.resize_with(limits.maxhdr, MaybeUninit::uninit);
-        &mut heap
-    };
+    let slots = header_slots(&mut stack, &mut heap, limits);
     let mut resp = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut resp, buf, slots)
-    {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() >= limits.room() => {
-            return Err(HeadError::TooLarge)
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyFields),
-        Err(_) => return Err(HeadError::Malformed),
+    let parsed =
+        httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, slots);
+    let Some(len) = verdict(parsed, buf, resp.headers.len(), limits)? else {
+        return Ok(None);
     };
-    if resp.headers.len() + 1 > limits.maxhdr {
-        return Err(HeadError::TooManyFields);
-    }
-    if !limits.fits(len, resp.headers.len()) {
-        return Err(HeadError::TooLarge);
-    }
     let (Some(version), Some(status)) = (resp.version, resp.code) else {
         return Err(HeadError::Malformed);
     };

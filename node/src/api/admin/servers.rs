@@ -88,6 +88,26 @@ pub enum HealthWord {
     Stopping,
 }
 
+impl From<AdminWord> for AdminState {
+    fn from(word: AdminWord) -> AdminState {
+        match word {
+            AdminWord::Ready => AdminState::Ready,
+            AdminWord::Drain => AdminState::Drain,
+            AdminWord::Maint => AdminState::Maint,
+        }
+    }
+}
+
+impl From<HealthWord> for OpState {
+    fn from(word: HealthWord) -> OpState {
+        match word {
+            HealthWord::Up => OpState::Up,
+            HealthWord::Down => OpState::Down,
+            HealthWord::Stopping => OpState::Stopping,
+        }
+    }
+}
+
 /// Body of `PUT .../maxconn`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -168,10 +188,7 @@ pub async fn set_weight(
     KnownServer(server): KnownServer,
     JsonBody(WeightBody { weight }): JsonBody<WeightBody>,
 ) -> Result<Reply, Failure> {
-    if weight > 256 {
-        return Err(Failure::bad("weight must be between 0 and 256"));
-    }
-    change(&api, &server.clone(), Command::SetWeight { server, weight }).await
+    change(&api, server, |server| Command::SetWeight { server, weight }).await
 }
 
 /// Set the admin state: ready, drain or maint.
@@ -184,17 +201,12 @@ pub async fn set_state(
     KnownServer(server): KnownServer,
     JsonBody(StateBody { state }): JsonBody<StateBody>,
 ) -> Result<Reply, Failure> {
-    let state = match state {
-        AdminWord::Ready => AdminState::Ready,
-        AdminWord::Drain => AdminState::Drain,
-        AdminWord::Maint => AdminState::Maint,
-    };
-    let at = now_ms();
-    change(
-        &api,
-        &server.clone(),
-        Command::SetAdminState { server, state, at },
-    )
+    let (state, at) = (state.into(), now_ms());
+    change(&api, server, |server| Command::SetAdminState {
+        server,
+        state,
+        at,
+    })
     .await
 }
 
@@ -208,17 +220,12 @@ pub async fn set_health(
     KnownServer(server): KnownServer,
     JsonBody(HealthBody { health }): JsonBody<HealthBody>,
 ) -> Result<Reply, Failure> {
-    let state = match health {
-        HealthWord::Up => OpState::Up,
-        HealthWord::Down => OpState::Down,
-        HealthWord::Stopping => OpState::Stopping,
-    };
-    let at = now_ms();
-    change(
-        &api,
-        &server.clone(),
-        Command::SetHealth { server, state, at },
-    )
+    let (state, at) = (health.into(), now_ms());
+    change(&api, server, |server| Command::SetHealth {
+        server,
+        state,
+        at,
+    })
     .await
 }
 
@@ -232,11 +239,10 @@ pub async fn set_maxconn(
     KnownServer(server): KnownServer,
     JsonBody(MaxconnBody { maxconn }): JsonBody<MaxconnBody>,
 ) -> Result<Reply, Failure> {
-    change(
-        &api,
-        &server.clone(),
-        Command::SetMaxconn { server, maxconn },
-    )
+    change(&api, server, |server| Command::SetMaxconn {
+        server,
+        maxconn,
+    })
     .await
 }
 
@@ -253,7 +259,7 @@ pub async fn set_addr(
     let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
         return Err(Failure::bad(format!("Invalid address: '{addr}'.")));
     };
-    change(&api, &server.clone(), Command::SetAddr { server, ip, port }).await
+    change(&api, server, |server| Command::SetAddr { server, ip, port }).await
 }
 
 /// End every session on the server.
@@ -265,14 +271,19 @@ pub async fn shutdown_sessions(
     State(api): State<Arc<Api>>,
     KnownServer(server): KnownServer,
 ) -> Result<Reply, Failure> {
-    change(&api, &server.clone(), Command::ShutdownSessions { server }).await
+    change(&api, server, |server| Command::ShutdownSessions { server }).await
 }
 
-/// Submit one change to `server`, answer with the server as it is afterwards.
-async fn change(api: &Api, server: &ServerRef, command: Command) -> Result<Reply, Failure> {
-    api.runtime.submit(&command)?;
+/// Submit one change to `server` (the state machine validates it, as for
+/// every surface), answer with the server as it is afterwards.
+async fn change(
+    api: &Api,
+    server: ServerRef,
+    command: impl FnOnce(ServerRef) -> Command,
+) -> Result<Reply, Failure> {
+    api.runtime.submit(&command(server.clone()))?;
     api.runtime.settled().await;
-    Ok(server_now(api, server))
+    Ok(server_now(api, &server))
 }
 
 /// A server's view from the current snapshot; 404 if it went away.

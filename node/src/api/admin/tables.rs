@@ -43,11 +43,10 @@ pub async fn get_table(
     Params(p): Params<TablePath>,
 ) -> Result<Reply, Failure> {
     let snapshot = api.runtime.snapshot();
-    let t = snapshot
-        .tables
-        .get(p.table.as_str())
-        .ok_or_else(|| Failure::not_found("No such table."))?;
-    Ok(json(StatusCode::OK, &views::table(t, true)))
+    Ok(json(
+        StatusCode::OK,
+        &views::table(table(&snapshot, &p.table)?, true),
+    ))
 }
 
 /// Clear a stick table, or one key with `?key=K`.
@@ -68,11 +67,21 @@ pub async fn clear_table(
     })?;
     api.runtime.settled().await;
     let snapshot = api.runtime.snapshot();
-    let t = snapshot
+    Ok(json(
+        StatusCode::OK,
+        &views::table(table(&snapshot, &p.table)?, false),
+    ))
+}
+
+/// A stick table of the snapshot, or 404.
+fn table<'a>(
+    snapshot: &'a Snapshot,
+    name: &str,
+) -> Result<&'a std::sync::Arc<crate::stick::StickTable>, Failure> {
+    snapshot
         .tables
-        .get(p.table.as_str())
-        .ok_or_else(|| Failure::not_found("No such table."))?;
-    Ok(json(StatusCode::OK, &views::table(t, false)))
+        .get(name)
+        .ok_or_else(|| Failure::not_found("No such table."))
 }
 
 /// One stats row: HAProxy's `show stat` field names as keys, empty cells
