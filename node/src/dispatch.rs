@@ -236,6 +236,10 @@ pub async fn connect(
     let timeout = backend.timeouts.connect.unwrap_or(FALLBACK_TIMEOUT);
     let retries = backend.retries;
     let mut failures = 0;
+    // Servers that refused since the last pause: when moving on at once
+    // has tried every usable one, the next retry waits like any other,
+    // so a backend whose servers all refuse cannot spin a core.
+    let mut refused_round: Vec<usize> = Vec::new();
     loop {
         let server = claim.server();
         let mut addr = server.addr;
@@ -266,9 +270,17 @@ pub async fn connect(
             !claim.direct && round_robin_like(&backend.balance) && usable_primaries(&backend) > 1;
         let redispatch = backend.redispatch && (failures == retries || spread);
         // A refused connection is retried after a pause (not a timeout,
-        // which has waited already), unless it moves on at once.
-        if error == DispatchError::ConnectFailed && !(redispatch && spread) {
-            tokio::time::sleep(turn_around(&backend)).await;
+        // which has waited already), unless it moves on at once to a
+        // server this round has not tried.
+        if error == DispatchError::ConnectFailed {
+            let moves_on = redispatch && spread;
+            if moves_on && !refused_round.contains(&from) {
+                refused_round.push(from);
+            }
+            if !moves_on || refused_round.len() >= usable_primaries(&backend) {
+                refused_round.clear();
+                tokio::time::sleep(turn_around(&backend)).await;
+            }
         }
         if redispatch {
             // Free the slot before waiting for another one, as HAProxy
