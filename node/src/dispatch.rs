@@ -23,7 +23,7 @@
 //!   (`roundrobin`, `static-rr`, `random`) with more than one usable server
 //!   is redispatched on every retry, at once, as HAProxy 2.6 does.
 
-use crate::health::{Observer, Outcome};
+use crate::observe::{Observer, Outcome};
 use crate::routing::{BackendRt, ServerRt};
 use queue::{Bound, Joined, Want};
 use shoal_proto::config::Balance;

@@ -22,7 +22,6 @@ mod expect;
 mod external;
 mod http;
 mod job;
-mod observe;
 mod response;
 mod slowstart;
 mod status;
@@ -30,12 +29,12 @@ mod tcp;
 #[cfg(test)]
 mod tests;
 
-pub use observe::{Observer, Outcome};
+pub use crate::observe::{Observer, Outcome};
 pub use status::Status;
 
+use crate::observe::{Passive, Registry};
 use crate::runtime::Runtime;
 use job::{Job, PassiveLink, Probe, Timing};
-use observe::{Passive, Registry};
 use shoal_proto::command::ServerRef;
 use shoal_proto::config::{Config, OnError, Proxy, Server};
 use std::sync::Arc;

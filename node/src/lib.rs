@@ -18,6 +18,7 @@ pub mod listener;
 pub mod log;
 pub mod metrics;
 pub mod node;
+pub mod observe;
 pub mod persist;
 pub mod pool;
 pub mod routing;

@@ -132,7 +132,7 @@ impl Handle {
 pub struct AcceptCtx {
     pub runtime: Arc<Runtime>,
     /// Passive health (`observe`): the request path reports outcomes here.
-    pub observer: crate::health::Observer,
+    pub observer: crate::observe::Observer,
     pub tracker: Arc<Tracker>,
     /// Flips to true on graceful shutdown; HTTP connections then close when idle.
     pub shutdown: watch::Receiver<bool>,

@@ -7,11 +7,11 @@
 //! applied, as one `LoadConfig` command. On any failure nothing changes
 //! (state, listeners, sockets) and the log says why.
 
-use crate::health::{self, Checks, Observer};
+use crate::health::{self, Checks};
 use crate::listener::{self, AcceptCtx, Handle, Tracker};
+use crate::observe::Observer;
 use crate::runtime::Runtime;
 use anyhow::{bail, Context as _};
-use shoal_proto::command::Command;
 use shoal_proto::config::{self, Config, Parsed, StatsSocket};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -166,7 +166,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = hup.recv() => match node.reload().await {
-                Ok(()) => println!("[NOTICE] configuration reloaded"),
+                Ok(Ok(())) => println!("[NOTICE] configuration reloaded"),
+                Ok(Err(routing)) => tracing::error!(
+                    "configuration reloaded, but its routing table could not be built \
+                     (the previous one stays until the next change): {routing}"
+                ),
                 Err(why) => {
                     for line in why {
                         tracing::error!("reload refused, the running configuration is unchanged: {line}");
@@ -253,42 +257,55 @@ impl Node {
     }
 
     /// SIGHUP: re-read the file and apply it as one transaction. `Err`
-    /// says why it was refused; then nothing changed.
-    async fn reload(&mut self) -> Result<(), Vec<String>> {
-        let loaded = load(&self.opts.config)?;
+    /// says why it was refused; then nothing changed. `Ok(Err)`: applied,
+    /// but the routing table for it failed to build (which the trial build
+    /// makes unlikely), and why.
+    async fn reload(&mut self) -> Result<Result<(), String>, Vec<String>> {
+        // Read, parse, resolve names and trial-build the routing table, off
+        // the async workers: a bad line, an unresolvable server or a bad
+        // rule stops here.
+        let (runtime, path) = (self.runtime.clone(), self.opts.config.clone());
+        let (loaded, prepared) = tokio::task::spawn_blocking(move || {
+            let loaded = load(&path)?;
+            let prepared = runtime
+                .prepare(&loaded.file, &loaded.text)
+                .map_err(|e| vec![e.to_string()])?;
+            Ok::<_, Vec<String>>((loaded, prepared))
+        })
+        .await
+        .map_err(|e| vec![e.to_string()])??;
         for w in &loaded.parsed.warnings {
             tracing::warn!("{w}");
         }
-        // Resolve names and trial-build the routing table, off the async
-        // workers: an unresolvable server or a bad rule stops here.
-        let runtime = self.runtime.clone();
-        let (file, text) = (loaded.file.clone(), loaded.text.clone());
-        tokio::task::spawn_blocking(move || runtime.prepare(&file, &text))
-            .await
-            .map_err(|e| vec![e.to_string()])?
-            .map_err(|e| vec![e.to_string()])?;
         let config = &loaded.parsed.config;
         let opened = self.open_listeners(config)?;
         // Re-open the runtime sockets only when their lines changed, so
         // that a reload does not cut an operator's interactive session.
-        if config.global.stats_sockets != self.sockets.1 {
+        let sockets_changed = config.global.stats_sockets != self.sockets.1;
+        if sockets_changed {
             if let Err(e) = self.swap_sockets(config).await {
                 return Err(vec![format!("stats socket: {e}")]);
             }
         }
-        let command = Command::LoadConfig {
-            file: loaded.file,
-            text: loaded.text,
-            at: crate::runtime::now_ms(),
-        };
-        if let Err(e) = self.runtime.submit(&command) {
-            return Err(vec![e.to_string()]);
+        let runtime = self.runtime.clone();
+        let committed = tokio::task::spawn_blocking(move || runtime.commit(prepared))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|applied| applied.map_err(|e| e.to_string()));
+        if let Err(e) = committed {
+            if sockets_changed {
+                let old = self.runtime.snapshot().config.clone();
+                if let Err(again) = self.swap_sockets(&old).await {
+                    tracing::error!("stats socket: cannot reopen: {again}");
+                }
+            }
+            return Err(vec![e]);
         }
-        self.runtime.settled().await;
+        let built = self.runtime.built().await;
         self.activate(opened);
         self.close_gone(config).await;
         self.checks = health::start(&self.runtime, config, &self.observer);
-        Ok(())
+        Ok(built)
     }
 
     /// Replace the stats sockets by those `config` names; on failure the

@@ -169,6 +169,9 @@ pub struct BackendRt {
     pub persist: bool,
     /// `stick ...` rules, compiled, in order.
     pub stick: Vec<StickRt>,
+    /// Built while a server was in its `slowstart` ramp: its weights
+    /// depended on the time, so the next build never reuses it.
+    pub ramping: bool,
 }
 
 impl BackendRt {

@@ -57,6 +57,13 @@ pub fn now_ms() -> Millis {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A config checked by [`Runtime::prepare`], ready for [`Runtime::commit`].
+pub struct Prepared {
+    command: Command,
+    /// Its server addresses, resolved while preparing.
+    resolved: Vec<(local::HostKey, std::net::SocketAddr)>,
+}
+
 /// The state, the routing snapshot and the projector that joins them.
 pub struct Runtime {
     shared: Arc<project::Shared>,
@@ -97,6 +104,7 @@ impl Runtime {
     }
 
     /// A runtime for tests: `text` as `t.cfg` on node 0.
+    #[cfg(test)]
     pub fn from_text(text: &str) -> Result<Runtime, LoadError> {
         Runtime::start("t.cfg", text, 0)
     }
@@ -141,11 +149,23 @@ impl Runtime {
         Ok(applied)
     }
 
-    /// Wait until the snapshot reflects every change submitted so far.
+    /// Wait until the snapshot reflects every change submitted so far (a
+    /// failed build is logged by the projector; see [`Runtime::built`]).
     pub async fn settled(&self) {
+        let _ = self.built().await;
+    }
+
+    /// [`Runtime::settled`], saying whether the build for the changes so
+    /// far worked. `Err`: routing stays on the last good table (the state is
+    /// what was applied), and the message says why.
+    pub async fn built(&self) -> Result<(), String> {
         let wanted = self.shared.lock_state().wanted;
         let mut published = self.shared.published.subscribe();
-        let _ = published.wait_for(|built| *built >= wanted).await;
+        let error = match published.wait_for(|built| built.version >= wanted).await {
+            Ok(built) => built.error.clone(),
+            Err(_) => Some("the projector stopped".into()),
+        };
+        error.map_or(Ok(()), Err)
     }
 
     /// [`Runtime::settled`] for tests outside an async context.
@@ -153,17 +173,18 @@ impl Runtime {
     pub fn settled_blocking(&self) {
         let wanted = self.shared.lock_state().wanted;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while *self.shared.published.borrow() < wanted {
+        while self.shared.published.borrow().version < wanted {
             assert!(std::time::Instant::now() < deadline, "snapshot not rebuilt");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 
     /// Resolve and trial-build `text` as the next config without changing
-    /// anything, so that a reload is refused before it takes effect when a
-    /// server name does not resolve or a rule does not compile. Blocking
-    /// (DNS): call it off the async workers.
-    pub fn prepare(&self, file: &str, text: &str) -> Result<(), LoadError> {
+    /// anything (the trial uses a scratch copy of the node-local facts), so
+    /// that a reload is refused before it takes effect when a server name
+    /// does not resolve or a rule does not compile. Blocking (DNS and
+    /// parsing): call it off the async workers.
+    pub fn prepare(&self, file: &str, text: &str) -> Result<Prepared, LoadError> {
         let command = Command::LoadConfig {
             file: file.to_string(),
             text: text.to_string(),
@@ -172,10 +193,18 @@ impl Runtime {
         let mut candidate = self.shared.lock_state().state.without_tables();
         candidate.execute(&command)?;
         let resolved = local::resolve_all(&candidate.config().model).map_err(BuildError::from)?;
-        let mut local = self.shared.lock_local();
-        local.remember(resolved);
-        build::build(&mut local, &candidate, None, std::time::SystemTime::now())?;
-        Ok(())
+        let mut scratch = local::Local::new(Arc::new(StickQueue::default()));
+        scratch.remember(resolved.clone());
+        build::build(&mut scratch, &candidate, None, std::time::SystemTime::now())?;
+        Ok(Prepared { command, resolved })
+    }
+
+    /// Apply a prepared config: its resolved addresses become the node's,
+    /// and its `LoadConfig` is submitted. Blocking (it parses the config
+    /// under the state lock): call it off the async workers.
+    pub fn commit(&self, prepared: Prepared) -> Result<Applied, Refusal> {
+        self.shared.lock_local().remember(prepared.resolved);
+        self.submit(&prepared.command)
     }
 
     /// Rebuild while some server ramps up after `slowstart` (its effective

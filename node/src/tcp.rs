@@ -73,7 +73,7 @@ pub async fn serve(
     local: SocketAddr,
     frontend: Arc<FrontendRt>,
     snapshot: Arc<Snapshot>,
-    observer: crate::health::Observer,
+    observer: crate::observe::Observer,
 ) {
     let accepted = SystemTime::now();
     let start = Instant::now();
@@ -86,6 +86,9 @@ pub async fn serve(
         return;
     };
     let backend = snapshot.backends[index].clone();
+    // A TCP session can last for days: hold its backend, not the whole
+    // routing table (and the config it shares) of when it began.
+    drop(snapshot);
     backend.counters.open();
     let mut key_buf = [0u8; 16];
     let key = match backend.balance {

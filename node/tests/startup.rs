@@ -25,14 +25,14 @@ fn run_expecting_exit(config: &str, extra: &[&str], within: Duration) -> (i32, V
 
 const TCP: &str = "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n";
 
-/// The error line: the last line, starting with `shoal: `.
+/// The error line: the one starting with `shoal: ` (stdout and stderr are
+/// read apart, so it need not come last).
 fn error_line(lines: &[String]) -> &str {
-    let last = lines.last().map(String::as_str).unwrap_or("");
-    assert!(
-        last.starts_with("shoal: "),
-        "last line {last:?} of {lines:?}"
-    );
-    last
+    lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("shoal: "))
+        .unwrap_or_else(|| panic!("no `shoal: ` error line in {lines:?}"))
 }
 
 #[test]

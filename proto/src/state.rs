@@ -40,8 +40,9 @@ pub struct LoadedConfig {
     pub file: String,
     /// The haproxy.cfg text as loaded.
     pub text: String,
-    /// The parsed model (a pure function of `text`).
-    pub model: Config,
+    /// The parsed model (a pure function of `text`), shared with the
+    /// routing snapshots built from it.
+    pub model: Arc<Config>,
 }
 
 /// One server's runtime state: what the config file does not say.

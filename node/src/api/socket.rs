@@ -6,7 +6,7 @@
 //! prints `[NOTICE] stats socket listening on ADDR` so scripts and tests
 //! learn where. Connections speak HAProxy's line protocol ([`session`])
 //! and commands ([`commands`]); every change goes through
-//! `Runtime::apply`. At most [`MAX_CLIENTS`] connections per socket are
+//! `Runtime::submit`. At most [`MAX_CLIENTS`] connections per socket are
 //! served at once; more wait in the kernel's backlog.
 
 mod commands;

@@ -3,9 +3,9 @@
 
 use super::external::{ExternalCheck, Vars};
 use super::http::HttpCheck;
-use super::observe::Passive;
 use super::status::{Change, CheckResult, Health, Phase, Status};
 use super::tcp;
+use crate::observe::Passive;
 use crate::routing::{OpState, ServerShared};
 use crate::runtime::{now_ms, Runtime};
 use shoal_proto::command::{Command, ServerRef};

@@ -4,10 +4,10 @@
 
 use super::expect::{compile, evaluate};
 use super::external::{ExternalCheck, Vars};
-use super::observe::Passive;
 use super::response::{parse, Parsed, Response, BODY_CAP};
 use super::status::{Change, CheckResult, Health, Phase, Status};
 use super::{http, start, Observer, Outcome};
+use crate::observe::Passive;
 use crate::routing::OpState;
 use crate::runtime::Runtime;
 use shoal_proto::command::{Command, ServerRef};
@@ -339,7 +339,7 @@ fn results_describe_themselves_like_haproxy() {
 async fn passive_errors_in_a_row_raise_one_event() {
     let (passive, mut events) = Passive::new(Observe::Layer7, 3);
     let observer = Observer::default();
-    let mut registry = super::observe::Registry::new();
+    let mut registry = crate::observe::Registry::new();
     registry
         .entry("app".into())
         .or_default()
@@ -602,9 +602,17 @@ fn slowstart_ramps_the_effective_weight() {
 
 #[tokio::test]
 async fn servers_in_maintenance_are_still_checked() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("addr");
+    // Bound but never listening: connects are refused, and no other
+    // process can take the port while the test runs.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    socket.bind(&any.into()).expect("bind");
+    let dead = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("bound address");
     let cfg = config(&[("s1", dead)], |s| {
         s.check = true;
         s.disabled = true;

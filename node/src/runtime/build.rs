@@ -27,7 +27,7 @@ pub(super) fn build(
     previous: Option<&Snapshot>,
     now: SystemTime,
 ) -> Result<Snapshot, BuildError> {
-    let config = Arc::new(state.config().model.clone());
+    let config = state.config().model.clone();
     let global_timeouts = config.global.timeouts;
     // Backends and frontends depend on the global section's timeouts; with
     // a different global section nothing is reused.
@@ -163,14 +163,15 @@ fn limit(p: &mut Local, key: &str, max: u32) -> Arc<Semaphore> {
 }
 
 /// The previous snapshot's backend, when nothing that shapes it changed:
-/// same config, same servers in the same states, same stick tables.
+/// same config, same servers in the same states, same stick tables, and
+/// no slowstart ramp in it (its weights were those of a moment).
 fn reusable_backend(
     prev: &Snapshot,
     proxy: &Proxy,
     servers: &[ServerRt],
     tables: &HashMap<Box<str>, Arc<StickTable>>,
 ) -> Option<Arc<BackendRt>> {
-    let old = prev.backend(&proxy.name)?;
+    let old = prev.backend(&proxy.name).filter(|old| !old.ramping)?;
     let same_config = prev
         .config
         .proxies
@@ -240,11 +241,13 @@ fn build_backend(
         });
     }
 
-    // A ramping backend's weights move with time: it is always rebuilt.
-    if ramps.iter().any(Option::is_some) {
-        p.ramping = true;
-    } else if let Some(same) =
-        previous.and_then(|prev| reusable_backend(prev, proxy, &servers, tables))
+    // A ramping backend's weights move with time: it is always rebuilt,
+    // and so is the first backend after a ramp (see `reusable_backend`).
+    let ramping = ramps.iter().any(Option::is_some);
+    p.ramping |= ramping;
+    if let Some(same) = previous
+        .filter(|_| !ramping)
+        .and_then(|prev| reusable_backend(prev, proxy, &servers, tables))
     {
         return Ok(same);
     }
@@ -304,6 +307,7 @@ fn build_backend(
             .filter(|_| proxy.mode == shoal_proto::config::Mode::Http),
         persist: proxy.options.persist,
         stick: stick_rules(proxy, tables)?,
+        ramping,
     }))
 }
 

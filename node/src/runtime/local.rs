@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// A server host as written, with its port: the key of the address cache.
-pub(super) type HostKey = (String, Option<u16>);
+pub(crate) type HostKey = (String, Option<u16>);
 
 /// A server name that did not resolve.
 #[derive(Debug, Clone, thiserror::Error)]

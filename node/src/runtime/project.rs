@@ -19,6 +19,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use tokio::sync::watch;
 
+/// What the projector last built.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Built {
+    /// The `wanted` value it reflects.
+    pub version: u64,
+    /// Why that build failed (the previous table stayed), if it did.
+    pub error: Option<String>,
+}
+
 /// The state and the version of it the routing must reach.
 pub(super) struct StateCell {
     pub state: ClusterState,
@@ -33,11 +42,13 @@ pub(super) struct Shared {
     /// Signalled (with `state`) when `wanted` moves or on stop.
     pub wake: Condvar,
     local: Mutex<Local>,
-    /// The `wanted` value the current snapshot reflects.
-    pub published: watch::Sender<u64>,
+    /// The `wanted` value the current snapshot reflects, and whether the
+    /// build for it failed.
+    pub published: watch::Sender<Built>,
     pub stick: Arc<StickQueue>,
     stopping: AtomicBool,
     /// Snapshots built by the thread so far (tests check coalescing).
+    #[cfg(test)]
     pub builds: std::sync::atomic::AtomicU64,
 }
 
@@ -53,9 +64,10 @@ impl Shared {
             state: Mutex::new(StateCell { state, wanted: 0 }),
             wake: Condvar::new(),
             local: Mutex::new(local),
-            published: watch::channel(0).0,
+            published: watch::channel(Built::default()).0,
             stick,
             stopping: AtomicBool::new(false),
+            #[cfg(test)]
             builds: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -114,15 +126,22 @@ impl Shared {
                 Err(e) => Err(e.into()),
             }
         };
+        #[cfg(test)]
         self.builds.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Ok(snapshot) => self.current.store(Arc::new(snapshot)),
+        let error = match result {
+            Ok(snapshot) => {
+                self.current.store(Arc::new(snapshot));
+                None
+            }
             // Keep routing with the last good table; the state is still
             // what was applied, and the next change retries.
-            Err(e) => tracing::error!("routing table kept as it was: {e}"),
-        }
+            Err(e) => {
+                tracing::error!("routing table kept as it was: {e}");
+                Some(e.to_string())
+            }
+        };
         *previous = version;
-        self.published.send_replace(version);
+        self.published.send_replace(Built { version, error });
     }
 }
 
@@ -133,7 +152,16 @@ pub(super) fn spawn(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHan
         .spawn(move || {
             let mut built = 0;
             while !shared.stopping.load(Ordering::SeqCst) {
-                shared.project(&mut built);
+                let step = std::panic::AssertUnwindSafe(|| shared.project(&mut built));
+                if std::panic::catch_unwind(step).is_err() {
+                    // A bug while building: routing keeps the last good
+                    // table, waiters hear of it, and the next change
+                    // tries again (this one is not retried in a loop).
+                    let version = shared.lock_state().wanted;
+                    built = version;
+                    let error = Some("building the routing table panicked".to_string());
+                    shared.published.send_replace(Built { version, error });
+                }
             }
         })
 }

@@ -1,5 +1,5 @@
 use super::*;
-use shoal_proto::command::ServerRef;
+use shoal_proto::command::{OpState, ServerRef};
 use std::sync::atomic::Ordering::Relaxed;
 
 const CONFIG: &str = "\
@@ -187,4 +187,71 @@ fn another_nodes_batch_is_copied_into_the_local_table() {
         rt.stick_queue().take().is_empty(),
         "absorbing queues nothing"
     );
+}
+
+#[test]
+fn a_prepared_reload_that_is_not_committed_changes_nothing() {
+    let rt = Runtime::from_text(&format!("global\n    maxconn 50\n{CONFIG}")).expect("runtime");
+    let before = rt.snapshot();
+    let table = before.tables.get("other").expect("table").clone();
+    table.store("10.0.0.1", "o2", 2);
+    let limit = before.global_limit.clone().expect("global maxconn");
+    // Another table size, another maxconn, another address for s1: all
+    // checked, none applied (as when a later step refuses the reload).
+    let next = CONFIG
+        .replace("size 10", "size 20")
+        .replace("127.0.0.1:8001", "127.0.0.9:8001");
+    rt.prepare("t.cfg", &format!("global\n    maxconn 60\n{next}"))
+        .expect("valid");
+    submit(&rt, &weight("s2", 7));
+    rt.settled_blocking();
+    let after = rt.snapshot();
+    let kept = after.tables.get("other").expect("table");
+    assert!(Arc::ptr_eq(&table, kept), "the live table was replaced");
+    assert_eq!(kept.lookup("10.0.0.1").as_deref(), Some("o2"));
+    let kept_limit = after.global_limit.as_ref().expect("global maxconn");
+    assert!(
+        Arc::ptr_eq(&limit, kept_limit),
+        "the live maxconn was replaced"
+    );
+    assert_eq!(
+        after.server("app", "s1").expect("s1").addr,
+        "127.0.0.1:8001".parse().expect("addr")
+    );
+}
+
+#[test]
+fn a_backend_built_during_slowstart_is_rebuilt_when_the_ramp_ends() {
+    let rt = Runtime::from_text(
+        "defaults\n    mode http\n    timeout connect 1s\nbackend app\n    balance roundrobin\n\
+         \x20   server s1 127.0.0.1:8001 slowstart 60s\n    server s2 127.0.0.1:8002 slowstart 60s\n",
+    )
+    .expect("runtime");
+    let share = |snapshot: &Snapshot| {
+        let backend = snapshot.backend("app").expect("app");
+        (0..340)
+            .filter(|_| backend.primary.pick(None, &|_| 0, &|_| false) == Some(1))
+            .count()
+    };
+    assert_eq!(share(&rt.snapshot()), 170);
+    for state in [OpState::Down, OpState::Up] {
+        submit(
+            &rt,
+            &Command::SetHealth {
+                server: ServerRef::new("app", "s2"),
+                state,
+                at: now_ms(),
+            },
+        );
+    }
+    rt.settled_blocking();
+    let ramping = rt.snapshot();
+    assert!(share(&ramping) < 100, "s2 ramps up from a small share");
+    // The next build, two minutes later: the ramp is over and nothing
+    // else changed, yet the backend built mid-ramp must not be reused.
+    let state = rt.shared.lock_state().state.without_tables();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(120);
+    let next = super::build::build(&mut rt.shared.lock_local(), &state, Some(&ramping), later)
+        .expect("builds");
+    assert_eq!(share(&next), 170, "full weight once the ramp is over");
 }

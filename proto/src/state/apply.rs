@@ -188,7 +188,7 @@ impl ClusterState {
         self.config = Arc::new(LoadedConfig {
             file: file.to_string(),
             text: text.to_string(),
-            model: parsed.config,
+            model: Arc::new(parsed.config),
         });
         Applied {
             routing: true,

@@ -1,7 +1,8 @@
 //! Passive health (`observe layer4|layer7`, `error-limit`, `on-error`):
 //! the data plane reports what real traffic saw, and after `error-limit`
 //! errors in a row the server's check task applies the `on-error` action.
-//! See [`Observer`] for the call sites.
+//! See [`Observer`] for the call sites. A leaf module: the data plane
+//! reports here without depending on the health checker or the runtime.
 
 use arc_swap::ArcSwap;
 use shoal_proto::config::Observe;
@@ -95,7 +96,7 @@ impl std::fmt::Debug for Observer {
 }
 
 /// Observed servers: backend name -> server name -> state.
-pub(super) type Registry = HashMap<Box<str>, HashMap<Box<str>, Arc<Passive>>>;
+pub(crate) type Registry = HashMap<Box<str>, HashMap<Box<str>, Arc<Passive>>>;
 
 impl Observer {
     /// Report one outcome for `backend/server`. A no-op for servers
@@ -110,7 +111,7 @@ impl Observer {
         }
     }
 
-    pub(super) fn install(&self, registry: Registry) {
+    pub(crate) fn install(&self, registry: Registry) {
         self.registry.store(Arc::new(registry));
     }
 }
