@@ -825,3 +825,25 @@ async fn an_early_answer_reaches_a_client_still_uploading() {
     assert!(String::from_utf8_lossy(&answer).contains("connection: close"));
     drop(upload.await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smuggled_request_in_a_streamed_body_never_reaches_the_server() {
+    let srv = RawServer::start(&[]).await;
+    let shoal = Shoal::start(&one_server(srv.addr, ""), &["fe"]);
+    let mut c = Conn::open(shoal.addr("fe")).await;
+    c.send(b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await;
+    eventually("the head was forwarded", || async {
+        !srv.heads.lock().expect("heads").is_empty()
+    })
+    .await;
+    // A bare LF in a chunk extension: another parser ends the size line
+    // there and finds a second request after the body.
+    c.send(b"1;a\nX\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await;
+    let answer = c.response().await.expect("answer");
+    assert_eq!(answer.status(), 400, "{answer:?}");
+    assert_eq!(c.until_closed().await, b"");
+    let heads = srv.heads.lock().expect("heads").clone();
+    assert!(!heads.iter().any(|h| h.contains("/smuggled")), "{heads:?}");
+}
