@@ -721,21 +721,41 @@ async fn bodies_pipelining_and_close_delimited_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_is_sent_again_when_a_reused_connection_dies_unanswered() {
+async fn only_idempotent_requests_are_sent_again_when_a_reused_connection_dies() {
     let srv = RawServer::start(&[("/flaky", Script::CloseOnReuse)]).await;
     let shoal = Shoal::start(&one_server(srv.addr, "    http-reuse always\n"), &["fe"]);
     let fe = shoal.addr("fe");
+    let sent = |method: &str| {
+        let heads = srv.heads.lock().expect("heads");
+        heads
+            .iter()
+            .filter(|h| h.starts_with(&format!("{method} /flaky ")))
+            .count()
+    };
     assert_eq!(ask(fe, &get("/flaky")).await.status(), 200);
     // The idle connection is taken, and the server drops it unanswered:
-    // the whole request (body included) goes again on a new connection.
+    // an idempotent request (body included) goes again on a new connection.
+    let answer = ask(
+        fe,
+        "PUT /flaky HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ndata",
+    )
+    .await;
+    assert_eq!(answer.status(), 200, "{answer:?}");
+    assert!(answer.text().ends_with("\r\n\r\ndata"), "{}", answer.text());
+    assert_eq!((srv.conns.load(SeqCst), sent("PUT")), (2, 2));
+    // A POST is not idempotent (RFC 9110 9.2.2): never sent twice.
     let answer = ask(
         fe,
         "POST /flaky HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ndata",
     )
     .await;
-    assert_eq!(answer.status(), 200, "{answer:?}");
-    assert!(answer.text().ends_with("\r\n\r\ndata"), "{}", answer.text());
-    assert_eq!(srv.conns.load(SeqCst), 2);
+    assert_eq!(answer.status(), 502, "{answer:?}");
+    assert_eq!((srv.conns.load(SeqCst), sent("POST")), (2, 1));
+    // A GET is sent again as well: the first one opens a connection (the
+    // server closed the last one), the second reuses it and is replayed.
+    assert_eq!(ask(fe, &get("/flaky")).await.status(), 200);
+    assert_eq!(ask(fe, &get("/flaky")).await.status(), 200);
+    assert_eq!((srv.conns.load(SeqCst), sent("GET")), (4, 4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -355,9 +355,11 @@ impl Exchange {
         cbuf.consume(self.head.len);
         self.head_consumed = true;
         self.uploading = !self.body.done();
-        // The whole request is still at hand (its body, if any, came with
-        // the head): it can be sent again on another connection.
-        let replayable = self.body.done();
+        // A request may be sent again on another connection only when its
+        // method is idempotent (RFC 9110 9.2.2: a proxy must not retry
+        // others, the server may have acted on them) and all of it is still
+        // at hand (its body, if any, came with the head).
+        let replayable = self.head.idempotent && self.body.done();
         let kill_generation = claim.server().shared.generation();
         let mut sbuf = Buf::new(c.limits().bufsize);
         let sent_at = Instant::now();
