@@ -404,3 +404,43 @@ async fn chunk_framing_compared_with_haproxy() {
     let s = ask(p.s, "GET /lfchunk HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert_eq!(s.status(), 502, "{s:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_flow_beside_the_answer_as_in_haproxy() {
+    let early = b"HTTP/1.1 413 Too Big\r\nContent-Length: 2\r\n\r\nno".to_vec();
+    let srv = RawServer::start(&[
+        ("/echo", Script::Echo),
+        ("/drain", Script::EarlyThenDrain(early)),
+    ])
+    .await;
+    let mut p = pair(&config(srv.addr));
+    // A streaming echo: the answer starts with the first 10 KB, and the
+    // rest of the upload must keep flowing while the echo comes back.
+    for addr in [p.h, p.s] {
+        let (head, body) = upload_while_reading(addr, "/echo", 200_000).await;
+        assert!(head.starts_with("HTTP/1.1 200 "), "{addr}: {head}");
+        assert_eq!(body.len(), 200_000, "{addr}: echoed bytes");
+        assert!(body == pattern(200_000), "{addr}: echo intact");
+    }
+    let h = normalize(&p.haproxy.wait_line("\"POST /echo"));
+    let s = normalize(&p.shoal.proc.wait_line("\"POST /echo"));
+    assert_eq!(s, h);
+    // An early answer: the body still goes to the server, which reads it
+    // all, and the connection serves the next request.
+    let len = 300_000;
+    for addr in [p.h, p.s] {
+        let mut c = Conn::open(addr).await;
+        let head = format!("POST /drain HTTP/1.1\r\nHost: a\r\nContent-Length: {len}\r\n\r\n");
+        c.send(head.as_bytes()).await;
+        let answer = c.response().await.expect("early answer");
+        assert_eq!((answer.status(), answer.text().as_str()), (413, "no"));
+        assert_eq!(answer.header("connection"), None, "{addr}");
+        c.send(&pattern(len)).await;
+        c.send(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        let next = c.response().await.expect("next answer");
+        assert!(next.text().starts_with("GET /next "), "{addr}: {next:?}");
+    }
+    let h = normalize(&p.haproxy.wait_line("\"POST /drain"));
+    let s = normalize(&p.shoal.proc.wait_line("\"POST /drain"));
+    assert_eq!(s, h);
+}

@@ -600,20 +600,25 @@ pub fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
-/// POST [`pattern`]`(len)` to `path` on a new connection, written 10 KB at
-/// a time, while the answer is read as it comes (as a streaming client
-/// does). Returns the answer's head and the body bytes received before the
-/// answer's `Content-Length` was reached or the connection closed.
+/// POST [`pattern`]`(len)` to `path` on a new connection while the answer
+/// is read as it comes, as a streaming client does: the head and the first
+/// 10 KB go first, the rest (10 KB per write) only once the answer has
+/// started, so the upload has to flow beside the answer. Returns the
+/// answer's head and the body bytes received before the answer's
+/// `Content-Length` was reached or the connection closed.
 pub async fn upload_while_reading(addr: SocketAddr, path: &str, len: usize) -> (String, Vec<u8>) {
     let stream = TcpStream::connect(addr).await.expect("connect");
     let (mut rd, mut wr) = stream.into_split();
     let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n");
+    let (started, answer_started) = tokio::sync::oneshot::channel::<()>();
     let writer = tokio::spawn(async move {
         let body = pattern(len);
-        if wr.write_all(head.as_bytes()).await.is_err() {
+        let mut pieces = body.chunks(10_000);
+        let first = [head.as_bytes(), pieces.next().unwrap_or_default()].concat();
+        if wr.write_all(&first).await.is_err() || answer_started.await.is_err() {
             return;
         }
-        for piece in body.chunks(10_000) {
+        for piece in pieces {
             if wr.write_all(piece).await.is_err() {
                 return;
             }
@@ -622,10 +627,14 @@ pub async fn upload_while_reading(addr: SocketAddr, path: &str, len: usize) -> (
         std::future::pending::<()>().await;
         drop(wr);
     });
+    let mut started = Some(started);
     let mut got = Vec::new();
     let mut chunk = vec![0u8; 65536];
     let (head, body) = loop {
         if let Some(i) = find(&got, b"\r\n\r\n") {
+            if let Some(started) = started.take() {
+                let _ = started.send(());
+            }
             let head = String::from_utf8_lossy(&got[..i + 4]).into_owned();
             let want = content_length(&head);
             if got.len() >= i + 4 + want {

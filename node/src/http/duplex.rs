@@ -1,0 +1,220 @@
+//! Both bodies at once: once the response head is sent, the response body
+//! goes to the client while the rest of the request body still goes to the
+//! server, until both have ended. A server that answers early and keeps
+//! reading (a streaming echo, an upload progress API) gets the whole
+//! upload, as through HAProxy; one that answered early without reading
+//! gets the body until it stops taking it.
+//!
+//! Each side has its own inactivity timeout, as in HAProxy (without
+//! `option independent-streams`): `timeout client` while Shoal waits on
+//! the client (for body bytes, or for it to take response bytes), `timeout
+//! server` while it waits on the server (for response bytes, or for it to
+//! take body bytes). Progress either way on a side restarts its clock.
+//!
+//! Neither direction waits for the other: readiness of the four socket
+//! operations is awaited together and each is done without blocking.
+
+use super::body::Decoder;
+use super::buf::Buf;
+use super::conn::Client;
+use super::proxy::{never, server_bytes_in, Exchange};
+use crate::dispatch::Claim;
+use crate::pool::ServerConn;
+use std::io;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Why reading the request body from the client stopped.
+pub(super) enum UploadFault {
+    /// The client closed or failed in the middle of its body.
+    Gone,
+    /// The body is invalid (a bad chunk, or a line longer than the buffer).
+    Invalid,
+}
+
+impl Exchange {
+    /// The request body needs more bytes from the client.
+    pub(super) fn wants_body(&self) -> bool {
+        self.uploading && self.upload_pending == 0 && !self.upload_cut
+    }
+
+    /// The request body is not all with the server, and still could be.
+    fn upload_open(&self) -> bool {
+        (self.uploading && !self.upload_cut) || self.upload_pending > 0
+    }
+
+    /// The termination state of an exchange whose response has ended: a
+    /// body the server stopped taking is a server abort, even after a
+    /// complete answer (HAProxy logs it `SD` too).
+    fn ended(&self) -> &'static str {
+        if self.upload_cut {
+            "SD"
+        } else {
+            "--"
+        }
+    }
+
+    /// Read request-body bytes the client sent (its socket is readable).
+    /// `Ok(false)`: nothing was there after all.
+    pub(super) fn read_body(&mut self, c: &Client, cbuf: &mut Buf) -> Result<bool, UploadFault> {
+        match cbuf.try_read(&c.stream) {
+            Ok(n) if n > 0 => {
+                c.frontend.counters.bytes_in.fetch_add(n as u64, Relaxed);
+                // Bytes are read only once the pending ones are sent, so
+                // the whole buffer is unscanned.
+                let body = self
+                    .body
+                    .scan(cbuf.filled())
+                    .map_err(|_| UploadFault::Invalid)?;
+                self.upload_pending = body;
+                if self.body.done() {
+                    self.uploading = false;
+                } else if body == 0 && cbuf.is_full() {
+                    return Err(UploadFault::Invalid);
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            _ => Err(UploadFault::Gone),
+        }
+    }
+
+    /// Write pending request-body bytes to the server (its socket is
+    /// writable). A server that refuses them has stopped reading: the rest
+    /// of the body is dropped, its answer may still come. `false`: no
+    /// progress.
+    pub(super) fn write_body(&mut self, conn: &ServerConn, cbuf: &mut Buf, claim: &Claim) -> bool {
+        match conn.stream.try_write(&cbuf.filled()[..self.upload_pending]) {
+            Ok(n) if n > 0 => {
+                cbuf.consume(n);
+                self.upload_pending -= n;
+                server_bytes_in(claim, n);
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            _ => {
+                self.upload_cut = true;
+                cbuf.consume(self.upload_pending);
+                self.upload_pending = 0;
+                true
+            }
+        }
+    }
+
+    /// Relay the response body after its head (`dec` has scanned what was
+    /// sent with it) while the request body goes on. Returns the bytes
+    /// written to the client and the termination state: `--` when both
+    /// bodies ended, else which side failed or stalled and where.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn both_bodies(
+        &mut self,
+        c: &Client,
+        cbuf: &mut Buf,
+        conn: &ServerConn,
+        claim: &Claim,
+        sbuf: &mut Buf,
+        dec: &mut Decoder,
+        server_timeout: Option<Duration>,
+        kill_generation: u64,
+    ) -> (u64, &'static str) {
+        if dec.done() && !self.upload_open() {
+            // The usual case: the whole exchange is already through.
+            return (0, self.ended());
+        }
+        let client_timeout = self.outcome.frontend.timeouts.client;
+        let shared = claim.server().shared.clone();
+        // `shutdown sessions server` cuts responses still streaming.
+        let killed = shared.killed(kill_generation);
+        tokio::pin!(killed);
+        let timer = tokio::time::sleep_until(never());
+        tokio::pin!(timer);
+        // Response bytes at the front of `sbuf`, scanned, not yet written.
+        let mut unsent = 0usize;
+        // The server closed a response that ends with its close.
+        let mut server_done = false;
+        let mut sent = 0u64;
+        let mut last_client = Instant::now();
+        let mut last_server = Instant::now();
+        loop {
+            let response_open = !(dec.done() || server_done);
+            if !response_open && unsent == 0 && !self.upload_open() {
+                return (sent, self.ended());
+            }
+            let read_server = response_open && unsent == 0;
+            let write_client = unsent > 0;
+            let read_client = self.wants_body();
+            let write_server = self.upload_pending > 0;
+            let client_deadline = client_timeout
+                .filter(|_| read_client || write_client)
+                .map(|t| last_client + t);
+            let server_deadline = server_timeout
+                .filter(|_| read_server || write_server)
+                .map(|t| last_server + t);
+            let deadline = match (client_deadline, server_deadline) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or_else(never),
+            };
+            timer.as_mut().reset(deadline);
+            tokio::select! {
+                biased;
+                () = &mut killed => return (sent, "KD"),
+                r = conn.stream.readable(), if read_server => {
+                    match r.and_then(|()| sbuf.try_read(&conn.stream)) {
+                        Ok(0) if dec.until_close() => server_done = true,
+                        Ok(0) => return (sent, "SD"),
+                        Ok(_) => {
+                            last_server = Instant::now();
+                            match dec.scan(sbuf.filled()) {
+                                Ok(n) => unsent = n,
+                                Err(_) => return (sent, "SD"),
+                            }
+                            if unsent == 0 && sbuf.is_full() {
+                                return (sent, "SD");
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => return (sent, "SD"),
+                    }
+                }
+                r = c.stream.writable(), if write_client => {
+                    match r.and_then(|()| c.stream.try_write(&sbuf.filled()[..unsent])) {
+                        Ok(n) if n > 0 => {
+                            sbuf.consume(n);
+                            unsent -= n;
+                            sent += n as u64;
+                            last_client = Instant::now();
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        _ => return (sent, "CD"),
+                    }
+                }
+                r = c.stream.readable(), if read_client => {
+                    match r.map_err(|_| UploadFault::Gone).and_then(|()| self.read_body(c, cbuf)) {
+                        Ok(true) => last_client = Instant::now(),
+                        Ok(false) => {}
+                        Err(UploadFault::Gone) => return (sent, "CD"),
+                        // An invalid body after the answer started: HAProxy
+                        // logs `PD` as well.
+                        Err(UploadFault::Invalid) => return (sent, "PD"),
+                    }
+                }
+                // A failed wait shows in the write, which then cuts the body.
+                _ = conn.stream.writable(), if write_server => {
+                    if self.write_body(conn, cbuf, claim) {
+                        last_server = Instant::now();
+                    }
+                }
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if client_deadline.is_some_and(|d| d <= now) {
+                        return (sent, "cD");
+                    }
+                    if server_deadline.is_some_and(|d| d <= now) {
+                        return (sent, "sD");
+                    }
+                }
+            }
+        }
+    }
+}
