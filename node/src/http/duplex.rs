@@ -129,20 +129,40 @@ impl Exchange {
         tokio::pin!(killed);
         let timer = tokio::time::sleep_until(never());
         tokio::pin!(timer);
-        // Response bytes at the front of `sbuf`, scanned, not yet written.
-        let mut unsent = 0usize;
-        // The server closed a response that ends with its close.
-        let mut server_done = false;
-        let mut sent = 0u64;
+        let mut down = Downstream {
+            unsent: 0,
+            server_done: false,
+            sent: 0,
+        };
         let mut last_client = Instant::now();
         let mut last_server = Instant::now();
         loop {
-            let response_open = !(dec.done() || server_done);
-            if !response_open && unsent == 0 && !self.upload_open() {
-                return (sent, self.ended());
+            // Move what can move without waiting (`try_*` calls cost no
+            // system call on a socket not known to be ready). The passes
+            // are bounded so that a busy exchange still waits below, where
+            // tokio makes it yield and `shutdown sessions` is noticed.
+            for _ in 0..PASSES {
+                let moved = match self.pump(c, cbuf, conn, claim, sbuf, dec, &mut down) {
+                    Ok(moved) => moved,
+                    Err(termination) => return (down.sent, termination),
+                };
+                let now = Instant::now();
+                if moved.client {
+                    last_client = now;
+                }
+                if moved.server {
+                    last_server = now;
+                }
+                if !moved.client && !moved.server {
+                    break;
+                }
             }
-            let read_server = response_open && unsent == 0;
-            let write_client = unsent > 0;
+            let response_open = !(dec.done() || down.server_done);
+            if !response_open && down.unsent == 0 && !self.upload_open() {
+                return (down.sent, self.ended());
+            }
+            let read_server = response_open && down.unsent == 0;
+            let write_client = down.unsent > 0;
             let read_client = self.wants_body();
             let write_server = self.upload_pending > 0;
             let client_deadline = client_timeout
@@ -155,66 +175,124 @@ impl Exchange {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => a.or(b).unwrap_or_else(never),
             };
-            timer.as_mut().reset(deadline);
+            // Progress only moves deadlines later: the timer is reset when
+            // one comes earlier, or when it fires early (see below), not on
+            // every pass.
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
+            }
+            // Wait until a socket is ready; the next passes do the work.
             tokio::select! {
                 biased;
-                () = &mut killed => return (sent, "KD"),
+                () = &mut killed => return (down.sent, "KD"),
                 r = conn.stream.readable(), if read_server => {
-                    match r.and_then(|()| sbuf.try_read(&conn.stream)) {
-                        Ok(0) if dec.until_close() => server_done = true,
-                        Ok(0) => return (sent, "SD"),
-                        Ok(_) => {
-                            last_server = Instant::now();
-                            match dec.scan(sbuf.filled()) {
-                                Ok(n) => unsent = n,
-                                Err(_) => return (sent, "SD"),
-                            }
-                            if unsent == 0 && sbuf.is_full() {
-                                return (sent, "SD");
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => return (sent, "SD"),
+                    if r.is_err() {
+                        return (down.sent, "SD");
                     }
                 }
                 r = c.stream.writable(), if write_client => {
-                    match r.and_then(|()| c.stream.try_write(&sbuf.filled()[..unsent])) {
-                        Ok(n) if n > 0 => {
-                            sbuf.consume(n);
-                            unsent -= n;
-                            sent += n as u64;
-                            last_client = Instant::now();
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        _ => return (sent, "CD"),
+                    if r.is_err() {
+                        return (down.sent, "CD");
                     }
                 }
                 r = c.stream.readable(), if read_client => {
-                    match r.map_err(|_| UploadFault::Gone).and_then(|()| self.read_body(c, cbuf)) {
-                        Ok(true) => last_client = Instant::now(),
-                        Ok(false) => {}
-                        Err(UploadFault::Gone) => return (sent, "CD"),
-                        // An invalid body after the answer started: HAProxy
-                        // logs `PD` as well.
-                        Err(UploadFault::Invalid) => return (sent, "PD"),
+                    if r.is_err() {
+                        return (down.sent, "CD");
                     }
                 }
                 // A failed wait shows in the write, which then cuts the body.
-                _ = conn.stream.writable(), if write_server => {
-                    if self.write_body(conn, cbuf, claim) {
-                        last_server = Instant::now();
-                    }
-                }
+                _ = conn.stream.writable(), if write_server => {}
                 () = &mut timer => {
                     let now = Instant::now();
                     if client_deadline.is_some_and(|d| d <= now) {
-                        return (sent, "cD");
+                        return (down.sent, "cD");
                     }
                     if server_deadline.is_some_and(|d| d <= now) {
-                        return (sent, "sD");
+                        return (down.sent, "sD");
                     }
+                    // Fired before the deadline progress has moved: wait on.
+                    timer.as_mut().reset(deadline);
                 }
             }
         }
     }
+
+    /// One pass of both directions without waiting: server to client, then
+    /// client to server. `Err` is the termination state of a failure.
+    #[allow(clippy::too_many_arguments)]
+    fn pump(
+        &mut self,
+        c: &Client,
+        cbuf: &mut Buf,
+        conn: &ServerConn,
+        claim: &Claim,
+        sbuf: &mut Buf,
+        dec: &mut Decoder,
+        down: &mut Downstream,
+    ) -> Result<Moved, &'static str> {
+        let mut moved = Moved::default();
+        if down.unsent == 0 && !dec.done() && !down.server_done {
+            match sbuf.try_read(&conn.stream) {
+                Ok(0) if dec.until_close() => down.server_done = true,
+                Ok(0) => return Err("SD"),
+                Ok(_) => {
+                    moved.server = true;
+                    // Bytes are read only once the scanned ones are written,
+                    // so the whole buffer is unscanned.
+                    down.unsent = dec.scan(sbuf.filled()).map_err(|_| "SD")?;
+                    if down.unsent == 0 && sbuf.is_full() {
+                        return Err("SD");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Err("SD"),
+            }
+        }
+        if down.unsent > 0 {
+            match c.stream.try_write(&sbuf.filled()[..down.unsent]) {
+                Ok(n) if n > 0 => {
+                    moved.client = true;
+                    sbuf.consume(n);
+                    down.unsent -= n;
+                    down.sent += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                _ => return Err("CD"),
+            }
+        }
+        if self.wants_body() {
+            match self.read_body(c, cbuf) {
+                Ok(read) => moved.client |= read,
+                Err(UploadFault::Gone) => return Err("CD"),
+                // An invalid body after the answer started: HAProxy logs
+                // `PD` as well.
+                Err(UploadFault::Invalid) => return Err("PD"),
+            }
+        }
+        if self.upload_pending > 0 {
+            moved.server |= self.write_body(conn, cbuf, claim);
+        }
+        Ok(moved)
+    }
+}
+
+/// Passes of [`Exchange::pump`] before waiting on the sockets.
+const PASSES: usize = 8;
+
+/// The response body's progress towards the client.
+struct Downstream {
+    /// Response bytes at the front of the server buffer, scanned, not yet
+    /// written to the client.
+    unsent: usize,
+    /// The server closed a response that ends with its close.
+    server_done: bool,
+    /// Bytes written to the client.
+    sent: u64,
+}
+
+/// Which sides a pass made progress on.
+#[derive(Default)]
+struct Moved {
+    client: bool,
+    server: bool,
 }
