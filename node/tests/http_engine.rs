@@ -951,6 +951,53 @@ async fn after_an_early_answer_the_side_that_stalls_the_upload_is_blamed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_early_answer_a_closing_server_or_a_bad_chunk_ends_the_exchange() {
+    let early = b"HTTP/1.1 413 Too Big\r\nContent-Length: 2\r\n\r\nno".to_vec();
+    let srv = RawServer::start(&[
+        ("/close", Script::EarlyThenClose(early.clone())),
+        ("/drain", Script::EarlyThenDrain(early)),
+    ])
+    .await;
+    let timeouts = "    timeout client 10s\n    timeout server 10s\n";
+    let mut shoal = Shoal::start(&logged(srv.addr, timeouts), &["fe"]);
+    let fe = shoal.addr("fe");
+    // The server closes instead of reading the rest: `SD`, as HAProxy.
+    let stream = tokio::net::TcpStream::connect(fe).await.expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    let uploader = tokio::spawn(async move {
+        let head = "POST /close HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n";
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut wr, head.as_bytes()).await;
+        let chunk = vec![b'u'; 64 * 1024];
+        while tokio::io::AsyncWriteExt::write_all(&mut wr, &chunk)
+            .await
+            .is_ok()
+        {}
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(
+        DEADLINE,
+        tokio::io::AsyncReadExt::read_to_end(&mut rd, &mut got),
+    )
+    .await
+    .expect("closed in time")
+    .ok();
+    assert!(got.starts_with(b"HTTP/1.1 413 "), "{got:?}");
+    uploader.abort();
+    let line = shoal.proc.wait_line("\"POST /close HTTP/1.1\"");
+    assert!(line.contains(" 413 ") && line.contains(" SD-- "), "{line}");
+    // An invalid chunk after the answer started: `PD`, as HAProxy.
+    let mut c = Conn::open(fe).await;
+    c.send(b"POST /drain HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        .await;
+    let answer = c.response().await.expect("early answer");
+    assert_eq!(answer.status(), 413);
+    c.send(b"zz\r\n").await;
+    assert_eq!(c.until_closed().await, b"");
+    let line = shoal.proc.wait_line("\"POST /drain HTTP/1.1\"");
+    assert!(line.contains(" 413 ") && line.contains(" PD-- "), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smuggled_request_in_a_streamed_body_never_reaches_the_server() {
     let srv = RawServer::start(&[]).await;
     let shoal = Shoal::start(&one_server(srv.addr, ""), &["fe"]);

@@ -45,6 +45,8 @@ pub enum Script {
     /// Send these bytes as soon as the head is in, then never read again
     /// (the connection stays open).
     EarlyThenStop(Vec<u8>),
+    /// Send these bytes as soon as the head is in, then close.
+    EarlyThenClose(Vec<u8>),
 }
 
 /// A scripted HTTP/1.1 server on 127.0.0.1, port chosen by the kernel.
@@ -155,6 +157,10 @@ async fn serve_conn(mut s: TcpStream, peer: SocketAddr, n: usize, ctx: Ctx) {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
             }
+            Some(Script::EarlyThenClose(bytes)) => {
+                let _ = s.write_all(bytes).await;
+                return;
+            }
             _ => {}
         }
         let Some(body) = read_body(&mut s, &mut buf, &head).await else {
@@ -194,7 +200,12 @@ async fn serve_conn(mut s: TcpStream, peer: SocketAddr, n: usize, ctx: Ctx) {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
             }
-            Some(Script::Echo | Script::EarlyThenDrain(_) | Script::EarlyThenStop(_)) => {
+            Some(
+                Script::Echo
+                | Script::EarlyThenDrain(_)
+                | Script::EarlyThenStop(_)
+                | Script::EarlyThenClose(_),
+            ) => {
                 unreachable!("answered before the body")
             }
             Some(Script::SurplusLater(surplus)) => {
