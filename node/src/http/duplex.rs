@@ -11,8 +11,9 @@
 //! server` while it waits on the server (for response bytes, or for it to
 //! take body bytes). Progress either way on a side restarts its clock.
 //!
-//! Neither direction waits for the other: readiness of the four socket
-//! operations is awaited together and each is done without blocking.
+//! Neither direction waits for the other: each pass tries the four socket
+//! operations without blocking, and the loop waits on their readiness,
+//! together, only when nothing moved.
 
 use super::body::Decoder;
 use super::buf::Buf;
@@ -55,8 +56,8 @@ impl Exchange {
         }
     }
 
-    /// Read request-body bytes the client sent (its socket is readable).
-    /// `Ok(false)`: nothing was there after all.
+    /// Read request-body bytes the client sent, without waiting.
+    /// `Ok(false)`: nothing was there.
     pub(super) fn read_body(&mut self, c: &Client, cbuf: &mut Buf) -> Result<bool, UploadFault> {
         match cbuf.try_read(&c.stream) {
             Ok(n) if n > 0 => {
@@ -80,10 +81,9 @@ impl Exchange {
         }
     }
 
-    /// Write pending request-body bytes to the server (its socket is
-    /// writable). A server that refuses them has stopped reading: the rest
-    /// of the body is dropped, its answer may still come. `false`: no
-    /// progress.
+    /// Write pending request-body bytes to the server, without waiting. A
+    /// server that refuses them has stopped reading: the rest of the body
+    /// is dropped, its answer may still come. `false`: no progress.
     pub(super) fn write_body(&mut self, conn: &ServerConn, cbuf: &mut Buf, claim: &Claim) -> bool {
         match conn.stream.try_write(&cbuf.filled()[..self.upload_pending]) {
             Ok(n) if n > 0 => {
