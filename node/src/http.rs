@@ -9,6 +9,7 @@
 //! - [`head`]: parsing and checking request and response heads;
 //! - [`proxy`]: one request: routing, server connection, relaying, blame;
 //! - [`send`]: sending a request and waiting for the response head;
+//! - [`duplex`]: the response body and the rest of the request body, at once;
 //! - [`outcome`]: what the access log says about a request;
 //! - [`body`]: body framing and socket writes;
 //! - [`rewrite`]: the heads Shoal writes (hop-by-hop, XFF, cookies);
@@ -20,6 +21,7 @@ mod body;
 mod buf;
 mod conn;
 pub mod cookie;
+mod duplex;
 mod errors;
 mod head;
 mod local;

@@ -304,3 +304,143 @@ async fn access_log_lines_match_haproxy() {
         assert_eq!(s, h, "{request:?}");
     }
 }
+
+/// Read `n` answers from one connection (fewer if it closes first).
+async fn answers(addr: SocketAddr, request: &[u8], n: usize) -> Vec<Answer> {
+    let mut c = Conn::open(addr).await;
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut c.stream, request).await;
+    let mut got = Vec::new();
+    while got.len() < n {
+        match c.response().await {
+            Some(a) => got.push(a),
+            None => break,
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_framing_compared_with_haproxy() {
+    let srv = RawServer::start(&[(
+        "/lfchunk",
+        Script::Send(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;a\nX\r\n0\r\n\r\n".to_vec(),
+        ),
+    )])
+    .await;
+    let p = pair(&config(srv.addr));
+    let post = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    // Both refuse, with the same bytes.
+    for (what, body) in [
+        ("empty size line", "3\r\nabc\r\n\r\n\r\n"),
+        (
+            "trailer without a colon",
+            "3\r\nabc\r\n0\r\nbad trailer\r\n\r\n",
+        ),
+        ("size of 2^52", "10000000000000\r\n"),
+        ("no size, only an extension", ";a=b\r\nabc\r\n0\r\n\r\n"),
+    ] {
+        let request = format!("{post}{body}");
+        let h = exchange(p.h, request.as_bytes()).await;
+        let s = exchange(p.s, request.as_bytes()).await;
+        assert!(h.starts_with(b"HTTP/1.1 400 "), "{what}: HAProxy {h:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&s),
+            String::from_utf8_lossy(&h),
+            "{what}"
+        );
+    }
+    // Both accept valid extensions, padding and trailers.
+    let valid = format!(
+        "{post}3 ;a=b; c = \"x;\\\" y\"\r\nabc\r\n000000000000000000001\r\nd\r\n0\r\nX-T: 1\r\nX-U:\r\n\r\n"
+    );
+    for addr in [p.h, p.s] {
+        let answer = ask(addr, &valid).await;
+        assert_eq!(answer.status(), 200, "{addr}: {answer:?}");
+    }
+    // Deliberately stricter than HAProxy, which ends a chunk line at a bare
+    // LF and skips any byte up to the line end in an extension: Shoal
+    // forwards chunk lines as received, so it refuses what another parser
+    // could frame differently. (A trailer name with a space is left out:
+    // HAProxy 2.6 refuses it or not depending on how the bytes arrive.)
+    for (what, body) in [
+        ("bare LF in an extension", "1;a\nX\r\n0\r\n\r\n"),
+        ("bare LF ending a size line", "3\nabc\r\n0\r\n\r\n"),
+        ("bare LF after chunk data", "3\r\nabc\n0\r\n\r\n"),
+        ("bare LF in trailers", "0\r\nX-T: 1\n\r\n"),
+        (
+            "control byte in an extension",
+            "3;a\x01b\r\nabc\r\n0\r\n\r\n",
+        ),
+        ("extension without a name", "3;=x\r\nabc\r\n0\r\n\r\n"),
+        ("unclosed quoted extension", "3;a=\"x\r\nabc\r\n0\r\n\r\n"),
+    ] {
+        let request = format!("{post}{body}");
+        let h = ask(p.h, &request).await;
+        assert_eq!(h.status(), 200, "{what}: HAProxy {h:?}");
+        assert_eq!(ask(p.s, &request).await.status(), 400, "{what}: Shoal");
+    }
+    // The smuggling attempt: HAProxy splits it into two requests, both
+    // routed and logged; Shoal refuses it whole, and its server never sees
+    // the second request.
+    let smuggle = format!("{post}1;a\nX\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n");
+    let h = answers(p.h, smuggle.as_bytes(), 2).await;
+    let statuses: Vec<u16> = h.iter().map(Answer::status).collect();
+    assert_eq!(statuses, [200, 200], "HAProxy");
+    assert!(h[1].text().starts_with("GET /smuggled "), "{:?}", h[1]);
+    let seen = |srv: &RawServer| {
+        let heads = srv.heads.lock().expect("heads");
+        heads.iter().filter(|h| h.contains("/smuggled")).count()
+    };
+    assert_eq!(seen(&srv), 1);
+    let s = answers(p.s, smuggle.as_bytes(), 2).await;
+    let statuses: Vec<u16> = s.iter().map(Answer::status).collect();
+    assert_eq!(statuses, [400], "Shoal answers once, then closes");
+    assert_eq!(seen(&srv), 1, "the smuggled request reached the server");
+    // A response chunk line ended by a bare LF: HAProxy forwards it, Shoal
+    // answers 502 before forwarding anything.
+    let h = ask(p.h, "GET /lfchunk HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert_eq!((h.status(), h.text().as_str()), (200, "X"));
+    let s = ask(p.s, "GET /lfchunk HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert_eq!(s.status(), 502, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_flow_beside_the_answer_as_in_haproxy() {
+    let early = b"HTTP/1.1 413 Too Big\r\nContent-Length: 2\r\n\r\nno".to_vec();
+    let srv = RawServer::start(&[
+        ("/echo", Script::Echo),
+        ("/drain", Script::EarlyThenDrain(early)),
+    ])
+    .await;
+    let mut p = pair(&config(srv.addr));
+    // A streaming echo: the answer starts with the first 10 KB, and the
+    // rest of the upload must keep flowing while the echo comes back.
+    for addr in [p.h, p.s] {
+        let (head, body) = upload_while_reading(addr, "/echo", 200_000).await;
+        assert!(head.starts_with("HTTP/1.1 200 "), "{addr}: {head}");
+        assert_eq!(body.len(), 200_000, "{addr}: echoed bytes");
+        assert!(body == pattern(200_000), "{addr}: echo intact");
+    }
+    let h = normalize(&p.haproxy.wait_line("\"POST /echo"));
+    let s = normalize(&p.shoal.proc.wait_line("\"POST /echo"));
+    assert_eq!(s, h);
+    // An early answer: the body still goes to the server, which reads it
+    // all, and the connection serves the next request.
+    let len = 300_000;
+    for addr in [p.h, p.s] {
+        let mut c = Conn::open(addr).await;
+        let head = format!("POST /drain HTTP/1.1\r\nHost: a\r\nContent-Length: {len}\r\n\r\n");
+        c.send(head.as_bytes()).await;
+        let answer = c.response().await.expect("early answer");
+        assert_eq!((answer.status(), answer.text().as_str()), (413, "no"));
+        assert_eq!(answer.header("connection"), None, "{addr}");
+        c.send(&pattern(len)).await;
+        c.send(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        let next = c.response().await.expect("next answer");
+        assert!(next.text().starts_with("GET /next "), "{addr}: {next:?}");
+    }
+    let h = normalize(&p.haproxy.wait_line("\"POST /drain"));
+    let s = normalize(&p.shoal.proc.wait_line("\"POST /drain"));
+    assert_eq!(s, h);
+}

@@ -721,21 +721,41 @@ async fn bodies_pipelining_and_close_delimited_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_is_sent_again_when_a_reused_connection_dies_unanswered() {
+async fn only_idempotent_requests_are_sent_again_when_a_reused_connection_dies() {
     let srv = RawServer::start(&[("/flaky", Script::CloseOnReuse)]).await;
     let shoal = Shoal::start(&one_server(srv.addr, "    http-reuse always\n"), &["fe"]);
     let fe = shoal.addr("fe");
+    let sent = |method: &str| {
+        let heads = srv.heads.lock().expect("heads");
+        heads
+            .iter()
+            .filter(|h| h.starts_with(&format!("{method} /flaky ")))
+            .count()
+    };
     assert_eq!(ask(fe, &get("/flaky")).await.status(), 200);
     // The idle connection is taken, and the server drops it unanswered:
-    // the whole request (body included) goes again on a new connection.
+    // an idempotent request (body included) goes again on a new connection.
+    let answer = ask(
+        fe,
+        "PUT /flaky HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ndata",
+    )
+    .await;
+    assert_eq!(answer.status(), 200, "{answer:?}");
+    assert!(answer.text().ends_with("\r\n\r\ndata"), "{}", answer.text());
+    assert_eq!((srv.conns.load(SeqCst), sent("PUT")), (2, 2));
+    // A POST is not idempotent (RFC 9110 9.2.2): never sent twice.
     let answer = ask(
         fe,
         "POST /flaky HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ndata",
     )
     .await;
-    assert_eq!(answer.status(), 200, "{answer:?}");
-    assert!(answer.text().ends_with("\r\n\r\ndata"), "{}", answer.text());
-    assert_eq!(srv.conns.load(SeqCst), 2);
+    assert_eq!(answer.status(), 502, "{answer:?}");
+    assert_eq!((srv.conns.load(SeqCst), sent("POST")), (2, 1));
+    // A GET is sent again as well: the first one opens a connection (the
+    // server closed the last one), the second reuses it and is replayed.
+    assert_eq!(ask(fe, &get("/flaky")).await.status(), 200);
+    assert_eq!(ask(fe, &get("/flaky")).await.status(), 200);
+    assert_eq!((srv.conns.load(SeqCst), sent("GET")), (4, 4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -824,4 +844,177 @@ async fn an_early_answer_reaches_a_client_still_uploading() {
     );
     assert!(String::from_utf8_lossy(&answer).contains("connection: close"));
     drop(upload.await);
+}
+
+/// Defaults with logging and a short `timeout server`.
+fn logged(server: SocketAddr, timeouts: &str) -> String {
+    format!(
+        "defaults\n    mode http\n    timeout connect 1s\n{timeouts}\
+         \x20   log stdout format raw local0\n    option httplog\n\
+         frontend fe\n    bind 127.0.0.1:0\n    log global\n    default_backend app\n\
+         backend app\n    server s1 {server}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_echoing_an_upload_as_it_comes_gets_all_of_it() {
+    let srv = RawServer::start(&[("/echo", Script::Echo)]).await;
+    let timeouts = "    timeout client 10s\n    timeout server 2s\n";
+    let mut shoal = Shoal::start(&logged(srv.addr, timeouts), &["fe"]);
+    // The answer starts with the first 10 KB; the rest of the upload must
+    // keep flowing to the server while the echo flows back.
+    let (head, body) = upload_while_reading(shoal.addr("fe"), "/echo", 200_000).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(body.len(), 200_000, "echoed bytes");
+    assert!(body == pattern(200_000), "echo intact");
+    let line = shoal.proc.wait_line("\"POST /echo HTTP/1.1\"");
+    assert!(line.contains(" 200 ") && line.contains(" ---- "), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_lets_the_upload_finish_and_the_connection_live() {
+    let early = b"HTTP/1.1 413 Too Big\r\nContent-Length: 2\r\n\r\nno".to_vec();
+    let srv = RawServer::start(&[("/drain", Script::EarlyThenDrain(early))]).await;
+    let timeouts = "    timeout client 10s\n    timeout server 10s\n";
+    let mut shoal = Shoal::start(&logged(srv.addr, timeouts), &["fe"]);
+    let mut c = Conn::open(shoal.addr("fe")).await;
+    let len = 1 << 20;
+    c.send(format!("POST /drain HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n").as_bytes())
+        .await;
+    // The answer comes before the body; the body still goes to the server.
+    let answer = c.response().await.expect("early answer");
+    assert_eq!((answer.status(), answer.text().as_str()), (413, "no"));
+    assert_eq!(
+        answer.header("connection"),
+        None,
+        "kept alive, as by HAProxy"
+    );
+    c.send(&pattern(len)).await;
+    c.send(get("/next").as_bytes()).await;
+    let next = c.response().await.expect("next answer");
+    assert!(next.text().starts_with("GET /next "), "{next:?}");
+    let line = shoal.proc.wait_line("\"POST /drain HTTP/1.1\"");
+    assert!(line.contains(" 413 ") && line.contains(" ---- "), "{line}");
+    assert_eq!(srv.conns.load(SeqCst), 1, "one server connection for both");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_early_answer_the_side_that_stalls_the_upload_is_blamed() {
+    let early = b"HTTP/1.1 413 Too Big\r\nContent-Length: 2\r\n\r\nno".to_vec();
+    let srv = RawServer::start(&[
+        ("/stop", Script::EarlyThenStop(early.clone())),
+        ("/drain", Script::EarlyThenDrain(early)),
+    ])
+    .await;
+    let timeouts = "    timeout client 600ms\n    timeout server 600ms\n";
+    let mut shoal = Shoal::start(&logged(srv.addr, timeouts), &["fe"]);
+    let fe = shoal.addr("fe");
+    // The server stops reading: the upload is cut after `timeout server`.
+    let stream = tokio::net::TcpStream::connect(fe).await.expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    let uploader = tokio::spawn(async move {
+        let head = "POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n";
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut wr, head.as_bytes()).await;
+        let chunk = vec![b'u'; 64 * 1024];
+        while tokio::io::AsyncWriteExt::write_all(&mut wr, &chunk)
+            .await
+            .is_ok()
+        {}
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(
+        DEADLINE,
+        tokio::io::AsyncReadExt::read_to_end(&mut rd, &mut got),
+    )
+    .await
+    .expect("closed in time")
+    .ok();
+    assert!(got.starts_with(b"HTTP/1.1 413 ") && got.ends_with(b"\r\n\r\nno"));
+    uploader.abort();
+    let line = shoal.proc.wait_line("\"POST /stop HTTP/1.1\"");
+    assert!(line.contains(" 413 ") && line.contains(" sD-- "), "{line}");
+    // The client stops sending: the upload is cut after `timeout client`.
+    let mut c = Conn::open(fe).await;
+    c.send(b"POST /drain HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await;
+    let answer = c.response().await.expect("early answer");
+    assert_eq!(answer.status(), 413);
+    let waited = Instant::now();
+    assert_eq!(c.until_closed().await, b"");
+    assert!(
+        waited.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        waited.elapsed()
+    );
+    let line = shoal.proc.wait_line("\"POST /drain HTTP/1.1\"");
+    assert!(line.contains(" 413 ") && line.contains(" cD-- "), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_early_answer_a_closing_server_or_a_bad_chunk_ends_the_exchange() {
+    let early = b"HTTP/1.1 413 Too Big\r\nContent-Length: 2\r\n\r\nno".to_vec();
+    let srv = RawServer::start(&[
+        ("/close", Script::EarlyThenClose(early.clone())),
+        ("/drain", Script::EarlyThenDrain(early)),
+    ])
+    .await;
+    let timeouts = "    timeout client 10s\n    timeout server 10s\n";
+    let mut shoal = Shoal::start(&logged(srv.addr, timeouts), &["fe"]);
+    let fe = shoal.addr("fe");
+    // The server closes instead of reading the rest: `SD`, as HAProxy.
+    let stream = tokio::net::TcpStream::connect(fe).await.expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    let uploader = tokio::spawn(async move {
+        let head = "POST /close HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n";
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut wr, head.as_bytes()).await;
+        let chunk = vec![b'u'; 64 * 1024];
+        while tokio::io::AsyncWriteExt::write_all(&mut wr, &chunk)
+            .await
+            .is_ok()
+        {}
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(
+        DEADLINE,
+        tokio::io::AsyncReadExt::read_to_end(&mut rd, &mut got),
+    )
+    .await
+    .expect("closed in time")
+    .ok();
+    assert!(got.starts_with(b"HTTP/1.1 413 "), "{got:?}");
+    uploader.abort();
+    let line = shoal.proc.wait_line("\"POST /close HTTP/1.1\"");
+    assert!(line.contains(" 413 ") && line.contains(" SD-- "), "{line}");
+    // An invalid chunk after the answer started: `PD`, as HAProxy.
+    let mut c = Conn::open(fe).await;
+    c.send(b"POST /drain HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        .await;
+    let answer = c.response().await.expect("early answer");
+    assert_eq!(answer.status(), 413);
+    c.send(b"zz\r\n").await;
+    assert_eq!(c.until_closed().await, b"");
+    let line = shoal.proc.wait_line("\"POST /drain HTTP/1.1\"");
+    assert!(line.contains(" 413 ") && line.contains(" PD-- "), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smuggled_request_in_a_streamed_body_never_reaches_the_server() {
+    let srv = RawServer::start(&[]).await;
+    let shoal = Shoal::start(&one_server(srv.addr, ""), &["fe"]);
+    let mut c = Conn::open(shoal.addr("fe")).await;
+    c.send(b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await;
+    eventually("the head was forwarded", || async {
+        !srv.heads.lock().expect("heads").is_empty()
+    })
+    .await;
+    // A bare LF in a chunk extension: another parser ends the size line
+    // there and finds a second request after the body.
+    c.send(b"1;a\nX\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await;
+    let answer = c.response().await.expect("answer");
+    assert_eq!(answer.status(), 400, "{answer:?}");
+    assert_eq!(c.until_closed().await, b"");
+    let heads = srv.heads.lock().expect("heads").clone();
+    assert!(!heads.iter().any(|h| h.contains("/smuggled")), "{heads:?}");
 }

@@ -139,6 +139,9 @@ pub struct RequestHead {
     /// dropped and the connection closes after the response.
     pub smuggle_guard: bool,
     pub method_kind: Method,
+    /// An idempotent method (RFC 9110 9.2.2): GET, HEAD, OPTIONS, TRACE,
+    /// PUT or DELETE. Only these may be sent again automatically.
+    pub idempotent: bool,
 }
 
 /// The methods whose semantics the proxy cares about.
@@ -299,6 +302,11 @@ pub fn parse_request(
         "CONNECT" => Method::Connect,
         _ => Method::Other,
     };
+    // Methods are case-sensitive (RFC 9110 9.1).
+    let idempotent = matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+    );
     let mut head = RequestHead {
         len,
         method: Span::within(buf, method.as_bytes()),
@@ -312,6 +320,7 @@ pub fn parse_request(
         normalized_length: None,
         smuggle_guard: false,
         method_kind,
+        idempotent,
     };
     check_request(buf, &mut head)?;
     Ok(Some(head))

@@ -67,6 +67,8 @@ pub(super) async fn handle(c: &mut Client, incoming: Incoming) -> Next {
         body_ready,
         outcome: Outcome::new(frontend.clone(), c.peer, timing, request_line),
         uploading: false,
+        upload_pending: 0,
+        upload_cut: false,
         head_consumed: false,
     };
     let mut cbuf = c.buf.take().unwrap_or_else(|| Buf::new(c.limits().bufsize));
@@ -137,6 +139,11 @@ pub(super) struct Exchange {
     pub outcome: Outcome,
     /// The request body is still arriving.
     pub uploading: bool,
+    /// Scanned request-body bytes at the front of the client buffer, not
+    /// yet sent to the server.
+    pub upload_pending: usize,
+    /// The server stopped taking the request body: the rest is not read.
+    pub upload_cut: bool,
     /// The head has left the client's buffer (forwarded or served).
     pub head_consumed: bool,
 }
@@ -188,18 +195,22 @@ pub(super) fn never() -> Instant {
 }
 
 impl Exchange {
-    /// The client connection must close after this request.
-    fn client_must_close(&self, c: &Client, backend: Option<&BackendRt>) -> bool {
+    /// The client connection must close after this request, whatever
+    /// becomes of its body.
+    fn must_close(&self, c: &Client, backend: Option<&BackendRt>) -> bool {
         let h = &self.head;
         h.conn.close
             || (h.minor == 0 && !h.conn.keep_alive)
             || h.smuggle_guard
-            || self.uploading
-            // Answered before its body arrived: the rest cannot be skipped.
-            || (!self.head_consumed && !self.body.done())
             || c.frontend.httpclose
             || backend.is_some_and(|b| b.httpclose)
             || *c.shutdown.borrow()
+    }
+
+    /// The client connection must close after an error page: the rest of
+    /// a body still arriving cannot be skipped.
+    fn client_must_close(&self, c: &Client, backend: Option<&BackendRt>) -> bool {
+        self.must_close(c, backend) || self.uploading || (!self.head_consumed && !self.body.done())
     }
 
     /// The `Connection` header for the answer to the client.
@@ -355,9 +366,11 @@ impl Exchange {
         cbuf.consume(self.head.len);
         self.head_consumed = true;
         self.uploading = !self.body.done();
-        // The whole request is still at hand (its body, if any, came with
-        // the head): it can be sent again on another connection.
-        let replayable = self.body.done();
+        // A request may be sent again on another connection only when its
+        // method is idempotent (RFC 9110 9.2.2: a proxy must not retry
+        // others, the server may have acted on them) and all of it is still
+        // at hand (its body, if any, came with the head).
+        let replayable = self.head.idempotent && self.body.done();
         let kill_generation = claim.server().shared.generation();
         let mut sbuf = Buf::new(c.limits().bufsize);
         let sent_at = Instant::now();
@@ -448,9 +461,11 @@ impl Exchange {
         fe.counters.count_response(resp.status);
         self.outcome.status = Some(resp.status);
 
-        let close = tunnel
-            || self.client_must_close(c, Some(backend))
-            || resp.framing == Framing::UntilClose;
+        // A body still arriving does not close the connection: it goes on
+        // to the server beside the response (see `duplex`), and the
+        // connection is kept if both end well, as HAProxy does.
+        let close =
+            tunnel || self.must_close(c, Some(backend)) || resp.framing == Framing::UntilClose;
         let cookie = backend.cookie.as_ref().map(|cfg| CookieEdit {
             cfg,
             server_cookie: &server.cookie,
@@ -522,59 +537,20 @@ impl Exchange {
             }));
         }
 
-        // The rest of the body, as it comes.
-        let server_timeout = backend.timeouts.server;
-        let shared = claim.server().shared.clone();
-        let killed = shared.killed(kill_generation);
-        tokio::pin!(killed);
-        let mut ended = "--";
-        while !dec.done() {
-            let read = tokio::select! {
-                biased;
-                // `shutdown sessions server` cuts responses still streaming.
-                () = &mut killed => None,
-                r = within(server_timeout, sbuf.read(&conn.stream)) => Some(r),
-            };
-            let n = match read {
-                None => {
-                    ended = "KD";
-                    break;
-                }
-                Some(None) => {
-                    ended = "sD";
-                    break;
-                }
-                Some(Some(Ok(0))) if dec.until_close() => break,
-                Some(Some(Ok(0))) | Some(Some(Err(_))) => {
-                    ended = "SD";
-                    break;
-                }
-                Some(Some(Ok(_))) => match dec.scan(sbuf.filled()) {
-                    Ok(n) => n,
-                    Err(_) => {
-                        ended = "SD";
-                        break;
-                    }
-                },
-            };
-            match within(
-                client_timeout,
-                body::write_all(&c.stream, &sbuf.filled()[..n]),
+        // The rest of the response body, and of the request body.
+        let (more, ended) = self
+            .both_bodies(
+                c,
+                cbuf,
+                &conn,
+                &claim,
+                &mut sbuf,
+                &mut dec,
+                backend.timeouts.server,
+                kill_generation,
             )
-            .await
-            {
-                Some(Ok(())) => sent += n as u64,
-                Some(Err(_)) => {
-                    ended = "CD";
-                    break;
-                }
-                None => {
-                    ended = "cD";
-                    break;
-                }
-            }
-            sbuf.consume(n);
-        }
+            .await;
+        sent += more;
         // Reuse only a connection whose exchange ended exactly: any byte
         // after the end of the response is surplus, and the server's next
         // answer could go to the wrong client.

@@ -2,11 +2,13 @@
 //! written, the body streams from the client as it comes (`timeout client`
 //! bounds its silences), and interim answers are relayed, until the final
 //! response head arrives (`timeout server` bounds the server's silences).
-//! The server may answer before the body is all sent.
+//! The server may answer before the body is all sent: the rest of it then
+//! goes on beside the response body (see [`super::duplex`]).
 
 use super::body;
 use super::buf::Buf;
 use super::conn::Client;
+use super::duplex::UploadFault;
 use super::head::{self, HeadScan, ResponseHead};
 use super::proxy::{never, server_bytes_in, within, Exchange, Stop};
 use super::rewrite::{self, ConnHeader, ResponseEdits};
@@ -54,10 +56,8 @@ impl Exchange {
             cbuf.consume(ready);
             self.body_ready = 0;
         }
-        // Scanned body bytes at the front of `cbuf` not yet sent.
-        let mut pending = 0usize;
-        // The server stopped taking the body: stop reading it.
-        let mut upload_dead = false;
+        self.upload_pending = 0;
+        self.upload_cut = false;
         let mut last_server = Instant::now();
         let mut last_client = Instant::now();
         let mut scan = HeadScan::default();
@@ -111,7 +111,7 @@ impl Exchange {
             if sbuf.len() >= limits.room() {
                 return Err(Stop::server(502, "PH", Health::InvalidResponse));
             }
-            let waiting_client = self.uploading && pending == 0 && !upload_dead;
+            let waiting_client = self.wants_body();
             let server_deadline = server_timeout.map(|t| last_server + t);
             let client_deadline = client_timeout
                 .filter(|_| waiting_client)
@@ -141,50 +141,20 @@ impl Exchange {
                         Err(_) => return Err(Stop::server(502, "SH", Health::ReadError)),
                     }
                 }
-                r = conn.stream.writable(), if pending > 0 => {
-                    let wrote = match r {
-                        Ok(()) => conn.stream.try_write(&cbuf.filled()[..pending]),
-                        Err(e) => Err(e),
-                    };
-                    match wrote {
-                        Ok(n) => {
-                            cbuf.consume(n);
-                            pending -= n;
-                            server_bytes_in(claim, n);
-                            last_server = Instant::now();
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        // The server stopped reading: its answer may still come.
-                        Err(_) => {
-                            upload_dead = true;
-                            cbuf.consume(pending);
-                            pending = 0;
-                        }
+                // A failed wait shows in the write, which then cuts the body.
+                _ = conn.stream.writable(), if self.upload_pending > 0 => {
+                    if self.write_body(conn, cbuf, claim) {
+                        last_server = Instant::now();
                     }
                 }
                 r = c.stream.readable(), if waiting_client => {
-                    let read = match r {
-                        Ok(()) => cbuf.try_read(&c.stream),
-                        Err(e) => Err(e),
-                    };
-                    match read {
-                        Ok(n) if n > 0 => {
-                            fe.counters.bytes_in.fetch_add(n as u64, Relaxed);
-                            last_client = Instant::now();
-                            match self.body.scan(cbuf.filled()) {
-                                Ok(k) => pending = k,
-                                // A client fault, never the server's (HAProxy: 400, PH).
-                                Err(_) => return Err(Stop::client(400, "PH")),
-                            }
-                            if self.body.done() {
-                                self.uploading = false;
-                            } else if pending == 0 && cbuf.is_full() {
-                                return Err(Stop::client(400, "PH"));
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    match r.map_err(|_| UploadFault::Gone).and_then(|()| self.read_body(c, cbuf)) {
+                        Ok(true) => last_client = Instant::now(),
+                        Ok(false) => {}
+                        // A client fault, never the server's (HAProxy: 400, PH).
+                        Err(UploadFault::Invalid) => return Err(Stop::client(400, "PH")),
                         // The client left in the middle of its body.
-                        _ => return Err(Stop::Abort { termination: "CD" }),
+                        Err(UploadFault::Gone) => return Err(Stop::Abort { termination: "CD" }),
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {

@@ -35,6 +35,18 @@ pub enum Script {
     /// is notified, send `surplus` on the same connection and report the
     /// proxy's address of that connection on `surplus_sent`.
     SurplusLater(Vec<u8>),
+    /// Answer `200` with the request's `Content-Length` at once, then echo
+    /// the body as it comes, reading at most 10 KB at a time (a streaming
+    /// echo: it needs the body to flow while its answer does).
+    Echo,
+    /// Send these bytes as soon as the head is in, then read the body
+    /// (`Content-Length`) to its end and keep serving the connection.
+    EarlyThenDrain(Vec<u8>),
+    /// Send these bytes as soon as the head is in, then never read again
+    /// (the connection stays open).
+    EarlyThenStop(Vec<u8>),
+    /// Send these bytes as soon as the head is in, then close.
+    EarlyThenClose(Vec<u8>),
 }
 
 /// A scripted HTTP/1.1 server on 127.0.0.1, port chosen by the kernel.
@@ -109,7 +121,7 @@ async fn serve_conn(mut s: TcpStream, peer: SocketAddr, n: usize, ctx: Ctx) {
     let mut buf = Vec::new();
     let mut served = 0;
     loop {
-        let Some((head, body)) = read_request(&mut s, &mut buf, &heads).await else {
+        let Some(head) = read_head(&mut s, &mut buf, &heads).await else {
             closed.fetch_add(1, SeqCst);
             return;
         };
@@ -122,7 +134,40 @@ async fn serve_conn(mut s: TcpStream, peer: SocketAddr, n: usize, ctx: Ctx) {
             .unwrap_or("/")
             .to_string();
         served += 1;
-        match scripts.get(&path).cloned() {
+        let script = scripts.get(&path).cloned();
+        let length = content_length(&head);
+        match &script {
+            Some(Script::Echo) => {
+                let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
+                if s.write_all(answer.as_bytes()).await.is_err()
+                    || !echo(&mut s, &mut buf, length).await
+                {
+                    return;
+                }
+                continue;
+            }
+            Some(Script::EarlyThenDrain(bytes)) => {
+                if s.write_all(bytes).await.is_err() || !skip(&mut s, &mut buf, length).await {
+                    return;
+                }
+                continue;
+            }
+            Some(Script::EarlyThenStop(bytes)) => {
+                let _ = s.write_all(bytes).await;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
+            }
+            Some(Script::EarlyThenClose(bytes)) => {
+                let _ = s.write_all(bytes).await;
+                return;
+            }
+            _ => {}
+        }
+        let Some(body) = read_body(&mut s, &mut buf, &head).await else {
+            closed.fetch_add(1, SeqCst);
+            return;
+        };
+        match script {
             Some(Script::CloseOnReuse) if served > 1 => return,
             None | Some(Script::CloseOnReuse) => {
                 let mut echo = head.clone().into_bytes();
@@ -155,6 +200,14 @@ async fn serve_conn(mut s: TcpStream, peer: SocketAddr, n: usize, ctx: Ctx) {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
             }
+            Some(
+                Script::Echo
+                | Script::EarlyThenDrain(_)
+                | Script::EarlyThenStop(_)
+                | Script::EarlyThenClose(_),
+            ) => {
+                unreachable!("answered before the body")
+            }
             Some(Script::SurplusLater(surplus)) => {
                 if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                     .await
@@ -170,59 +223,146 @@ async fn serve_conn(mut s: TcpStream, peer: SocketAddr, n: usize, ctx: Ctx) {
     }
 }
 
-/// Read one request (head, and a Content-Length or chunked body) from
-/// `s`, keeping extra bytes in `buf`; the head is recorded in `heads` as
-/// soon as it is complete. `None` at end of stream.
-async fn read_request(
+/// Read one request head from `s`, keeping extra bytes in `buf`; the head
+/// is recorded in `heads` as soon as it is complete. `None` at end of
+/// stream.
+async fn read_head(
     s: &mut TcpStream,
     buf: &mut Vec<u8>,
     heads: &Mutex<Vec<String>>,
-) -> Option<(String, Vec<u8>)> {
+) -> Option<String> {
     let end = loop {
         if let Some(i) = find(buf, b"\r\n\r\n") {
             break i + 4;
         }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
+        if !more(s, buf).await {
             return None;
         }
-        buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     heads.lock().expect("heads").push(head.clone());
     buf.drain(..end);
-    let lower = head.to_ascii_lowercase();
-    let body_end = if lower.contains("transfer-encoding: chunked") {
-        loop {
-            if let Some(i) = find(buf, b"0\r\n\r\n") {
-                break i + 5;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    } else {
-        let len: usize = lower
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
+    Some(head)
+}
+
+/// Read the body (Content-Length, or chunked) of the request whose head is
+/// `head`, as received. Chunk lines end at LF, as in lenient servers.
+/// `None` at end of stream.
+async fn read_body(s: &mut TcpStream, buf: &mut Vec<u8>, head: &str) -> Option<Vec<u8>> {
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let len = content_length(head);
         while buf.len() < len {
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await.ok()?;
-            if n == 0 {
+            if !more(s, buf).await {
                 return None;
             }
-            buf.extend_from_slice(&chunk[..n]);
         }
-        len
-    };
-    let body = buf.drain(..body_end).collect();
-    Some((head, body))
+        return Some(buf.drain(..len).collect());
+    }
+    let mut body = Vec::new();
+    loop {
+        let line = read_line(s, buf).await?;
+        body.extend_from_slice(&line);
+        let text = String::from_utf8_lossy(&line);
+        let digits = text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(digits, 16).ok()?;
+        if size == 0 {
+            // Trailers, up to an empty line.
+            loop {
+                let line = read_line(s, buf).await?;
+                body.extend_from_slice(&line);
+                if line == b"\r\n" || line == b"\n" {
+                    return Some(body);
+                }
+            }
+        }
+        while buf.len() < size {
+            if !more(s, buf).await {
+                return None;
+            }
+        }
+        body.extend(buf.drain(..size));
+        body.extend_from_slice(&read_line(s, buf).await?);
+    }
+}
+
+/// Read one line, LF included.
+async fn read_line(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    loop {
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            return Some(buf.drain(..=i).collect());
+        }
+        if !more(s, buf).await {
+            return None;
+        }
+    }
+}
+
+/// The request's `Content-Length` (0 if none).
+fn content_length(head: &str) -> usize {
+    head.to_ascii_lowercase()
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Read once more into `buf`; `false` at end of stream or on error.
+async fn more(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    match s.read(&mut chunk).await {
+        Ok(n) if n > 0 => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Echo `len` body bytes back as they come, 10 KB at most per read.
+async fn echo(s: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> bool {
+    let mut left = len;
+    let mut step = vec![0u8; 10_000];
+    while left > 0 {
+        if !buf.is_empty() {
+            let n = buf.len().min(left);
+            let out: Vec<u8> = buf.drain(..n).collect();
+            if s.write_all(&out).await.is_err() {
+                return false;
+            }
+            left -= n;
+            continue;
+        }
+        let want = left.min(step.len());
+        match s.read(&mut step[..want]).await {
+            Ok(n) if n > 0 => {
+                if s.write_all(&step[..n]).await.is_err() {
+                    return false;
+                }
+                left -= n;
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Read and discard `len` body bytes.
+async fn skip(s: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> bool {
+    let mut left = len;
+    loop {
+        let n = buf.len().min(left);
+        buf.drain(..n);
+        left -= n;
+        if left == 0 {
+            return true;
+        }
+        if !more(s, buf).await {
+            return false;
+        }
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -464,4 +604,68 @@ pub async fn wait_unread(local: SocketAddr, remote: SocketAddr) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// The body [`upload_while_reading`] sends: `len` bytes of a pattern.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// POST [`pattern`]`(len)` to `path` on a new connection while the answer
+/// is read as it comes, as a streaming client does: the head and the first
+/// 10 KB go first, the rest (10 KB per write) only once the answer has
+/// started, so the upload has to flow beside the answer. Returns the
+/// answer's head and the body bytes received before the answer's
+/// `Content-Length` was reached or the connection closed.
+pub async fn upload_while_reading(addr: SocketAddr, path: &str, len: usize) -> (String, Vec<u8>) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n");
+    let (started, answer_started) = tokio::sync::oneshot::channel::<()>();
+    let writer = tokio::spawn(async move {
+        let body = pattern(len);
+        let mut pieces = body.chunks(10_000);
+        let first = [head.as_bytes(), pieces.next().unwrap_or_default()].concat();
+        if wr.write_all(&first).await.is_err() || answer_started.await.is_err() {
+            return;
+        }
+        for piece in pieces {
+            if wr.write_all(piece).await.is_err() {
+                return;
+            }
+        }
+        // Keep the write half open until the answer is read.
+        std::future::pending::<()>().await;
+        drop(wr);
+    });
+    let mut started = Some(started);
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    let (head, body) = loop {
+        if let Some(i) = find(&got, b"\r\n\r\n") {
+            if let Some(started) = started.take() {
+                let _ = started.send(());
+            }
+            let head = String::from_utf8_lossy(&got[..i + 4]).into_owned();
+            let want = content_length(&head);
+            if got.len() >= i + 4 + want {
+                break (head, got[i + 4..].to_vec());
+            }
+        }
+        let n = tokio::time::timeout(DEADLINE, rd.read(&mut chunk))
+            .await
+            .expect("data in time")
+            .unwrap_or(0);
+        if n == 0 {
+            let i = find(&got, b"\r\n\r\n").map_or(0, |i| i + 4);
+            break (
+                String::from_utf8_lossy(&got[..i]).into_owned(),
+                got[i..].to_vec(),
+            );
+        }
+        got.extend_from_slice(&chunk[..n]);
+    };
+    // Done with this connection, whether or not the upload finished.
+    writer.abort();
+    (head, body)
 }

@@ -220,3 +220,18 @@ fn head_scan_parses_on_empty_lines_and_doubling() {
     let mut scan = HeadScan::default();
     assert!(scan.worth_parsing(b"GET / HTTP/1.1\nHost: a\n\n"));
 }
+
+#[test]
+fn idempotent_methods_are_known() {
+    let idempotent = |method: &str| {
+        request(&format!("{method} / HTTP/1.1\r\nHost: a\r\n\r\n"))
+            .expect("valid")
+            .idempotent
+    };
+    for method in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+        assert!(idempotent(method), "{method}");
+    }
+    for method in ["POST", "PATCH", "CONNECT", "LOCK", "get", "Get"] {
+        assert!(!idempotent(method), "{method}");
+    }
+}
