@@ -1,0 +1,9 @@
+//! Shoal's consensus and node-to-node transport.
+//!
+//! - [`types`]: the openraft type configuration and the [`StateHost`]
+//!   hook through which committed commands reach the node.
+#![forbid(unsafe_code)]
+
+pub mod types;
+
+pub use types::{NodeInfo, Raft, Reply, StateHost, TypeConfig};
