@@ -2,8 +2,10 @@
 //!
 //! - [`types`]: the openraft type configuration and the [`StateHost`]
 //!   hook through which committed commands reach the node.
+//! - [`messages`]: what nodes ask each other besides Raft's RPCs.
 #![forbid(unsafe_code)]
 
+pub mod messages;
 pub mod types;
 
 pub use types::{NodeInfo, Raft, Reply, StateHost, TypeConfig};
