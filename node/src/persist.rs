@@ -51,7 +51,7 @@ pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
             at: crate::runtime::now_ms(),
             writes,
         };
-        if let Err(e) = runtime.submit(&batch) {
+        if let Err(e) = runtime.change(&batch).await {
             tracing::warn!("stick batch refused: {e}");
         }
     }

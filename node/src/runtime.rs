@@ -28,7 +28,36 @@ use crate::routing::Snapshot;
 use crate::stick::StickQueue;
 use shoal_proto::command::{Command, Millis, NodeId};
 use shoal_proto::state::{Applied, ClusterState, Effect, Refusal};
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::watch;
+
+/// Why a change asked through [`Runtime::change`] did not take effect.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChangeError {
+    /// Refused by validation on this node; nothing was proposed.
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    /// Committed, but refused when applied (the state at that point of the
+    /// log did not allow it, the same on every node): HAProxy's wording.
+    #[error("{0}")]
+    RefusedInLog(String),
+    /// The cluster could not commit it (quorum lost, no leader, timeout).
+    #[error("{0}")]
+    Cluster(String),
+}
+
+/// Where changes go when the node is part of a cluster: the proposal is
+/// committed through Raft and comes back through the log (see
+/// [`Runtime::apply_committed`]); the future ends once this node applied it.
+pub trait Proposer: Send + Sync + 'static {
+    /// Propose `command`; resolve when it is applied on this node.
+    fn propose(
+        &self,
+        command: Command,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ChangeError>> + Send + '_>>;
+}
 
 /// Why a snapshot could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +98,11 @@ pub struct Runtime {
     shared: Arc<project::Shared>,
     projector: Option<std::thread::JoinHandle<()>>,
     node: NodeId,
+    /// Set when the node runs in a cluster: changes go through Raft.
+    proposer: OnceLock<Arc<dyn Proposer>>,
+    /// Bumped whenever the node's listeners, checks or sockets may have
+    /// to follow the state (a config loaded, a drain, a snapshot).
+    reconfigured: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -90,6 +124,12 @@ impl Runtime {
             text: text.to_string(),
             at: now_ms(),
         })?;
+        Runtime::start_from(state, node)
+    }
+
+    /// Start from a state as it was persisted (a cluster node restarting
+    /// from its data directory). Blocking (DNS), like [`Runtime::start`].
+    pub fn start_from(state: ClusterState, node: NodeId) -> Result<Runtime, LoadError> {
         let queue = Arc::new(StickQueue::default());
         let mut local = local::Local::new(queue.clone());
         local.remember(local::resolve_all(&state.config().model).map_err(BuildError::from)?);
@@ -100,6 +140,8 @@ impl Runtime {
             shared,
             projector: Some(projector),
             node,
+            proposer: OnceLock::new(),
+            reconfigured: watch::channel(0).0,
         })
     }
 
@@ -147,6 +189,86 @@ impl Runtime {
         };
         self.perform(command, &applied);
         Ok(applied)
+    }
+
+    /// Make changes go through `proposer` (a cluster node). Set once, at start.
+    pub fn set_proposer(&self, proposer: Arc<dyn Proposer>) {
+        let _ = self.proposer.set(proposer);
+    }
+
+    /// Whether changes go through a cluster.
+    pub fn clustered(&self) -> bool {
+        self.proposer.get().is_some()
+    }
+
+    /// Make one change and wait until the routing reflects it: what every
+    /// surface (runtime socket, admin API, stats page, health checks,
+    /// stick batches) calls. Standalone, the command is applied here at
+    /// once; in a cluster it is validated here, proposed through Raft and
+    /// answered once this node applied it, so the next read on this node
+    /// shows it.
+    pub async fn change(&self, command: &Command) -> Result<(), ChangeError> {
+        match self.proposer.get() {
+            None => {
+                self.submit(command)?;
+            }
+            Some(proposer) => {
+                self.read(|s| s.validate(command))?;
+                proposer.propose(command.clone()).await?;
+            }
+        }
+        self.settled().await;
+        Ok(())
+    }
+
+    /// Apply a command committed in the Raft log. `fresh`: nothing was
+    /// applied from the log yet, so the state this node started with (its
+    /// own file, before it joined) is dropped first, in the same step.
+    pub fn apply_committed(&self, command: &Command, fresh: bool) -> Result<(), Refusal> {
+        let applied = {
+            let mut cell = self.shared.lock_state();
+            if fresh {
+                cell.state = ClusterState::default();
+            }
+            let applied = cell.state.execute(command);
+            if fresh || applied.as_ref().is_ok_and(|a| a.routing) {
+                cell.wanted += 1;
+                self.shared.wake.notify_one();
+            }
+            applied
+        };
+        if fresh {
+            self.reconfigured.send_modify(|v| *v += 1);
+        }
+        let applied = applied?;
+        self.perform(command, &applied);
+        Ok(())
+    }
+
+    /// A copy of the whole replicated state.
+    pub fn export(&self) -> ClusterState {
+        self.read(Clone::clone)
+    }
+
+    /// Replace the whole state (a snapshot from the leader).
+    pub fn install(&self, state: ClusterState) {
+        {
+            let mut cell = self.shared.lock_state();
+            cell.state = state;
+            cell.wanted += 1;
+            self.shared.wake.notify_one();
+        }
+        let snapshot = self.snapshot();
+        for s in snapshot.backends.iter().flat_map(|b| b.servers.iter()) {
+            s.shared.flush_connections();
+        }
+        self.reconfigured.send_modify(|v| *v += 1);
+    }
+
+    /// Changes when listeners, checks or sockets may have to follow the
+    /// state: a config was loaded, a node drained, a snapshot installed.
+    pub fn reconfigured(&self) -> watch::Receiver<u64> {
+        self.reconfigured.subscribe()
     }
 
     /// Wait until the snapshot reflects every change submitted so far (a
@@ -269,7 +391,9 @@ impl Runtime {
                     for s in snapshot.backends.iter().flat_map(|b| b.servers.iter()) {
                         s.shared.flush_connections();
                     }
+                    self.reconfigured.send_modify(|v| *v += 1);
                 }
+                Effect::NodeDrained { .. } => self.reconfigured.send_modify(|v| *v += 1),
             }
         }
     }

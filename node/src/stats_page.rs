@@ -105,11 +105,11 @@ pub async fn serve(
                 if body.len() > MAX_FORM {
                     actions::Outcome::BadParams
                 } else {
-                    actions::apply(runtime, &String::from_utf8_lossy(&body))
+                    actions::apply(runtime, &String::from_utf8_lossy(&body)).await
                 }
             };
-            // The page the browser is sent back to shows the change.
-            runtime.settled().await;
+            // Each change is settled once applied: the page the browser
+            // is sent back to shows it.
             redirect(&format!("{};st={}", stats.uri, outcome.code()))
         }
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.\n"),

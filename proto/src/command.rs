@@ -152,6 +152,10 @@ pub enum Command {
     },
     /// `clear table NAME [key K]`.
     ClearTable { table: String, key: Option<String> },
+    /// `shoal node drain|ready N`: a drained proxy node accepts no new
+    /// connections and its `/ready` answers 503, so that a VIP or DNS
+    /// health check moves clients to the other nodes.
+    SetNodeDrained { node: NodeId, drained: bool },
 }
 
 impl Command {
@@ -168,7 +172,8 @@ impl Command {
             | Command::ShutdownSessions { server } => Some(server),
             Command::LoadConfig { .. }
             | Command::StickBatch { .. }
-            | Command::ClearTable { .. } => None,
+            | Command::ClearTable { .. }
+            | Command::SetNodeDrained { .. } => None,
         }
     }
 }

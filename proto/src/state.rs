@@ -29,7 +29,7 @@ pub use tables::{StickEntry, TableState};
 use crate::command::{AdminState, Millis, NodeId, OpState, ServerRef};
 use crate::config::{Config, Proxy, Server};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -105,6 +105,8 @@ pub struct ClusterState {
     config: Arc<LoadedConfig>,
     servers: BTreeMap<ServerRef, ServerStatus>,
     tables: BTreeMap<String, TableState>,
+    /// Proxy nodes an operator drained (`shoal node drain N`).
+    drained: BTreeSet<NodeId>,
 }
 
 /// What applying a command asks of the node besides storing the state.
@@ -121,6 +123,8 @@ pub enum Effect {
     /// A stick batch was stored: nodes other than its writer copy its
     /// entries into their local tables.
     StickStored,
+    /// A proxy node was drained or made ready again.
+    NodeDrained { node: NodeId, drained: bool },
 }
 
 /// The outcome of [`ClusterState::apply`].
@@ -152,6 +156,11 @@ impl ClusterState {
         &self.tables
     }
 
+    /// Whether proxy node `node` is drained.
+    pub fn is_drained(&self, node: NodeId) -> bool {
+        self.drained.contains(&node)
+    }
+
     /// A copy of the config and server states without the stick-table
     /// contents (cheap even when tables are large): what a trial reload
     /// needs.
@@ -164,6 +173,7 @@ impl ClusterState {
                 .iter()
                 .map(|(name, t)| (name.clone(), TableState::new(t.def.clone())))
                 .collect(),
+            drained: self.drained.clone(),
         }
     }
 

@@ -258,12 +258,12 @@ impl Job {
             up: change == Change::Up,
             at: now_ms(),
         };
-        if let Err(e) = self.runtime.submit(&command) {
+        // Settled on return: the count below includes this change.
+        if let Err(e) = self.runtime.change(&command).await {
             tracing::warn!("health check of {}: {e}", self.server);
             return;
         }
         // Count usable servers in the table that includes this change.
-        self.runtime.settled().await;
         let (act, bck) = self.usable_counts();
         let on_backup = if bck > 0 && act == 0 {
             " Running on backup."

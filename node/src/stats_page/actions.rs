@@ -56,7 +56,7 @@ impl Outcome {
 }
 
 /// Apply the actions of a posted form body.
-pub fn apply(runtime: &Runtime, body: &str) -> Outcome {
+pub async fn apply(runtime: &Runtime, body: &str) -> Outcome {
     let pairs = form::pairs(body);
     let get = |name: &str| {
         pairs
@@ -108,7 +108,7 @@ pub fn apply(runtime: &Runtime, body: &str) -> Outcome {
             ("shutdown", _) => Command::ShutdownSessions { server },
             _ => return Outcome::Unknown,
         };
-        if runtime.submit(&command).is_ok() {
+        if runtime.change(&command).await.is_ok() {
             applied += 1;
         }
     }

@@ -94,6 +94,20 @@ impl ClusterState {
                 }
                 None => Applied::default(),
             },
+            Command::SetNodeDrained { node, drained } => {
+                if *drained {
+                    self.drained.insert(*node);
+                } else {
+                    self.drained.remove(node);
+                }
+                Applied {
+                    routing: false,
+                    effects: vec![Effect::NodeDrained {
+                        node: *node,
+                        drained: *drained,
+                    }],
+                }
+            }
         };
         debug_assert!(self.invariants_hold(), "invariants broken by {command:?}");
         applied

@@ -373,6 +373,8 @@ fn any_command() -> impl Strategy<Value = Command> {
             proptest::option::of((0u8..6).prop_map(|k| format!("10.0.0.{k}")))
         )
             .prop_map(|(table, key)| Command::ClearTable { table, key }),
+        (0u64..4, any::<bool>())
+            .prop_map(|(node, drained)| Command::SetNodeDrained { node, drained }),
     ]
 }
 

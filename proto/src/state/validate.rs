@@ -68,6 +68,9 @@ impl ClusterState {
                     Err(Refusal::NoSuchTable)
                 }
             }
+            // Membership is Raft's, not the state's: the surfaces check
+            // that the node is a member before they propose.
+            Command::SetNodeDrained { .. } => Ok(()),
         }
     }
 

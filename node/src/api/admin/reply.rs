@@ -105,3 +105,17 @@ impl From<shoal_proto::state::Refusal> for Failure {
         }
     }
 }
+
+/// A change that did not take effect: refused (as above), refused when
+/// applied from the log (400), or not committed because the cluster could
+/// not (503: quorum lost, no leader).
+impl From<crate::runtime::ChangeError> for Failure {
+    fn from(e: crate::runtime::ChangeError) -> Failure {
+        use crate::runtime::ChangeError;
+        match e {
+            ChangeError::Refused(r) => r.into(),
+            ChangeError::RefusedInLog(why) => Failure::bad(why),
+            ChangeError::Cluster(why) => Failure::new(StatusCode::SERVICE_UNAVAILABLE, why),
+        }
+    }
+}

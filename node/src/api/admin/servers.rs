@@ -281,8 +281,7 @@ async fn change(
     server: ServerRef,
     command: impl FnOnce(ServerRef) -> Command,
 ) -> Result<Reply, Failure> {
-    api.runtime.submit(&command(server.clone()))?;
-    api.runtime.settled().await;
+    api.runtime.change(&command(server.clone())).await?;
     Ok(server_now(api, &server))
 }
 

@@ -61,11 +61,12 @@ pub async fn clear_table(
 ) -> Result<Reply, Failure> {
     // Decoded as the stats page decodes its forms (`+` is a space).
     let key = query.and_then(|q| crate::stats_page::form::value(&q, "key"));
-    api.runtime.submit(&Command::ClearTable {
-        table: p.table.clone(),
-        key,
-    })?;
-    api.runtime.settled().await;
+    api.runtime
+        .change(&Command::ClearTable {
+            table: p.table.clone(),
+            key,
+        })
+        .await?;
     let snapshot = api.runtime.snapshot();
     Ok(json(
         StatusCode::OK,

@@ -192,7 +192,7 @@ fn unknown(session: &Session, words: &[String]) -> String {
 
 /// Run one command. The answer is empty or ends with a line break; the
 /// caller adds the empty line that ends every answer.
-pub fn execute(runtime: &Runtime, session: &mut Session, words: &[String]) -> (String, Flow) {
+pub async fn execute(runtime: &Runtime, session: &mut Session, words: &[String]) -> (String, Flow) {
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
     let answer = match w.as_slice() {
         ["quit", ..] => return (String::new(), Flow::Quit),
@@ -210,16 +210,20 @@ pub fn execute(runtime: &Runtime, session: &mut Session, words: &[String]) -> (S
         ["show", "servers", "state", args @ ..] => show::servers_state(runtime, args),
         ["show", "backend", ..] => Ok(show::backends(runtime)),
         ["show", "table", args @ ..] => show::table(runtime, session, args),
-        ["clear", "table", args @ ..] => show::clear_table(runtime, session, args),
+        ["clear", "table", args @ ..] => show::clear_table(runtime, session, args).await,
         ["get", "weight", args @ ..] => servers::get_weight(runtime, args),
-        ["set", "weight", args @ ..] => servers::set_weight(runtime, session, args),
-        ["set", "server", args @ ..] => servers::set_server(runtime, session, args),
-        ["set", "maxconn", "server", args @ ..] => servers::set_maxconn(runtime, session, args),
+        ["set", "weight", args @ ..] => servers::set_weight(runtime, session, args).await,
+        ["set", "server", args @ ..] => servers::set_server(runtime, session, args).await,
+        ["set", "maxconn", "server", args @ ..] => {
+            servers::set_maxconn(runtime, session, args).await
+        }
         ["set", "timeout", args @ ..] => set_timeout(session, args),
         [verb @ ("enable" | "disable"), what @ ("server" | "health" | "agent"), args @ ..] => {
-            servers::toggle(runtime, session, *verb == "enable", what, args)
+            servers::toggle(runtime, session, *verb == "enable", what, args).await
         }
-        ["shutdown", "sessions", "server", args @ ..] => servers::shutdown(runtime, session, args),
+        ["shutdown", "sessions", "server", args @ ..] => {
+            servers::shutdown(runtime, session, args).await
+        }
         _ => Ok(unknown(session, words)),
     };
     (answer.unwrap_or_else(|e| e), Flow::Continue)

@@ -38,10 +38,13 @@ fn find<'a>(
     Ok((backend, server, r))
 }
 
-fn apply(runtime: &Runtime, command: Command) -> Answer {
+/// Make the change (through the cluster when there is one) and answer as
+/// HAProxy does: nothing on success, the reason on a refusal.
+async fn apply(runtime: &Runtime, command: Command) -> Answer {
     runtime
-        .submit(&command)
-        .map(|_| String::new())
+        .change(&command)
+        .await
+        .map(|()| String::new())
         .map_err(|e| format!("{e}\n"))
 }
 
@@ -100,16 +103,16 @@ pub fn get_weight(runtime: &Runtime, args: &[&str]) -> Answer {
 }
 
 /// `set weight B/S N|N%`.
-pub fn set_weight(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
+pub async fn set_weight(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
     need(session, StatsLevel::Admin)?;
     let command = weight_command(&runtime.snapshot(), args, 1)?;
-    apply(runtime, command)
+    apply(runtime, command).await
 }
 
 const SET_SERVER_USAGE: &str = "usage: set server <backend>/<server> addr | agent | agent-addr | agent-port | agent-send | check-addr | check-port | fqdn | health | ssl | state | weight\n";
 
 /// `set server B/S weight|state|health|addr|agent... ...`.
-pub fn set_server(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
+pub async fn set_server(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
     need(session, StatsLevel::Admin)?;
     let snap = runtime.snapshot();
     let (_, s, server) = find(&snap, args.first())?;
@@ -171,17 +174,17 @@ pub fn set_server(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer
             )
         }
         ["ssl", ..] => return Err("'set server <srv> ssl' is not supported by Shoal.\n".into()),
-        ["addr", addr_args @ ..] => return set_addr(runtime, s, server, addr_args),
+        ["addr", addr_args @ ..] => return set_addr(runtime, s, server, addr_args).await,
         _ => return Err(SET_SERVER_USAGE.into()),
     };
-    apply(runtime, command)
+    apply(runtime, command).await
 }
 
 const STATE_USAGE: &str = "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n";
 const HEALTH_USAGE: &str = "'set server <srv> health' expects 'up', 'stopping', or 'down'.\n";
 
 /// `set server B/S addr IP [port P]`, answered as HAProxy reports the change.
-fn set_addr(runtime: &Runtime, s: &ServerRt, server: ServerRef, args: &[&str]) -> Answer {
+async fn set_addr(runtime: &Runtime, s: &ServerRt, server: ServerRef, args: &[&str]) -> Answer {
     const BY: &str = " by 'stats socket command'\n";
     let text = args
         .first()
@@ -209,12 +212,12 @@ fn set_addr(runtime: &Runtime, s: &ServerRt, server: ServerRef, args: &[&str]) -
             Err(_) => parts.push(format!("problem converting port '{p}' to an int")),
         }
     }
-    apply(runtime, Command::SetAddr { server, ip, port })?;
+    apply(runtime, Command::SetAddr { server, ip, port }).await?;
     Ok(format!("{}{BY}", parts.join(", ")))
 }
 
 /// `enable|disable server|health|agent B/S`.
-pub fn toggle(
+pub async fn toggle(
     runtime: &Runtime,
     session: &Session,
     enable: bool,
@@ -244,11 +247,11 @@ pub fn toggle(
         }
         _ => return Ok(String::new()),
     };
-    apply(runtime, command)
+    apply(runtime, command).await
 }
 
 /// `set maxconn server B/S N` (0: no limit).
-pub fn set_maxconn(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
+pub async fn set_maxconn(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
     need(session, StatsLevel::Admin)?;
     let snap = runtime.snapshot();
     let (_, _, server) = find(&snap, args.first())?;
@@ -261,13 +264,13 @@ pub fn set_maxconn(runtime: &Runtime, session: &Session, args: &[&str]) -> Answe
         return Err("Trailing garbage in maxconn string\n".into());
     }
     let maxconn = u32::try_from(n).map_err(|_| "Value out of range.\n".to_string())?;
-    apply(runtime, Command::SetMaxconn { server, maxconn })
+    apply(runtime, Command::SetMaxconn { server, maxconn }).await
 }
 
 /// `shutdown sessions server B/S`: end every session on the server.
-pub fn shutdown(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
+pub async fn shutdown(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
     need(session, StatsLevel::Admin)?;
     let snap = runtime.snapshot();
     let (_, _, server) = find(&snap, args.first())?;
-    apply(runtime, Command::ShutdownSessions { server })
+    apply(runtime, Command::ShutdownSessions { server }).await
 }

@@ -47,9 +47,9 @@ where
         let mut out = String::new();
         let mut quit = false;
         for words in split(&line) {
-            let (answer, flow) = execute(&runtime, &mut session, &words);
-            // The next command (and the operator) sees this one's effect.
-            runtime.settled().await;
+            // A change is settled when `execute` returns: the next command
+            // (and the operator) sees its effect.
+            let (answer, flow) = execute(&runtime, &mut session, &words).await;
             if flow == Flow::Quit {
                 quit = true;
                 break;

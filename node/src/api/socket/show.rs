@@ -297,7 +297,7 @@ pub fn table(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
 }
 
 /// `clear table NAME [key K]` (operator level).
-pub fn clear_table(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
+pub async fn clear_table(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
     let Some(name) = args.first() else {
         return Err("Required arguments: <table> \"data.<store_data_type>\" <operator> <value> or <table> key <key>\n".into());
     };
@@ -314,10 +314,11 @@ pub fn clear_table(runtime: &Runtime, session: &Session, args: &[&str]) -> Answe
         _ => return Err(TABLE_ARGS.into()),
     };
     runtime
-        .submit(&Command::ClearTable {
+        .change(&Command::ClearTable {
             table: name.to_string(),
             key,
         })
-        .map(|_| String::new())
+        .await
+        .map(|()| String::new())
         .map_err(|e| format!("{e}\n"))
 }

@@ -41,9 +41,12 @@ fn session(level: StatsLevel) -> Session {
 fn run(rt: &Runtime, level: StatsLevel, line: &str) -> String {
     let mut s = session(level);
     let mut out = String::new();
+    let exec = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("test runtime");
     for words in line::split(line) {
-        let (answer, flow) = execute(rt, &mut s, &words);
-        rt.settled_blocking();
+        let (answer, flow) = exec.block_on(execute(rt, &mut s, &words));
         if flow == Flow::Quit {
             break;
         }
