@@ -25,10 +25,33 @@ enum Command {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
-    /// Run a node in the foreground.
+    /// Run a node in the foreground: standalone (the file is the truth,
+    /// SIGHUP reloads it), or with the cluster flags as a cluster member
+    /// (the replicated state is the truth).
     Run {
+        /// The config file (a cluster node restarting from its data
+        /// directory does not need it).
         #[arg(short = 'f', long = "file")]
-        file: PathBuf,
+        file: Option<PathBuf>,
+        /// Cluster: this node's id (a positive number, unique in the cluster).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        node_id: Option<u64>,
+        /// Cluster: where the node keeps its Raft log and state.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Cluster: the QUIC address other members reach this node on.
+        #[arg(long)]
+        cluster_addr: Option<std::net::SocketAddr>,
+        /// Cluster: the directory with ca.pem, node.pem and node-key.pem.
+        #[arg(long)]
+        certs: Option<PathBuf>,
+        /// Cluster: members' cluster addresses to join through when the
+        /// node has no data yet (ignored on restart).
+        #[arg(long, value_delimiter = ',')]
+        join: Vec<String>,
+        /// Cluster: build a Raft snapshot and compact the log every N entries.
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+        snapshot_every: u64,
         /// Also append access-log lines to this file.
         #[arg(long)]
         access_log: Option<PathBuf>,
@@ -39,7 +62,7 @@ enum Command {
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
         /// File holding the admin API bearer token (else env SHOAL_ADMIN_TOKEN).
-        #[arg(long)]
+        #[arg(long, visible_alias = "token-file")]
         admin_token_file: Option<PathBuf>,
     },
 }
@@ -50,11 +73,38 @@ fn main() -> ExitCode {
         Command::Check { file } => check(&file),
         Command::Run {
             file,
+            node_id,
+            data_dir,
+            cluster_addr,
+            certs,
+            join,
+            snapshot_every,
             access_log,
             grace,
             admin,
             admin_token_file,
         } => {
+            let cluster = match (node_id, data_dir, cluster_addr, certs) {
+                (None, None, None, None) if join.is_empty() => None,
+                (Some(node), Some(data_dir), Some(cluster_addr), Some(certs)) => {
+                    Some(node::ClusterOptions {
+                        node,
+                        data_dir,
+                        cluster_addr,
+                        certs,
+                        join,
+                        snapshot_every,
+                    })
+                }
+                _ => {
+                    eprintln!("shoal: a cluster node needs --node-id, --data-dir, --cluster-addr and --certs together");
+                    return ExitCode::from(2);
+                }
+            };
+            if cluster.is_none() && file.is_none() {
+                eprintln!("shoal: a standalone node needs its config file (-f FILE)");
+                return ExitCode::from(2);
+            }
             let admin_token = match admin_token_file {
                 Some(path) => match std::fs::read_to_string(&path) {
                     Ok(t) => Some(t.trim().to_string()),
@@ -69,6 +119,7 @@ fn main() -> ExitCode {
             };
             run(RunOptions {
                 config: file,
+                cluster,
                 access_log,
                 grace: Duration::from_secs(grace),
                 admin,
@@ -111,18 +162,41 @@ fn run(opts: RunOptions) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // A cluster node's data directory: opened first, since a node that
+    // restarts takes its config from there.
+    let store = match &opts.cluster {
+        Some(c) => match shoal_raft::store::open(&c.data_dir) {
+            Ok(store) => Some(store),
+            Err(e) => {
+                eprintln!("shoal: data directory {}: {e}", c.data_dir.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     // nbthread and the limits must be known before the runtime starts, so
-    // peek at the file; `node::run` reports its errors if it has any.
-    let parsed = node::load(&opts.config).ok().map(|l| l.parsed);
-    let threads = parsed.as_ref().and_then(|p| p.config.global.nbthread);
+    // peek at the config; `node::run` reports its errors if it has any.
+    let persisted = store
+        .as_ref()
+        .and_then(|s| s.persisted_state().ok().flatten())
+        .map(|state| state.config().model.clone());
+    let parsed = match persisted {
+        Some(model) => Some(model),
+        None => opts
+            .config
+            .as_deref()
+            .and_then(|f| node::load(f).ok())
+            .map(|l| std::sync::Arc::new(l.parsed.config)),
+    };
+    let threads = parsed.as_ref().and_then(|c| c.global.nbthread);
     if let Some(n) = threads {
         if !(1..=MAX_THREADS).contains(&n) {
             eprintln!("shoal: 'nbthread' value must be between 1 and {MAX_THREADS} (was {n})");
             return ExitCode::FAILURE;
         }
     }
-    if let Some(parsed) = &parsed {
-        shoal_node::limits::apply(&parsed.config, opts.admin.is_some());
+    if let Some(config) = &parsed {
+        shoal_node::limits::apply(config, opts.admin.is_some());
     }
     let runtime = match build_runtime(threads) {
         Ok(rt) => rt,
@@ -131,7 +205,7 @@ fn run(opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(node::run(opts));
+    let result = runtime.block_on(node::run(opts, store));
     // Blocking work (name resolution, external checks) gets a moment to
     // finish; a stuck one must not keep a failed process alive.
     runtime.shutdown_timeout(Duration::from_secs(1));

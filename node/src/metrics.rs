@@ -18,6 +18,43 @@ use crate::routing::{ProxyCounters, Snapshot, StatusClass};
 use std::sync::atomic::Ordering::Relaxed;
 use text::{Kind, Writer};
 
+/// Append this node's Raft figures to a rendered exposition: term,
+/// leader (-1: none known), commit and applied index, and quorum.
+pub fn cluster(text: &mut String, m: &shoal_raft::cluster::Metrics) {
+    let mut w = Writer::default();
+    let node = m.node.to_string();
+    let labels = [("node", node.as_str())];
+    let index = |i: Option<u64>| i.map_or(-1, |i| i64::try_from(i).unwrap_or(i64::MAX));
+    let families: [(&str, &str, i64); 5] = [
+        ("shoal_cluster_term", "Current Raft term.", index(Some(m.term))),
+        (
+            "shoal_cluster_leader",
+            "Node id of the leader this node knows (-1: none).",
+            index(m.leader),
+        ),
+        (
+            "shoal_cluster_committed_index",
+            "Highest log index this node knows committed (-1: none).",
+            index(m.committed),
+        ),
+        (
+            "shoal_cluster_applied_index",
+            "Highest log index applied to this node's state (-1: none).",
+            index(m.applied),
+        ),
+        (
+            "shoal_cluster_quorum",
+            "1 when a leader that reaches a majority of the voters is known.",
+            i64::from(m.quorum),
+        ),
+    ];
+    for (name, help, value) in families {
+        w.family(name, Kind::Gauge, help);
+        w.sample(name, &labels, value);
+    }
+    text.push_str(&w.finish());
+}
+
 /// Response classes with their `code` label values.
 const CLASSES: [(StatusClass, &str); 6] = [
     (StatusClass::C1xx, "1xx"),

@@ -1,11 +1,18 @@
 //! One running node: load the config, open listeners, start checks, and
 //! react to SIGHUP (reload) and SIGTERM/SIGINT (graceful stop).
 //!
-//! A reload is a transaction: the new file is parsed, its server names
-//! resolved and its routing table trial-built, its new listeners and
-//! changed stats sockets opened — and only when all of that worked is it
-//! applied, as one `LoadConfig` command. On any failure nothing changes
-//! (state, listeners, sockets) and the log says why.
+//! Standalone (no cluster flags), the file is the truth. A reload is a
+//! transaction: the new file is parsed, its server names resolved and its
+//! routing table trial-built, its new listeners and changed stats sockets
+//! opened — and only when all of that worked is it applied, as one
+//! `LoadConfig` command. On any failure nothing changes (state,
+//! listeners, sockets) and the log says why.
+//!
+//! In a cluster the replicated state is the truth: the node starts from
+//! its data directory (or, the first time, from its file), and SIGHUP
+//! proposes the file like `shoal config apply`. Whatever a committed
+//! command changes (a config from another node, a drain, a snapshot), the
+//! node follows in [`Node::reconcile`]: listeners, checks and sockets.
 
 use crate::health::{self, Checks};
 use crate::listener::{self, AcceptCtx, Handle, Tracker};
@@ -25,7 +32,11 @@ use tokio::sync::watch;
 /// Options of `shoal run` beyond the config file.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub config: PathBuf,
+    /// The config file (`-f`); a cluster node restarting from its data
+    /// directory may go without.
+    pub config: Option<PathBuf>,
+    /// Cluster membership, when the cluster flags are given.
+    pub cluster: Option<ClusterOptions>,
     /// Append access-log lines to this file.
     pub access_log: Option<PathBuf>,
     /// Longest wait for in-flight connections on SIGTERM.
@@ -34,6 +45,19 @@ pub struct RunOptions {
     pub admin: Option<SocketAddr>,
     /// Bearer token for the admin API (`SHOAL_ADMIN_TOKEN` or `--admin-token-file`).
     pub admin_token: Option<String>,
+}
+
+/// `shoal run --node-id N --data-dir DIR --cluster-addr ADDR --certs DIR [--join ...]`.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub node: shoal_proto::command::NodeId,
+    pub data_dir: PathBuf,
+    pub cluster_addr: SocketAddr,
+    pub certs: PathBuf,
+    /// Members' cluster addresses to join through, when the node has no data.
+    pub join: Vec<String>,
+    /// Build a Raft snapshot every this many log entries.
+    pub snapshot_every: u64,
 }
 
 /// A config file as read: its text and what it says.
@@ -87,39 +111,71 @@ struct Node {
     sockets: (crate::api::socket::Sockets, Vec<StatsSocket>),
     /// Passive health: the request path reports, the checks act.
     observer: Observer,
+    /// The config the listeners, checks and sockets follow.
+    running: Arc<Config>,
+    /// This node's cluster membership, if it runs in one.
+    cluster: Option<Arc<shoal_raft::cluster::Cluster>>,
     /// Housekeeping: stick-table batches, idle pooled connections.
     background: [tokio::task::JoinHandle<()>; 2],
 }
 
-/// Run a node until SIGTERM/SIGINT.
-pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+/// Run a node until SIGTERM/SIGINT. `store`: the opened data directory of
+/// a cluster node (with `opts.cluster`).
+pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> anyhow::Result<()> {
     // Take the signals before anything is printed: scripts and tests send
     // them as soon as they read a listening notice, and SIGHUP's default
     // action would end the process.
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let loaded = match load(&opts.config) {
-        Ok(l) => l,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
+    let node_id = opts.cluster.as_ref().map_or(0, |c| c.node);
+    let persisted = match &store {
+        Some(store) => store
+            .persisted_state()
+            .map_err(|e| anyhow::anyhow!("reading the data directory: {e}"))?,
+        None => None,
+    };
+    let access_log = opts.access_log.clone();
+    let runtime = match persisted {
+        Some(state) => {
+            if let Some(c) = &opts.cluster {
+                println!(
+                    "[NOTICE] node {} starts from its data in {}",
+                    c.node,
+                    c.data_dir.display()
+                );
             }
-            bail!("configuration has {} error(s)", errors.len());
+            log_init(&state.config().model, access_log.as_deref())?;
+            tokio::task::spawn_blocking(move || Runtime::start_from(state, node_id))
+                .await
+                .context("starting the runtime")??
+        }
+        None => {
+            let Some(path) = &opts.config else {
+                bail!("a node without data needs its config file (-f FILE)");
+            };
+            let loaded = match load(path) {
+                Ok(l) => l,
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    bail!("configuration has {} error(s)", errors.len());
+                }
+            };
+            for w in &loaded.parsed.warnings {
+                eprintln!("[WARNING] {w}");
+            }
+            log_init(&loaded.parsed.config, access_log.as_deref())?;
+            let (file, text) = (loaded.file, loaded.text);
+            // Resolving server names may block: keep it off the async workers.
+            tokio::task::spawn_blocking(move || Runtime::start(&file, &text, node_id))
+                .await
+                .context("starting the runtime")??
         }
     };
-    for w in &loaded.parsed.warnings {
-        eprintln!("[WARNING] {w}");
-    }
-    let config = &loaded.parsed.config;
-    crate::identity::check(&config.global).map_err(anyhow::Error::msg)?;
-    crate::log::init(config, opts.access_log.as_deref()).context("opening access log")?;
-    let (file, text) = (loaded.file.clone(), loaded.text.clone());
-    // Resolving server names may block: keep it off the async workers.
-    let runtime = tokio::task::spawn_blocking(move || Runtime::start(&file, &text, 0))
-        .await
-        .context("starting the runtime")??;
     let runtime = Arc::new(runtime);
+    let config = runtime.read(|s| s.config().model.clone());
     let (shutdown, _) = watch::channel(false);
     let mut node = Node {
         opts,
@@ -134,49 +190,86 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             tokio::spawn(crate::persist::run_batcher(runtime.clone())),
             tokio::spawn(crate::http::sweeper::run(runtime.clone())),
         ],
+        running: config.clone(),
+        cluster: None,
     };
     // Checks first: the passive-health registry must be in place before
     // the first request can arrive.
-    node.checks = health::start(&runtime, config, &node.observer);
+    node.checks = health::start(&runtime, &config, &node.observer);
     let opened = node
-        .open_listeners(config)
+        .open_listeners(&config)
         .map_err(|mut e| anyhow::anyhow!(e.remove(0)))?;
     node.activate(opened);
-    let sockets = crate::api::socket::start(runtime.clone(), config)
+    let sockets = crate::api::socket::start(runtime.clone(), &config)
         .await
         .context("opening stats socket")?;
     node.sockets = (sockets, config.global.stats_sockets.clone());
-    let admin = match node.opts.admin {
+    let admin_listener = match node.opts.admin {
         Some(addr) => {
             if node.opts.admin_token.is_none() && !addr.ip().is_loopback() {
                 bail!("the admin API on a non-loopback address needs a token (SHOAL_ADMIN_TOKEN or --admin-token-file)");
             }
+            if node.opts.admin_token.is_none() && node.opts.cluster.is_some() {
+                bail!("a cluster node's admin API needs a token (SHOAL_ADMIN_TOKEN or --admin-token-file)");
+            }
             let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("admin API on {addr}"))?;
+            Some(listener)
+        }
+        None => None,
+    };
+    if let (Some(c), Some(store)) = (node.opts.cluster.clone(), store) {
+        let admin = match &admin_listener {
+            Some(l) => l.local_addr()?.to_string(),
+            None => bail!("a cluster node needs --admin"),
+        };
+        node.cluster = Some(start_cluster(&c, store, &runtime, admin).await?);
+    }
+    let admin = match admin_listener {
+        Some(listener) => {
             println!("[NOTICE] admin API listening on {}", listener.local_addr()?);
             Some(
-                crate::api::admin::start(listener, runtime.clone(), node.opts.admin_token.clone())
-                    .await?,
+                crate::api::admin::start(
+                    listener,
+                    runtime.clone(),
+                    node.opts.admin_token.clone(),
+                    node.cluster.clone(),
+                )
+                .await?,
             )
         }
         None => None,
     };
+    // A drained node (its state says so on restart) serves nothing.
+    let mut reconfigured = runtime.reconfigured();
+    node.reconcile(admin.as_ref()).await;
 
     loop {
         tokio::select! {
-            _ = hup.recv() => match node.reload().await {
-                Ok(Ok(())) => println!("[NOTICE] configuration reloaded"),
-                Ok(Err(routing)) => tracing::error!(
-                    "configuration reloaded, but its routing table could not be built \
-                     (the previous one stays until the next change): {routing}"
-                ),
-                Err(why) => {
-                    for line in why {
-                        tracing::error!("reload refused, the running configuration is unchanged: {line}");
+            _ = hup.recv() => {
+                if node.cluster.is_some() {
+                    node.propose_file().await;
+                    continue;
+                }
+                match node.reload().await {
+                    Ok(Ok(())) => println!("[NOTICE] configuration reloaded"),
+                    Ok(Err(routing)) => tracing::error!(
+                        "configuration reloaded, but its routing table could not be built \
+                         (the previous one stays until the next change): {routing}"
+                    ),
+                    Err(why) => {
+                        for line in why {
+                            tracing::error!("reload refused, the running configuration is unchanged: {line}");
+                        }
                     }
                 }
-            },
+            }
+            changed = reconfigured.changed() => {
+                if changed.is_ok() {
+                    node.reconcile(admin.as_ref()).await;
+                }
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -185,8 +278,71 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     if let Some(admin) = &admin {
         admin.set_ready(false);
     }
+    let cluster = node.cluster.clone();
     node.stop().await;
+    if let Some(cluster) = cluster {
+        cluster.shutdown().await;
+    }
     Ok(())
+}
+
+/// Check the `user`/`group` lines and open the logs `config` asks for.
+fn log_init(config: &Config, access_log: Option<&Path>) -> anyhow::Result<()> {
+    crate::identity::check(&config.global).map_err(anyhow::Error::msg)?;
+    crate::log::init(config, access_log).context("opening access log")
+}
+
+/// Start Raft and the QUIC endpoint, make changes go through them, and
+/// join the cluster named by `--join` when the node has no data yet.
+async fn start_cluster(
+    c: &ClusterOptions,
+    store: shoal_raft::store::Opened,
+    runtime: &Arc<Runtime>,
+    admin: String,
+) -> anyhow::Result<Arc<shoal_raft::cluster::Cluster>> {
+    use shoal_raft::cluster::{Cluster, Settings};
+    let has_data = store.has_data();
+    let settings = Settings {
+        node: c.node,
+        data_dir: c.data_dir.clone(),
+        bind: c.cluster_addr,
+        certs: c.certs.clone(),
+        admin,
+        snapshot_every: c.snapshot_every,
+    };
+    let host = Arc::new(crate::cluster::Host(runtime.clone()));
+    let cluster = Cluster::start(settings, store, host)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "[NOTICE] node {} cluster endpoint listening on {}",
+        c.node,
+        cluster.local_addr()
+    );
+    runtime.set_proposer(Arc::new(crate::cluster::RaftProposer(cluster.clone())));
+    if !has_data && !c.join.is_empty() {
+        tokio::spawn(join_at_start(cluster.clone(), c.join.clone()));
+    }
+    Ok(cluster)
+}
+
+/// `--join`: try each address in turn until one adds this node; the node
+/// serves its own file meanwhile.
+async fn join_at_start(cluster: Arc<shoal_raft::cluster::Cluster>, via: Vec<String>) {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        for addr in &via {
+            match cluster.join(addr).await {
+                Ok(()) => {
+                    println!("[NOTICE] node {} joined the cluster through {addr}", cluster.node());
+                    return;
+                }
+                Err(e) => tracing::warn!("joining through {addr}: {e}"),
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
 }
 
 impl Node {
@@ -199,20 +355,88 @@ impl Node {
             if self.listeners.contains_key(&key) || opened.iter().any(|(k, _)| *k == key) {
                 continue;
             }
-            let result = listener::bind_addr(bind)
-                .map_err(|e| e.to_string())
-                .and_then(|addr| listener::open(addr).map_err(|e| format!("{addr}: {e}")));
-            match result {
+            match open_one(&key, bind) {
                 Ok(l) => opened.push((key, l)),
-                Err(e) => {
-                    failures.push(format!("frontend '{}': cannot bind {}: {e}", key.0, key.1))
-                }
+                Err(e) => failures.push(e),
             }
         }
         if failures.is_empty() {
             Ok(opened)
         } else {
             Err(failures)
+        }
+    }
+
+    /// Follow the applied state: listeners, checks and sockets for its
+    /// config (none while this node is drained), and `/ready`. A listener
+    /// that cannot be opened here is logged; the others open.
+    async fn reconcile(&mut self, admin: Option<&crate::api::admin::Admin>) {
+        if let Err(e) = self.runtime.built().await {
+            tracing::error!("the routing table for the applied state could not be built: {e}");
+        }
+        let node = self.runtime.node();
+        let (config, drained) =
+            self.runtime.read(|s| (s.config().model.clone(), s.is_drained(node)));
+        if !Arc::ptr_eq(&config, &self.running) {
+            if config.global.stats_sockets != self.sockets.1 {
+                if let Err(e) = self.swap_sockets(&config).await {
+                    tracing::error!("stats socket: {e}");
+                }
+            }
+            self.checks = health::start(&self.runtime, &config, &self.observer);
+            self.running = config.clone();
+        }
+        let none = Config::default();
+        let target = if drained { &none } else { &*config };
+        let mut opened = Vec::new();
+        for (key, bind) in wanted(target) {
+            if self.listeners.contains_key(&key) || opened.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            match open_one(&key, bind) {
+                Ok(l) => opened.push((key, l)),
+                Err(e) => tracing::error!("{e}"),
+            }
+        }
+        self.activate(opened);
+        self.close_gone(target).await;
+        if let Some(admin) = admin {
+            admin.set_ready(!drained);
+        }
+    }
+
+    /// Cluster SIGHUP: re-read the file and propose it like `shoal config
+    /// apply` (a file equal to the running config changes nothing).
+    async fn propose_file(&self) {
+        let Some(path) = self.opts.config.clone() else {
+            tracing::warn!("SIGHUP: this node was started without -f; nothing to re-read");
+            return;
+        };
+        let runtime = self.runtime.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let loaded = load(&path)?;
+            if runtime.read(|s| s.config().text == loaded.text) {
+                return Ok(None);
+            }
+            runtime
+                .prepare(&loaded.file, &loaded.text)
+                .map(Some)
+                .map_err(|e| vec![e.to_string()])
+        })
+        .await
+        .map_err(|e| vec![e.to_string()])
+        .and_then(|r| r);
+        match prepared {
+            Ok(None) => println!("[NOTICE] configuration unchanged"),
+            Ok(Some(prepared)) => match self.runtime.propose_config(prepared).await {
+                Ok(()) => println!("[NOTICE] configuration applied to the cluster"),
+                Err(e) => tracing::error!("SIGHUP: the configuration was not applied: {e}"),
+            },
+            Err(why) => {
+                for line in why {
+                    tracing::error!("reload refused, the running configuration is unchanged: {line}");
+                }
+            }
         }
     }
 
@@ -264,7 +488,10 @@ impl Node {
         // Read, parse, resolve names and trial-build the routing table, off
         // the async workers: a bad line, an unresolvable server or a bad
         // rule stops here.
-        let (runtime, path) = (self.runtime.clone(), self.opts.config.clone());
+        let runtime = self.runtime.clone();
+        let Some(path) = self.opts.config.clone() else {
+            return Err(vec!["no config file to re-read".into()]);
+        };
         let (loaded, prepared) = tokio::task::spawn_blocking(move || {
             let loaded = load(&path)?;
             let prepared = runtime
@@ -305,6 +532,7 @@ impl Node {
         self.activate(opened);
         self.close_gone(config).await;
         self.checks = health::start(&self.runtime, config, &self.observer);
+        self.running = self.runtime.read(|s| s.config().model.clone());
         Ok(built)
     }
 
@@ -356,6 +584,14 @@ impl Node {
             );
         }
     }
+}
+
+/// Open the listening socket of one `bind` line.
+fn open_one(key: &Key, bind: &shoal_proto::config::Bind) -> Result<TcpListener, String> {
+    listener::bind_addr(bind)
+        .map_err(|e| e.to_string())
+        .and_then(|addr| listener::open(addr).map_err(|e| format!("{addr}: {e}")))
+        .map_err(|e| format!("frontend '{}': cannot bind {}: {e}", key.0, key.1))
 }
 
 /// Every listener a config asks for, keyed by frontend and `bind` address.

@@ -329,6 +329,13 @@ impl Runtime {
         self.submit(&prepared.command)
     }
 
+    /// [`Runtime::commit`] through [`Runtime::change`]: in a cluster the
+    /// prepared config is proposed, and every node applies it from the log.
+    pub async fn propose_config(&self, prepared: Prepared) -> Result<(), ChangeError> {
+        self.shared.lock_local().remember(prepared.resolved);
+        self.change(&prepared.command).await
+    }
+
     /// Rebuild while some server ramps up after `slowstart` (its effective
     /// weight depends on the time); cheap when none does. Called
     /// periodically by the slowstart ticker.

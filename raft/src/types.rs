@@ -60,4 +60,8 @@ pub trait StateHost: Send + Sync + 'static {
     fn export(&self) -> ClusterState;
     /// Replace the whole live state (a snapshot installed from the leader).
     fn install(&self, state: ClusterState);
+    /// The hash of the live state, to compare nodes.
+    fn state_hash(&self) -> u64 {
+        self.export().hash()
+    }
 }

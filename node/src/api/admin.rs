@@ -39,6 +39,7 @@
 //!   retries a dropped SYN only after a second).
 
 mod auth;
+mod cluster;
 mod extract;
 mod openapi;
 mod probes;
@@ -100,6 +101,8 @@ pub struct Api {
     ready: Arc<AtomicBool>,
     /// `/openapi.json`, rendered once.
     openapi: Bytes,
+    /// This node's cluster membership (`None`: standalone).
+    cluster: Option<Arc<shoal_raft::cluster::Cluster>>,
 }
 
 /// Serve the admin API on `listener`. `token`: bearer token required for
@@ -109,6 +112,7 @@ pub async fn start(
     listener: tokio::net::TcpListener,
     runtime: Arc<Runtime>,
     token: Option<String>,
+    cluster: Option<Arc<shoal_raft::cluster::Cluster>>,
 ) -> std::io::Result<Admin> {
     let ready = Arc::new(AtomicBool::new(true));
     let (router, doc) = routes::build();
@@ -119,6 +123,7 @@ pub async fn start(
         token: token.filter(|t| !t.is_empty()),
         ready: ready.clone(),
         openapi: Bytes::from(openapi),
+        cluster,
     });
     let service = routes::service(api, router);
     // tokio listens with a backlog of 128; a burst of connections beyond

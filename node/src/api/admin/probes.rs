@@ -47,7 +47,10 @@ pub async fn ready(State(api): State<Arc<Api>>) -> Reply {
     responses((status = 200, description = "Metrics",
         content_type = "text/plain; version=0.0.4", body = String)))]
 pub async fn metrics(State(api): State<Arc<Api>>) -> Reply {
-    let text = crate::metrics::render(&api.runtime.snapshot());
+    let mut text = crate::metrics::render(&api.runtime.snapshot());
+    if let Some(cluster) = &api.cluster {
+        crate::metrics::cluster(&mut text, &cluster.metrics());
+    }
     body(StatusCode::OK, crate::metrics::CONTENT_TYPE, text)
 }
 

@@ -6,7 +6,7 @@
 //! the router serves).
 
 use super::reply::{error, Reply};
-use super::{auth, probes, servers, tables, Api};
+use super::{auth, cluster, probes, servers, tables, Api};
 use axum::http::StatusCode;
 use axum::Router;
 use std::sync::Arc;
@@ -34,6 +34,13 @@ pub fn build() -> (Router<Arc<Api>>, utoipa::openapi::OpenApi) {
         .routes(routes!(tables::list_tables))
         .routes(routes!(tables::get_table, tables::clear_table))
         .routes(routes!(tables::stats))
+        .routes(routes!(cluster::status))
+        .routes(routes!(cluster::init))
+        .routes(routes!(cluster::join))
+        .routes(routes!(cluster::leave))
+        .routes(routes!(cluster::remove))
+        .routes(routes!(cluster::node_state))
+        .routes(routes!(cluster::apply_config))
         .split_for_parts()
 }
 

@@ -1,0 +1,280 @@
+//! Reaching the leader: requests that only the leader can carry out
+//! (writes, membership changes) go to it, from this node or over QUIC,
+//! with bounded retries while an election runs; and the handler that
+//! answers other nodes' requests.
+
+use super::{Cluster, ClusterError, CATCH_UP_TIMEOUT, MEMBERSHIP_TIMEOUT, WRITE_DEADLINE};
+use crate::messages::{AppError, AppRequest, AppResponse};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ChangeMembers;
+use shoal_proto::command::NodeId;
+use std::collections::BTreeSet;
+use std::sync::Weak;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a node waits for a leader to appear before it reports that
+/// quorum is lost: a little over one election.
+const LEADERLESS_GRACE: Duration = Duration::from_millis(1500);
+
+impl Cluster {
+    /// Carry out `request` on the leader; retry while leadership moves,
+    /// until the request's deadline.
+    pub(crate) async fn leader_call(
+        &self,
+        request: AppRequest,
+    ) -> Result<AppResponse, ClusterError> {
+        if !self.is_member() {
+            return Err(ClusterError::NotInitialized);
+        }
+        let budget = match request {
+            AppRequest::Write(_) | AppRequest::Status => WRITE_DEADLINE,
+            AppRequest::Join { .. } => CATCH_UP_TIMEOUT + MEMBERSHIP_TIMEOUT * 2,
+            AppRequest::Remove { .. } => MEMBERSHIP_TIMEOUT + WRITE_DEADLINE,
+        };
+        let deadline = Instant::now() + budget;
+        let mut backoff = Duration::from_millis(25);
+        let mut leaderless_since: Option<Instant> = None;
+        loop {
+            let metrics = self.raft.metrics().borrow().clone();
+            let why = match metrics.current_leader {
+                Some(leader) if leader == self.node => {
+                    leaderless_since = None;
+                    match self.execute(request.clone()).await {
+                        AppResponse::Failed(AppError::NotLeader { .. }) => {
+                            "the leadership moved".to_string()
+                        }
+                        answer => return Ok(answer),
+                    }
+                }
+                Some(leader) => {
+                    leaderless_since = None;
+                    let Some(info) = metrics.membership_config.membership().get_node(&leader)
+                    else {
+                        return Err(ClusterError::Failed(format!(
+                            "the leader, node {leader}, has no address in the membership"
+                        )));
+                    };
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self
+                        .call(Some(leader), &info.cluster, request.clone(), left)
+                        .await
+                    {
+                        Ok(AppResponse::Failed(AppError::NotLeader { .. })) => {
+                            format!("node {leader} is no longer the leader")
+                        }
+                        Ok(answer) => return Ok(answer),
+                        Err(e) => format!("cannot reach the leader, node {leader}: {e}"),
+                    }
+                }
+                None => {
+                    let since = *leaderless_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= LEADERLESS_GRACE {
+                        return Err(ClusterError::NoQuorum(
+                            "no leader: a majority of the voters cannot be reached".into(),
+                        ));
+                    }
+                    "no leader is known".to_string()
+                }
+            };
+            if Instant::now() + backoff >= deadline {
+                return Err(ClusterError::NoQuorum(why));
+            }
+            tracing::debug!("retrying {}: {why}", request_name(&request));
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(400));
+        }
+    }
+
+    /// Carry out a request on this node, which believes it leads.
+    pub(crate) async fn execute(&self, request: AppRequest) -> AppResponse {
+        match request {
+            AppRequest::Write(command) => {
+                match tokio::time::timeout(WRITE_DEADLINE, self.raft.client_write(command)).await {
+                    Ok(Ok(resp)) => AppResponse::Written {
+                        index: resp.log_id.index,
+                        reply: resp.data,
+                    },
+                    Ok(Err(e)) => AppResponse::Failed(write_error(e)),
+                    Err(_) => AppResponse::Failed(AppError::NoQuorum(format!(
+                        "not committed within {} s: a majority of the voters cannot be reached",
+                        WRITE_DEADLINE.as_secs()
+                    ))),
+                }
+            }
+            AppRequest::Join { node, info } => self.add_member(node, info).await,
+            AppRequest::Remove { node } => self.remove_member(node).await,
+            AppRequest::Status => AppResponse::Status(self.peer_status()),
+        }
+    }
+
+    /// Add `node` as a learner, wait for it to catch up, make it a voter.
+    async fn add_member(&self, node: NodeId, info: crate::NodeInfo) -> AppResponse {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        if let Some(known) = membership.get_node(&node) {
+            if known.cluster != info.cluster {
+                return refused(format!(
+                    "node {node} is already a member with cluster address {}; \
+                     remove it first (shoal cluster remove {node})",
+                    known.cluster
+                ));
+            }
+            if membership.voter_ids().any(|v| v == node) {
+                return AppResponse::Done;
+            }
+        }
+        tracing::info!("adding node {node} ({info}) as a learner");
+        match tokio::time::timeout(CATCH_UP_TIMEOUT, self.raft.add_learner(node, info, true)).await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return AppResponse::Failed(write_error(e)),
+            Err(_) => {
+                return AppResponse::Failed(AppError::Failed(format!(
+                    "node {node} did not catch up within {} s as a learner",
+                    CATCH_UP_TIMEOUT.as_secs()
+                )))
+            }
+        }
+        tracing::info!("node {node} caught up; making it a voter");
+        let change = ChangeMembers::AddVoterIds(BTreeSet::from([node]));
+        self.change_membership(change, &format!("making node {node} a voter"))
+            .await
+    }
+
+    /// Take `node` out of the membership (voter or learner).
+    async fn remove_member(&self, node: NodeId) -> AppResponse {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        if membership.get_node(&node).is_none() {
+            return refused(format!("node {node} is not a member"));
+        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let change = if voters.contains(&node) {
+            if voters.len() == 1 {
+                return refused(format!(
+                    "node {node} is the only voter; a cluster cannot remove its last voter"
+                ));
+            }
+            ChangeMembers::RemoveVoters(BTreeSet::from([node]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([node]))
+        };
+        tracing::info!("removing node {node} from the membership");
+        self.change_membership(change, &format!("removing node {node}"))
+            .await
+    }
+
+    async fn change_membership(
+        &self,
+        change: ChangeMembers<NodeId, crate::NodeInfo>,
+        what: &str,
+    ) -> AppResponse {
+        match tokio::time::timeout(MEMBERSHIP_TIMEOUT, self.raft.change_membership(change, false))
+            .await
+        {
+            Ok(Ok(_)) => AppResponse::Done,
+            Ok(Err(e)) => AppResponse::Failed(write_error(e)),
+            Err(_) => AppResponse::Failed(AppError::NoQuorum(format!(
+                "{what}: not committed within {} s",
+                MEMBERSHIP_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+}
+
+fn refused(why: String) -> AppResponse {
+    AppResponse::Failed(AppError::Refused(why))
+}
+
+fn request_name(request: &AppRequest) -> &'static str {
+    match request {
+        AppRequest::Write(_) => "a write",
+        AppRequest::Join { .. } => "a join",
+        AppRequest::Remove { .. } => "a removal",
+        AppRequest::Status => "a status request",
+    }
+}
+
+/// openraft's answer to a write or membership change, as an [`AppError`].
+fn write_error(
+    e: RaftError<NodeId, ClientWriteError<NodeId, crate::NodeInfo>>,
+) -> AppError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            AppError::NotLeader { leader: f.leader_id }
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            AppError::Refused(e.to_string())
+        }
+        RaftError::Fatal(e) => AppError::Failed(format!("raft stopped: {e}")),
+    }
+}
+
+/// Answers other nodes' requests: Raft's RPCs go to openraft, the
+/// application's to the cluster.
+pub(crate) struct Handler {
+    pub cluster: Weak<Cluster>,
+    pub raft: crate::Raft,
+}
+
+impl crate::transport::RpcHandler for Handler {
+    async fn append(
+        &self,
+        _from: NodeId,
+        request: openraft::raft::AppendEntriesRequest<crate::TypeConfig>,
+    ) -> Result<openraft::raft::AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        self.raft.append_entries(request).await
+    }
+
+    async fn vote(
+        &self,
+        _from: NodeId,
+        request: openraft::raft::VoteRequest<NodeId>,
+    ) -> Result<openraft::raft::VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.raft.vote(request).await
+    }
+
+    async fn snapshot(
+        &self,
+        _from: NodeId,
+        vote: openraft::Vote<NodeId>,
+        snapshot: openraft::Snapshot<crate::TypeConfig>,
+    ) -> Result<openraft::raft::SnapshotResponse<NodeId>, openraft::error::Fatal<NodeId>> {
+        self.raft.install_full_snapshot(vote, snapshot).await
+    }
+
+    async fn app(&self, from: NodeId, request: AppRequest) -> AppResponse {
+        self.answer(from, request).await
+    }
+}
+
+impl Handler {
+    /// Answer `request` from node `from` (whose certificate the transport
+    /// checked). Writes are carried out only by the leader; a join or a
+    /// removal that reaches a follower is relayed to the leader, since a
+    /// joining node knows only the address it was given.
+    async fn answer(&self, from: NodeId, request: AppRequest) -> AppResponse {
+        let Some(cluster) = self.cluster.upgrade() else {
+            return AppResponse::Failed(AppError::Failed("the node is stopping".into()));
+        };
+        tracing::debug!("node {from} asks for {}", request_name(&request));
+        match request {
+            AppRequest::Status => AppResponse::Status(cluster.peer_status()),
+            AppRequest::Write(_) => {
+                let leader = cluster.raft.metrics().borrow().current_leader;
+                if leader == Some(cluster.node) {
+                    cluster.execute(request).await
+                } else {
+                    AppResponse::Failed(AppError::NotLeader { leader })
+                }
+            }
+            AppRequest::Join { .. } | AppRequest::Remove { .. } => {
+                match cluster.leader_call(request).await {
+                    Ok(answer) => answer,
+                    Err(e) => AppResponse::Failed(AppError::Failed(e.to_string())),
+                }
+            }
+        }
+    }
+}
