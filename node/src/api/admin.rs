@@ -39,6 +39,7 @@
 //!   retries a dropped SYN only after a second).
 
 mod auth;
+mod config;
 mod extract;
 mod openapi;
 mod probes;

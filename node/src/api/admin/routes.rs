@@ -6,7 +6,7 @@
 //! the router serves).
 
 use super::reply::{error, Reply};
-use super::{auth, probes, servers, tables, Api};
+use super::{auth, config, probes, servers, tables, Api};
 use axum::http::StatusCode;
 use axum::Router;
 use std::sync::Arc;
@@ -34,6 +34,7 @@ pub fn build() -> (Router<Arc<Api>>, utoipa::openapi::OpenApi) {
         .routes(routes!(tables::list_tables))
         .routes(routes!(tables::get_table, tables::clear_table))
         .routes(routes!(tables::stats))
+        .routes(routes!(config::show_config))
         .split_for_parts()
 }
 
