@@ -79,6 +79,7 @@ pub enum ClusterCommand {
     },
     /// Remove a member (for a node that is gone for good).
     Remove {
+        /// The member's node id.
         #[arg(value_name = "NODE_ID")]
         node: NodeId,
         #[command(flatten)]
@@ -98,8 +99,10 @@ pub enum ClusterCommand {
 pub enum ServerCommand {
     /// Set a server's weight (0 to 256), like `set weight` on the runtime API.
     Weight {
+        /// The server, as the runtime API names it.
         #[arg(value_name = "BACKEND/SERVER")]
         server: ServerName,
+        /// The new weight, 0 to 256 (0: no new traffic).
         #[arg(value_name = "N")]
         weight: u32,
         #[command(flatten)]
@@ -109,8 +112,10 @@ pub enum ServerCommand {
     },
     /// Set a server's admin state, like `set server ... state`.
     State {
+        /// The server, as the runtime API names it.
         #[arg(value_name = "BACKEND/SERVER")]
         server: ServerName,
+        /// ready: takes traffic; drain: only persistent clients; maint: none.
         state: ServerState,
         #[command(flatten)]
         target: Target,
@@ -124,6 +129,7 @@ pub enum ServerCommand {
 pub enum NodeCommand {
     /// Take a proxy node out of service: it stops taking new traffic.
     Drain {
+        /// The proxy node's id.
         #[arg(value_name = "NODE_ID")]
         node: NodeId,
         #[command(flatten)]
@@ -133,6 +139,7 @@ pub enum NodeCommand {
     },
     /// Put a drained proxy node back into service.
     Ready {
+        /// The proxy node's id.
         #[arg(value_name = "NODE_ID")]
         node: NodeId,
         #[command(flatten)]
@@ -152,6 +159,7 @@ pub enum ConfigCommand {
     },
     /// Validate FILE on the node and make it the running configuration.
     Apply {
+        /// The new configuration (haproxy.cfg dialect).
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: PathBuf,
         #[command(flatten)]

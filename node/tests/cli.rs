@@ -418,3 +418,44 @@ fn config_apply_refuses_a_bad_file_with_file_and_line() {
     );
     assert_eq!(node.run(&["config", "show"]).ok(), running);
 }
+
+/// Something that is not the admin API listens there and hangs up, or
+/// answers garbage: one line naming the address, exit 1.
+#[test]
+fn a_peer_that_hangs_up_or_talks_nonsense_is_one_line() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let answers: [&[u8]; 3] = [
+        b"",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+    ];
+    let peer = std::thread::spawn(move || {
+        for answer in answers {
+            let (mut conn, _) = listener.accept().expect("accept");
+            // Read the whole request head first: closing with unread
+            // bytes would send a reset instead of the answer.
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = conn.write_all(answer);
+        }
+    });
+    for want in [
+        "connection closed before message completed",
+        "cannot read the body",
+        "invalid HTTP version",
+    ] {
+        let r = shoal(&["config", "show", "--admin", &addr], None);
+        let line = r.failed();
+        let head = format!("shoal: unexpected answer from the admin API at {addr}: ");
+        assert!(line.starts_with(&head) && line.contains(want), "{r:?}");
+    }
+    peer.join().expect("peer");
+}

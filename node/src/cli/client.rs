@@ -269,28 +269,34 @@ impl AdminClient {
     ) -> Result<Answer, CliError> {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| self.unreachable(hyper_reason(&e)))?;
+            .map_err(|e| self.unreachable(chain(&e)))?;
         // The connection is driven beside the request; it ends when the
         // sender is dropped.
         tokio::spawn(connection);
+        // Connected: from here on the node (or what listens there) is
+        // at fault, not the path to it.
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| self.unreachable(hyper_reason(&e)))?;
+            .map_err(|e| self.bad_answer(chain(&e)))?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
             .await
-            .map_err(|e| CliError::BadAnswer {
-                addr: self.addr.clone(),
-                what: format!("cannot read the body: {e}"),
-            })?
+            .map_err(|e| self.bad_answer(format!("cannot read the body: {}", chain(&*e))))?
             .to_bytes();
         Ok(Answer {
             status,
             body,
             addr: self.addr.clone(),
         })
+    }
+
+    fn bad_answer(&self, what: String) -> CliError {
+        CliError::BadAnswer {
+            addr: self.addr.clone(),
+            what,
+        }
     }
 
     fn unreachable(&self, reason: String) -> CliError {
@@ -301,17 +307,24 @@ impl AdminClient {
     }
 }
 
-/// A hyper error with its cause: `connection closed before message
-/// completed`, `connection error: connection reset by peer`.
-fn hyper_reason(e: &hyper::Error) -> String {
-    use std::error::Error;
-    match e.source() {
-        Some(cause) => match cause.downcast_ref::<std::io::Error>() {
-            Some(io) => format!("{e}: {}", io_reason(io)),
-            None => format!("{e}: {cause}"),
-        },
-        None => e.to_string(),
+/// An error and its causes, `: `-separated, I/O causes as [`io_reason`]
+/// words: `connection closed before message completed`, `error reading
+/// a body from connection: unexpected end of file`.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = match c.downcast_ref::<std::io::Error>() {
+            Some(io) => io_reason(io),
+            None => c.to_string(),
+        };
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
     }
+    text
 }
 
 /// The token in `path`, trimmed as `shoal run --admin-token-file` trims it.

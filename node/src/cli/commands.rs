@@ -105,19 +105,23 @@ async fn cluster(command: ClusterCommand) -> Result<Output, CliError> {
     }
 }
 
+/// How a server view becomes the summary line.
+type Summary = fn(&ServerName, &serde_json::Value) -> Option<String>;
+
 async fn server(command: ServerCommand) -> Result<Output, CliError> {
-    let (target, format, name, body, what) = match command {
+    let (name, what, body, summary, target, format): (_, _, _, Summary, _, _) = match command {
         ServerCommand::Weight {
             server,
             weight,
             target,
             format,
         } => (
+            server,
+            "weight",
+            json!({ "weight": weight }),
+            render::server_weight,
             target,
             format,
-            server,
-            json!({ "weight": weight }),
-            "weight",
         ),
         ServerCommand::State {
             server,
@@ -125,30 +129,26 @@ async fn server(command: ServerCommand) -> Result<Output, CliError> {
             target,
             format,
         } => (
+            server,
+            "state",
+            json!({ "state": state.word() }),
+            render::server_state,
             target,
             format,
-            server,
-            json!({ "state": state.word() }),
-            "state",
         ),
     };
     let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
-    let ServerName { backend, server } = &name;
     let path = format!(
         "/v1/backends/{}/servers/{}/{what}",
-        escape(backend),
-        escape(server)
+        escape(&name.backend),
+        escape(&name.server)
     );
     let answer = call(&api, Method::PUT, &path, Payload::Json(body)).await?;
     if format.json {
         return json_as_is(&answer);
     }
-    let view = answer.json()?;
-    let line = match what {
-        "weight" => render::server_weight(&name, &view),
-        _ => render::server_state(&name, &view),
-    };
-    line.map(Output::line)
+    summary(&name, &answer.json()?)
+        .map(Output::line)
         .ok_or_else(|| answer.bad(format!("no {what} in the server's view")))
 }
 

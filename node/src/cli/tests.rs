@@ -174,10 +174,9 @@ fn errors_are_one_line() {
         render::error(&sneaky),
         "shoal: 409 Conflict: a\\u{1b}[31mb\n"
     );
-    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    // ECONNREFUSED, as the OS words it, in lower case and without its number.
     let os = std::io::Error::from_raw_os_error(111);
     assert_eq!(io_reason(&os), "connection refused");
-    assert!(!io_reason(&refused).is_empty());
 }
 
 #[test]
