@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod api;
 pub mod balance;
+pub mod cli;
 pub mod cluster;
 pub mod dispatch;
 pub mod health;

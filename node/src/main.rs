@@ -65,12 +65,16 @@ enum Command {
         #[arg(long, visible_alias = "token-file")]
         admin_token_file: Option<PathBuf>,
     },
+    /// Client commands: `cluster`, `server`, `node`, `config`.
+    #[command(flatten)]
+    Client(shoal_node::cli::ClientCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => check(&file),
+        Command::Client(command) => shoal_node::cli::run(command),
         Command::Run {
             file,
             node_id,

@@ -40,6 +40,7 @@
 
 mod auth;
 mod cluster;
+mod config;
 mod extract;
 mod openapi;
 mod probes;

@@ -6,7 +6,7 @@
 //! the router serves).
 
 use super::reply::{error, Reply};
-use super::{auth, cluster, probes, servers, tables, Api};
+use super::{auth, cluster, config, probes, servers, tables, Api};
 use axum::http::StatusCode;
 use axum::Router;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ pub fn build() -> (Router<Arc<Api>>, utoipa::openapi::OpenApi) {
         .routes(routes!(cluster::leave))
         .routes(routes!(cluster::remove))
         .routes(routes!(cluster::node_state))
-        .routes(routes!(cluster::apply_config))
+        .routes(routes!(config::show_config, cluster::apply_config))
         .split_for_parts()
 }
 

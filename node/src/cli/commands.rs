@@ -1,0 +1,241 @@
+//! What each client command sends, and what it prints on success.
+
+use super::client::{read_error, AdminClient, Answer, CliError, Payload};
+use super::render;
+use super::{
+    ClientCommand, ClusterCommand, ConfigCommand, NodeCommand, ServerCommand, ServerName, Target,
+    DEFAULT_TIMEOUT, LONG_TIMEOUT,
+};
+use hyper::{Method, StatusCode};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::json;
+use std::path::Path;
+
+/// Bytes left unescaped in a path segment or query value: RFC 3986's
+/// unreserved characters. Everything else (`/`, `?`, `%`, `#`, space...)
+/// is escaped, so a name is always read back as itself.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A name made safe for a URI path segment or query value.
+fn escape(name: &str) -> String {
+    utf8_percent_encode(name, UNRESERVED).to_string()
+}
+
+/// What a successful command prints.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// For stdout, exactly.
+    pub stdout: String,
+    /// For stderr, each as `[WARNING] ...` (the node accepted a config
+    /// with warnings).
+    pub warnings: Vec<String>,
+}
+
+impl Output {
+    fn line(text: String) -> Output {
+        Output {
+            stdout: text + "\n",
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Run one command against its admin API.
+pub async fn execute(command: ClientCommand) -> Result<Output, CliError> {
+    match command {
+        ClientCommand::Cluster(c) => cluster(c).await,
+        ClientCommand::Server(c) => server(c).await,
+        ClientCommand::Node(c) => node(c).await,
+        ClientCommand::Config(c) => config(c).await,
+    }
+}
+
+async fn cluster(command: ClusterCommand) -> Result<Output, CliError> {
+    match command {
+        ClusterCommand::Init { target } => {
+            let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
+            call(&api, Method::POST, "/v1/cluster/init", Payload::Empty).await?;
+            Ok(Output::line(format!(
+                "cluster initialized on the node at {}",
+                api.addr()
+            )))
+        }
+        ClusterCommand::Join { via, target } => {
+            let api = AdminClient::new(&target, LONG_TIMEOUT)?;
+            let body = Payload::Json(json!({ "via": via.to_string() }));
+            call(&api, Method::POST, "/v1/cluster/join", body).await?;
+            Ok(Output::line(format!(
+                "the node at {} joined the cluster via {via}",
+                api.addr()
+            )))
+        }
+        ClusterCommand::Leave { target } => {
+            let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
+            call(&api, Method::POST, "/v1/cluster/leave", Payload::Empty).await?;
+            Ok(Output::line(format!(
+                "the node at {} left the cluster",
+                api.addr()
+            )))
+        }
+        ClusterCommand::Remove { node, target } => {
+            let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
+            let path = format!("/v1/cluster/members/{node}");
+            call(&api, Method::DELETE, &path, Payload::Empty).await?;
+            Ok(Output::line(format!(
+                "node {node} removed from the cluster"
+            )))
+        }
+        ClusterCommand::Status { target, format } => {
+            let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
+            let answer = call(&api, Method::GET, "/v1/cluster", Payload::Empty).await?;
+            if format.json {
+                return json_as_is(&answer);
+            }
+            let status = serde_json::from_slice(&answer.body)
+                .map_err(|e| answer.bad(format!("not a cluster status ({e})")))?;
+            Ok(Output {
+                stdout: render::cluster_status(&status),
+                warnings: Vec::new(),
+            })
+        }
+    }
+}
+
+/// How a server view becomes the summary line.
+type Summary = fn(&ServerName, &serde_json::Value) -> Option<String>;
+
+async fn server(command: ServerCommand) -> Result<Output, CliError> {
+    let (name, what, body, summary, target, format): (_, _, _, Summary, _, _) = match command {
+        ServerCommand::Weight {
+            server,
+            weight,
+            target,
+            format,
+        } => (
+            server,
+            "weight",
+            json!({ "weight": weight }),
+            render::server_weight,
+            target,
+            format,
+        ),
+        ServerCommand::State {
+            server,
+            state,
+            target,
+            format,
+        } => (
+            server,
+            "state",
+            json!({ "state": state.word() }),
+            render::server_state,
+            target,
+            format,
+        ),
+    };
+    let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
+    let path = format!(
+        "/v1/backends/{}/servers/{}/{what}",
+        escape(&name.backend),
+        escape(&name.server)
+    );
+    let answer = call(&api, Method::PUT, &path, Payload::Json(body)).await?;
+    if format.json {
+        return json_as_is(&answer);
+    }
+    summary(&name, &answer.json()?)
+        .map(Output::line)
+        .ok_or_else(|| answer.bad(format!("no {what} in the server's view")))
+}
+
+async fn node(command: NodeCommand) -> Result<Output, CliError> {
+    let (node, state, target, format) = match command {
+        NodeCommand::Drain {
+            node,
+            target,
+            format,
+        } => (node, "drain", target, format),
+        NodeCommand::Ready {
+            node,
+            target,
+            format,
+        } => (node, "ready", target, format),
+    };
+    let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
+    let path = format!("/v1/nodes/{node}/state");
+    let body = Payload::Json(json!({ "state": state }));
+    let answer = call(&api, Method::PUT, &path, body).await?;
+    if format.json {
+        return json_as_is(&answer);
+    }
+    Ok(Output::line(format!("node {node}: {state}")))
+}
+
+async fn config(command: ConfigCommand) -> Result<Output, CliError> {
+    match command {
+        ConfigCommand::Show { target } => {
+            let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
+            let answer = call(&api, Method::GET, "/v1/config", Payload::Empty).await?;
+            Ok(Output {
+                stdout: answer.text()?.to_string(),
+                warnings: Vec::new(),
+            })
+        }
+        ConfigCommand::Apply { file, target } => apply(&file, &target).await,
+    }
+}
+
+/// `config apply`: the node validates the text and answers 400 (or 422)
+/// with `FILE:LINE: message` diagnostics when it refuses it; FILE is the
+/// path as given here, sent as `?file=`.
+async fn apply(file: &Path, target: &Target) -> Result<Output, CliError> {
+    let text = std::fs::read_to_string(file).map_err(|e| read_error(file, &e))?;
+    let api = AdminClient::new(target, LONG_TIMEOUT)?;
+    let name = file.display().to_string();
+    let path = format!("/v1/config?file={}", escape(&name));
+    let answer = api
+        .send(Method::PUT, &path, Payload::Text(text))
+        .await?
+        .ok()
+        .map_err(|e| match e {
+            CliError::Refused { status, message }
+                if status == StatusCode::BAD_REQUEST
+                    || status == StatusCode::UNPROCESSABLE_ENTITY =>
+            {
+                CliError::ConfigRefused(message)
+            }
+            other => other,
+        })?;
+    Ok(Output {
+        stdout: format!("configuration {name} applied\n"),
+        warnings: render::warnings(&answer.body),
+    })
+}
+
+/// Send, and turn an error status into [`CliError::Refused`].
+async fn call(
+    api: &AdminClient,
+    method: Method,
+    path: &str,
+    payload: Payload,
+) -> Result<Answer, CliError> {
+    api.send(method, path, payload).await?.ok()
+}
+
+/// `--json`: the API's document as it came (the API pretty-prints), once
+/// it is known to be JSON.
+fn json_as_is(answer: &Answer) -> Result<Output, CliError> {
+    answer.json()?;
+    let mut stdout = answer.text()?.to_string();
+    if !stdout.ends_with('\n') {
+        stdout.push('\n');
+    }
+    Ok(Output {
+        stdout,
+        warnings: Vec::new(),
+    })
+}
