@@ -191,16 +191,11 @@ pub fn generate_node_cert(ca_dir: &Path, node: NodeId, out: &Path) -> Result<(),
     // The CA key must be the one of the CA certificate; otherwise the new
     // certificate would not chain and the node would fail only at start.
     let roots = parse_certs(&ca_path, ca_pem.as_bytes())?;
-    check_identity(
-        &[cert.der().clone()],
-        &roots,
-        node,
-        &cert_path,
-        &ca_path,
-    )
-    .map_err(|_| TlsError::KeyMismatch {
-        key: ca_key_path,
-        cert: ca_path.clone(),
+    check_identity(&[cert.der().clone()], &roots, node, &cert_path, &ca_path).map_err(|_| {
+        TlsError::KeyMismatch {
+            key: ca_key_path,
+            cert: ca_path.clone(),
+        }
     })?;
 
     make_dir(out)?;
@@ -222,12 +217,11 @@ pub fn load(certs: &Path, node: NodeId) -> Result<Tls, TlsError> {
     let key_path = certs.join(NODE_KEY);
     let roots = parse_certs(&ca_path, &read_bytes(&ca_path)?)?;
     let chain = parse_certs(&cert_path, &read_bytes(&cert_path)?)?;
-    let key = PrivateKeyDer::from_pem_slice(&read_bytes(&key_path)?).map_err(|e| {
-        TlsError::Invalid {
+    let key =
+        PrivateKeyDer::from_pem_slice(&read_bytes(&key_path)?).map_err(|e| TlsError::Invalid {
             path: key_path.clone(),
             what: format!("no usable private key: {e}"),
-        }
-    })?;
+        })?;
     check_identity(&chain, &roots, node, &cert_path, &ca_path)?;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -253,7 +247,12 @@ pub fn load(certs: &Path, node: NodeId) -> Result<Tls, TlsError> {
         })?;
     }
     let store = Arc::new(store);
-    let server = server_config(provider.clone(), store.clone(), chain.clone(), key.clone_key())?;
+    let server = server_config(
+        provider.clone(),
+        store.clone(),
+        chain.clone(),
+        key.clone_key(),
+    )?;
     let client = client_config(provider, store, chain, key)?;
     Ok(Tls {
         node,
@@ -281,7 +280,8 @@ fn server_config(
         .with_single_cert(chain, key)
         .map_err(|e| config_err(&e))?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| config_err(&e))?;
+    let quic =
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| config_err(&e))?;
     Ok(quinn::ServerConfig::with_crypto(Arc::new(quic)))
 }
 
@@ -300,7 +300,8 @@ fn client_config(
         .with_client_auth_cert(chain, key)
         .map_err(|e| config_err(&e))?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| config_err(&e))?;
+    let quic =
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| config_err(&e))?;
     Ok(quinn::ClientConfig::new(Arc::new(quic)))
 }
 

@@ -37,7 +37,10 @@ fn a_node_directory_is_self_contained_and_loads() {
     assert_eq!(tls.node(), 3);
 
     let err = generate_node_cert(&ca, 3, &node).expect_err("no overwrite");
-    assert!(err.to_string().contains("node.pem: already exists"), "{err}");
+    assert!(
+        err.to_string().contains("node.pem: already exists"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -74,7 +77,10 @@ fn a_node_dir_of_another_ca_is_refused() {
     fs::copy(ca2.join(CA_CERT), node.join(CA_CERT)).expect("swap CA");
     let err = load(&node, 1).expect_err("untrusted");
     assert!(matches!(err, TlsError::Untrusted { .. }), "{err}");
-    assert!(err.to_string().contains("not issued by the cluster CA"), "{err}");
+    assert!(
+        err.to_string().contains("not issued by the cluster CA"),
+        "{err}"
+    );
 
     // Both CAs in ca.pem (a CA rotation in progress): trusted again.
     let both = [
@@ -126,5 +132,8 @@ fn missing_and_garbled_files_are_named() {
     generate_node_cert(dir.path(), 1, &node).expect("cert");
     fs::write(node.join(NODE_CERT), "not a certificate\n").expect("garble");
     let err = load(&node, 1).expect_err("garbled");
-    assert!(err.to_string().contains("node.pem: no certificate in it"), "{err}");
+    assert!(
+        err.to_string().contains("node.pem: no certificate in it"),
+        "{err}"
+    );
 }

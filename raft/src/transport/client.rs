@@ -202,8 +202,15 @@ impl Peers {
             len: data.len() as u64,
         };
         let first = async {
-            wire::write_value(&mut send, &Head { from: self.me, rpc: Rpc::Snapshot }, wire::MAX_HEAD)
-                .await?;
+            wire::write_value(
+                &mut send,
+                &Head {
+                    from: self.me,
+                    rpc: Rpc::Snapshot,
+                },
+                wire::MAX_HEAD,
+            )
+            .await?;
             wire::write_value(&mut send, &head, wire::MAX_SNAPSHOT_HEAD).await
         };
         timeout_at(Instant::now() + ttl, first)
@@ -371,14 +378,21 @@ impl PeerClient {
     ) -> Result<Resp, RaftRpcError> {
         let ttl = option.soft_ttl();
         let deadline = Instant::now() + ttl;
-        let addr = self.address(deadline).await.map_err(|e| self.to_rpc_error(e, action, ttl))?;
+        let addr = self
+            .address(deadline)
+            .await
+            .map_err(|e| self.to_rpc_error(e, action, ttl))?;
         let reply: Result<Resp, RaftError<NodeId>> = self
             .peers
             .rpc(self.target, addr, rpc, request, deadline, ttl)
             .await
             .map_err(|e| self.to_rpc_error(e, action, ttl))?;
         reply.map_err(|e| {
-            RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e))
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
         })
     }
 

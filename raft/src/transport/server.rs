@@ -112,10 +112,12 @@ async fn stream<H: RpcHandler>(
     let started = tokio::time::Instant::now();
     let served = async {
         // The head says which timeout applies; until then the shortest does.
-        let head: Head =
-            tokio::time::timeout(options.stream_timeout, wire::read_value(&mut recv, wire::MAX_HEAD))
-                .await
-                .map_err(|_| StreamError::Timeout)??;
+        let head: Head = tokio::time::timeout(
+            options.stream_timeout,
+            wire::read_value(&mut recv, wire::MAX_HEAD),
+        )
+        .await
+        .map_err(|_| StreamError::Timeout)??;
         let timeout = match head.rpc {
             Rpc::Append | Rpc::Vote => options.stream_timeout,
             Rpc::App => options.app_timeout,

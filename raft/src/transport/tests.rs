@@ -6,8 +6,7 @@ use crate::types::{NodeInfo, TypeConfig};
 use openraft::error::{Fatal, RaftError};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest};
 use openraft::{
-    CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta, StoredMembership,
-    Vote,
+    CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta, StoredMembership, Vote,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
