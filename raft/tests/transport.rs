@@ -144,6 +144,11 @@ impl Node {
         Node::serve(Transport::bind(addr, tls, Options::default()).expect("binds"))
     }
 
+    fn start_with(tls: &Tls, options: Options) -> Node {
+        let addr = "127.0.0.1:0".parse().expect("addr");
+        Node::serve(Transport::bind(addr, tls, options).expect("binds"))
+    }
+
     fn serve(transport: Transport) -> Node {
         let recorder = Arc::new(Recorder::default());
         let serving = transport.clone();
@@ -462,6 +467,48 @@ async fn a_peer_with_a_cert_from_another_ca_is_refused() {
 }
 
 #[tokio::test]
+async fn nodes_of_two_cas_talk_while_both_are_trusted() {
+    // A CA rotation half done: node 1 still has an old-CA certificate,
+    // node 2 already a new-CA one, and both trust both CAs.
+    let (old, new) = (Certs::new(), Certs::new());
+    let bundle = [
+        std::fs::read(old.ca().join(tls::CA_CERT)).expect("old CA"),
+        std::fs::read(new.ca().join(tls::CA_CERT)).expect("new CA"),
+    ]
+    .concat();
+    let (dir1, dir2) = (old.node_dir(1), new.node_dir(2));
+    for dir in [&dir1, &dir2] {
+        std::fs::write(dir.join(tls::CA_CERT), &bundle).expect("bundle");
+    }
+    let one = Node::start(&tls::load(&dir1, 1).expect("node 1"));
+    let two = Node::start(&tls::load(&dir2, 2).expect("node 2"));
+    let reply = two
+        .transport
+        .call(1, &one.addr(), &AppRequest::Status)
+        .await
+        .expect("new CA -> old CA");
+    assert_eq!(
+        reply,
+        AppResponse::Status(PeerStatus {
+            node: 2,
+            ..Default::default()
+        })
+    );
+    let reply = one
+        .transport
+        .call(2, &two.addr(), &AppRequest::Status)
+        .await
+        .expect("old CA -> new CA");
+    assert_eq!(
+        reply,
+        AppResponse::Status(PeerStatus {
+            node: 1,
+            ..Default::default()
+        })
+    );
+}
+
+#[tokio::test]
 async fn a_peer_without_a_client_cert_is_refused() {
     let (logs, _guard) = Logs::capture();
     let certs = Certs::new();
@@ -577,6 +624,41 @@ async fn an_oversized_frame_resets_only_its_stream() {
         .expect("endpoint still serves");
     assert_eq!(one.calls(), 2);
     assert!(logs.text().contains("over its limit"), "{}", logs.text());
+}
+
+#[tokio::test]
+async fn a_stalled_stream_is_reset_after_its_timeout() {
+    let (logs, _guard) = Logs::capture();
+    let certs = Certs::new();
+    let options = Options {
+        stream_timeout: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let one = Node::start_with(&certs.tls(1), options);
+    let conn = raw_connect(certs.tls(2).client, &one.addr(), 1)
+        .await
+        .expect("connects");
+
+    // Half a length prefix, then nothing: the stream is open and idle.
+    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    send.write_all(&[0, 0]).await.expect("writes");
+    let started = Instant::now();
+    let stalled = wire::read_frame(&mut recv, wire::MAX_APP).await;
+    assert!(is_reset(&stalled, Reset::Timeout), "{stalled:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        logs.text().contains(&Reset::Timeout.to_string()),
+        "{}",
+        logs.text()
+    );
+
+    // The connection goes on.
+    let reply = raw_exchange(&conn, &status_from(2)).await.expect("served");
+    assert_eq!(status_of(&reply).node, 2);
 }
 
 #[tokio::test]

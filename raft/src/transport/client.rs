@@ -167,7 +167,9 @@ impl Peers {
     }
 
     /// Stream a whole snapshot: its head, then chunks of at most
-    /// `chunk_size`, each sent within `ttl`; then the answer within `ttl`.
+    /// `chunk_size`, each sent within `ttl` (openraft's per-chunk timeout);
+    /// then the answer within `ttl` or [`Options::stream_timeout`],
+    /// whichever is longer.
     async fn snapshot(
         &self,
         node: NodeId,
@@ -224,12 +226,19 @@ impl Peers {
                 .map_err(failed)?;
         }
         let _ = send.finish();
+        // The receiver installs the snapshot before it answers, which may
+        // take longer than moving one chunk.
+        let wait = ttl.max(self.options.stream_timeout);
         timeout_at(
-            Instant::now() + ttl,
+            Instant::now() + wait,
             wire::read_value(&mut recv, Rpc::Snapshot.reply_limit()),
         )
         .await
-        .map_err(|_| timed_out())?
+        .map_err(|_| TransportError::Timeout {
+            node,
+            addr,
+            after: wait,
+        })?
         .map_err(failed)
     }
 }
