@@ -463,6 +463,32 @@ async fn a_peer_with_a_cert_from_another_ca_is_refused() {
         .expect_err("another cluster's node");
     assert!(matches!(err, TransportError::Handshake { .. }), "{err}");
     assert!(err.is_unreachable());
+
+    // A stranger that trusts our CA too (as in a CA rotation that node 1
+    // has not joined): only node 1 refuses, after the stranger considers
+    // the handshake done. It still reads as a refused handshake, so Raft
+    // backs off.
+    let dir = stranger.node_dir(2);
+    let bundle = [
+        std::fs::read(dir.join(tls::CA_CERT)).expect("stranger CA"),
+        std::fs::read(certs.ca().join(tls::CA_CERT)).expect("our CA"),
+    ]
+    .concat();
+    std::fs::write(dir.join(tls::CA_CERT), bundle).expect("bundle");
+    let trusting = Node::start(&tls::load(&dir, 2).expect("loads"));
+    let err = trusting
+        .transport
+        .call(1, &one.addr(), &AppRequest::Status)
+        .await
+        .expect_err("node 1 does not trust the stranger");
+    assert!(matches!(err, TransportError::Handshake { .. }), "{err}");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    let mut client = trusting.client(1, &one.addr()).await;
+    let err = client
+        .vote(vote_request(), option(Duration::from_secs(5)))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, RPCError::Unreachable(_)), "{err}");
     assert_eq!(one.calls(), 0);
 }
 

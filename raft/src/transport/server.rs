@@ -19,8 +19,8 @@ pub(super) async fn serve<H: RpcHandler>(
     options: Arc<Options>,
 ) {
     while let Some(incoming) = endpoint.accept().await {
-        // open_connections counts this one already.
-        if endpoint.open_connections() > options.max_connections {
+        // An incoming connection counts only once accepted.
+        if endpoint.open_connections() >= options.max_connections {
             warn!(
                 remote = %incoming.remote_address(),
                 "cluster endpoint: refusing a connection: {} are open already",
