@@ -2,6 +2,16 @@
 //! from [`crate::tls`]) carrying Raft's RPCs and the application requests of
 //! [`crate::messages`].
 //!
+//! # Use
+//!
+//! ```text
+//! let tls = tls::load(certs_dir, node_id)?;                 // fails at start if wrong
+//! let transport = Transport::bind(cluster_addr, &tls, Options::default())?;
+//! let raft = Raft::new(node_id, config, transport.network(), log, sm).await?;
+//! tokio::spawn({ let t = transport.clone(); async move { t.serve(handler).await } });
+//! transport.call(leader, &leader_addr, &AppRequest::Write(cmd)).await?;
+//! ```
+//!
 //! # Wire format
 //!
 //! Nodes negotiate the ALPN protocol [`crate::tls::ALPN`] (`shoal-raft/1`).
