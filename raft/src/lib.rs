@@ -3,9 +3,13 @@
 //! - [`types`]: the openraft type configuration and the [`StateHost`]
 //!   hook through which committed commands reach the node.
 //! - [`messages`]: what nodes ask each other besides Raft's RPCs.
+//! - [`tls`]: the cluster CA, node certificates and their TLS configs.
+//! - [`transport`]: the QUIC endpoint carrying Raft RPCs and messages.
 #![forbid(unsafe_code)]
 
 pub mod messages;
+pub mod tls;
+pub mod transport;
 pub mod types;
 
 pub use types::{NodeInfo, Raft, Reply, StateHost, TypeConfig};
