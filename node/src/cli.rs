@@ -59,6 +59,23 @@ pub enum ClientCommand {
 /// through the admin API, are added beside these.)
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
+    /// Create the cluster CA: `ca.pem` and `ca-key.pem` in DIR (keep the key
+    /// secret; it signs node certificates).
+    Ca {
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
+    /// Issue node N's certificate from the CA in --ca: `node.pem`,
+    /// `node-key.pem` and a copy of `ca.pem` in DIR (a node's --certs).
+    Cert {
+        /// The directory `shoal cluster ca` wrote.
+        #[arg(long, value_name = "DIR")]
+        ca: std::path::PathBuf,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        node_id: NodeId,
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
     /// Make the node a one-member cluster that others can join.
     Init {
         #[command(flatten)]

@@ -2,11 +2,13 @@
 //!
 //! - [`types`]: the openraft type configuration and the [`StateHost`]
 //!   hook through which committed commands reach the node.
+//! - [`cluster`]: one node's membership: Raft, its endpoint, writes, joins, status.
 //! - [`messages`]: what nodes ask each other besides Raft's RPCs.
 //! - [`tls`]: the cluster CA, node certificates and their TLS configs.
 //! - [`transport`]: the QUIC endpoint carrying Raft RPCs and messages.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod messages;
 pub mod tls;
 pub mod transport;

@@ -93,6 +93,10 @@ pub struct Tls {
     pub server: quinn::ServerConfig,
     /// Trusts only the cluster CA and presents this node's certificate.
     pub client: quinn::ClientConfig,
+    /// Like `client`, but accepts any node certificate of the cluster CA:
+    /// for a join, where only a member's address is known. The chain is
+    /// still verified; only which node it names is not.
+    pub any_member: quinn::ClientConfig,
 }
 
 impl std::fmt::Debug for Tls {
@@ -253,11 +257,13 @@ pub fn load(certs: &Path, node: NodeId) -> Result<Tls, TlsError> {
         chain.clone(),
         key.clone_key(),
     )?;
-    let client = client_config(provider, store, chain, key)?;
+    let client = client_config(provider.clone(), store.clone(), chain.clone(), key.clone_key(), false)?;
+    let any_member = client_config(provider, store, chain, key, true)?;
     Ok(Tls {
         node,
         server,
         client,
+        any_member,
     })
 }
 
@@ -286,23 +292,93 @@ fn server_config(
 }
 
 /// The CA as the only root; this node's certificate as client certificate.
+/// `any_member`: accept a server certificate of the CA whatever node it
+/// names (see [`AnyMember`]).
 fn client_config(
     provider: Arc<CryptoProvider>,
     roots: Arc<RootCertStore>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    any_member: bool,
 ) -> Result<quinn::ClientConfig, TlsError> {
     let config_err = |e: &dyn std::fmt::Display| TlsError::Config(e.to_string());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| config_err(&e))?
-        .with_root_certificates(roots)
+        .map_err(|e| config_err(&e))?;
+    let builder = if any_member {
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map_err(|e| config_err(&e))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyMember(inner)))
+    } else {
+        builder.with_root_certificates(roots)
+    };
+    let mut tls = builder
         .with_client_auth_cert(chain, key)
         .map_err(|e| config_err(&e))?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic =
         quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| config_err(&e))?;
     Ok(quinn::ClientConfig::new(Arc::new(quic)))
+}
+
+/// The server name a join dials: no node has it, so only [`AnyMember`]
+/// accepts the answer.
+pub const ANY_MEMBER: &str = "member.shoal";
+
+/// Verifies a server's chain against the cluster CA like rustls does, but
+/// accepts whichever node the certificate names: a joining node knows a
+/// member's address, not its id. Everything else (chain, validity, usage,
+/// signatures) is checked by the wrapped webpki verifier.
+#[derive(Debug)]
+struct AnyMember(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyMember {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        // webpki checks the chain before the name, so a name mismatch here
+        // means the chain to the CA is good.
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// Whether `cert` (already verified against the CA by rustls) is valid for

@@ -232,13 +232,16 @@ impl Transport {
         let mut server = tls.server.clone();
         server.transport_config(transport.clone());
         let mut client = tls.client.clone();
-        client.transport_config(transport);
+        client.transport_config(transport.clone());
+        let mut any_member = tls.any_member.clone();
+        any_member.transport_config(transport);
         let endpoint = quinn::Endpoint::server(server, addr)
             .map_err(|source| TransportError::Bind { addr, source })?;
         let options = Arc::new(options);
         let peers = Arc::new(client::Peers::new(
             endpoint.clone(),
             client,
+            any_member,
             tls.node(),
             options.clone(),
         ));
@@ -291,15 +294,20 @@ impl Transport {
             .await
     }
 
-    /// [`Transport::call`] with its own timeout.
+    /// [`Transport::call`] with its own timeout. `target: None` reaches
+    /// whichever member listens at `addr` (a join knows only the address):
+    /// its certificate must still come from the cluster CA.
     pub async fn call_within(
         &self,
-        target: NodeId,
+        target: Option<NodeId>,
         addr: &str,
         request: &AppRequest,
         timeout: Duration,
     ) -> Result<AppResponse, TransportError> {
-        self.peers.call(target, addr, request, timeout).await
+        match target {
+            Some(target) => self.peers.call(target, addr, request, timeout).await,
+            None => self.peers.call_any(addr, request, timeout).await,
+        }
     }
 
     /// Close every connection and stop serving; waits until peers were told.

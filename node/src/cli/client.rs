@@ -43,6 +43,9 @@ pub enum CliError {
     Output(String),
     #[error("cannot start the runtime: {0}")]
     Runtime(String),
+    /// `shoal cluster ca|cert` could not write the certificates.
+    #[error("{0}")]
+    Certificates(String),
 }
 
 /// `401 Unauthorized: message`, or the status alone without a message.

@@ -56,6 +56,22 @@ pub async fn execute(command: ClientCommand) -> Result<Output, CliError> {
 
 async fn cluster(command: ClusterCommand) -> Result<Output, CliError> {
     match command {
+        ClusterCommand::Ca { out } => {
+            shoal_raft::tls::generate_ca(&out)
+                .map_err(|e| CliError::Certificates(e.to_string()))?;
+            Ok(Output::line(format!(
+                "cluster CA written to {} (ca.pem, ca-key.pem)",
+                out.display()
+            )))
+        }
+        ClusterCommand::Cert { ca, node_id, out } => {
+            shoal_raft::tls::generate_node_cert(&ca, node_id, &out)
+                .map_err(|e| CliError::Certificates(e.to_string()))?;
+            Ok(Output::line(format!(
+                "certificate of node {node_id} written to {} (node.pem, node-key.pem, ca.pem)",
+                out.display()
+            )))
+        }
         ClusterCommand::Init { target } => {
             let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
             call(&api, Method::POST, "/v1/cluster/init", Payload::Empty).await?;

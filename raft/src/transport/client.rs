@@ -30,6 +30,8 @@ use tokio::time::{timeout_at, Instant};
 pub(super) struct Peers {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
+    /// For [`Peers::call_any`]: accepts any member of the CA.
+    any_member: quinn::ClientConfig,
     me: NodeId,
     options: Arc<Options>,
     /// Held only to look up or insert a peer's slot, never across I/O.
@@ -47,12 +49,14 @@ impl Peers {
     pub(super) fn new(
         endpoint: quinn::Endpoint,
         config: quinn::ClientConfig,
+        any_member: quinn::ClientConfig,
         me: NodeId,
         options: Arc<Options>,
     ) -> Self {
         Peers {
             endpoint,
             config,
+            any_member,
             me,
             options,
             slots: Mutex::new(HashMap::new()),
@@ -123,13 +127,30 @@ impl Peers {
             return Err(frame_error(node, addr, e));
         }
         let conn = self.connection(node, addr, deadline).await?;
+        self.exchange(&conn, node, addr, rpc, &body, deadline, timeout)
+            .await
+    }
+
+    /// Send `body` as one `rpc` on a new stream of `conn`, read the answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange<Resp: DeserializeOwned>(
+        &self,
+        conn: &quinn::Connection,
+        node: NodeId,
+        addr: SocketAddr,
+        rpc: Rpc,
+        body: &[u8],
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Resp, TransportError> {
+        let conn = conn.clone();
         let exchange = async {
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(node, addr, e))?;
             let head = Head { from: self.me, rpc };
             wire::write_value(&mut send, &head, wire::MAX_HEAD)
                 .await
                 .map_err(|e| stream_error(node, addr, &conn, e))?;
-            wire::write_frame(&mut send, &body)
+            wire::write_frame(&mut send, body)
                 .await
                 .map_err(|e| stream_error(node, addr, &conn, e))?;
             let _ = send.finish();
@@ -144,6 +165,46 @@ impl Peers {
                 addr,
                 after: timeout,
             })?
+    }
+
+    /// Send an application request to whichever member listens at `addr`
+    /// (a join: the id is not known), on a connection of its own.
+    pub(super) async fn call_any(
+        &self,
+        addr: &str,
+        request: &AppRequest,
+        timeout: Duration,
+    ) -> Result<AppResponse, TransportError> {
+        // Errors name node 0: no node has that id.
+        const UNKNOWN: NodeId = 0;
+        let deadline = Instant::now() + timeout;
+        let addr = timeout_at(deadline, resolve(UNKNOWN, addr))
+            .await
+            .map_err(|_| TransportError::Address {
+                node: UNKNOWN,
+                addr: addr.to_string(),
+                reason: "name not resolved in time".to_string(),
+            })??;
+        let unreachable = |reason: String| TransportError::Unreachable {
+            node: UNKNOWN,
+            addr,
+            reason,
+        };
+        let body = codec::encode(request).map_err(|e| frame_error(UNKNOWN, addr, e.into()))?;
+        let connecting = self
+            .endpoint
+            .connect_with(self.any_member.clone(), addr, tls::ANY_MEMBER)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let conn = match timeout_at(deadline, connecting).await {
+            Err(_) => return Err(unreachable("no handshake in time".to_string())),
+            Ok(Err(e)) => return Err(connect_error(UNKNOWN, addr, e)),
+            Ok(Ok(conn)) => conn,
+        };
+        let answer = self
+            .exchange(&conn, UNKNOWN, addr, Rpc::App, &body, deadline, timeout)
+            .await;
+        conn.close(0u32.into(), b"done");
+        answer
     }
 
     /// Send an application request to `node` at `addr`.
