@@ -3,6 +3,9 @@
 //! `parse(text, file)` (or `parse_file(path)`, which reads with bounded
 //! memory) returns the resolved [`Config`] plus warnings, or every
 //! error found, each as `FILE:LINE: message` (what `shoal check` prints).
+//! `"${NAME}"` in the text expands from the environment at parse time
+//! (`parse_with_env` takes the lookup), so one text loads with each node's
+//! own values.
 //! `print(&config)` writes the model back out; `parse(print(c)) == c`.
 
 pub mod model;
@@ -10,7 +13,10 @@ mod parse;
 mod print;
 
 pub use model::*;
-pub use parse::{parse, parse_file, parse_reader, MAX_CONFIG_BYTES, MAX_ERRORS, MAX_LINE_BYTES};
+pub use parse::{
+    parse, parse_file, parse_reader, parse_with_env, EnvLookup, MAX_CONFIG_BYTES, MAX_ERRORS,
+    MAX_LINE_BYTES,
+};
 pub use print::print;
 
 use std::fmt;

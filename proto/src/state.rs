@@ -34,15 +34,54 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The running config: what was loaded, and what it says.
+///
+/// Only `file` and `text` are serialised (what Raft stores, snapshots and
+/// [`ClusterState::hash`] compare): the text is the same on every node, but
+/// its `"${NAME}"` references expand from each node's own environment, so
+/// the model may differ from node to node. Decoding parses the text again
+/// on the decoding node, and fails if it does not load there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(try_from = "ConfigSource")]
 pub struct LoadedConfig {
     /// The file name diagnostics use.
     pub file: String,
-    /// The haproxy.cfg text as loaded.
+    /// The haproxy.cfg text as loaded, variables unexpanded.
     pub text: String,
-    /// The parsed model (a pure function of `text`), shared with the
-    /// routing snapshots built from it.
+    /// The parsed model (a function of `text` and this node's
+    /// environment), shared with the routing snapshots built from it.
+    #[serde(skip_serializing)]
     pub model: Arc<Config>,
+}
+
+/// What is serialised of a [`LoadedConfig`].
+#[derive(Deserialize)]
+struct ConfigSource {
+    file: String,
+    text: String,
+}
+
+impl TryFrom<ConfigSource> for LoadedConfig {
+    type Error = String;
+
+    fn try_from(source: ConfigSource) -> Result<Self, String> {
+        let model = match crate::config::parse(&source.text, &source.file) {
+            Ok(parsed) => parsed.config,
+            // An empty model would serve nothing while the servers and
+            // tables still name its proxies: refuse, and say why.
+            Err(errors) => {
+                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                return Err(format!(
+                    "the replicated config does not load on this node: {}",
+                    errors.join("; ")
+                ));
+            }
+        };
+        Ok(LoadedConfig {
+            file: source.file,
+            text: source.text,
+            model: Arc::new(model),
+        })
+    }
 }
 
 /// One server's runtime state: what the config file does not say.

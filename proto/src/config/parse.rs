@@ -33,6 +33,7 @@ mod timeout;
 mod validate;
 
 pub use diags::MAX_ERRORS;
+pub use lexer::EnvLookup;
 pub use lines::{MAX_CONFIG_BYTES, MAX_LINE_BYTES};
 
 use super::{Config, Diagnostic, Global, Parsed, ProxyKind};
@@ -46,9 +47,20 @@ use std::path::Path;
 ///
 /// Returns the config and its warnings, or the errors found (sorted by
 /// line, at most [`MAX_ERRORS`] and a last one saying more were left out).
-/// Never panics, whatever the input.
+/// Never panics, whatever the input. `"${NAME}"` reads this process's
+/// environment; see [`parse_with_env`].
 pub fn parse(text: &str, file: &str) -> Result<Parsed, Vec<Diagnostic>> {
-    parse_reader(text.as_bytes(), file)
+    parse_with_env(text, file, &process_env)
+}
+
+/// [`parse`], with environment variables looked up in `env` rather than in
+/// this process's environment (a test passes a map).
+pub fn parse_with_env(
+    text: &str,
+    file: &str,
+    env: EnvLookup<'_>,
+) -> Result<Parsed, Vec<Diagnostic>> {
+    parse_input(text.as_bytes(), file, env)
 }
 
 /// Reads and parses the config file at `path`, line by line: memory stays
@@ -69,7 +81,22 @@ pub fn parse_file(path: &Path) -> Result<Parsed, Vec<Diagnostic>> {
 
 /// Parses a config from any buffered input; see [`parse_file`].
 pub fn parse_reader(input: impl BufRead, file: &str) -> Result<Parsed, Vec<Diagnostic>> {
-    let mut p = Parser::new(file);
+    parse_input(input, file, &process_env)
+}
+
+/// This process's environment variable `name`. A value that is not UTF-8
+/// counts as unset, so that the line is refused rather than changed.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// What every entry point above calls.
+fn parse_input(
+    input: impl BufRead,
+    file: &str,
+    env: EnvLookup<'_>,
+) -> Result<Parsed, Vec<Diagnostic>> {
+    let mut p = Parser::new(file, env);
     let mut lines = lines::Lines::new(input);
     loop {
         match lines.next_line() {
@@ -104,8 +131,14 @@ enum Section {
 }
 
 /// Parser state across lines.
-struct Parser {
+struct Parser<'e> {
     d: Diags,
+    /// Where `"${NAME}"` looks variables up.
+    env: EnvLookup<'e>,
+    /// The file name, for `${.FILE}`.
+    file: String,
+    /// The current section's name, or its keyword: `${.SECTION}`.
+    section_name: String,
     global: Global,
     section: Section,
     /// The `defaults` or proxy section being parsed.
@@ -124,10 +157,13 @@ struct Parser {
     stopped: bool,
 }
 
-impl Parser {
-    fn new(file: &str) -> Self {
+impl<'e> Parser<'e> {
+    fn new(file: &str, env: EnvLookup<'e>) -> Self {
         Parser {
             d: Diags::new(file),
+            env,
+            file: file.to_string(),
+            section_name: String::new(),
             global: Global::default(),
             section: Section::Outside,
             cur: None,
@@ -140,7 +176,13 @@ impl Parser {
     }
 
     fn line(&mut self, no: usize, raw: &str) {
-        let args = match lexer::split(raw) {
+        let vars = lexer::Vars {
+            env: self.env,
+            file: &self.file,
+            line: no,
+            section: &self.section_name,
+        };
+        let args = match lexer::split(raw, &vars) {
             Ok(words) => words,
             Err(e) => return self.d.error(no, e),
         };
@@ -167,6 +209,12 @@ impl Parser {
     fn start_section(&mut self, no: usize, args: &[String]) {
         self.end_section();
         let kw = args.first().map(String::as_str).unwrap_or_default();
+        // As HAProxy: the second word if any (even `from`), else the keyword.
+        self.section_name = args
+            .get(1)
+            .filter(|w| !w.is_empty())
+            .map_or(kw, String::as_str)
+            .to_string();
         match kw {
             "global" => {
                 self.d.at_most(no, args, 1);

@@ -440,3 +440,98 @@ proptest! {
         }
     }
 }
+
+/// One config text for every node; each fills in its own address.
+const PER_NODE: &str = "\
+frontend fe
+    bind \"${NODE_IP-127.0.0.1}:0\"
+    default_backend app
+backend app
+    server s1 \"${NODE_IP-127.0.0.1}:8001\"
+";
+
+/// A name no test environment sets.
+const UNSET: &str = "SHOAL_TEST_NEVER_SET_3B1F";
+
+/// `state` with its config parsed as a node whose `NODE_IP` is `ip` would.
+fn as_node(state: &ClusterState, ip: &str) -> ClusterState {
+    let env = |name: &str| (name == "NODE_IP").then(|| ip.to_string());
+    let config = state.config();
+    let parsed = crate::config::parse_with_env(&config.text, &config.file, &env).expect("loads");
+    let mut node = state.clone();
+    node.config = Arc::new(LoadedConfig {
+        model: Arc::new(parsed.config),
+        ..LoadedConfig::clone(config)
+    });
+    node
+}
+
+fn bind_and_server(state: &ClusterState) -> (String, String) {
+    let model = &state.config().model;
+    let bind = model.proxies[0].binds[0].host.clone();
+    let server = model.proxies[1].servers[0].addr.host.clone();
+    (bind, server)
+}
+
+#[test]
+fn nodes_with_different_environments_hash_the_same() {
+    let loaded = loaded(PER_NODE);
+    let (a, b) = (
+        as_node(&loaded, "127.0.0.11"),
+        as_node(&loaded, "127.0.0.12"),
+    );
+    assert_eq!(
+        bind_and_server(&a),
+        ("127.0.0.11".into(), "127.0.0.11".into())
+    );
+    assert_eq!(
+        bind_and_server(&b),
+        ("127.0.0.12".into(), "127.0.0.12".into())
+    );
+    assert_eq!(a.hash(), b.hash(), "the replicated state is the text");
+    assert_eq!(
+        crate::codec::encode(&a).expect("encode"),
+        crate::codec::encode(&b).expect("encode")
+    );
+}
+
+#[test]
+fn decoding_parses_the_text_again_with_this_nodes_environment() {
+    let text = PER_NODE.replace("NODE_IP", UNSET);
+    let env = |name: &str| (name == UNSET).then(|| "127.0.0.11".to_string());
+    let parsed = crate::config::parse_with_env(&text, "t.cfg", &env).expect("loads");
+    let mut remote = loaded(&text);
+    remote.config = Arc::new(LoadedConfig {
+        model: Arc::new(parsed.config),
+        ..LoadedConfig::clone(remote.config())
+    });
+    assert_eq!(bind_and_server(&remote).0, "127.0.0.11");
+    // This process does not set the variable: its default applies here.
+    let bytes = crate::codec::encode(&remote).expect("encode");
+    let here: ClusterState = crate::codec::decode(&bytes).expect("decode");
+    assert_eq!(bind_and_server(&here).0, "127.0.0.1");
+    assert_eq!(here.hash(), remote.hash());
+}
+
+#[test]
+fn a_state_whose_config_does_not_load_here_does_not_decode() {
+    let text = format!("frontend fe\n    bind \"${{{UNSET}}}:0\"\n");
+    let env = |name: &str| (name == UNSET).then(|| "127.0.0.11".to_string());
+    let parsed = crate::config::parse_with_env(&text, "t.cfg", &env).expect("loads there");
+    let there = ClusterState {
+        config: Arc::new(LoadedConfig {
+            file: "t.cfg".into(),
+            text: text.clone(),
+            model: Arc::new(parsed.config),
+        }),
+        ..ClusterState::default()
+    };
+    let bytes = crate::codec::encode(&there).expect("encode");
+    let err = crate::codec::decode::<ClusterState>(&bytes).expect_err("refused here");
+    let want = format!("t.cfg:2: environment variable '{UNSET}' is not set");
+    assert!(err.to_string().contains(&want), "{err}");
+    assert!(
+        err.to_string().contains("does not load on this node"),
+        "{err}"
+    );
+}

@@ -1,7 +1,8 @@
 //! Unit tests of the parser: tokenizer, values, sections and inheritance.
 //! Error classes and the seed configs are tested in proto/tests/.
 
-use super::{addr, duration, lexer, parse, stick};
+use super::lexer::MAX_WORDS;
+use super::{addr, duration, lexer, parse, parse_with_env, stick};
 use crate::config::*;
 use std::time::Duration;
 
@@ -27,8 +28,34 @@ fn proxy<'a>(p: &'a Parsed, name: &str) -> &'a Proxy {
         .expect("proxy exists")
 }
 
+/// The environment the lexer tests see.
+fn test_env(name: &str) -> Option<String> {
+    let value = match name {
+        "FOO" => "bar",
+        "EMPTY" => "",
+        "V" => "client  5s",
+        "LEAD" => " a",
+        "TRAIL" => "a ",
+        "WS" => "a\t\n\x0b\x0c\rb",
+        "MANY" => return Some("w ".repeat(MAX_WORDS)),
+        _ => return None,
+    };
+    Some(value.to_string())
+}
+
+/// Splits `line` as line 7 of `t.cfg`, in section `fe`, with [`test_env`].
+fn split(line: &str) -> Result<Vec<String>, String> {
+    let vars = lexer::Vars {
+        env: &test_env,
+        file: "t.cfg",
+        line: 7,
+        section: "fe",
+    };
+    lexer::split(line, &vars)
+}
+
 fn words(line: &str) -> Vec<String> {
-    lexer::split(line).expect("lexes")
+    split(line).expect("lexes")
 }
 
 #[test]
@@ -47,24 +74,115 @@ fn tokenizer_follows_haproxy() {
     assert_eq!(words("empty \"\" x"), ["empty", "", "x"]);
     assert_eq!(words("con\"cat\"'en'ated"), ["concatenated"]);
     assert_eq!(words("trailing\\"), ["trailing\\"]);
-    assert!(lexer::split("open \"quote").is_err());
-    assert!(lexer::split("bad \\xZZ").is_err());
-    assert!(lexer::split("bad \\xff").is_err(), "invalid UTF-8");
-    // HAProxy would expand environment variables; Shoal refuses them.
-    let env = lexer::split("log \"${LOG_HOST}:514\" local0").expect_err("refused");
-    assert!(env.contains("'$LOG_HOST' is not expanded"), "{env}");
-    assert!(lexer::split("acl a path_reg \"^/x$\"")
+    assert!(split("open \"quote").is_err());
+    assert!(split("bad \\xZZ").is_err());
+    assert!(split("bad \\xff").is_err(), "invalid UTF-8");
+    assert!(split("acl a path_reg \"^/x$\"")
         .expect_err("refused")
         .contains("forbidden first character"));
-    // ... unless escaped, inside double quotes (outside, `\$` is literal).
+    // `\$` is a literal `$` inside double quotes (outside, it stays `\$`).
     assert_eq!(
         words(r#"a "\$HOME" \$x '$y'"#),
         ["a", "$HOME", "\\$x", "$y"]
     );
     assert_eq!(words(&"w ".repeat(64)).len(), 64);
-    assert!(lexer::split(&"w ".repeat(65))
+    assert!(split(&"w ".repeat(65))
         .expect_err("refused")
         .contains("too many words"));
+}
+
+/// Each case was checked against HAProxy 2.6.12 (`haproxy -c`, with the
+/// expanded word shown in its "unknown keyword" error).
+#[test]
+fn variables_expand_inside_double_quotes_as_in_haproxy() {
+    let cases: &[(&str, &str)] = &[
+        (r#""A${FOO}B""#, "AbarB"),
+        (r#""A$FOO.B""#, "Abar.B"),
+        (r#""A${FOO}${FOO}B""#, "AbarbarB"),
+        (r#""A$EMPTY""#, "A"),
+        // Not inside double quotes: as written.
+        ("'A${FOO}B'", "A${FOO}B"),
+        ("A${FOO}B", "A${FOO}B"),
+        (r#""A\${FOO}B""#, "A${FOO}B"),
+        (r"A\$FOO", r"A\$FOO"),
+        // Defaults replace an unset variable, not an empty one, and run
+        // to the first `}` as written.
+        (r#""A${UNDEF-dflt}B""#, "AdfltB"),
+        (r#""A${FOO-dflt}B""#, "AbarB"),
+        (r#""A${EMPTY-dflt}B""#, "AB"),
+        (r#""A${UNDEF-}B""#, "AB"),
+        (r#""A${UNDEF-x y}B""#, "Ax yB"),
+        (r#""A${X-a}b}B""#, "Aab}B"),
+        (r#""A${UNDEF-a\"b}B""#, r#"Aa\"bB"#),
+        // Pseudo-variables.
+        (r#""A${.LINE}B""#, "A7B"),
+        (r#""A${.FILE}B""#, "At.cfgB"),
+        (r#""A${.SECTION}B""#, "AfeB"),
+        (r#""A$.LINE.B""#, "A7.B"),
+        // `[*]` splits only inside braces.
+        (r#""${V}[*]""#, "client  5s[*]"),
+        (r#""$V[*]""#, "client  5s[*]"),
+    ];
+    for (line, want) in cases {
+        assert_eq!(split(line), Ok(vec![want.to_string()]), "{line}");
+    }
+}
+
+#[test]
+fn variables_split_into_words_with_star() {
+    let cases: &[(&str, &[&str])] = &[
+        (r#"timeout "${V[*]}""#, &["timeout", "client", "5s"]),
+        (r#""x${V[*]}y" z"#, &["xclient", "5sy", "z"]),
+        (r#""x${UNDEF[*]-p  q}y" z"#, &["xp", "qy", "z"]),
+        (r#""x${UNDEF-p  q}y""#, &["xp  qy"]),
+        (r#""x${LEAD[*]}y""#, &["x", "ay"]),
+        // HAProxy makes the same empty first word (`timeout` says "got ''").
+        (r#"t "${LEAD[*]}""#, &["t", "", "a"]),
+        (r#""x${EMPTY[*]}y""#, &["xy"]),
+        (r#"t "${EMPTY[*]}" c"#, &["t", "", "c"]),
+        // Trailing whitespace makes no empty last word.
+        (r#"t "${TRAIL[*]}""#, &["t", "a"]),
+        (r#"t "${WS[*]}""#, &["t", "a", "b"]),
+    ];
+    for (line, want) in cases {
+        assert_eq!(words(line), *want, "{line}");
+    }
+    assert!(split(r#"x "${MANY[*]}""#)
+        .expect_err("refused")
+        .contains("too many words"));
+    assert_eq!(words(r#""${MANY[*]}""#).len(), MAX_WORDS);
+}
+
+#[test]
+fn bad_variable_references_are_refused() {
+    let cases = [
+        (r#""A$1B""#, "forbidden first character"),
+        (r#""A${1}B""#, "forbidden first character"),
+        (r#""$""#, "forbidden first character"),
+        (
+            r#""A${FOO""#,
+            "unmatched brace in environment variable name '${FOO'",
+        ),
+        (r#""A${FOO:-x}B""#, "unmatched brace"),
+        (r#""A${UNDEF-x""#, "unmatched brace"),
+        (r#""A${FOO[x]}B""#, "invalid word expansion sequence"),
+        (r#""A${FOO[*""#, "invalid word expansion sequence"),
+        (r#""A${.NOPE}B""#, "unknown pseudo-variable '.NOPE'"),
+        (r#""A${UNDEF}B""#, "environment variable 'UNDEF' is not set"),
+        (r#""A$UNDEF""#, "environment variable 'UNDEF' is not set"),
+        (
+            r#""${UNDEF[*]}""#,
+            "environment variable 'UNDEF' is not set",
+        ),
+        (
+            r#""${HAPROXY_LOCALPEER}""#,
+            "HAProxy's own HAPROXY_* variables",
+        ),
+    ];
+    for (line, want) in cases {
+        let err = split(line).expect_err(line);
+        assert!(err.contains(want), "{line}: {err}");
+    }
 }
 
 #[test]
@@ -1089,9 +1207,10 @@ fn legacy_and_env() {
         .iter()
         .any(|w| w.message.contains("'contimeout' is deprecated")));
     assert_eq!(proxy(&p, "b").logs[0].args, ["$HOST", "local0"]);
-    // HAProxy would put the variable's value there; Shoal cannot.
-    let e = errors("backend b\n    server s \"${HOST}:80\"\n");
-    assert_eq!(e, ["t.cfg:2: environment variable '$HOST' is not expanded by Shoal; refusing to start because using the word as written would change its meaning (write the value, or '\\$' for a literal '$')"]);
+    // HAProxy would put an empty string there; Shoal refuses.
+    let text = "backend b\n    server s \"${HOST}:80\"\n";
+    let e = parse_with_env(text, "t.cfg", &test_env).expect_err("refused");
+    assert_eq!(e[0].to_string(), "t.cfg:2: environment variable 'HOST' is not set (HAProxy would use an empty string here; Shoal refuses, and '${HOST-DEFAULT}' gives a default)");
 }
 
 #[test]
