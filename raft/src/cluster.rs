@@ -98,6 +98,9 @@ pub struct Cluster {
     local_addr: SocketAddr,
     /// The task answering peers; ends when the endpoint closes.
     server: tokio::task::JoinHandle<()>,
+    /// Held by the leader while it changes the membership: openraft takes
+    /// one change at a time, and joins arrive together.
+    membership: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -165,6 +168,7 @@ impl Cluster {
                 transport,
                 local_addr,
                 server,
+                membership: tokio::sync::Mutex::new(()),
             }
         });
         Ok(cluster)
@@ -202,6 +206,16 @@ impl Cluster {
             )) => return Err(ClusterError::AlreadyInitialized),
             Err(e) => return Err(ClusterError::Failed(format!("initialize: {e}"))),
         }
+        // A cluster of one elects itself at once; wait for it, so that
+        // the seed is the first command of the log.
+        self.raft
+            .wait(Some(MEMBERSHIP_TIMEOUT))
+            .metrics(
+                |m| m.current_leader == Some(self.node),
+                "this node leads its new cluster",
+            )
+            .await
+            .map_err(|e| ClusterError::Timeout(format!("no leader after initialize: {e}")))?;
         let reply = self.write(seed).await?;
         match reply.refused {
             None => Ok(()),

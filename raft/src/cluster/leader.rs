@@ -56,25 +56,38 @@ impl Cluster {
                         )));
                     };
                     let left = deadline.saturating_duration_since(Instant::now());
-                    match self
-                        .call(Some(leader), &info.cluster, request.clone(), left)
-                        .await
-                    {
-                        Ok(AppResponse::Failed(AppError::NotLeader { .. })) => {
-                            format!("node {leader} is no longer the leader")
-                        }
-                        Ok(answer) => return Ok(answer),
-                        Err(e) => format!("cannot reach the leader, node {leader}: {e}"),
+                    let call = self.call(Some(leader), &info.cluster, request.clone(), left);
+                    // A dead leader does not answer; stop waiting for it
+                    // as soon as this node learns of another leader (or of
+                    // an election), rather than at the deadline.
+                    let mut watch = self.raft.metrics();
+                    let moved = watch.wait_for(|m| m.current_leader != Some(leader));
+                    tokio::select! {
+                        answer = call => match answer {
+                            Ok(AppResponse::Failed(AppError::NotLeader { .. })) => {
+                                format!("node {leader} is no longer the leader")
+                            }
+                            Ok(answer) => return Ok(answer),
+                            Err(e) => format!("cannot reach the leader, node {leader}: {e}"),
+                        },
+                        _ = moved => format!("node {leader} stopped leading while asked"),
                     }
                 }
                 None => {
                     let since = *leaderless_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= LEADERLESS_GRACE {
+                    let grace_end = since + LEADERLESS_GRACE;
+                    // Wait for the election to end rather than poll.
+                    let mut watch = self.raft.metrics();
+                    let elected = watch.wait_for(|m| m.current_leader.is_some());
+                    if tokio::time::timeout_at(grace_end.min(deadline), elected)
+                        .await
+                        .is_err()
+                    {
                         return Err(ClusterError::NoQuorum(
                             "no leader: a majority of the voters cannot be reached".into(),
                         ));
                     }
-                    "no leader is known".to_string()
+                    continue;
                 }
             };
             if Instant::now() + backoff >= deadline {
@@ -102,8 +115,14 @@ impl Cluster {
                     ))),
                 }
             }
-            AppRequest::Join { node, info } => self.add_member(node, info).await,
-            AppRequest::Remove { node } => self.remove_member(node).await,
+            AppRequest::Join { node, info } => {
+                let _one_at_a_time = self.membership.lock().await;
+                self.add_member(node, info).await
+            }
+            AppRequest::Remove { node } => {
+                let _one_at_a_time = self.membership.lock().await;
+                self.remove_member(node).await
+            }
             AppRequest::Status => AppResponse::Status(self.peer_status()),
         }
     }
