@@ -77,9 +77,28 @@ fn node(dir: &Path, start: ClusterState) -> Node {
     Node { log, machine, host }
 }
 
+/// Retry `attempt` until it succeeds, for at most ten seconds.
+fn eventually<T, E: std::fmt::Display>(what: &str, mut attempt: impl FnMut() -> Result<T, E>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match attempt() {
+            Ok(value) => return value,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{what}: {e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    }
+}
+
+/// Open the store again in this process. sled lets go of its lock file
+/// from a background thread shortly after the last handle drops, so the
+/// reopen waits for that (a restarted node is a new process and does not).
+fn reopen(dir: &Path) -> Opened {
+    eventually("reopen store", || open(dir))
+}
+
 /// Reopen as a restarted node does: its host starts from the persisted state.
 fn restart(dir: &Path) -> (Node, bool) {
-    let opened = open(dir).expect("reopen store");
+    let opened = reopen(dir);
     let has_data = opened.has_data();
     let state = opened
         .persisted_state()
@@ -204,7 +223,7 @@ async fn applied_batch_survives_reopen() {
         assert_eq!(refused, [None, None, None, None, Some("No such server.")]);
         assert_eq!(n.host.state().hash(), expected.hash());
     }
-    let opened = open(dir.path()).expect("reopen");
+    let opened = reopen(dir.path());
     assert!(opened.has_data());
     let persisted = opened
         .persisted_state()
@@ -251,7 +270,7 @@ async fn membership_only_batch_keeps_the_node_fresh() {
         let (applied, _) = n.machine.applied_state().await.expect("applied");
         assert_eq!(applied, Some(log_id(1, 1, 1)));
     }
-    let opened = open(dir.path()).expect("reopen");
+    let opened = reopen(dir.path());
     assert!(opened.has_data());
     assert!(opened.persisted_state().expect("read").is_none());
     let host = Arc::new(MemoryHost::new(state_after(&[load(OWN_FILE)])));
@@ -546,7 +565,7 @@ async fn corrupt_entry_is_an_error_not_a_panic() {
             .expect("append");
     }
     {
-        let db = sled::open(dir.path().join(DB_NAME)).expect("open raw");
+        let db = eventually("open raw", || sled::open(dir.path().join(DB_NAME)));
         let log = db.open_tree(LOG).expect("tree");
         log.insert(2u64.to_be_bytes(), &[0xff, 0xff, 0xff][..])
             .expect("insert");
