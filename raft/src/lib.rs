@@ -4,12 +4,14 @@
 //!   hook through which committed commands reach the node.
 //! - [`cluster`]: one node's membership: Raft, its endpoint, writes, joins, status.
 //! - [`messages`]: what nodes ask each other besides Raft's RPCs.
+//! - [`store`]: the Raft log and state machine on sled, under `--data-dir`.
 //! - [`tls`]: the cluster CA, node certificates and their TLS configs.
 //! - [`transport`]: the QUIC endpoint carrying Raft RPCs and messages.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
 pub mod messages;
+pub mod store;
 pub mod tls;
 pub mod transport;
 pub mod types;

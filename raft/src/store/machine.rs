@@ -1,0 +1,273 @@
+//! The state machine on sled: it hands committed commands to the node's
+//! [`StateHost`], persists the resulting state after every batch, and
+//! builds, stores and installs snapshots of the whole `ClusterState`.
+
+use super::{
+    decode_snapshot, encode, MachineMeta, StoreError, APPLIED, FRESH, MEMBERSHIP, SNAPSHOT_DATA,
+    SNAPSHOT_META, STATE,
+};
+use crate::types::{NodeInfo, Reply, StateHost, TypeConfig};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder,
+    SnapshotMeta, StorageError, StoredMembership,
+};
+use shoal_proto::command::NodeId;
+use shoal_proto::state::ClusterState;
+use sled::transaction::ConflictableTransactionError;
+use std::io::Cursor;
+use std::sync::Arc;
+
+type StorageResult<T> = Result<T, StorageError<NodeId>>;
+type Meta = SnapshotMeta<NodeId, NodeInfo>;
+
+/// The Raft state machine. The live state lives in the host; this keeps
+/// the last applied log id, membership and fresh flag, and the disk copy.
+pub struct StateMachine {
+    db: sled::Db,
+    tree: sled::Tree,
+    meta: MachineMeta,
+    host: Arc<dyn StateHost>,
+}
+
+impl StateMachine {
+    pub(super) fn new(
+        db: sled::Db,
+        tree: sled::Tree,
+        meta: MachineMeta,
+        host: Arc<dyn StateHost>,
+    ) -> StateMachine {
+        StateMachine {
+            db,
+            tree,
+            meta,
+            host,
+        }
+    }
+
+    /// Write the applied id, membership, fresh flag and (when `state` is
+    /// given) the encoded state in one atomic batch, then flush.
+    async fn persist(&self, state: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        if let Some(applied) = &self.meta.applied {
+            batch.insert(APPLIED, encode("last applied log id", applied)?);
+        }
+        batch.insert(
+            MEMBERSHIP,
+            encode("last applied membership", &self.meta.membership)?,
+        );
+        batch.insert(FRESH, encode("fresh flag", &self.meta.fresh)?);
+        if let Some(state) = state {
+            batch.insert(STATE, state);
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Store a received snapshot as the current one and as the persisted
+    /// state, with its applied id and membership, in one batch; flush.
+    async fn persist_snapshot(&self, meta: &Meta, data: &[u8]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        match &meta.last_log_id {
+            Some(id) => batch.insert(APPLIED, encode("last applied log id", id)?),
+            None => batch.remove(APPLIED),
+        }
+        batch.insert(
+            MEMBERSHIP,
+            encode("last applied membership", &meta.last_membership)?,
+        );
+        batch.insert(FRESH, encode("fresh flag", &false)?);
+        batch.insert(STATE, data);
+        batch.insert(SNAPSHOT_META, encode("snapshot meta", meta)?);
+        batch.insert(SNAPSHOT_DATA, data);
+        self.tree.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The stored snapshot, read consistently (meta and data together).
+    fn current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>, StoreError> {
+        let (meta, data) = self.tree.transaction(|t| {
+            Ok::<_, ConflictableTransactionError<StoreError>>((
+                t.get(SNAPSHOT_META)?,
+                t.get(SNAPSHOT_DATA)?,
+            ))
+        })?;
+        let (Some(meta), Some(data)) = (meta, data) else {
+            return Ok(None);
+        };
+        Ok(Some(Snapshot {
+            meta: super::decode("snapshot meta", &meta)?,
+            snapshot: Box::new(Cursor::new(data.to_vec())),
+        }))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>)> {
+        Ok((self.meta.applied, self.meta.membership.clone()))
+    }
+
+    /// Hands each command to the host in log order, then persists the
+    /// batch's outcome once (the state only when a command was applied:
+    /// blank and membership entries leave it as it was).
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Reply>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries = entries.into_iter();
+        let mut replies = Vec::with_capacity(entries.size_hint().0);
+        let mut last = None;
+        let mut commands = false;
+        for entry in entries {
+            last = Some(entry.log_id);
+            let reply = match entry.payload {
+                EntryPayload::Blank => Reply::default(),
+                EntryPayload::Normal(command) => {
+                    let refused = self.host.apply(&command, self.meta.fresh).err();
+                    self.meta.fresh = false;
+                    commands = true;
+                    Reply {
+                        refused: refused.map(|r| r.to_string()),
+                    }
+                }
+                EntryPayload::Membership(membership) => {
+                    self.meta.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    Reply::default()
+                }
+            };
+            replies.push(reply);
+        }
+        let Some(last) = last else {
+            return Ok(replies);
+        };
+        self.meta.applied = Some(last);
+        let write = async {
+            let state = match commands {
+                true => Some(encode("state", &self.host.export())?),
+                false => None,
+            };
+            self.persist(state).await
+        };
+        write
+            .await
+            .map_err(|e| e.storage(ErrorSubject::Apply(last), ErrorVerb::Write))?;
+        Ok(replies)
+    }
+
+    /// Captures the applied id, membership and state now, so that the
+    /// build (which openraft runs in another task, beside later applies)
+    /// sees one consistent point of the log.
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        // While fresh, the host still holds the node's own file, not the
+        // replicated state; at this point of the log that is the default.
+        let state = match self.meta.fresh {
+            true => ClusterState::default(),
+            false => self.host.export(),
+        };
+        SnapshotBuilder {
+            db: self.db.clone(),
+            tree: self.tree.clone(),
+            last_log_id: self.meta.applied,
+            membership: self.meta.membership.clone(),
+            state,
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    /// Decodes the state (size-limited), persists it as the new state and
+    /// current snapshot, and only then hands it to the host: a snapshot
+    /// that is refused changes nothing.
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let data = snapshot.into_inner();
+        let fail = |e: StoreError| {
+            e.storage(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Write,
+            )
+        };
+        let state = decode_snapshot(&data).map_err(fail)?;
+        self.persist_snapshot(meta, &data).await.map_err(fail)?;
+        self.meta = MachineMeta {
+            applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            fresh: false,
+        };
+        self.host.install(state);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        self.current_snapshot()
+            .map_err(|e| e.storage(ErrorSubject::Snapshot(None), ErrorVerb::Read))
+    }
+}
+
+/// Builds a snapshot of the state as it was when openraft asked for the
+/// builder, and stores it as the current snapshot.
+pub struct SnapshotBuilder {
+    db: sled::Db,
+    tree: sled::Tree,
+    last_log_id: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, NodeInfo>,
+    state: ClusterState,
+}
+
+impl SnapshotBuilder {
+    async fn build(&mut self) -> Result<Snapshot<TypeConfig>, StoreError> {
+        let data = encode("snapshot data", &self.state)?;
+        let snapshot_id = match &self.last_log_id {
+            Some(id) => format!("{}-{}-{}", id.leader_id, id.index, self.db.generate_id()?),
+            None => format!("none-{}", self.db.generate_id()?),
+        };
+        let meta = Meta {
+            last_log_id: self.last_log_id,
+            last_membership: self.membership.clone(),
+            snapshot_id,
+        };
+        let meta_bytes = encode("snapshot meta", &meta)?;
+        // Keep whichever snapshot reaches further: a snapshot installed
+        // from the leader while this one was being built may be newer.
+        let last_log_id = self.last_log_id;
+        self.tree.transaction(|t| {
+            let current = t.get(SNAPSHOT_META)?;
+            if let Some(current) = current {
+                let current: Meta = super::decode("snapshot meta", &current)
+                    .map_err(ConflictableTransactionError::Abort)?;
+                if current.last_log_id > last_log_id {
+                    return Ok(());
+                }
+            }
+            t.insert(SNAPSHOT_META, meta_bytes.as_slice())?;
+            t.insert(SNAPSHOT_DATA, data.as_slice())?;
+            Ok(())
+        })?;
+        self.db.flush_async().await?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let subject = ErrorSubject::Snapshot(None);
+        self.build()
+            .await
+            .map_err(|e| e.storage(subject, ErrorVerb::Write))
+    }
+}

@@ -1,0 +1,708 @@
+//! The store against real sled files in temporary directories: what is
+//! written survives a reopen (and a crash), snapshots carry the state from
+//! one store to another, and bad snapshots change nothing.
+
+use super::*;
+use crate::types::TypeConfig;
+use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
+use openraft::testing::{blank_ent, log_id, membership_ent};
+use openraft::{Entry, EntryPayload, LogState, RaftSnapshotBuilder, Snapshot, SnapshotMeta, Vote};
+use shoal_proto::command::{Command, ServerRef};
+use std::collections::BTreeSet;
+use std::io::Cursor;
+
+const CONFIG: &str = "\
+defaults
+    mode http
+    timeout connect 1s
+backend app
+    balance roundrobin
+    server s1 127.0.0.1:8001 weight 10
+    server s2 127.0.0.1:8002
+";
+
+/// Another file: what a node might start with before it joins.
+const OWN_FILE: &str = "\
+defaults
+    mode tcp
+backend other
+    server o1 127.0.0.1:9001
+";
+
+fn load(text: &str) -> Command {
+    Command::LoadConfig {
+        file: "t.cfg".into(),
+        text: text.into(),
+        at: 1,
+    }
+}
+
+fn weight(server: &str, weight: u32) -> Command {
+    Command::SetWeight {
+        server: ServerRef::new("app", server),
+        weight,
+    }
+}
+
+fn normal(term: u64, index: u64, command: Command) -> Entry<TypeConfig> {
+    Entry {
+        log_id: log_id(term, 1, index),
+        payload: EntryPayload::Normal(command),
+    }
+}
+
+fn members(ids: &[u64]) -> Vec<BTreeSet<u64>> {
+    vec![ids.iter().copied().collect()]
+}
+
+/// A state as applying `commands` to the default state gives it.
+fn state_after(commands: &[Command]) -> ClusterState {
+    let mut state = ClusterState::default();
+    for c in commands {
+        let _ = state.execute(c);
+    }
+    state
+}
+
+struct Node {
+    log: LogStore,
+    machine: StateMachine,
+    host: Arc<MemoryHost>,
+}
+
+/// Open the store in `dir` with a host that starts from `start`.
+fn node(dir: &Path, start: ClusterState) -> Node {
+    let host = Arc::new(MemoryHost::new(start));
+    let (log, machine) = open(dir).expect("open store").into_parts(host.clone());
+    Node { log, machine, host }
+}
+
+/// Retry `attempt` until it succeeds, for at most ten seconds.
+fn eventually<T, E: std::fmt::Display>(what: &str, mut attempt: impl FnMut() -> Result<T, E>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match attempt() {
+            Ok(value) => return value,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{what}: {e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    }
+}
+
+/// Open the store again in this process. sled lets go of its lock file
+/// from a background thread shortly after the last handle drops, so the
+/// reopen waits for that (a restarted node is a new process and does not).
+fn reopen(dir: &Path) -> Opened {
+    eventually("reopen store", || open(dir))
+}
+
+/// Reopen as a restarted node does: its host starts from the persisted state.
+fn restart(dir: &Path) -> (Node, bool) {
+    let opened = reopen(dir);
+    let has_data = opened.has_data();
+    let state = opened
+        .persisted_state()
+        .expect("persisted state decodes")
+        .unwrap_or_default();
+    let host = Arc::new(MemoryHost::new(state));
+    let (log, machine) = opened.into_parts(host.clone());
+    (Node { log, machine, host }, has_data)
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+#[tokio::test]
+async fn fresh_store_is_empty() {
+    let dir = temp();
+    let opened = open(dir.path()).expect("open");
+    assert!(!opened.has_data());
+    assert!(opened.persisted_state().expect("read").is_none());
+    let host = Arc::new(MemoryHost::default());
+    let (mut log, mut machine) = opened.into_parts(host);
+    assert_eq!(log.read_vote().await.expect("vote"), None);
+    assert_eq!(
+        log.get_log_state().await.expect("state"),
+        LogState::default()
+    );
+    let (applied, membership) = machine.applied_state().await.expect("applied");
+    assert_eq!(applied, None);
+    assert_eq!(membership, StoredMembership::default());
+    assert!(machine
+        .get_current_snapshot()
+        .await
+        .expect("snapshot")
+        .is_none());
+    assert!(dir.path().join(DB_NAME).exists());
+}
+
+#[tokio::test]
+async fn second_open_of_one_dir_is_refused() {
+    let dir = temp();
+    let _first = open(dir.path()).expect("open");
+    let err = open(dir.path()).err().expect("a second open must fail");
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(err.to_string().contains("raft.sled"), "{err}");
+}
+
+#[tokio::test]
+async fn entries_and_vote_survive_reopen() {
+    let dir = temp();
+    let entries = vec![
+        blank_ent::<TypeConfig>(1, 1, 1),
+        membership_ent::<TypeConfig>(1, 1, 2, members(&[1, 2, 3])),
+        normal(1, 3, load(CONFIG)),
+        normal(1, 4, weight("s1", 5)),
+    ];
+    let vote = Vote::new_committed(1, 1);
+    {
+        let mut n = node(dir.path(), ClusterState::default());
+        n.log.save_vote(&vote).await.expect("save vote");
+        n.log
+            .blocking_append(entries.clone())
+            .await
+            .expect("append");
+        n.log
+            .save_committed(Some(log_id(1, 1, 3)))
+            .await
+            .expect("save committed");
+    }
+    let (mut n, has_data) = restart(dir.path());
+    assert!(has_data, "a vote and entries are stored");
+    assert_eq!(n.log.read_vote().await.expect("vote"), Some(vote));
+    assert_eq!(
+        n.log.try_get_log_entries(0..).await.expect("entries"),
+        entries
+    );
+    assert_eq!(
+        n.log.try_get_log_entries(2..4).await.expect("entries"),
+        entries[1..3]
+    );
+    let state = n.log.get_log_state().await.expect("log state");
+    assert_eq!(state.last_log_id, Some(log_id(1, 1, 4)));
+    assert_eq!(state.last_purged_log_id, None);
+    assert_eq!(
+        n.log.read_committed().await.expect("committed"),
+        Some(log_id(1, 1, 3))
+    );
+}
+
+#[tokio::test]
+async fn vote_alone_marks_the_node_as_member() {
+    let dir = temp();
+    {
+        let mut n = node(dir.path(), ClusterState::default());
+        n.log.save_vote(&Vote::new(3, 2)).await.expect("save vote");
+    }
+    let (_, has_data) = restart(dir.path());
+    assert!(has_data);
+}
+
+#[tokio::test]
+async fn applied_batch_survives_reopen() {
+    let dir = temp();
+    let own = state_after(&[load(OWN_FILE)]);
+    let commands = [load(CONFIG), weight("s1", 7), weight("nope", 1)];
+    let expected = state_after(&commands);
+    {
+        // The node starts from its own file; the first command replaces it.
+        let mut n = node(dir.path(), own);
+        let replies = n
+            .machine
+            .apply([
+                blank_ent::<TypeConfig>(1, 1, 1),
+                membership_ent::<TypeConfig>(1, 1, 2, members(&[1, 2])),
+                normal(1, 3, commands[0].clone()),
+                normal(1, 4, commands[1].clone()),
+                normal(1, 5, commands[2].clone()),
+            ])
+            .await
+            .expect("apply");
+        let refused: Vec<_> = replies.iter().map(|r| r.refused.as_deref()).collect();
+        assert_eq!(refused, [None, None, None, None, Some("No such server.")]);
+        assert_eq!(n.host.state().hash(), expected.hash());
+    }
+    let opened = reopen(dir.path());
+    assert!(opened.has_data());
+    let persisted = opened
+        .persisted_state()
+        .expect("decode")
+        .expect("state stored");
+    assert_eq!(persisted.hash(), expected.hash());
+    drop(opened);
+
+    let (mut n, _) = restart(dir.path());
+    let (applied, membership) = n.machine.applied_state().await.expect("applied");
+    assert_eq!(applied, Some(log_id(1, 1, 5)));
+    assert_eq!(membership.log_id(), &Some(log_id(1, 1, 2)));
+    assert_eq!(
+        membership.membership().get_joint_config(),
+        &members(&[1, 2])
+    );
+    // Not fresh any more: the next command applies to the persisted
+    // state (a fresh apply would start from the default and refuse it).
+    let replies = n
+        .machine
+        .apply([normal(1, 6, weight("s2", 3))])
+        .await
+        .expect("apply");
+    assert_eq!(replies[0].refused, None);
+    assert_eq!(
+        n.host
+            .state()
+            .server(&ServerRef::new("app", "s2"))
+            .map(|s| s.weight),
+        Some(3)
+    );
+}
+
+#[tokio::test]
+async fn membership_only_batch_keeps_the_node_fresh() {
+    let dir = temp();
+    {
+        let mut n = node(dir.path(), state_after(&[load(OWN_FILE)]));
+        n.machine
+            .apply([membership_ent::<TypeConfig>(1, 1, 1, members(&[1]))])
+            .await
+            .expect("apply");
+        // The host's own state is not the replicated state: not persisted.
+        let (applied, _) = n.machine.applied_state().await.expect("applied");
+        assert_eq!(applied, Some(log_id(1, 1, 1)));
+    }
+    let opened = reopen(dir.path());
+    assert!(opened.has_data());
+    assert!(opened.persisted_state().expect("read").is_none());
+    let host = Arc::new(MemoryHost::new(state_after(&[load(OWN_FILE)])));
+    let (_, mut machine) = opened.into_parts(host.clone());
+    machine
+        .apply([normal(1, 2, load(CONFIG))])
+        .await
+        .expect("apply");
+    assert_eq!(host.state().hash(), state_after(&[load(CONFIG)]).hash());
+}
+
+async fn build(machine: &mut StateMachine) -> Snapshot<TypeConfig> {
+    machine
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build snapshot")
+}
+
+#[tokio::test]
+async fn snapshot_carries_the_state_to_another_store() {
+    let (dir_a, dir_b) = (temp(), temp());
+    let mut a = node(dir_a.path(), ClusterState::default());
+    a.machine
+        .apply([
+            membership_ent::<TypeConfig>(1, 1, 1, members(&[1, 2, 3])),
+            normal(1, 2, load(CONFIG)),
+            normal(1, 3, weight("s2", 42)),
+        ])
+        .await
+        .expect("apply");
+    let built = build(&mut a.machine).await;
+    assert_eq!(built.meta.last_log_id, Some(log_id(1, 1, 3)));
+    assert_eq!(built.meta.last_membership.log_id(), &Some(log_id(1, 1, 1)));
+    let current = a
+        .machine
+        .get_current_snapshot()
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(current.meta, built.meta);
+    assert_eq!(current.snapshot.get_ref(), built.snapshot.get_ref());
+
+    // B started from its own file; the snapshot replaces it.
+    {
+        let mut b = node(dir_b.path(), state_after(&[load(OWN_FILE)]));
+        let mut received = b.machine.begin_receiving_snapshot().await.expect("begin");
+        *received = Cursor::new(current.snapshot.into_inner());
+        b.machine
+            .install_snapshot(&current.meta, received)
+            .await
+            .expect("install");
+        assert_eq!(b.host.state().hash(), a.host.state().hash());
+        let (applied, membership) = b.machine.applied_state().await.expect("applied");
+        assert_eq!(applied, built.meta.last_log_id);
+        assert_eq!(membership, built.meta.last_membership);
+        let got = b
+            .machine
+            .get_current_snapshot()
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(got.meta, built.meta);
+    }
+    let (mut b, has_data) = restart(dir_b.path());
+    assert!(has_data);
+    assert_eq!(b.host.state().hash(), a.host.state().hash());
+    let (applied, _) = b.machine.applied_state().await.expect("applied");
+    assert_eq!(applied, built.meta.last_log_id);
+    let got = b
+        .machine
+        .get_current_snapshot()
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(got.meta, built.meta);
+    // Installed means not fresh: the next command builds on the snapshot.
+    let replies = b
+        .machine
+        .apply([normal(1, 4, weight("s1", 1))])
+        .await
+        .expect("apply");
+    assert_eq!(replies[0].refused, None);
+}
+
+#[tokio::test]
+async fn snapshot_taken_while_fresh_holds_the_default_state() {
+    let dir = temp();
+    let mut n = node(dir.path(), state_after(&[load(OWN_FILE)]));
+    n.machine
+        .apply([membership_ent::<TypeConfig>(1, 1, 1, members(&[1]))])
+        .await
+        .expect("apply");
+    let built = build(&mut n.machine).await;
+    let state = decode_snapshot(built.snapshot.get_ref()).expect("decodes");
+    assert_eq!(state, ClusterState::default());
+}
+
+#[tokio::test]
+async fn slow_build_keeps_a_newer_installed_snapshot() {
+    let (dir_a, dir_b) = (temp(), temp());
+    let mut leader = populated(dir_a.path()).await;
+    let newer = build(&mut leader.machine).await;
+    let mut n = node(dir_b.path(), ClusterState::default());
+    n.machine
+        .apply([normal(1, 1, load(CONFIG))])
+        .await
+        .expect("apply");
+    // openraft runs a build beside the state machine: a snapshot from the
+    // leader can be installed between taking the builder and building.
+    let mut builder = n.machine.get_snapshot_builder().await;
+    n.machine
+        .install_snapshot(&newer.meta, newer.snapshot.clone())
+        .await
+        .expect("install");
+    let stale = builder.build_snapshot().await.expect("build");
+    assert_eq!(stale.meta.last_log_id, Some(log_id(1, 1, 1)));
+    let current = n
+        .machine
+        .get_current_snapshot()
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(current.meta, newer.meta);
+}
+
+/// What a store shows from the outside, to compare before and after.
+async fn observe(n: &mut Node) -> (u64, Option<LogId<NodeId>>, Option<Vec<u8>>) {
+    let (applied, _) = n.machine.applied_state().await.expect("applied");
+    let snapshot = n
+        .machine
+        .get_current_snapshot()
+        .await
+        .expect("read")
+        .map(|s| s.snapshot.into_inner());
+    (n.host.state().hash(), applied, snapshot)
+}
+
+/// A store with some state, a stored snapshot and a later command.
+async fn populated(dir: &Path) -> Node {
+    let mut n = node(dir, ClusterState::default());
+    n.machine
+        .apply([
+            membership_ent::<TypeConfig>(1, 1, 1, members(&[1])),
+            normal(1, 2, load(CONFIG)),
+        ])
+        .await
+        .expect("apply");
+    build(&mut n.machine).await;
+    n.machine
+        .apply([normal(1, 3, weight("s1", 9))])
+        .await
+        .expect("apply");
+    n
+}
+
+/// Install `data` as a snapshot far ahead of `n`; it must be refused.
+async fn refuse(n: &mut Node, data: Vec<u8>) -> StorageError<NodeId> {
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id(5, 2, 100)),
+        last_membership: StoredMembership::new(
+            Some(log_id(5, 2, 90)),
+            openraft::Membership::new(members(&[2]), None),
+        ),
+        snapshot_id: "evil".into(),
+    };
+    n.machine
+        .install_snapshot(&meta, Box::new(Cursor::new(data)))
+        .await
+        .expect_err("the snapshot must be refused")
+}
+
+#[tokio::test]
+async fn oversized_snapshot_is_refused_and_changes_nothing() {
+    let dir = temp();
+    let mut n = populated(dir.path()).await;
+    let before = observe(&mut n).await;
+    // Zeroed pages are mapped lazily: this costs no real memory.
+    let err = refuse(&mut n, vec![0; SNAPSHOT_CAP + 1]).await;
+    let text = err.to_string();
+    assert!(text.contains("larger than"), "{text}");
+    // Blamed on writing the received snapshot, which it names.
+    assert!(text.contains("Write Snapshot(Some("), "{text}");
+    assert_eq!(observe(&mut n).await, before);
+    drop(n);
+    let (mut n, _) = restart(dir.path());
+    assert_eq!(observe(&mut n).await, before);
+}
+
+#[tokio::test]
+async fn corrupt_snapshot_is_refused_and_changes_nothing() {
+    let dir = temp();
+    let mut n = populated(dir.path()).await;
+    let before = observe(&mut n).await;
+    let good = before.2.clone().expect("a snapshot is stored");
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let mut huge_length = vec![0xfd];
+    huge_length.extend_from_slice(&u64::MAX.to_le_bytes());
+    for bad in [
+        good[..good.len() / 2].to_vec(),
+        trailing,
+        vec![0xff; 64],
+        huge_length,
+        Vec::new(),
+    ] {
+        let err = refuse(&mut n, bad.clone()).await;
+        assert!(err.to_string().contains("does not decode"), "{err}");
+        assert_eq!(observe(&mut n).await, before, "after {bad:?}");
+    }
+    drop(n);
+    let (mut n, _) = restart(dir.path());
+    assert_eq!(observe(&mut n).await, before);
+}
+
+#[tokio::test]
+async fn purge_and_truncate_survive_reopen() {
+    let dir = temp();
+    {
+        let mut n = node(dir.path(), ClusterState::default());
+        let entries = (1..=10).map(|i| blank_ent::<TypeConfig>(1, 1, i));
+        n.log.blocking_append(entries).await.expect("append");
+        n.log.purge(log_id(1, 1, 3)).await.expect("purge");
+        n.log.truncate(log_id(1, 1, 8)).await.expect("truncate");
+    }
+    let (mut n, has_data) = restart(dir.path());
+    assert!(has_data);
+    let state = n.log.get_log_state().await.expect("log state");
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 3)));
+    assert_eq!(state.last_log_id, Some(log_id(1, 1, 7)));
+    let indexes: Vec<u64> = n
+        .log
+        .try_get_log_entries(0..100)
+        .await
+        .expect("entries")
+        .iter()
+        .map(|e| e.log_id.index)
+        .collect();
+    assert_eq!(indexes, [4, 5, 6, 7]);
+
+    // Purging past the last entry leaves no entry; the purged id is last.
+    n.log.purge(log_id(2, 1, 12)).await.expect("purge");
+    drop(n);
+    let (mut n, has_data) = restart(dir.path());
+    assert!(has_data, "a purged log still means the node was a member");
+    let state = n.log.get_log_state().await.expect("log state");
+    assert_eq!(state.last_purged_log_id, Some(log_id(2, 1, 12)));
+    assert_eq!(state.last_log_id, Some(log_id(2, 1, 12)));
+    assert!(n
+        .log
+        .try_get_log_entries(..)
+        .await
+        .expect("read")
+        .is_empty());
+}
+
+#[tokio::test]
+#[allow(clippy::reversed_empty_ranges)] // a reversed range is one of the cases
+async fn odd_ranges_read_nothing() {
+    let dir = temp();
+    let mut n = node(dir.path(), ClusterState::default());
+    let entries = (1..=3).map(|i| blank_ent::<TypeConfig>(1, 1, i));
+    n.log.blocking_append(entries).await.expect("append");
+    for got in [
+        n.log.try_get_log_entries(3..3).await,
+        n.log.try_get_log_entries(3..1).await,
+        n.log.try_get_log_entries(7..).await,
+        n.log
+            .try_get_log_entries((
+                std::ops::Bound::Excluded(u64::MAX),
+                std::ops::Bound::Unbounded,
+            ))
+            .await,
+    ] {
+        assert!(got.expect("read").is_empty());
+    }
+    assert_eq!(
+        n.log.try_get_log_entries(..=2).await.expect("read").len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn corrupt_entry_is_an_error_not_a_panic() {
+    let dir = temp();
+    {
+        let mut n = node(dir.path(), ClusterState::default());
+        n.log
+            .blocking_append([blank_ent::<TypeConfig>(1, 1, 1)])
+            .await
+            .expect("append");
+    }
+    {
+        let db = eventually("open raw", || sled::open(dir.path().join(DB_NAME)));
+        let log = db.open_tree(LOG).expect("tree");
+        log.insert(2u64.to_be_bytes(), &[0xff, 0xff, 0xff][..])
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let (mut n, _) = restart(dir.path());
+    let err = n
+        .log
+        .try_get_log_entries(..)
+        .await
+        .expect_err("garbage must not decode");
+    assert!(
+        err.to_string().contains("log entry does not decode"),
+        "{err}"
+    );
+    assert!(n.log.get_log_state().await.is_err());
+}
+
+/// Set in the child processes that [`flushed_writes_survive_a_crash`]
+/// starts: `STEP:DIR`.
+const CRASH: &str = "SHOAL_STORE_CRASH";
+
+/// What the children write before they die.
+fn crash_entries() -> Vec<Entry<TypeConfig>> {
+    vec![
+        membership_ent::<TypeConfig>(1, 1, 1, members(&[1])),
+        normal(1, 2, load(CONFIG)),
+        normal(1, 3, weight("s1", 77)),
+    ]
+}
+
+fn crash_meta() -> SnapshotMeta<NodeId, NodeInfo> {
+    SnapshotMeta {
+        last_log_id: Some(log_id(2, 2, 9)),
+        last_membership: StoredMembership::new(
+            Some(log_id(2, 2, 8)),
+            openraft::Membership::new(members(&[1, 2]), None),
+        ),
+        snapshot_id: "from-leader".into(),
+    }
+}
+
+/// Each write the store reports durable survives the process dying right
+/// after it (abort: no destructor runs, so sled does not flush on drop).
+/// The test runs itself again as a child per step; each child does that
+/// one write, then aborts, and the parent reopens what it left.
+#[test]
+fn flushed_writes_survive_a_crash() {
+    if let Some(step) = std::env::var_os(CRASH) {
+        let step = step.to_string_lossy().into_owned();
+        let (step, dir) = step.split_once(':').expect("STEP:DIR");
+        crash_child(step, Path::new(dir));
+    }
+    let name = concat!(module_path!(), "::flushed_writes_survive_a_crash");
+    let name = name.split_once("::").map_or(name, |(_, rest)| rest);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for step in ["vote", "append", "apply", "install"] {
+        let dir = temp();
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", name, "--test-threads=1", "--nocapture"])
+            .env(CRASH, format!("{step}:{}", dir.path().display()))
+            .output()
+            .expect("run child");
+        let output =
+            String::from_utf8_lossy(&child.stdout) + String::from_utf8_lossy(&child.stderr);
+        assert!(
+            !child.status.success(),
+            "{step}: the child must die by abort: {}\n{output}",
+            child.status
+        );
+        assert!(
+            dir.path().join("written").exists(),
+            "{step}: the child did not get to its write:\n{output}"
+        );
+        runtime.block_on(async {
+            let (mut n, has_data) = restart(dir.path());
+            assert!(has_data, "{step}");
+            let (applied, membership) = n.machine.applied_state().await.expect("applied");
+            match step {
+                "vote" => {
+                    assert_eq!(
+                        n.log.read_vote().await.expect("vote"),
+                        Some(Vote::new(1, 1))
+                    )
+                }
+                "append" => assert_eq!(
+                    n.log.try_get_log_entries(..).await.expect("entries"),
+                    crash_entries()
+                ),
+                "apply" => {
+                    assert_eq!(applied, Some(log_id(1, 1, 3)));
+                    let expected = state_after(&[load(CONFIG), weight("s1", 77)]);
+                    assert_eq!(n.host.state().hash(), expected.hash());
+                }
+                _ => {
+                    assert_eq!(
+                        (applied, membership),
+                        (crash_meta().last_log_id, crash_meta().last_membership)
+                    );
+                    assert_eq!(n.host.state().hash(), state_after(&[load(CONFIG)]).hash());
+                    let current = n.machine.get_current_snapshot().await.expect("read");
+                    assert_eq!(current.map(|s| s.meta), Some(crash_meta()));
+                }
+            }
+        });
+    }
+}
+
+fn crash_child(step: &str, dir: &Path) -> ! {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut n = node(dir, ClusterState::default());
+        match step {
+            "vote" => n.log.save_vote(&Vote::new(1, 1)).await.expect("vote"),
+            "append" => n
+                .log
+                .blocking_append(crash_entries())
+                .await
+                .expect("append"),
+            "apply" => {
+                n.machine.apply(crash_entries()).await.expect("apply");
+            }
+            _ => {
+                let data = codec::encode(&state_after(&[load(CONFIG)])).expect("encode");
+                n.machine
+                    .install_snapshot(&crash_meta(), Box::new(Cursor::new(data)))
+                    .await
+                    .expect("install");
+            }
+        }
+        std::fs::write(dir.join("written"), b"").expect("marker");
+        std::process::abort();
+    })
+}
