@@ -115,8 +115,10 @@ fn temp() -> tempfile::TempDir {
 
 #[tokio::test]
 async fn fresh_store_is_empty() {
-    let dir = temp();
-    let opened = open(dir.path()).expect("open");
+    let temp = temp();
+    // The data directory need not exist yet.
+    let dir = temp.path().join("data").join("node1");
+    let opened = open(&dir).expect("open");
     assert!(!opened.has_data());
     assert!(opened.persisted_state().expect("read").is_none());
     let host = Arc::new(MemoryHost::default());
@@ -134,7 +136,7 @@ async fn fresh_store_is_empty() {
         .await
         .expect("snapshot")
         .is_none());
-    assert!(dir.path().join(DB_NAME).exists());
+    assert!(dir.join(DB_NAME).is_dir());
 }
 
 #[tokio::test]
