@@ -26,7 +26,11 @@ pub fn cluster(text: &mut String, m: &shoal_raft::cluster::Metrics) {
     let labels = [("node", node.as_str())];
     let index = |i: Option<u64>| i.map_or(-1, |i| i64::try_from(i).unwrap_or(i64::MAX));
     let families: [(&str, &str, i64); 5] = [
-        ("shoal_cluster_term", "Current Raft term.", index(Some(m.term))),
+        (
+            "shoal_cluster_term",
+            "Current Raft term.",
+            index(Some(m.term)),
+        ),
         (
             "shoal_cluster_leader",
             "Node id of the leader this node knows (-1: none).",

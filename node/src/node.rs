@@ -334,7 +334,10 @@ async fn join_at_start(cluster: Arc<shoal_raft::cluster::Cluster>, via: Vec<Stri
         for addr in &via {
             match cluster.join(addr).await {
                 Ok(()) => {
-                    println!("[NOTICE] node {} joined the cluster through {addr}", cluster.node());
+                    println!(
+                        "[NOTICE] node {} joined the cluster through {addr}",
+                        cluster.node()
+                    );
                     return;
                 }
                 Err(e) => tracing::warn!("joining through {addr}: {e}"),
@@ -375,8 +378,9 @@ impl Node {
             tracing::error!("the routing table for the applied state could not be built: {e}");
         }
         let node = self.runtime.node();
-        let (config, drained) =
-            self.runtime.read(|s| (s.config().model.clone(), s.is_drained(node)));
+        let (config, drained) = self
+            .runtime
+            .read(|s| (s.config().model.clone(), s.is_drained(node)));
         if !Arc::ptr_eq(&config, &self.running) {
             if config.global.stats_sockets != self.sockets.1 {
                 if let Err(e) = self.swap_sockets(&config).await {
@@ -434,7 +438,9 @@ impl Node {
             },
             Err(why) => {
                 for line in why {
-                    tracing::error!("reload refused, the running configuration is unchanged: {line}");
+                    tracing::error!(
+                        "reload refused, the running configuration is unchanged: {line}"
+                    );
                 }
             }
         }

@@ -240,6 +240,13 @@ impl Runtime {
         if fresh {
             self.reconfigured.send_modify(|v| *v += 1);
         }
+        if let (Err(why), Command::LoadConfig { .. }) = (&applied, command) {
+            // Validated where it was proposed, but not loadable here (a
+            // variable this node does not set): this node keeps its config.
+            tracing::error!(
+                "the replicated configuration does not load on this node, which keeps its previous one: {why}"
+            );
+        }
         let applied = applied?;
         self.perform(command, &applied);
         Ok(())

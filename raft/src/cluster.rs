@@ -192,7 +192,10 @@ impl Cluster {
     /// Whether this node is part of a cluster (it has a membership).
     pub fn is_member(&self) -> bool {
         let m = self.raft.metrics().borrow().clone();
-        m.membership_config.membership().get_node(&self.node).is_some()
+        m.membership_config
+            .membership()
+            .get_node(&self.node)
+            .is_some()
     }
 
     /// `shoal cluster init`: become a cluster of one, whose first command

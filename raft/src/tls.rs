@@ -257,7 +257,13 @@ pub fn load(certs: &Path, node: NodeId) -> Result<Tls, TlsError> {
         chain.clone(),
         key.clone_key(),
     )?;
-    let client = client_config(provider.clone(), store.clone(), chain.clone(), key.clone_key(), false)?;
+    let client = client_config(
+        provider.clone(),
+        store.clone(),
+        chain.clone(),
+        key.clone_key(),
+        false,
+    )?;
     let any_member = client_config(provider, store, chain, key, true)?;
     Ok(Tls {
         node,

@@ -712,7 +712,12 @@ async fn an_unreachable_peer_is_unreachable_within_its_timeout() {
     let started = Instant::now();
     let err = two
         .transport
-        .call_within(Some(1), &silent, &AppRequest::Status, Duration::from_millis(300))
+        .call_within(
+            Some(1),
+            &silent,
+            &AppRequest::Status,
+            Duration::from_millis(300),
+        )
         .await
         .expect_err("nobody answers");
     assert!(err.is_unreachable(), "{err}");

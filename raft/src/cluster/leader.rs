@@ -189,8 +189,11 @@ impl Cluster {
         change: ChangeMembers<NodeId, crate::NodeInfo>,
         what: &str,
     ) -> AppResponse {
-        match tokio::time::timeout(MEMBERSHIP_TIMEOUT, self.raft.change_membership(change, false))
-            .await
+        match tokio::time::timeout(
+            MEMBERSHIP_TIMEOUT,
+            self.raft.change_membership(change, false),
+        )
+        .await
         {
             Ok(Ok(_)) => AppResponse::Done,
             Ok(Err(e)) => AppResponse::Failed(write_error(e)),
@@ -216,13 +219,11 @@ fn request_name(request: &AppRequest) -> &'static str {
 }
 
 /// openraft's answer to a write or membership change, as an [`AppError`].
-fn write_error(
-    e: RaftError<NodeId, ClientWriteError<NodeId, crate::NodeInfo>>,
-) -> AppError {
+fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, crate::NodeInfo>>) -> AppError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            AppError::NotLeader { leader: f.leader_id }
-        }
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => AppError::NotLeader {
+            leader: f.leader_id,
+        },
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             AppError::Refused(e.to_string())
         }

@@ -172,9 +172,9 @@ impl Cluster {
                 drained: false,
                 committed: answer.as_ref().and_then(|a| a.committed),
                 applied: answer.as_ref().and_then(|a| a.applied),
-                lag: answer.as_ref().and_then(|a| {
-                    committed.map(|c| c.saturating_sub(a.applied.unwrap_or(0)))
-                }),
+                lag: answer
+                    .as_ref()
+                    .and_then(|a| committed.map(|c| c.saturating_sub(a.applied.unwrap_or(0)))),
                 state_hash: answer.map(|a| format!("{:016x}", a.state_hash)),
             })
             .collect();

@@ -180,7 +180,10 @@ pub async fn join(
 ) -> Result<Reply, Failure> {
     let cluster = cluster(&api)?;
     cluster.join(&via).await?;
-    Ok(done(format!("node {} joined through {via}", cluster.node())))
+    Ok(done(format!(
+        "node {} joined through {via}",
+        cluster.node()
+    )))
 }
 
 /// Leave the cluster gracefully (this node is removed from the membership).
