@@ -5,6 +5,8 @@
 //! (127.0.0.11-13 ports 7000, 8080 and 9090; backends on 127.0.0.1:9001-9002),
 //! so it must not run twice at once on one machine.
 
+#![forbid(unsafe_code)]
+
 #[path = "support/mod.rs"]
 mod support;
 

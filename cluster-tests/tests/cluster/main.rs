@@ -4,6 +4,8 @@
 //! clients through every node. One module per scenario; one cluster runs
 //! at a time (see `support::serial`).
 
+#![forbid(unsafe_code)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -1,0 +1,77 @@
+//! The `shoal` client commands and the runtime socket (through socat).
+
+use super::{bin, DEADLINE, TOKEN};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a `shoal` client command did.
+#[derive(Debug)]
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl Out {
+    /// Assert exit 0; returns stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "command failed: {self:?}");
+        &self.stdout
+    }
+}
+
+/// Run `shoal ARGS` with the token; bounded by a deadline.
+pub async fn shoal(args: &[&str]) -> Out {
+    let started = Instant::now();
+    let child = tokio::process::Command::new(bin("shoal"))
+        .args(args)
+        .env("SHOAL_ADMIN_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start shoal");
+    // Longer than the CLI's own 60 s for a join or a config apply.
+    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("shoal {args:?} did not finish"))
+        .expect("shoal output");
+    Out {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+/// `echo LINE | socat stdio unix-connect:PATH`: one runtime-API command.
+pub fn socat(socket: &Path, line: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("socat")
+        .args(["-t", "10", "stdio"])
+        .arg(format!("unix-connect:{}", socket.display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("socat is installed (./test.sh installs it)");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write to socat");
+    }
+    let end = Instant::now() + DEADLINE;
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("socat {} did not finish: {line:?}", socket.display());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("socat output");
+    assert!(out.status.success(), "socat failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
