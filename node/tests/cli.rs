@@ -378,7 +378,8 @@ fn cluster_commands_on_a_standalone_node_fail_with_one_line() {
         &["node", "ready", "1"],
     ];
     for args in cases {
-        let line = node.run(args).failed();
+        let run = node.run(args);
+        let line = run.failed();
         assert!(
             line.starts_with("shoal: 409 Conflict: this node runs standalone"),
             "{args:?}: {line}"
