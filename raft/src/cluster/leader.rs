@@ -275,6 +275,8 @@ pub(crate) struct Handler {
 /// An RPC from a node that speaks for another one (its certificate names
 /// `from`, the message names someone else) is refused: the answer says it
 /// is not authorized, which openraft treats as a failed RPC.
+// The error type is openraft's, returned as the trait requires.
+#[allow(clippy::result_large_err)]
 fn impostor<T>(from: NodeId, claimed: NodeId, what: &str) -> Result<T, RaftError<NodeId>> {
     tracing::warn!("refused a {what} from node {from} that speaks for node {claimed}");
     Err(RaftError::Fatal(openraft::error::Fatal::Stopped))
