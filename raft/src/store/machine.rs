@@ -207,6 +207,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             fresh: false,
         };
         self.host.install(state);
+        // Operators (and the cluster tests) see that a node caught up from
+        // a snapshot rather than from the log.
+        tracing::info!(
+            "installed a snapshot of the cluster state up to log index {}",
+            meta.last_log_id.map_or(0, |id| id.index)
+        );
         Ok(())
     }
 

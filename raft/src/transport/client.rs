@@ -45,6 +45,36 @@ struct Slot {
     conn: tokio::sync::Mutex<Option<quinn::Connection>>,
 }
 
+/// The sending half of an RPC's stream, reset unless the RPC was
+/// answered. An RPC given up (timed out, or dropped because the caller
+/// stopped waiting, as a forwarded write does when an election starts)
+/// must not reach the peer later: without the reset QUIC keeps
+/// retransmitting the request, and a write reported as failed would take
+/// effect on the leader once the network heals, possibly over writes
+/// acknowledged since. A reset drops the unacknowledged data.
+struct TakeBack(Option<quinn::SendStream>);
+
+impl TakeBack {
+    fn stream(&mut self) -> &mut quinn::SendStream {
+        self.0.as_mut().expect("the stream is held until answered")
+    }
+
+    /// The peer answered: nothing to take back.
+    fn answered(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TakeBack {
+    fn drop(&mut self) {
+        if let Some(send) = self.0.as_mut() {
+            // Fails only when the peer already has everything: then it
+            // is too late to take back, which changes nothing here.
+            let _ = send.reset(0u32.into());
+        }
+    }
+}
+
 impl Peers {
     pub(super) fn new(
         endpoint: quinn::Endpoint,
@@ -145,18 +175,24 @@ impl Peers {
     ) -> Result<Resp, TransportError> {
         let conn = conn.clone();
         let exchange = async {
-            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(node, addr, e))?;
+            let (send, mut recv) = conn.open_bi().await.map_err(|e| lost(node, addr, e))?;
+            let mut send = TakeBack(Some(send));
+            let stream = send.stream();
             let head = Head { from: self.me, rpc };
-            wire::write_value(&mut send, &head, wire::MAX_HEAD)
+            wire::write_value(stream, &head, wire::MAX_HEAD)
                 .await
                 .map_err(|e| stream_error(node, addr, &conn, e))?;
-            wire::write_frame(&mut send, body)
+            wire::write_frame(stream, body)
                 .await
                 .map_err(|e| stream_error(node, addr, &conn, e))?;
-            let _ = send.finish();
-            wire::read_value(&mut recv, rpc.reply_limit())
+            let _ = stream.finish();
+            let answer = wire::read_value(&mut recv, rpc.reply_limit())
                 .await
-                .map_err(|e| stream_error(node, addr, &conn, e))
+                .map_err(|e| stream_error(node, addr, &conn, e));
+            if answer.is_ok() {
+                send.answered();
+            }
+            answer
         };
         let acks = conn.stats().frame_rx.acks;
         let Ok(answer) = timeout_at(deadline, exchange).await else {

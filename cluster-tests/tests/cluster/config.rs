@@ -1,0 +1,90 @@
+//! Scenario 2: a config applied through a follower runs on every node; an
+//! invalid one is refused with its FILE:LINE and changes nothing.
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_applied_through_a_follower_runs_everywhere_and_a_bad_one_changes_nothing() {
+    let s1 = Backend::http("s1");
+    let s2 = Backend::http("s2");
+    let mut c = Cluster::start(3, &config(&[&s1], "")).await;
+    let all = c.ids();
+    let leader = c.leader(&all).await;
+    let follower = *all.iter().find(|&&id| id != leader).expect("a follower");
+    let follower_admin = c.node(follower).admin.to_string();
+
+    // A new frontend `extra` to a new backend `other` (s2 only).
+    let extra = format!(
+        "frontend extra\n    bind \"${{NODE_IP}}:0\"\n    default_backend other\n\
+         backend other\n    server s2 {}\n",
+        s2.addr
+    );
+    let new_text = config(&[&s1], &extra);
+    let new = c.dir.file("new.cfg", &new_text);
+    let new_arg = new.display().to_string();
+    let out = shoal(&[
+        "config",
+        "apply",
+        "-f",
+        &new_arg,
+        "--admin",
+        &follower_admin,
+    ])
+    .await;
+    assert_eq!(
+        out.ok().trim(),
+        format!("configuration {new_arg} applied"),
+        "{out:?}"
+    );
+    for id in all.clone() {
+        // Wait for its listening notice, then send a request through it.
+        let front = c.node_mut(id).front("extra");
+        let r = get(front, "/").await;
+        assert_eq!(
+            (r.status, r.server().as_str()),
+            (200, "s2"),
+            "through the new frontend of node {id}"
+        );
+        let r = get(c.node_mut(id).front("web"), "/").await;
+        assert_eq!((r.status, r.server().as_str()), (200, "s1"), "node {id}");
+    }
+    let hash = c.converged(&all).await;
+
+    // An invalid one: a typo on a line whose number we know.
+    let bad_text = format!("{new_text}backend broken\n    sever s9 {}\n", s2.addr);
+    let bad_line = bad_text.lines().count();
+    let bad = c.dir.file("bad.cfg", &bad_text);
+    let bad_arg = bad.display().to_string();
+    let out = shoal(&[
+        "config",
+        "apply",
+        "-f",
+        &bad_arg,
+        "--admin",
+        &follower_admin,
+    ])
+    .await;
+    assert_eq!(out.code, Some(1), "an invalid config is refused: {out:?}");
+    let want = format!("shoal: config refused: {bad_arg}:{bad_line}: ");
+    assert!(
+        out.stderr.starts_with(&want) && out.stderr.contains("'sever'"),
+        "the refusal names the file, the line and the keyword; want {want:?}...; got {out:?}"
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+
+    // Nothing changed, on any node: same state, same running text, the
+    // old frontends still serve, no new listener.
+    for &id in &all {
+        let status = c.status(id).await;
+        assert_eq!(
+            own_hash(&status).as_deref(),
+            Some(hash.as_str()),
+            "state hash of node {id} after the refused config"
+        );
+        let admin_addr = c.node(id).admin.to_string();
+        let shown = shoal(&["config", "show", "--admin", &admin_addr]).await;
+        assert_eq!(shown.ok(), new_text, "running config of node {id}");
+        let r = get(c.node_mut(id).front("extra"), "/").await;
+        assert_eq!((r.status, r.server().as_str()), (200, "s2"), "node {id}");
+    }
+}

@@ -1,0 +1,106 @@
+//! Scenario 7: `shoal node drain` takes a node out of service without
+//! cutting what it is doing; `shoal node ready` brings it back.
+
+use crate::support::*;
+use std::time::Duration;
+
+/// Connections `backend` accepted so far, this query's included.
+async fn conns(backend: &Backend) -> usize {
+    let r = get(backend.addr, "/conns").await;
+    r.body.trim().parse().expect("a connection count")
+}
+
+/// `GET /ready` on an admin API (no token needed): its status.
+async fn ready(admin: std::net::SocketAddr) -> u16 {
+    try_http(admin, "GET", "/ready", &[], "", DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drained_node_finishes_in_flight_requests_and_takes_no_new_ones() {
+    let s1 = Backend::http("s1");
+    let mut c = Cluster::start(3, &config(&[&s1], "")).await;
+    let front2 = c.node_mut(2).front("web");
+    let admin1 = c.node(1).admin.to_string();
+    let admin2 = c.node(2).admin;
+    assert_eq!(ready(admin2).await, 200, "node 2 is ready before the drain");
+
+    // A long request through node 2, under way at the backend.
+    let base = conns(&s1).await;
+    let long = tokio::spawn(async move {
+        try_http(
+            front2,
+            "GET",
+            "/delay/8000",
+            &[],
+            "",
+            Duration::from_secs(60),
+        )
+        .await
+    });
+    let mut probes = 1;
+    poll("the long request reached the backend", || {
+        probes += 1;
+        let n = probes;
+        let s1 = &s1;
+        async move { (conns(s1).await >= base + n).then_some(()) }
+    })
+    .await;
+
+    let out = shoal(&["node", "drain", "2", "--admin", &admin1]).await;
+    assert_eq!(out.ok().trim(), "node 2: drain");
+    poll("node 2's /ready answers 503", || async {
+        (ready(admin2).await == 503).then_some(())
+    })
+    .await;
+    poll("node 2 refuses new connections", || async {
+        tokio::net::TcpStream::connect(front2)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !long.is_finished(),
+        "the long request must still be in flight while node 2 drains (the machine was too slow for this test)"
+    );
+    // The other nodes serve on.
+    for id in [1, 3] {
+        let r = get(c.node_mut(id).front("web"), "/").await;
+        assert_eq!(r.status, 200, "through node {id} while node 2 drains");
+        assert_eq!(ready(c.node(id).admin).await, 200, "node {id} /ready");
+    }
+    let status = c.status(3).await;
+    assert_eq!(
+        member(&status, 2).expect("node 2")["drained"],
+        true,
+        "{status}"
+    );
+
+    let r = long
+        .await
+        .expect("task")
+        .expect("the in-flight request gets its answer");
+    assert_eq!(
+        (r.status, r.server().as_str()),
+        (200, "s1"),
+        "the long request"
+    );
+
+    let out = shoal(&["node", "ready", "2", "--admin", &admin1]).await;
+    assert_eq!(out.ok().trim(), "node 2: ready");
+    poll("node 2's /ready answers 200 again", || async {
+        (ready(admin2).await == 200).then_some(())
+    })
+    .await;
+    // Its listener opens again (bound anew: port 0 picks a new port).
+    let reopened = c.node_mut(2).front_nth("web", 2);
+    let r = get(reopened, "/").await;
+    assert_eq!(
+        (r.status, r.server().as_str()),
+        (200, "s1"),
+        "through node 2 again"
+    );
+}

@@ -1,0 +1,17 @@
+//! End-to-end scenarios of a Shoal cluster: real `shoal` processes on
+//! 127.0.0.11, .12, ... (one config for all, `"${NODE_IP}"` and
+//! `"${SHOAL_DIR}"` filled in per node), real `shoal-demo-backend` servers,
+//! clients through every node. One module per scenario; one cluster runs
+//! at a time (see `support::serial`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod certs;
+mod changes;
+mod config;
+mod drain;
+mod failover;
+mod five;
+mod membership;
+mod partition;
