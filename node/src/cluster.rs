@@ -59,4 +59,8 @@ impl Proposer for RaftProposer {
             }
         })
     }
+
+    fn active(&self) -> bool {
+        self.0.is_member()
+    }
 }

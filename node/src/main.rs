@@ -111,6 +111,10 @@ fn main() -> ExitCode {
             }
             let admin_token = match admin_token_file {
                 Some(path) => match std::fs::read_to_string(&path) {
+                    Ok(t) if t.trim().is_empty() => {
+                        eprintln!("shoal: {}: the token file is empty", path.display());
+                        return ExitCode::FAILURE;
+                    }
                     Ok(t) => Some(t.trim().to_string()),
                     Err(e) => {
                         eprintln!("shoal: cannot read {}: {e}", path.display());

@@ -57,6 +57,13 @@ pub trait Proposer: Send + Sync + 'static {
         &self,
         command: Command,
     ) -> Pin<Box<dyn Future<Output = Result<(), ChangeError>> + Send + '_>>;
+    /// Whether changes go through the cluster now. A node started with the
+    /// cluster flags that has not been initialized or joined yet serves
+    /// its own file and changes it locally, like a standalone node; the
+    /// first entry it applies from the log replaces that state.
+    fn active(&self) -> bool {
+        true
+    }
 }
 
 /// Why a snapshot could not be built.
@@ -208,7 +215,7 @@ impl Runtime {
     /// answered once this node applied it, so the next read on this node
     /// shows it.
     pub async fn change(&self, command: &Command) -> Result<(), ChangeError> {
-        match self.proposer.get() {
+        match self.proposer.get().filter(|p| p.active()) {
             None => {
                 self.submit(command)?;
             }

@@ -232,9 +232,11 @@ impl Cluster {
         if self.is_member() && self.voters().contains(&self.node) {
             return Ok(());
         }
+        let empty = self.raft.metrics().borrow().last_log_index.is_none();
         let request = AppRequest::Join {
             node: self.node,
             info: self.info.clone(),
+            empty,
         };
         let timeout = CATCH_UP_TIMEOUT + MEMBERSHIP_TIMEOUT * 2;
         match self.call(None, via, request, timeout).await {

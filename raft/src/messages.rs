@@ -16,8 +16,13 @@ pub enum AppRequest {
     /// Propose a command (only the leader accepts it).
     Write(Command),
     /// Add `node` as a learner, wait until it caught up, then make it a
-    /// voter (only the leader accepts it).
-    Join { node: NodeId, info: NodeInfo },
+    /// voter (only the leader accepts it). `empty`: the joining node has no
+    /// Raft data (a new node, or one whose data directory was wiped).
+    Join {
+        node: NodeId,
+        info: NodeInfo,
+        empty: bool,
+    },
     /// Take `node` out of the membership (only the leader accepts it).
     Remove { node: NodeId },
     /// How far the asked node is.

@@ -123,7 +123,11 @@ pub struct Options {
     /// Concurrent connections the endpoint accepts; more are refused.
     pub max_connections: usize,
     /// First and largest pause before retrying an unreachable peer; the
-    /// pause doubles on each failure in a row.
+    /// pause doubles on each failure in a row. The largest stays well under
+    /// the 1.5 s a follower waits for its leader before it campaigns
+    /// (leader lease plus the shortest election timeout): a node that
+    /// comes back must hear from the leader before then, or its higher term
+    /// deposes the leader when they meet (openraft 0.9 has no pre-vote).
     pub backoff_min: Duration,
     pub backoff_max: Duration,
 }
@@ -140,7 +144,7 @@ impl Default for Options {
             max_streams: 64,
             max_connections: 256,
             backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
+            backoff_max: Duration::from_millis(500),
         }
     }
 }

@@ -436,6 +436,68 @@ async fn a_broken_connection_is_made_again() {
     assert_eq!(one.calls(), 1);
 }
 
+/// A node on a runtime of its own, so that a test can make it vanish as
+/// `kill -9` does: its tasks stop at once, no CONNECTION_CLOSE goes out,
+/// and its socket is released.
+fn start_killable(tls: &Tls) -> (tokio::runtime::Runtime, Node) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let node = {
+        let _inside = runtime.enter();
+        Node::start(tls)
+    };
+    (runtime, node)
+}
+
+#[tokio::test]
+async fn a_peer_killed_without_a_word_is_reached_soon_after_it_restarts() {
+    let certs = Certs::new();
+    let two = Node::start(&certs.tls(2));
+    let (runtime, one) = start_killable(&certs.tls(1));
+    let addr = one.transport.local_addr();
+    two.transport
+        .call(1, &addr.to_string(), &AppRequest::Status)
+        .await
+        .expect("first call");
+
+    // kill -9: node 2 keeps a connection nobody will ever answer on.
+    runtime.shutdown_background();
+    drop(one);
+    let tls = certs.tls(1);
+    let mut restarted = None;
+    eventually("node 1's address is free again", || {
+        restarted = Transport::bind(addr, &tls, Options::default()).ok();
+        std::future::ready(restarted.is_some())
+    })
+    .await;
+    let one = Node::serve(restarted.expect("bound"));
+    let started = Instant::now();
+    eventually("node 2 reaches the restarted node 1", || async {
+        two.transport
+            .call_within(
+                Some(1),
+                &addr.to_string(),
+                &AppRequest::Status,
+                Duration::from_millis(200),
+            )
+            .await
+            .is_ok()
+    })
+    .await;
+    // A restarted follower that hears nothing from its leader for the
+    // leader lease plus an election timeout (1.5 s at the least) campaigns,
+    // and its higher term deposes the leader when they meet again.
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "reached after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(one.calls(), 1);
+}
+
 #[tokio::test]
 async fn a_peer_with_a_cert_from_another_ca_is_refused() {
     let (logs, _guard) = Logs::capture();
@@ -732,6 +794,17 @@ async fn an_unreachable_peer_is_unreachable_within_its_timeout() {
     assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
     assert!(pauses[1] > pauses[0], "{pauses:?}");
     assert_eq!(pauses[11], Options::default().backoff_max);
+}
+
+#[tokio::test]
+async fn an_unreachable_peer_is_retried_before_it_would_campaign() {
+    let certs = Certs::new();
+    let two = Node::start(&certs.tls(2));
+    let client = two.client(1, "127.0.0.1:9").await;
+    // However long the outage, the leader tries again well within the
+    // 1.5 s after which a restarted follower that heard nothing campaigns.
+    let longest = client.backoff().take(50).max().expect("pauses");
+    assert!(longest <= Duration::from_millis(500), "{longest:?}");
 }
 
 fn snapshot_meta() -> SnapshotMeta<NodeId, NodeInfo> {

@@ -40,7 +40,7 @@ impl Cluster {
             let why = match metrics.current_leader {
                 Some(leader) if leader == self.node => {
                     leaderless_since = None;
-                    match self.execute(request.clone()).await {
+                    match self.execute(request.clone(), deadline).await {
                         AppResponse::Failed(AppError::NotLeader { .. }) => {
                             "the leadership moved".to_string()
                         }
@@ -62,15 +62,31 @@ impl Cluster {
                     // an election), rather than at the deadline.
                     let mut watch = self.raft.metrics();
                     let moved = watch.wait_for(|m| m.current_leader != Some(leader));
+                    let write = matches!(request, AppRequest::Write(_));
                     tokio::select! {
                         answer = call => match answer {
                             Ok(AppResponse::Failed(AppError::NotLeader { .. })) => {
                                 format!("node {leader} is no longer the leader")
                             }
                             Ok(answer) => return Ok(answer),
-                            Err(e) => format!("cannot reach the leader, node {leader}: {e}"),
+                            // Never connected: the write was not sent.
+                            Err(e) if e.is_unreachable() || !write => {
+                                format!("cannot reach the leader, node {leader}: {e}")
+                            }
+                            Err(e) => return Err(in_doubt(leader, &e.to_string())),
                         },
-                        _ = moved => format!("node {leader} stopped leading while asked"),
+                        _ = moved => {
+                            // A write may have reached the old leader's log
+                            // and be committed by the next one: sending it
+                            // again could apply it after a later write.
+                            if write {
+                                return Err(in_doubt(
+                                    leader,
+                                    "it stopped leading while the write was in flight",
+                                ));
+                            }
+                            format!("node {leader} stopped leading while asked")
+                        }
                     }
                 }
                 None => {
@@ -99,11 +115,12 @@ impl Cluster {
         }
     }
 
-    /// Carry out a request on this node, which believes it leads.
-    pub(crate) async fn execute(&self, request: AppRequest) -> AppResponse {
+    /// Carry out a request on this node, which believes it leads, before
+    /// `deadline` (a write; membership steps have their own bounds).
+    pub(crate) async fn execute(&self, request: AppRequest, deadline: Instant) -> AppResponse {
         match request {
             AppRequest::Write(command) => {
-                match tokio::time::timeout(WRITE_DEADLINE, self.raft.client_write(command)).await {
+                match tokio::time::timeout_at(deadline, self.raft.client_write(command)).await {
                     Ok(Ok(resp)) => AppResponse::Written {
                         index: resp.log_id.index,
                         reply: resp.data,
@@ -115,9 +132,9 @@ impl Cluster {
                     ))),
                 }
             }
-            AppRequest::Join { node, info } => {
+            AppRequest::Join { node, info, empty } => {
                 let _one_at_a_time = self.membership.lock().await;
-                self.add_member(node, info).await
+                self.add_member(node, info, empty).await
             }
             AppRequest::Remove { node } => {
                 let _one_at_a_time = self.membership.lock().await;
@@ -128,7 +145,7 @@ impl Cluster {
     }
 
     /// Add `node` as a learner, wait for it to catch up, make it a voter.
-    async fn add_member(&self, node: NodeId, info: crate::NodeInfo) -> AppResponse {
+    async fn add_member(&self, node: NodeId, info: crate::NodeInfo, empty: bool) -> AppResponse {
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         if let Some(known) = membership.get_node(&node) {
@@ -140,6 +157,15 @@ impl Cluster {
                 ));
             }
             if membership.voter_ids().any(|v| v == node) {
+                if empty && node != self.node {
+                    // A voter that lost its log would vote as if it had
+                    // never seen the entries it acknowledged: Raft's
+                    // safety rests on voters keeping their disks.
+                    return refused(format!(
+                        "node {node} is a voter but comes back without its data; \
+                         remove it first (shoal cluster remove {node}), then join it again"
+                    ));
+                }
                 return AppResponse::Done;
             }
         }
@@ -205,6 +231,14 @@ impl Cluster {
     }
 }
 
+/// A write whose fate is unknown: sent to `leader`, no answer.
+fn in_doubt(leader: NodeId, why: &str) -> ClusterError {
+    ClusterError::NoQuorum(format!(
+        "no answer from the leader, node {leader} ({why}); the change may or may not \
+         have taken effect: check, then retry"
+    ))
+}
+
 fn refused(why: String) -> AppResponse {
     AppResponse::Failed(AppError::Refused(why))
 }
@@ -238,29 +272,55 @@ pub(crate) struct Handler {
     pub raft: crate::Raft,
 }
 
+/// An RPC from a node that speaks for another one (its certificate names
+/// `from`, the message names someone else) is refused: the answer says it
+/// is not authorized, which openraft treats as a failed RPC.
+// The error type is openraft's, returned as the trait requires.
+#[allow(clippy::result_large_err)]
+fn impostor<T>(from: NodeId, claimed: NodeId, what: &str) -> Result<T, RaftError<NodeId>> {
+    tracing::warn!("refused a {what} from node {from} that speaks for node {claimed}");
+    Err(RaftError::Fatal(openraft::error::Fatal::Stopped))
+}
+
 impl crate::transport::RpcHandler for Handler {
     async fn append(
         &self,
-        _from: NodeId,
+        from: NodeId,
         request: openraft::raft::AppendEntriesRequest<crate::TypeConfig>,
     ) -> Result<openraft::raft::AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        let leader = request.vote.leader_id().voted_for();
+        if leader != Some(from) {
+            return impostor(from, leader.unwrap_or_default(), "log append");
+        }
         self.raft.append_entries(request).await
     }
 
     async fn vote(
         &self,
-        _from: NodeId,
+        from: NodeId,
         request: openraft::raft::VoteRequest<NodeId>,
     ) -> Result<openraft::raft::VoteResponse<NodeId>, RaftError<NodeId>> {
+        let candidate = request.vote.leader_id().voted_for();
+        if candidate != Some(from) {
+            return impostor(from, candidate.unwrap_or_default(), "vote request");
+        }
         self.raft.vote(request).await
     }
 
     async fn snapshot(
         &self,
-        _from: NodeId,
+        from: NodeId,
         vote: openraft::Vote<NodeId>,
         snapshot: openraft::Snapshot<crate::TypeConfig>,
     ) -> Result<openraft::raft::SnapshotResponse<NodeId>, openraft::error::Fatal<NodeId>> {
+        let leader = vote.leader_id().voted_for();
+        if leader != Some(from) {
+            tracing::warn!(
+                "refused a snapshot from node {from} that speaks for node {}",
+                leader.unwrap_or_default()
+            );
+            return Err(openraft::error::Fatal::Stopped);
+        }
         self.raft.install_full_snapshot(vote, snapshot).await
     }
 
@@ -279,12 +339,31 @@ impl Handler {
             return AppResponse::Failed(AppError::Failed("the node is stopping".into()));
         };
         tracing::debug!("node {from} asks for {}", request_name(&request));
+        // Authorization: a valid certificate proves only that the peer is
+        // some node of the CA. Changes and status are for members; a join
+        // comes from the joining node itself (or a member relaying it).
+        let is_member = cluster.members().contains_key(&from);
+        let allowed = match &request {
+            AppRequest::Join { node, .. } => *node == from || is_member,
+            _ => is_member,
+        };
+        if !allowed {
+            tracing::warn!(
+                "refused {} from node {from}, which is not a member",
+                request_name(&request)
+            );
+            return AppResponse::Failed(AppError::Refused(format!(
+                "node {from} is not a member of this cluster"
+            )));
+        }
         match request {
             AppRequest::Status => AppResponse::Status(cluster.peer_status()),
             AppRequest::Write(_) => {
                 let leader = cluster.raft.metrics().borrow().current_leader;
                 if leader == Some(cluster.node) {
-                    cluster.execute(request).await
+                    cluster
+                        .execute(request, Instant::now() + WRITE_DEADLINE)
+                        .await
                 } else {
                     AppResponse::Failed(AppError::NotLeader { leader })
                 }

@@ -194,13 +194,23 @@ impl Peers {
             }
             answer
         };
-        timeout_at(deadline, exchange)
-            .await
-            .map_err(|_| TransportError::Timeout {
+        let acks = conn.stats().frame_rx.acks;
+        let Ok(answer) = timeout_at(deadline, exchange).await else {
+            // A live peer acknowledges what we sent within a round trip
+            // and its ack delay, however slow its answer. Silence means it
+            // is gone (killed, or restarted with a new endpoint): drop the
+            // connection, so that the next call connects afresh instead
+            // of waiting out the idle timeout on it.
+            if conn.stats().frame_rx.acks == acks {
+                conn.close(0u32.into(), b"no answer");
+            }
+            return Err(TransportError::Timeout {
                 node,
                 addr,
                 after: timeout,
-            })?
+            });
+        };
+        answer
     }
 
     /// Send an application request to whichever member listens at `addr`
