@@ -155,8 +155,12 @@ async fn tunnel_and_fin_timeouts_end_connections_like_haproxy() {
         let (s_conn, h_conn) = tokio::join!(read_to_end(s_addr, fin), read_to_end(h_addr, fin));
         let (h_tt, h_term) = logged(&mut haproxy.proc, h_conn.local_addr().expect("addr"));
         let (s_tt, s_term) = logged(&mut shoal.proc, s_conn.local_addr().expect("addr"));
+        // On a busy machine HAProxy may see the client's FIN before its own
+        // connect to the server finished and log `CC` instead; that is
+        // HAProxy's timing, not what this test compares Shoal against.
+        let haproxy_raced = fin && h_term == "CC";
         assert!(
-            want.contains(&h_term.as_str()),
+            want.contains(&h_term.as_str()) || haproxy_raced,
             "haproxy: {h_term} with{extra}"
         );
         assert!(
