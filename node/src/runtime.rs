@@ -203,11 +203,6 @@ impl Runtime {
         let _ = self.proposer.set(proposer);
     }
 
-    /// Whether changes go through a cluster.
-    pub fn clustered(&self) -> bool {
-        self.proposer.get().is_some()
-    }
-
     /// Make one change and wait until the routing reflects it: what every
     /// surface (runtime socket, admin API, stats page, health checks,
     /// stick batches) calls. Standalone, the command is applied here at
