@@ -175,6 +175,34 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
         }
     };
     let runtime = Arc::new(runtime);
+    let admin_listener = match opts.admin {
+        Some(addr) => {
+            if opts.admin_token.is_none() && !addr.ip().is_loopback() {
+                bail!("the admin API on a non-loopback address needs a token (SHOAL_ADMIN_TOKEN or --admin-token-file)");
+            }
+            if opts.admin_token.is_none() && opts.cluster.is_some() {
+                bail!("a cluster node's admin API needs a token (SHOAL_ADMIN_TOKEN or --admin-token-file)");
+            }
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("admin API on {addr}"))?;
+            Some(listener)
+        }
+        None => None,
+    };
+    // Raft before any surface: from the first change on (a health report,
+    // a stick expiry, an operator's command), changes of a member go
+    // through the log, never straight into its state.
+    let cluster = match (opts.cluster.clone(), store) {
+        (Some(c), Some(store)) => {
+            let admin = match &admin_listener {
+                Some(l) => l.local_addr()?.to_string(),
+                None => bail!("a cluster node needs --admin"),
+            };
+            Some(start_cluster(&c, store, &runtime, admin).await?)
+        }
+        _ => None,
+    };
     let config = runtime.read(|s| s.config().model.clone());
     let (shutdown, _) = watch::channel(false);
     let mut node = Node {
@@ -191,7 +219,7 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
             tokio::spawn(crate::http::sweeper::run(runtime.clone())),
         ],
         running: config.clone(),
-        cluster: None,
+        cluster,
     };
     // Checks first: the passive-health registry must be in place before
     // the first request can arrive.
@@ -204,28 +232,6 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
         .await
         .context("opening stats socket")?;
     node.sockets = (sockets, config.global.stats_sockets.clone());
-    let admin_listener = match node.opts.admin {
-        Some(addr) => {
-            if node.opts.admin_token.is_none() && !addr.ip().is_loopback() {
-                bail!("the admin API on a non-loopback address needs a token (SHOAL_ADMIN_TOKEN or --admin-token-file)");
-            }
-            if node.opts.admin_token.is_none() && node.opts.cluster.is_some() {
-                bail!("a cluster node's admin API needs a token (SHOAL_ADMIN_TOKEN or --admin-token-file)");
-            }
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("admin API on {addr}"))?;
-            Some(listener)
-        }
-        None => None,
-    };
-    if let (Some(c), Some(store)) = (node.opts.cluster.clone(), store) {
-        let admin = match &admin_listener {
-            Some(l) => l.local_addr()?.to_string(),
-            None => bail!("a cluster node needs --admin"),
-        };
-        node.cluster = Some(start_cluster(&c, store, &runtime, admin).await?);
-    }
     let admin = match admin_listener {
         Some(listener) => {
             println!("[NOTICE] admin API listening on {}", listener.local_addr()?);
@@ -249,7 +255,9 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
         tokio::select! {
             _ = hup.recv() => {
                 if node.cluster.is_some() {
-                    node.propose_file().await;
+                    // The proposal may wait seconds for a quorum; the
+                    // signals and the reconciling go on meanwhile.
+                    tokio::spawn(propose_file(node.opts.config.clone(), runtime.clone()));
                     continue;
                 }
                 match node.reload().await {
@@ -348,6 +356,41 @@ async fn join_at_start(cluster: Arc<shoal_raft::cluster::Cluster>, via: Vec<Stri
     }
 }
 
+/// Cluster SIGHUP: re-read the file and propose it like `shoal config
+/// apply` (a file equal to the running config changes nothing).
+async fn propose_file(path: Option<PathBuf>, runtime: Arc<Runtime>) {
+    let Some(path) = path else {
+        tracing::warn!("SIGHUP: this node was started without -f; nothing to re-read");
+        return;
+    };
+    let reading = runtime.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let loaded = load(&path)?;
+        if reading.read(|s| s.config().text == loaded.text) {
+            return Ok(None);
+        }
+        reading
+            .prepare(&loaded.file, &loaded.text)
+            .map(Some)
+            .map_err(|e| vec![e.to_string()])
+    })
+    .await
+    .map_err(|e| vec![e.to_string()])
+    .and_then(|r| r);
+    match prepared {
+        Ok(None) => println!("[NOTICE] configuration unchanged"),
+        Ok(Some(prepared)) => match runtime.propose_config(prepared).await {
+            Ok(()) => println!("[NOTICE] configuration applied to the cluster"),
+            Err(e) => tracing::error!("SIGHUP: the configuration was not applied: {e}"),
+        },
+        Err(why) => {
+            for line in why {
+                tracing::error!("reload refused, the running configuration is unchanged: {line}");
+            }
+        }
+    }
+}
+
 impl Node {
     /// Open the listening sockets `config` names that are not open yet.
     /// All or nothing: on a failure the ones just opened are closed again.
@@ -406,43 +449,6 @@ impl Node {
         self.close_gone(target).await;
         if let Some(admin) = admin {
             admin.set_ready(!drained);
-        }
-    }
-
-    /// Cluster SIGHUP: re-read the file and propose it like `shoal config
-    /// apply` (a file equal to the running config changes nothing).
-    async fn propose_file(&self) {
-        let Some(path) = self.opts.config.clone() else {
-            tracing::warn!("SIGHUP: this node was started without -f; nothing to re-read");
-            return;
-        };
-        let runtime = self.runtime.clone();
-        let prepared = tokio::task::spawn_blocking(move || {
-            let loaded = load(&path)?;
-            if runtime.read(|s| s.config().text == loaded.text) {
-                return Ok(None);
-            }
-            runtime
-                .prepare(&loaded.file, &loaded.text)
-                .map(Some)
-                .map_err(|e| vec![e.to_string()])
-        })
-        .await
-        .map_err(|e| vec![e.to_string()])
-        .and_then(|r| r);
-        match prepared {
-            Ok(None) => println!("[NOTICE] configuration unchanged"),
-            Ok(Some(prepared)) => match self.runtime.propose_config(prepared).await {
-                Ok(()) => println!("[NOTICE] configuration applied to the cluster"),
-                Err(e) => tracing::error!("SIGHUP: the configuration was not applied: {e}"),
-            },
-            Err(why) => {
-                for line in why {
-                    tracing::error!(
-                        "reload refused, the running configuration is unchanged: {line}"
-                    );
-                }
-            }
         }
     }
 

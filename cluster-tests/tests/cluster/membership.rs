@@ -100,3 +100,58 @@ async fn dead_node_removed_and_the_rest_still_commit() {
     c.converged(&[1, 2]).await;
     assert_eq!(c.server(1, "app", "s1").await["weight"], 4, "node 1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voter_back_without_its_data_stays_out_until_removed_and_joined_again() {
+    let s1 = Backend::http("s1");
+    let mut c = Cluster::start(3, &config(&[&s1], "")).await;
+    let old = c.kill(3);
+    std::fs::remove_dir_all(&old.data_dir).expect("wipe node 3's data directory");
+    poll("a write commits on nodes 1 and 2", || async {
+        (c.put_weight(1, "app", "s1", 5).await.status == 200).then_some(())
+    })
+    .await;
+
+    // Node 3 again on its addresses, with its file and no --join (as a
+    // unit file without --join would start it): the leader still counts
+    // it as a voter, and it must not take the log as that voter, nor vote,
+    // having lost what it acknowledged.
+    let node = Node::start(
+        &c.dir.0,
+        &Start {
+            id: 3,
+            certs: &old.certs,
+            config: Some(&c.cfg),
+            join: None,
+            cluster_addr: Some(old.cluster),
+            admin: Some(old.admin),
+            snapshot_every: None,
+        },
+    );
+    drop(old);
+    c.nodes.insert(3, node);
+    c.node_mut(3)
+        .proc
+        .wait_line("sends this node the log as a member, but this node started without data");
+    assert_eq!(
+        c.server(3, "app", "s1").await["weight"],
+        1,
+        "node 3 refused the log: it still serves its own file"
+    );
+
+    // The operator's way back: remove it, then join it again.
+    let admin1 = c.node(1).admin.to_string();
+    let out = shoal(&["cluster", "remove", "3", "--admin", &admin1]).await;
+    assert_eq!(out.ok().trim(), "node 3 removed from the cluster");
+    let via = c.node(1).cluster.to_string();
+    let admin3 = c.node(3).admin.to_string();
+    let out = shoal(&["cluster", "join", "--via", &via, "--admin", &admin3]).await;
+    assert_eq!(out.code, Some(0), "node 3 joins again: {out:?}");
+    c.wait_voters(1, &[1, 2, 3]).await;
+    let hash = c.converged(&[1, 2, 3]).await;
+    assert_eq!(
+        c.server(3, "app", "s1").await["weight"],
+        5,
+        "node 3 (state {hash}) has the cluster's state"
+    );
+}

@@ -120,28 +120,67 @@ impl Cluster {
     pub(crate) async fn execute(&self, request: AppRequest, deadline: Instant) -> AppResponse {
         match request {
             AppRequest::Write(command) => {
-                match tokio::time::timeout_at(deadline, self.raft.client_write(command)).await {
-                    Ok(Ok(resp)) => AppResponse::Written {
-                        index: resp.log_id.index,
-                        reply: resp.data,
+                // A leader cut off from the majority knows it once its
+                // acknowledgements are stale: refuse before the write
+                // enters the log, rather than at the deadline.
+                let stale = self.raft.metrics().borrow().millis_since_quorum_ack;
+                if let Some(ms) = stale.filter(|&ms| ms > super::status::QUORUM_FRESH_MS) {
+                    return AppResponse::Failed(AppError::NoQuorum(format!(
+                        "this node leads, but no majority of the voters answered it for {:.1} s",
+                        ms as f64 / 1000.0
+                    )));
+                }
+                let write = tokio::time::timeout_at(deadline, self.raft.client_write(command));
+                let mut watch = self.raft.metrics();
+                let cut_off = watch.wait_for(|m| {
+                    m.millis_since_quorum_ack
+                        .is_some_and(|ms| ms > super::status::QUORUM_FRESH_MS)
+                });
+                tokio::select! {
+                    written = write => match written {
+                        Ok(Ok(resp)) => AppResponse::Written {
+                            index: resp.log_id.index,
+                            reply: resp.data,
+                        },
+                        Ok(Err(e)) => AppResponse::Failed(write_error(e)),
+                        Err(_) => AppResponse::Failed(AppError::NoQuorum(format!(
+                            "not committed within {} s: a majority of the voters cannot be \
+                             reached; the change may or may not take effect: check, then retry",
+                            WRITE_DEADLINE.as_secs()
+                        ))),
                     },
-                    Ok(Err(e)) => AppResponse::Failed(write_error(e)),
-                    Err(_) => AppResponse::Failed(AppError::NoQuorum(format!(
-                        "not committed within {} s: a majority of the voters cannot be reached",
-                        WRITE_DEADLINE.as_secs()
-                    ))),
+                    // The write is in this node's log: a majority that
+                    // comes back may still commit it.
+                    _ = cut_off => AppResponse::Failed(AppError::NoQuorum(
+                        "this node leads, but the majority of the voters stopped answering \
+                         while the write was in flight; the change may or may not take \
+                         effect: check, then retry"
+                            .into(),
+                    )),
                 }
             }
             AppRequest::Join { node, info, empty } => {
-                let _one_at_a_time = self.membership.lock().await;
+                let Some(_one_at_a_time) = self.membership_turn().await else {
+                    return busy();
+                };
                 self.add_member(node, info, empty).await
             }
             AppRequest::Remove { node } => {
-                let _one_at_a_time = self.membership.lock().await;
+                let Some(_one_at_a_time) = self.membership_turn().await else {
+                    return busy();
+                };
                 self.remove_member(node).await
             }
             AppRequest::Status => AppResponse::Status(self.peer_status()),
         }
+    }
+
+    /// The membership lock, if the change before ends in time (a join
+    /// may take [`CATCH_UP_TIMEOUT`]; the ones behind it wait that long).
+    async fn membership_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        tokio::time::timeout(CATCH_UP_TIMEOUT, self.membership.lock())
+            .await
+            .ok()
     }
 
     /// Add `node` as a learner, wait for it to catch up, make it a voter.
@@ -175,10 +214,20 @@ impl Cluster {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return AppResponse::Failed(write_error(e)),
             Err(_) => {
+                // A learner left behind would be replicated to forever and
+                // shown as a member; take it out again.
+                let change = ChangeMembers::RemoveNodes(BTreeSet::from([node]));
+                let removed = self
+                    .change_membership(change, &format!("removing learner {node}"))
+                    .await;
                 return AppResponse::Failed(AppError::Failed(format!(
-                    "node {node} did not catch up within {} s as a learner",
-                    CATCH_UP_TIMEOUT.as_secs()
-                )))
+                    "node {node} did not catch up within {} s as a learner{}",
+                    CATCH_UP_TIMEOUT.as_secs(),
+                    match removed {
+                        AppResponse::Done => "; it was removed again".to_string(),
+                        other => format!("; removing it again failed too: {other:?}"),
+                    }
+                )));
             }
         }
         tracing::info!("node {node} caught up; making it a voter");
@@ -239,6 +288,14 @@ fn in_doubt(leader: NodeId, why: &str) -> ClusterError {
     ))
 }
 
+/// Another membership change held the lock for too long.
+fn busy() -> AppResponse {
+    AppResponse::Failed(AppError::Failed(format!(
+        "another membership change has been running for {} s; try again later",
+        CATCH_UP_TIMEOUT.as_secs()
+    )))
+}
+
 fn refused(why: String) -> AppResponse {
     AppResponse::Failed(AppError::Refused(why))
 }
@@ -292,6 +349,9 @@ impl crate::transport::RpcHandler for Handler {
         if leader != Some(from) {
             return impostor(from, leader.unwrap_or_default(), "log append");
         }
+        if !self.cluster.upgrade().is_some_and(|c| c.open_to(from)) {
+            return Err(RaftError::Fatal(openraft::error::Fatal::Stopped));
+        }
         self.raft.append_entries(request).await
     }
 
@@ -303,6 +363,10 @@ impl crate::transport::RpcHandler for Handler {
         let candidate = request.vote.leader_id().voted_for();
         if candidate != Some(from) {
             return impostor(from, candidate.unwrap_or_default(), "vote request");
+        }
+        if !self.cluster.upgrade().is_some_and(|c| c.may_vote()) {
+            tracing::debug!("refused a vote to node {from}: this node holds no state yet");
+            return Err(RaftError::Fatal(openraft::error::Fatal::Stopped));
         }
         self.raft.vote(request).await
     }
@@ -319,6 +383,9 @@ impl crate::transport::RpcHandler for Handler {
                 "refused a snapshot from node {from} that speaks for node {}",
                 leader.unwrap_or_default()
             );
+            return Err(openraft::error::Fatal::Stopped);
+        }
+        if !self.cluster.upgrade().is_some_and(|c| c.open_to(from)) {
             return Err(openraft::error::Fatal::Stopped);
         }
         self.raft.install_full_snapshot(vote, snapshot).await

@@ -12,7 +12,7 @@ use std::time::Duration;
 const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A leader that heard from a majority this recently still has quorum.
-const QUORUM_FRESH_MS: u64 = 1500;
+pub(super) const QUORUM_FRESH_MS: u64 = 1500;
 
 /// This node's Raft figures, cheap to read (no network): for `/metrics`.
 #[derive(Debug, Clone, Serialize)]

@@ -16,6 +16,7 @@ use shoal_proto::command::NodeId;
 use shoal_proto::state::ClusterState;
 use sled::transaction::ConflictableTransactionError;
 use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -28,6 +29,8 @@ pub struct StateMachine {
     tree: sled::Tree,
     meta: MachineMeta,
     host: Arc<dyn StateHost>,
+    /// `!meta.fresh`, readable by the cluster after Raft took the machine.
+    seeded: Arc<AtomicBool>,
 }
 
 impl StateMachine {
@@ -37,12 +40,21 @@ impl StateMachine {
         meta: MachineMeta,
         host: Arc<dyn StateHost>,
     ) -> StateMachine {
+        let seeded = Arc::new(AtomicBool::new(!meta.fresh));
         StateMachine {
             db,
             tree,
             meta,
             host,
+            seeded,
         }
+    }
+
+    /// True once a command was applied or a snapshot installed: the node
+    /// holds replicated state, not its own file. `cluster init` reads it
+    /// to tell a cluster whose seed never committed from a seeded one.
+    pub fn seeded(&self) -> Arc<AtomicBool> {
+        self.seeded.clone()
     }
 
     /// Write the applied id, membership, fresh flag and (when `state` is
@@ -132,6 +144,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(command) => {
                     let refused = self.host.apply(&command, self.meta.fresh).err();
                     self.meta.fresh = false;
+                    self.seeded.store(true, Ordering::Release);
                     commands = true;
                     Reply {
                         refused: refused.map(|r| r.to_string()),
@@ -207,6 +220,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             fresh: false,
         };
         self.host.install(state);
+        self.seeded.store(true, Ordering::Release);
         // Operators (and the cluster tests) see that a node caught up from
         // a snapshot rather than from the log.
         tracing::info!(
