@@ -17,3 +17,4 @@ mod failover;
 mod five;
 mod membership;
 mod partition;
+mod sighup;
