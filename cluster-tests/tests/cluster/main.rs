@@ -17,4 +17,5 @@ mod failover;
 mod five;
 mod membership;
 mod partition;
+mod seven;
 mod sighup;
