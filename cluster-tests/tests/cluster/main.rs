@@ -19,3 +19,4 @@ mod membership;
 mod partition;
 mod seven;
 mod sighup;
+mod stats_page;
