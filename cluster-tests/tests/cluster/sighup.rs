@@ -241,9 +241,10 @@ async fn sighup_proposes_the_nodes_own_file_and_fails_closed() {
     );
     let hash = c.converged(&all).await;
     let after = settled(&c, &all).await;
+    // At least the first proposal's entry, at most one per node.
     let added = entries_added(before, after);
     assert!(
-        (1..=3).contains(&added),
+        after.applied > before.applied && added <= 3,
         "one to three config entries (one per node at most) for three SIGHUPs: \
          {added} ({before:?} -> {after:?}; {said:?})"
     );
