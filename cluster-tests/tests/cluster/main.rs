@@ -17,3 +17,6 @@ mod failover;
 mod five;
 mod membership;
 mod partition;
+mod seven;
+mod sighup;
+mod stats_page;

@@ -75,3 +75,25 @@ pub fn socat(socket: &Path, line: &str) -> String {
     assert!(out.status.success(), "socat failed: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The `column` cell of the `backend/server` row of `show stat` (HAProxy's
+/// CSV, header `# pxname,svname,...`) through the runtime socket at `socket`.
+pub fn stat_field(socket: &Path, backend: &str, server: &str, column: &str) -> String {
+    let csv = socat(socket, "show stat");
+    let header: Vec<&str> = csv
+        .lines()
+        .next()
+        .and_then(|h| h.strip_prefix("# "))
+        .unwrap_or_else(|| panic!("no `# pxname,...` header in show stat:\n{csv}"))
+        .split(',')
+        .collect();
+    let col = header
+        .iter()
+        .position(|c| *c == column)
+        .unwrap_or_else(|| panic!("no column {column:?} in show stat:\n{csv}"));
+    csv.lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|cells| cells.first() == Some(&backend) && cells.get(1) == Some(&server))
+        .and_then(|cells| cells.get(col).map(|s| s.to_string()))
+        .unwrap_or_else(|| panic!("no {backend}/{server} row in show stat:\n{csv}"))
+}

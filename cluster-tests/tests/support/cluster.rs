@@ -45,6 +45,12 @@ pub fn own_hash(status: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// What the answering node says it applied (its own log index).
+pub fn own_applied(status: &Value) -> Option<u64> {
+    let me = status["node"].as_u64()?;
+    member(status, me)?["applied"].as_u64()
+}
+
 /// A cluster of `shoal` nodes on 127.0.0.11, .12, ... sharing one config
 /// file and one CA, in one scratch directory. Every process dies with it.
 pub struct Cluster {
@@ -116,13 +122,19 @@ impl Cluster {
 
     /// Start node `id` with the config file (and `--join via`).
     pub fn spawn(&mut self, id: u64, join: Option<SocketAddr>) -> &mut Node {
+        let cfg = self.cfg.clone();
+        self.spawn_with(id, join, &cfg)
+    }
+
+    /// Start node `id` with its own config file `cfg` (and `--join via`).
+    pub fn spawn_with(&mut self, id: u64, join: Option<SocketAddr>, cfg: &Path) -> &mut Node {
         let certs = self.certs(id);
         let node = Node::start(
             &self.dir.0,
             &Start {
                 id,
                 certs: &certs,
-                config: Some(&self.cfg),
+                config: Some(cfg),
                 join,
                 cluster_addr: None,
                 admin: None,
@@ -201,6 +213,14 @@ impl Cluster {
         .await
         .ok()?;
         (r.status == 200).then(|| r.json())
+    }
+
+    /// `shoal cluster status --json` through node `id`: what a script reads.
+    pub async fn cli_status(&self, id: u64) -> Value {
+        let admin = self.node(id).admin.to_string();
+        let out = shoal(&["cluster", "status", "--json", "--admin", &admin]).await;
+        serde_json::from_str(out.ok())
+            .unwrap_or_else(|e| panic!("cluster status --json of node {id} ({e}): {out:?}"))
     }
 
     pub async fn status(&self, id: u64) -> Value {

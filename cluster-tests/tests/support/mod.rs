@@ -6,6 +6,7 @@
 // Each test binary uses a part of it.
 #![allow(dead_code)]
 
+mod browser;
 mod cli;
 mod cluster;
 mod cut;
@@ -14,7 +15,7 @@ mod node;
 mod process;
 
 #[allow(unused_imports)]
-pub use {cli::*, cluster::*, cut::*, http::*, node::*, process::*};
+pub use {browser::*, cli::*, cluster::*, cut::*, http::*, node::*, process::*};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -110,6 +110,18 @@ impl Proc {
         }
     }
 
+    /// Send `signal` (SIGHUP, SIGTERM...) to the process.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = i32::try_from(self.child.id()).expect("a pid fits in i32");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+            .unwrap_or_else(|e| panic!("{}: cannot send {signal}: {e}", self.name));
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// `kill -9`: no chance to flush or say goodbye.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
