@@ -414,16 +414,19 @@ impl Node {
     }
 
     /// Follow the applied state: listeners, checks and sockets for its
-    /// config (none while this node is drained), and `/ready`. A listener
+    /// config (none while this node is drained), and `/ready` (503 while
+    /// drained or while the config does not load here). A listener
     /// that cannot be opened here is logged; the others open.
     async fn reconcile(&mut self, admin: Option<&crate::api::admin::Admin>) {
         if let Err(e) = self.runtime.built().await {
             tracing::error!("the routing table for the applied state could not be built: {e}");
         }
         let node = self.runtime.node();
-        let (config, drained) = self
-            .runtime
-            .read(|s| (s.config().model.clone(), s.is_drained(node)));
+        let (config, drained, loads) = self.runtime.read(|s| {
+            let config = s.config();
+            let loads = config.local_error.is_none();
+            (config.model.clone(), s.is_drained(node), loads)
+        });
         if !Arc::ptr_eq(&config, &self.running) {
             if config.global.stats_sockets != self.sockets.1 {
                 if let Err(e) = self.swap_sockets(&config).await {
@@ -447,8 +450,10 @@ impl Node {
         }
         self.activate(opened);
         self.close_gone(target).await;
+        // Not ready while the running config does not load here either, so
+        // that a VIP or DNS health check moves clients to the other nodes.
         if let Some(admin) = admin {
-            admin.set_ready(!drained);
+            admin.set_ready(!drained && loads);
         }
     }
 

@@ -124,19 +124,21 @@ impl Runtime {
     /// Load `text` (the contents of `file`) as the first config of node
     /// `node`, build the first snapshot (resolving server names here, at
     /// start, as HAProxy does) and start the projector.
+    /// A file that does not load here is refused with its `FILE:LINE`.
     pub fn start(file: &str, text: &str, node: NodeId) -> Result<Runtime, LoadError> {
         let mut state = ClusterState::default();
-        state.execute(&Command::LoadConfig {
-            file: file.to_string(),
-            text: text.to_string(),
-            at: now_ms(),
-        })?;
+        state.execute(&Command::load_config(file, text, now_ms())?)?;
         Runtime::start_from(state, node)
     }
 
     /// Start from a state as it was persisted (a cluster node restarting
     /// from its data directory). Blocking (DNS), like [`Runtime::start`].
+    /// A config that does not load with this node's environment is
+    /// logged, and the node serves nothing until one that loads is applied.
     pub fn start_from(state: ClusterState, node: NodeId) -> Result<Runtime, LoadError> {
+        if let Some(why) = &state.config().local_error {
+            does_not_load(why, &state.config().model);
+        }
         let queue = Arc::new(StickQueue::default());
         let mut local = local::Local::new(queue.clone());
         local.remember(local::resolve_all(&state.config().model).map_err(BuildError::from)?);
@@ -226,28 +228,39 @@ impl Runtime {
     /// Apply a command committed in the Raft log. `fresh`: nothing was
     /// applied from the log yet, so the state this node started with (its
     /// own file, before it joined) is dropped first, in the same step.
+    ///
+    /// A `LoadConfig` whose text does not load with this node's
+    /// environment is applied all the same (servers and tables are the
+    /// cluster's); the node keeps serving the model it had, and says why.
     pub fn apply_committed(&self, command: &Command, fresh: bool) -> Result<(), Refusal> {
-        let applied = {
+        let (applied, unloadable) = {
             let mut cell = self.shared.lock_state();
+            let served = cell.state.config().model.clone();
             if fresh {
                 cell.state = ClusterState::default();
             }
             let applied = cell.state.execute(command);
+            let mut unloadable = None;
+            if let (Ok(_), Command::LoadConfig { .. }) = (&applied, command) {
+                // Only differs from what apply kept when `fresh` reset it.
+                cell.state.keep_serving(&served);
+                let config = cell.state.config();
+                unloadable = config
+                    .local_error
+                    .clone()
+                    .map(|e| (e, config.model.clone()));
+            }
             if fresh || applied.as_ref().is_ok_and(|a| a.routing) {
                 cell.wanted += 1;
                 self.shared.wake.notify_one();
             }
-            applied
+            (applied, unloadable)
         };
         if fresh {
             self.reconfigured.send_modify(|v| *v += 1);
         }
-        if let (Err(why), Command::LoadConfig { .. }) = (&applied, command) {
-            // Validated where it was proposed, but not loadable here (a
-            // variable this node does not set): this node keeps its config.
-            tracing::error!(
-                "the replicated configuration does not load on this node, which keeps its previous one: {why}"
-            );
+        if let Some((why, serving)) = unloadable {
+            does_not_load(&why, &serving);
         }
         let applied = applied?;
         self.perform(command, &applied);
@@ -259,13 +272,27 @@ impl Runtime {
         self.read(Clone::clone)
     }
 
-    /// Replace the whole state (a snapshot from the leader).
-    pub fn install(&self, state: ClusterState) {
-        {
+    /// Replace the whole state (a snapshot from the leader). When its
+    /// config does not load with this node's environment, the node keeps
+    /// serving the model it had.
+    pub fn install(&self, mut state: ClusterState) {
+        let unloadable = {
             let mut cell = self.shared.lock_state();
+            state.keep_serving(&cell.state.config().model);
+            // Said once: not again for the config already running here.
+            let known = cell.state.config() == state.config()
+                && cell.state.config().local_error == state.config().local_error;
+            let unloadable = match &state.config().local_error {
+                Some(why) if !known => Some((why.clone(), state.config().model.clone())),
+                _ => None,
+            };
             cell.state = state;
             cell.wanted += 1;
             self.shared.wake.notify_one();
+            unloadable
+        };
+        if let Some((why, serving)) = unloadable {
+            does_not_load(&why, &serving);
         }
         let snapshot = self.snapshot();
         for s in snapshot.backends.iter().flat_map(|b| b.servers.iter()) {
@@ -316,11 +343,7 @@ impl Runtime {
     /// does not resolve or a rule does not compile. Blocking (DNS and
     /// parsing): call it off the async workers.
     pub fn prepare(&self, file: &str, text: &str) -> Result<Prepared, LoadError> {
-        let command = Command::LoadConfig {
-            file: file.to_string(),
-            text: text.to_string(),
-            at: now_ms(),
-        };
+        let command = Command::load_config(file, text, now_ms())?;
         let mut candidate = self.shared.lock_state().state.without_tables();
         candidate.execute(&command)?;
         let resolved = local::resolve_all(&candidate.config().model).map_err(BuildError::from)?;
@@ -412,6 +435,22 @@ impl Runtime {
                 Effect::NodeDrained { .. } => self.reconfigured.send_modify(|v| *v += 1),
             }
         }
+    }
+}
+
+/// Say, at error level, that the replicated config does not load with
+/// this node's environment, and what the node serves meanwhile.
+fn does_not_load(why: &str, serving: &shoal_proto::config::Config) {
+    if serving.proxies.is_empty() {
+        tracing::error!(
+            "the replicated configuration does not load on this node: {why}; \
+             it serves nothing until a configuration that loads here is applied"
+        );
+    } else {
+        tracing::error!(
+            "the replicated configuration does not load on this node: {why}; \
+             it keeps serving its previous configuration"
+        );
     }
 }
 

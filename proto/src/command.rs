@@ -12,6 +12,8 @@
 //! snapshots. Add variants and fields only at the end, never reorder or
 //! reuse them, so that an older log still decodes.
 
+use crate::config::EnvLookup;
+use crate::state::{Layout, Refusal};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -98,13 +100,18 @@ pub struct StickWrite {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Replace the running config (a reload, `shoal config apply`).
-    /// Servers and stick tables that stay keep their state.
+    /// Servers and stick tables that stay keep their state. Build it with
+    /// [`Command::load_config`], which parses the text and fills `layout`.
     LoadConfig {
         /// The file name diagnostics use.
         file: String,
         /// The whole haproxy.cfg text.
         text: String,
         at: Millis,
+        /// What the replicated state takes from the config, as parsed by
+        /// the node that built the command: every node applies it the
+        /// same, even one whose environment does not load the text.
+        layout: Layout,
     },
     /// `set weight B/S N` / `set server B/S weight N` (absolute, 0..=256).
     SetWeight { server: ServerRef, weight: u32 },
@@ -159,6 +166,37 @@ pub enum Command {
 }
 
 impl Command {
+    /// A `LoadConfig` of `text` (the contents of `file`), parsed here with
+    /// this process's environment; a text that does not load is refused
+    /// with every `FILE:LINE: message`. What every surface that loads a
+    /// config calls.
+    pub fn load_config(file: &str, text: &str, at: Millis) -> Result<Command, Refusal> {
+        let parsed = crate::config::parse(text, file).map_err(Refusal::Config)?;
+        Ok(Command::loaded(file, text, at, &parsed.config))
+    }
+
+    /// [`Command::load_config`], with `"${NAME}"` looked up in `env` (a
+    /// test plays a node with another environment).
+    pub fn load_config_with_env(
+        file: &str,
+        text: &str,
+        at: Millis,
+        env: EnvLookup<'_>,
+    ) -> Result<Command, Refusal> {
+        let parsed = crate::config::parse_with_env(text, file, env).map_err(Refusal::Config)?;
+        Ok(Command::loaded(file, text, at, &parsed.config))
+    }
+
+    /// The `LoadConfig` of a text and its parse.
+    fn loaded(file: &str, text: &str, at: Millis, config: &crate::config::Config) -> Command {
+        Command::LoadConfig {
+            file: file.to_string(),
+            text: text.to_string(),
+            at,
+            layout: Layout::of(config),
+        }
+    }
+
     /// The server a command is about, if any.
     pub fn server(&self) -> Option<&ServerRef> {
         match self {

@@ -1,56 +1,111 @@
 //! The replicated state and its one change function.
 //!
 //! [`ClusterState`] is everything about a Shoal deployment that is not a
-//! traffic counter: the running config (source text and parsed model), each
-//! server's runtime state (weight, admin state, operational state and the
-//! health reports behind it, maxconn and address overrides, checks on or
-//! off) and the contents of the stick tables. It is pure data in ordered
+//! traffic counter: the running config (source text, its [`Layout`] and
+//! this node's parsed model), each server's runtime state (weight, admin
+//! state, operational state and the health reports behind it, maxconn and
+//! address overrides, checks on or off) and the contents of the stick
+//! tables. It is pure data in ordered
 //! maps keyed by stable names, so it serialises the same way everywhere and
 //! [`ClusterState::hash`] can compare two nodes.
 //!
 //! Every change is a [`Command`]: [`ClusterState::validate`] is the one
 //! validation every surface uses, and [`ClusterState::apply`] is the one
 //! place state changes. `apply` is deterministic (no clocks, randomness,
-//! DNS or I/O; times travel in the command) and infallible for a command
+//! DNS or I/O; times travel in the command, and so does what the state
+//! takes from a config, as a [`Layout`]: a node whose environment does not
+//! load the text still applies it the same) and infallible for a command
 //! that passed `validate`. It returns what the node must do besides
 //! rebuilding its routing table ([`Effect`]s), so that the consequences of
 //! a change follow from applying it, in one place.
 
 mod apply;
+mod layout;
 mod refusal;
 mod tables;
 #[cfg(test)]
 mod tests;
 mod validate;
 
+pub use layout::{BackendLayout, Layout, ServerLayout};
 pub use refusal::Refusal;
 pub use tables::{StickEntry, TableState};
 
 use crate::command::{AdminState, Millis, NodeId, OpState, ServerRef};
-use crate::config::{Config, Proxy, Server};
+use crate::config::{Config, EnvLookup, Server};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The running config: what was loaded, and what it says.
+/// The running config: what was loaded, what it means for the replicated
+/// state, and what it says on this node.
 ///
-/// Only `file` and `text` are serialised (what Raft stores, snapshots and
-/// [`ClusterState::hash`] compare): the text is the same on every node, but
-/// its `"${NAME}"` references expand from each node's own environment, so
-/// the model may differ from node to node. Decoding parses the text again
-/// on the decoding node, and fails if it does not load there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(try_from = "ConfigSource")]
+/// Only `file`, `text` and `layout` are serialised (what Raft stores,
+/// snapshots and [`ClusterState::hash`] compare, so equality looks at
+/// nothing else). The text is the same on every node, but its `"${NAME}"`
+/// references expand from each node's own environment, so the model may
+/// differ from node to node, or not load at all on a node that lacks a
+/// variable: then `local_error` says why, and the state (servers, tables:
+/// the `layout`) is still the cluster's.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(from = "ConfigSource")]
 pub struct LoadedConfig {
     /// The file name diagnostics use.
     pub file: String,
     /// The haproxy.cfg text as loaded, variables unexpanded.
     pub text: String,
+    /// What the replicated state takes from the config, as computed by the
+    /// node that proposed it.
+    pub layout: Layout,
     /// The parsed model (a function of `text` and this node's
-    /// environment), shared with the routing snapshots built from it.
+    /// environment), shared with the routing snapshots built from it. When
+    /// the text does not load here: the model this node served before (an
+    /// empty one when it had none).
     #[serde(skip_serializing)]
     pub model: Arc<Config>,
+    /// Why `text` does not load on this node (every `FILE:LINE: message`),
+    /// or `None` when `model` is its parse.
+    #[serde(skip_serializing)]
+    pub local_error: Option<String>,
+}
+
+impl PartialEq for LoadedConfig {
+    /// The replicated part only: two nodes with different environments
+    /// hold equal configs.
+    fn eq(&self, other: &LoadedConfig) -> bool {
+        (&self.file, &self.text, &self.layout) == (&other.file, &other.text, &other.layout)
+    }
+}
+
+impl Eq for LoadedConfig {}
+
+impl LoadedConfig {
+    /// A replicated config as this node loads it: `text` parsed with `env`,
+    /// or, when it does not load, `fallback` as the model and the reason
+    /// in `local_error`.
+    fn load(
+        file: String,
+        text: String,
+        layout: Layout,
+        env: EnvLookup<'_>,
+        fallback: Arc<Config>,
+    ) -> LoadedConfig {
+        let (model, local_error) = match crate::config::parse_with_env(&text, &file, env) {
+            Ok(parsed) => (Arc::new(parsed.config), None),
+            Err(errors) => {
+                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                (fallback, Some(errors.join("; ")))
+            }
+        };
+        LoadedConfig {
+            file,
+            text,
+            layout,
+            model,
+            local_error,
+        }
+    }
 }
 
 /// What is serialised of a [`LoadedConfig`].
@@ -58,30 +113,27 @@ pub struct LoadedConfig {
 struct ConfigSource {
     file: String,
     text: String,
+    layout: Layout,
 }
 
-impl TryFrom<ConfigSource> for LoadedConfig {
-    type Error = String;
-
-    fn try_from(source: ConfigSource) -> Result<Self, String> {
-        let model = match crate::config::parse(&source.text, &source.file) {
-            Ok(parsed) => parsed.config,
-            // An empty model would serve nothing while the servers and
-            // tables still name its proxies: refuse, and say why.
-            Err(errors) => {
-                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                return Err(format!(
-                    "the replicated config does not load on this node: {}",
-                    errors.join("; ")
-                ));
-            }
-        };
-        Ok(LoadedConfig {
-            file: source.file,
-            text: source.text,
-            model: Arc::new(model),
-        })
+impl From<ConfigSource> for LoadedConfig {
+    /// Decoding never fails because of this node's environment: a text
+    /// that does not load here gives an empty model and a `local_error`.
+    fn from(source: ConfigSource) -> LoadedConfig {
+        LoadedConfig::load(
+            source.file,
+            source.text,
+            source.layout,
+            &process_env,
+            Arc::default(),
+        )
     }
+}
+
+/// This process's environment variable `name` (a value that is not UTF-8
+/// counts as unset, as in the parser).
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 /// One server's runtime state: what the config file does not say.
@@ -112,8 +164,15 @@ pub struct ServerStatus {
 }
 
 impl ServerStatus {
-    /// The state of a server as the config file starts it.
-    fn from_config(server: &Server, at: Millis) -> ServerStatus {
+    /// The state of a server as the config file starts it (also what the
+    /// routing gives a server this node's model has and the replicated
+    /// state lacks).
+    pub fn from_config(server: &Server, at: Millis) -> ServerStatus {
+        ServerStatus::from_layout(&ServerLayout::of(server), at)
+    }
+
+    /// The state of a server as its layout starts it.
+    fn from_layout(server: &ServerLayout, at: Millis) -> ServerStatus {
         ServerStatus {
             admin: if server.disabled {
                 AdminState::Maint
@@ -121,7 +180,7 @@ impl ServerStatus {
                 AdminState::Ready
             },
             op: OpState::Up,
-            weight: server.weight_or_default(),
+            weight: server.weight.min(256),
             check_enabled: server.check,
             maxconn: None,
             addr: None,
@@ -229,21 +288,14 @@ impl ClusterState {
         fnv1a(&bytes)
     }
 
-    /// The backend (or listen) called `name` in the running config.
-    pub fn backend(&self, name: &str) -> Option<&Proxy> {
-        self.config
-            .model
-            .proxies
-            .iter()
-            .find(|p| p.kind.is_backend() && p.name == name)
-    }
-
-    /// A server's line in the running config.
-    pub fn server_config(&self, server: &ServerRef) -> Option<&Server> {
-        self.backend(&server.backend)?
-            .servers
-            .iter()
-            .find(|s| s.name == server.server)
+    /// This node cannot load the running config (see
+    /// [`LoadedConfig::local_error`]): serve `model`, what it served
+    /// before, rather than what decoding or applying left (the replicated
+    /// state is unchanged). Does nothing when the config loads here.
+    pub fn keep_serving(&mut self, model: &Arc<Config>) {
+        if self.config.local_error.is_some() && !Arc::ptr_eq(&self.config.model, model) {
+            Arc::make_mut(&mut self.config).model = model.clone();
+        }
     }
 }
 

@@ -145,6 +145,31 @@ impl Cluster {
         self.node_mut(id)
     }
 
+    /// [`Cluster::spawn`] with more environment variables for this node.
+    pub fn spawn_with_env(
+        &mut self,
+        id: u64,
+        join: Option<SocketAddr>,
+        env: &[(&str, &str)],
+    ) -> &mut Node {
+        let certs = self.certs(id);
+        let node = Node::start_with_env(
+            &self.dir.0,
+            &Start {
+                id,
+                certs: &certs,
+                config: Some(&self.cfg),
+                join,
+                cluster_addr: None,
+                admin: None,
+                snapshot_every: self.snapshot_every,
+            },
+            env,
+        );
+        self.nodes.insert(id, node);
+        self.node_mut(id)
+    }
+
     /// Start a node again from its data directory, without `-f`, on the
     /// addresses the membership records for it.
     pub fn restart(&mut self, old: Node) -> &mut Node {

@@ -104,7 +104,15 @@ pub fn run_command(base: &Path, s: &Start) -> Command {
 impl Node {
     /// Start a node and wait until its admin API and cluster endpoint listen.
     pub fn start(base: &Path, s: &Start) -> Node {
-        let proc = Proc::spawn(&format!("node {}", s.id), run_command(base, s));
+        Node::start_with_env(base, s, &[])
+    }
+
+    /// [`Node::start`] with more environment variables: a node whose
+    /// environment differs from the others'.
+    pub fn start_with_env(base: &Path, s: &Start, env: &[(&str, &str)]) -> Node {
+        let mut cmd = run_command(base, s);
+        cmd.envs(env.iter().copied());
+        let proc = Proc::spawn(&format!("node {}", s.id), cmd);
         let dir = base.join(format!("node{}", s.id));
         let mut node = Node {
             id: s.id,

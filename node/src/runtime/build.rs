@@ -12,7 +12,7 @@ use crate::routing::{BackendRt, FrontendRt, Queue, ServerRt, Snapshot, StatsRt, 
 use crate::stick::StickTable;
 use shoal_proto::command::{Millis, ServerRef};
 use shoal_proto::config::Proxy;
-use shoal_proto::state::ClusterState;
+use shoal_proto::state::{ClusterState, ServerStatus};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -207,10 +207,18 @@ fn build_backend(
     let mut ramps = Vec::with_capacity(proxy.servers.len());
     for server in &proxy.servers {
         let id = ServerRef::new(&proxy.name, &server.name);
-        let Some(state) = state.server(&id).cloned() else {
-            // The state always has every configured server; a missing one
-            // would be a bug in apply, caught by its invariant checks.
-            continue;
+        let state = match state.server(&id) {
+            Some(status) => status.clone(),
+            // The replicated state lacks a server of this node's model: the
+            // config does not load here, and the node serves the model it
+            // had. The server runs as its line says (dated as in the last
+            // snapshot, so that rebuilds do not change it).
+            None => {
+                let since = previous
+                    .and_then(|prev| prev.server(&proxy.name, &server.name))
+                    .map_or(now, |s| s.state.last_change);
+                ServerStatus::from_config(server, since)
+            }
         };
         let ramp = ramp_progress(state.serving_since, server.slowstart, now);
         ramps.push(ramp);

@@ -255,3 +255,125 @@ fn a_backend_built_during_slowstart_is_rebuilt_when_the_ramp_ends() {
         .expect("builds");
     assert_eq!(share(&next), 170, "full weight once the ramp is over");
 }
+
+// --- a replicated config that does not load with this node's environment ---
+
+/// A name no test environment sets.
+const UNSET: &str = "SHOAL_TEST_NEVER_SET_7C2E";
+
+/// `UNSET` as a node that sets it sees it.
+fn with_unset(name: &str) -> Option<String> {
+    (name == UNSET).then(|| "127.0.0.1".to_string())
+}
+
+/// A config that loads only where `UNSET` is set: a new frontend and
+/// backend, `app` without s2 and with another weight for s1, no `other`.
+fn elsewhere() -> String {
+    format!(
+        "defaults\n    mode http\n    timeout connect 1s\n\
+         frontend fe2\n    bind \"${{{UNSET}}}:0\"\n    default_backend web\n\
+         backend web\n    server w1 \"${{{UNSET}}}:7001\"\n\
+         backend app\n    balance roundrobin\n    server s1 127.0.0.1:8001 weight 5\n"
+    )
+}
+
+/// The last build worked.
+fn built_ok(rt: &Runtime) {
+    rt.settled_blocking();
+    let built = rt.shared.published.borrow().clone();
+    assert_eq!(built.error, None, "routing build");
+}
+
+#[test]
+fn a_committed_config_that_does_not_load_here_is_applied_and_the_routing_kept() {
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    let model = rt.read(|s| s.config().model.clone());
+    let command = Command::load_config_with_env("t.cfg", &elsewhere(), now_ms(), &with_unset)
+        .expect("loads there");
+    rt.apply_committed(&command, false)
+        .expect("a committed config is applied whatever the environment");
+    built_ok(&rt);
+    rt.read(|s| {
+        let why = s.config().local_error.as_deref().expect("the reason");
+        assert!(
+            why.contains(&format!(
+                "t.cfg:5: environment variable '{UNSET}' is not set"
+            )),
+            "{why}"
+        );
+        assert!(Arc::ptr_eq(&s.config().model, &model), "the model it had");
+        assert_eq!(
+            s.server(&ServerRef::new("app", "s1")).expect("s1").weight,
+            5
+        );
+        assert!(s.server(&ServerRef::new("web", "w1")).is_some());
+        assert!(s.server(&ServerRef::new("app", "s2")).is_none());
+        assert!(s.tables().is_empty(), "no stick table in the new config");
+    });
+    // The routing still follows the model it had; a server the state no
+    // longer has runs as its line says, one it has with its state.
+    let snapshot = rt.snapshot();
+    assert!(snapshot.frontend("fe").is_some() && snapshot.frontend("fe2").is_none());
+    assert_eq!(snapshot.server("app", "s1").expect("s1").state.weight, 5);
+    let s2 = &snapshot.server("app", "s2").expect("s2").state;
+    assert_eq!(
+        (s2.weight, s2.admin),
+        (1, shoal_proto::command::AdminState::Ready)
+    );
+    assert!(snapshot.server("other", "o1").is_some());
+    assert!(
+        snapshot.tables.contains_key("other"),
+        "the local table stays"
+    );
+    // Changes keep coming from the log, named as the cluster names them.
+    rt.apply_committed(&weight("s1", 9), false)
+        .expect("applied");
+    built_ok(&rt);
+    assert_eq!(
+        rt.snapshot().server("app", "s1").expect("s1").state.weight,
+        9
+    );
+
+    // A config that loads here clears the error and runs.
+    let again = Command::load_config("t.cfg", CONFIG, now_ms()).expect("loads");
+    rt.apply_committed(&again, false).expect("applied");
+    built_ok(&rt);
+    assert_eq!(rt.read(|s| s.config().local_error.clone()), None);
+    assert!(!Arc::ptr_eq(&rt.read(|s| s.config().model.clone()), &model));
+    assert!(rt.snapshot().server("app", "s2").is_some());
+}
+
+#[test]
+fn an_installed_snapshot_that_does_not_load_here_keeps_the_routing() {
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    let model = rt.read(|s| s.config().model.clone());
+    let command = Command::load_config_with_env("t.cfg", &elsewhere(), now_ms(), &with_unset)
+        .expect("loads there");
+    let mut there = ClusterState::default();
+    there.apply_with_env(&command, &with_unset);
+    let bytes = shoal_proto::codec::encode(&there).expect("encode");
+    let here: ClusterState = shoal_proto::codec::decode(&bytes).expect("decodes here");
+    assert!(here.config().model.proxies.is_empty());
+    rt.install(here);
+    built_ok(&rt);
+    assert_eq!(rt.read(ClusterState::hash), there.hash());
+    assert!(rt.read(|s| s.config().local_error.is_some()));
+    assert!(Arc::ptr_eq(&rt.read(|s| s.config().model.clone()), &model));
+    let snapshot = rt.snapshot();
+    assert!(snapshot.frontend("fe").is_some(), "still serving fe");
+    assert_eq!(snapshot.server("app", "s1").expect("s1").state.weight, 5);
+}
+
+#[test]
+fn a_restart_whose_config_does_not_load_here_serves_nothing() {
+    let command = Command::load_config_with_env("t.cfg", &elsewhere(), now_ms(), &with_unset)
+        .expect("loads there");
+    let mut there = ClusterState::default();
+    there.apply_with_env(&command, &with_unset);
+    let bytes = shoal_proto::codec::encode(&there).expect("encode");
+    let here: ClusterState = shoal_proto::codec::decode(&bytes).expect("decodes here");
+    let rt = Runtime::start_from(here, 3).expect("starts");
+    let snapshot = rt.snapshot();
+    assert!(snapshot.frontends.is_empty() && snapshot.backends.is_empty());
+    assert_eq!(rt.read(ClusterState::hash), there.hash());
+}

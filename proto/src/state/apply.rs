@@ -1,7 +1,8 @@
 //! [`ClusterState::apply`]: the one place state changes.
 
-use super::{Applied, ClusterState, Effect, LoadedConfig, ServerStatus, TableState};
+use super::{Applied, ClusterState, Effect, Layout, LoadedConfig, ServerStatus, TableState};
 use crate::command::{AdminState, Command, Millis, OpState, ServerRef};
+use crate::config::EnvLookup;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,12 +10,26 @@ use std::sync::Arc;
 impl ClusterState {
     /// Carry out a command that passed [`ClusterState::validate`].
     ///
-    /// Deterministic: the result depends only on the state and the command.
+    /// Deterministic: the replicated state (what [`ClusterState::hash`]
+    /// covers) depends only on the state and the command, whatever this
+    /// node's environment. Only the config's local model is parsed here,
+    /// with this process's environment (see [`ClusterState::apply_with_env`]).
     /// A command that would not pass validation changes nothing (apply
     /// never panics on one, but callers validate first).
     pub fn apply(&mut self, command: &Command) -> Applied {
+        self.apply_with_env(command, &super::process_env)
+    }
+
+    /// [`ClusterState::apply`], with the `"${NAME}"` of a loaded config
+    /// looked up in `env` (a test plays a node with another environment).
+    pub fn apply_with_env(&mut self, command: &Command, env: EnvLookup<'_>) -> Applied {
         let applied = match command {
-            Command::LoadConfig { file, text, at } => self.load_config(file, text, *at),
+            Command::LoadConfig {
+                file,
+                text,
+                at,
+                layout,
+            } => self.load_config(file, text, layout, *at, env),
             Command::SetWeight { server, weight } => {
                 self.change(server, None, |s| s.weight = (*weight).min(256))
             }
@@ -46,7 +61,9 @@ impl ClusterState {
                 // Without a port, keep the one in use: the override's, else
                 // the config's (none: the client's destination port, 0).
                 let configured = self
-                    .server_config(server)
+                    .config
+                    .layout
+                    .server(server)
                     .and_then(|c| c.addr.port)
                     .unwrap_or(0);
                 self.change(server, None, |s| {
@@ -125,7 +142,9 @@ impl ClusterState {
         edit: impl FnOnce(&mut ServerStatus),
     ) -> Applied {
         let shutdown_on_down = self
-            .server_config(server)
+            .config
+            .layout
+            .server(server)
             .is_some_and(|c| c.on_marked_down_shutdown);
         let Some(status) = self.servers.get_mut(server) else {
             return Applied::default();
@@ -157,53 +176,55 @@ impl ClusterState {
         }
     }
 
-    /// Replace the config. Servers that stay keep their state (a changed
-    /// configured weight or address replaces the runtime one, as a reload
-    /// of the file means it); stick tables keep their entries while their
-    /// definition is unchanged.
-    fn load_config(&mut self, file: &str, text: &str, at: Millis) -> Applied {
-        let Ok(parsed) = crate::config::parse(text, file) else {
-            return Applied::default();
-        };
+    /// Replace the config. Servers and stick tables follow the layout
+    /// the proposing node computed, so they are the same on every node:
+    /// servers that stay keep their state (a changed configured weight or
+    /// address replaces the runtime one, as a reload of the file means
+    /// it); stick tables keep their entries while their definition is
+    /// unchanged. The model is this node's parse of the text; when it does
+    /// not load here, the node keeps the model it had and says why in
+    /// `local_error`.
+    fn load_config(
+        &mut self,
+        file: &str,
+        text: &str,
+        layout: &Layout,
+        at: Millis,
+        env: EnvLookup<'_>,
+    ) -> Applied {
         let old = std::mem::take(&mut self.servers);
-        let mut servers = BTreeMap::new();
-        for proxy in parsed.config.proxies.iter().filter(|p| p.kind.is_backend()) {
-            for server in &proxy.servers {
-                let id = ServerRef::new(&proxy.name, &server.name);
-                let fresh = ServerStatus::from_config(server, at);
-                let status = match (old.get(&id), self.server_config(&id)) {
-                    (Some(kept), Some(before)) => {
-                        let mut s = kept.clone();
-                        if before.weight_or_default() != server.weight_or_default() {
-                            s.weight = fresh.weight;
-                        }
-                        if before.addr != server.addr {
-                            s.addr = None;
-                        }
-                        s
+        for (id, line) in layout.servers() {
+            let fresh = ServerStatus::from_layout(line, at);
+            let status = match (old.get(&id), self.config.layout.server(&id)) {
+                (Some(kept), Some(before)) => {
+                    let mut s = kept.clone();
+                    if before.weight != line.weight {
+                        s.weight = fresh.weight;
                     }
-                    _ => fresh,
-                };
-                servers.insert(id, status);
-            }
+                    if before.addr != line.addr {
+                        s.addr = None;
+                    }
+                    s
+                }
+                _ => fresh,
+            };
+            self.servers.insert(id, status);
         }
         let mut old_tables = std::mem::take(&mut self.tables);
-        for proxy in &parsed.config.proxies {
-            let Some(def) = &proxy.stick_table else {
-                continue;
-            };
-            let table = match old_tables.remove(&proxy.name) {
+        for (name, def) in &layout.tables {
+            let table = match old_tables.remove(name) {
                 Some(t) if t.def == *def => t,
                 _ => TableState::new(def.clone()),
             };
-            self.tables.insert(proxy.name.clone(), table);
+            self.tables.insert(name.clone(), table);
         }
-        self.servers = servers;
-        self.config = Arc::new(LoadedConfig {
-            file: file.to_string(),
-            text: text.to_string(),
-            model: Arc::new(parsed.config),
-        });
+        self.config = Arc::new(LoadedConfig::load(
+            file.to_string(),
+            text.to_string(),
+            layout.clone(),
+            env,
+            self.config.model.clone(),
+        ));
         Applied {
             routing: true,
             effects: vec![Effect::ConfigLoaded],
@@ -212,25 +233,13 @@ impl ClusterState {
 
     /// The config, servers and tables agree (checked in debug builds).
     pub(super) fn invariants_hold(&self) -> bool {
-        let configured: Vec<ServerRef> = self
-            .config
-            .model
-            .proxies
-            .iter()
-            .filter(|p| p.kind.is_backend())
-            .flat_map(|p| p.servers.iter().map(|s| ServerRef::new(&p.name, &s.name)))
-            .collect();
+        let layout = &self.config.layout;
         let tables_match = self.tables.iter().all(|(name, t)| {
-            t.consistent()
-                && self
-                    .config
-                    .model
-                    .proxies
-                    .iter()
-                    .any(|p| p.name == *name && p.stick_table.as_ref() == Some(&t.def))
+            t.consistent() && layout.tables.get(name).is_some_and(|def| *def == t.def)
         });
-        configured.len() == self.servers.len()
-            && configured.iter().all(|s| self.servers.contains_key(s))
+        let configured: std::collections::BTreeSet<ServerRef> =
+            layout.servers().map(|(id, _)| id).collect();
+        configured.iter().eq(self.servers.keys())
             && self.servers.values().all(|s| s.weight <= 256)
             && tables_match
     }

@@ -43,11 +43,7 @@ backend static
 ";
 
 fn load(text: &str, at: Millis) -> Command {
-    Command::LoadConfig {
-        file: "t.cfg".into(),
-        text: text.into(),
-        at,
-    }
+    Command::load_config("t.cfg", text, at).expect("a config that loads")
 }
 
 fn loaded(text: &str) -> ClusterState {
@@ -125,19 +121,12 @@ fn reload_keeps_the_state_of_servers_that_stay() {
 }
 
 #[test]
-fn a_refused_reload_changes_nothing() {
-    let mut s = loaded(A);
-    s.execute(&Command::SetAdminState {
-        server: sref("app", "s2"),
-        state: AdminState::Ready,
-        at: 3,
-    })
-    .expect("ok");
-    let before = s.clone();
-    let refused = s.execute(&load("backend app\n    balance nonsense\n", 4));
-    assert!(matches!(refused, Err(Refusal::Config(_))), "{refused:?}");
-    assert_eq!(s, before);
-    assert_eq!(s.hash(), before.hash());
+fn a_config_that_does_not_load_is_refused_where_it_is_built() {
+    let refused = Command::load_config("t.cfg", "backend app\n    balance nonsense\n", 4);
+    let Err(Refusal::Config(diags)) = refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!((diags[0].file.as_str(), diags[0].line), ("t.cfg", 2));
 }
 
 #[test]
@@ -326,11 +315,16 @@ fn any_command() -> impl Strategy<Value = Command> {
             server,
         });
     prop_oneof![
-        (
-            prop_oneof![Just(A), Just(B), Just("frontend\n")],
-            at.clone()
+        (prop_oneof![Just(A), Just(B)], at.clone()).prop_map(|(text, at)| load(text, at)),
+        // A config this process's environment does not load, proposed by
+        // a node whose environment does.
+        at.clone().prop_map(|at| Command::load_config_with_env(
+            "t.cfg",
+            &elsewhere(),
+            at,
+            &with_unset
         )
-            .prop_map(|(text, at)| load(text, at)),
+        .expect("loads there")),
         (any_server(), 0u32..300)
             .prop_map(|(server, weight)| Command::SetWeight { server, weight }),
         (any_server(), admin, at.clone()).prop_map(|(server, state, at)| Command::SetAdminState {
@@ -513,25 +507,128 @@ fn decoding_parses_the_text_again_with_this_nodes_environment() {
     assert_eq!(here.hash(), remote.hash());
 }
 
-#[test]
-fn a_state_whose_config_does_not_load_here_does_not_decode() {
-    let text = format!("frontend fe\n    bind \"${{{UNSET}}}:0\"\n");
-    let env = |name: &str| (name == UNSET).then(|| "127.0.0.11".to_string());
-    let parsed = crate::config::parse_with_env(&text, "t.cfg", &env).expect("loads there");
-    let there = ClusterState {
-        config: Arc::new(LoadedConfig {
-            file: "t.cfg".into(),
-            text: text.clone(),
-            model: Arc::new(parsed.config),
-        }),
-        ..ClusterState::default()
-    };
-    let bytes = crate::codec::encode(&there).expect("encode");
-    let err = crate::codec::decode::<ClusterState>(&bytes).expect_err("refused here");
-    let want = format!("t.cfg:2: environment variable '{UNSET}' is not set");
-    assert!(err.to_string().contains(&want), "{err}");
-    assert!(
-        err.to_string().contains("does not load on this node"),
-        "{err}"
+/// `UNSET` as a node that sets it sees it.
+fn with_unset(name: &str) -> Option<String> {
+    (name == UNSET).then(|| "127.0.0.11".to_string())
+}
+
+/// `B` with `UNSET` (no default) in a bind line and a server address, a
+/// stick table on another proxy and a server line of its own: it loads
+/// only where `UNSET` is set.
+fn elsewhere() -> String {
+    let lines = format!(
+        "frontend fe2\n    bind \"${{{UNSET}}}:0\"\n    default_backend other\n\
+         backend other\n    stick-table type ip size 5\n    stick on src\n\
+         \x20   server o1 \"${{{UNSET}}}:9009\" weight 7 check\n    server o2 127.0.0.1:9010 disabled\n"
     );
+    format!("{B}{lines}")
+}
+
+#[test]
+fn a_config_that_does_not_load_here_still_applies_like_everywhere_else() {
+    let command = Command::load_config_with_env("t.cfg", &elsewhere(), 9, &with_unset)
+        .expect("loads where UNSET is set");
+    let mut there = loaded(A);
+    there.validate(&command).expect("valid there");
+    there.apply_with_env(&command, &with_unset);
+    assert_eq!(there.config().local_error, None);
+
+    let mut here = loaded(A);
+    let before = here.config().model.clone();
+    here.execute(&command)
+        .expect("a committed config is applied whatever the environment");
+    assert_eq!(here.hash(), there.hash(), "same replicated state");
+    assert_eq!(here, there);
+    let why = here.config().local_error.clone().expect("the reason");
+    let line = B.lines().count() + 2;
+    assert!(
+        why.contains(&format!(
+            "t.cfg:{line}: environment variable '{UNSET}' is not set"
+        )),
+        "{why}"
+    );
+    assert!(
+        Arc::ptr_eq(&here.config().model, &before),
+        "the node keeps the model it served"
+    );
+    // Servers and tables come from the layout, not from the local model.
+    let o1 = here.server(&sref("other", "o1")).expect("o1");
+    assert_eq!((o1.weight, o1.check_enabled), (7, true));
+    let o2 = here.server(&sref("other", "o2")).expect("o2");
+    assert_eq!(o2.admin, AdminState::Maint);
+    assert!(here.server(&sref("app", "s2")).is_none(), "B has no s2");
+    assert_eq!(
+        here.tables().keys().collect::<Vec<_>>(),
+        ["app", "other"],
+        "{:?}",
+        here.tables()
+    );
+    assert_eq!(
+        here.execute(&Command::SetWeight {
+            server: sref("other", "o1"),
+            weight: 3,
+        }),
+        there.execute(&Command::SetWeight {
+            server: sref("other", "o1"),
+            weight: 3,
+        }),
+    );
+    assert_eq!(here.hash(), there.hash());
+
+    // A config that loads here clears the error.
+    here.execute(&load(A, 10)).expect("loads");
+    assert_eq!(here.config().local_error, None);
+    let a = crate::config::parse(A, "t.cfg").expect("A loads").config;
+    assert_eq!(*here.config().model, a, "the model is the new parse");
+}
+
+#[test]
+fn a_state_whose_config_does_not_load_here_still_decodes_with_the_same_hash() {
+    let command =
+        Command::load_config_with_env("t.cfg", &elsewhere(), 9, &with_unset).expect("loads there");
+    let mut there = loaded(A);
+    there.apply_with_env(&command, &with_unset);
+    let bytes = crate::codec::encode(&there).expect("encode");
+    let here: ClusterState = crate::codec::decode(&bytes).expect("decodes here too");
+    assert_eq!(here.hash(), there.hash());
+    assert_eq!(here, there);
+    let why = here.config().local_error.clone().expect("the reason");
+    assert!(
+        why.contains(&format!("environment variable '{UNSET}' is not set")),
+        "{why}"
+    );
+    assert!(
+        here.config().model.proxies.is_empty(),
+        "nothing loaded here before: an empty model"
+    );
+    assert!(here.server(&sref("other", "o1")).is_some());
+    // A decoded state keeps serving what the node served, if it did.
+    let mut kept = here.clone();
+    let served = there.config().model.clone();
+    kept.keep_serving(&served);
+    assert!(Arc::ptr_eq(&kept.config().model, &served));
+    assert_eq!(kept.hash(), here.hash());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// Two nodes, one of which cannot load some of the configs, end in the
+    /// same replicated state.
+    #[test]
+    fn the_environment_does_not_change_the_state(
+        commands in proptest::collection::vec(any_command(), 1..40),
+    ) {
+        let (mut here, mut there) = (loaded(A), loaded(A));
+        for c in &commands {
+            let ok_here = here.execute(c).is_ok();
+            let ok_there = there.validate(c).is_ok();
+            if ok_there {
+                there.apply_with_env(c, &with_unset);
+            }
+            prop_assert_eq!(ok_here, ok_there);
+        }
+        prop_assert_eq!(here.hash(), there.hash());
+        prop_assert_eq!(here, there);
+    }
 }

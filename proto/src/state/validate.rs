@@ -1,6 +1,6 @@
 //! [`ClusterState::validate`]: the one validation, used by every surface.
 
-use super::{ClusterState, Refusal};
+use super::{BackendLayout, ClusterState, Refusal};
 use crate::command::{Command, ServerRef};
 use crate::config::{Balance, HashType, Proxy};
 
@@ -13,22 +13,25 @@ impl ClusterState {
     /// Whether `command` may be applied to this state. `Ok` means
     /// [`ClusterState::apply`] will carry it out; `Err` says why not, in
     /// HAProxy's words where it has some.
+    ///
+    /// A function of the state and the command only, so that every node
+    /// decides the same on a committed command, whatever its environment.
+    /// That is why a `LoadConfig` passes here: its text was parsed where
+    /// it was built ([`Command::load_config`], which refuses a config that
+    /// does not load with `FILE:LINE`), and its layout is what the state
+    /// takes from it.
     pub fn validate(&self, command: &Command) -> Result<(), Refusal> {
         match command {
-            Command::LoadConfig { file, text, .. } => crate::config::parse(text, file)
-                .map(|_| ())
-                .map_err(Refusal::Config),
+            Command::LoadConfig { .. } => Ok(()),
             Command::SetWeight { server, weight } => {
                 let backend = self.find(server)?;
                 if *weight > 256 {
                     return Err(Refusal::WeightRange);
                 }
-                let initial = self
-                    .server_config(server)
-                    .map_or(1, |s| s.weight_or_default());
+                let initial = self.config.layout.server(server).map_or(1, |s| s.weight);
                 // HAProxy: a static algorithm (no BE_LB_PROP_DYN) keeps its
                 // weights, except for turning a server off and on again.
-                if *weight != 0 && *weight != initial && static_algorithm(backend) {
+                if *weight != 0 && *weight != initial && backend.static_algorithm {
                     return Err(Refusal::StaticWeight);
                 }
                 Ok(())
@@ -75,8 +78,10 @@ impl ClusterState {
     }
 
     /// The backend of an existing server, or HAProxy's complaint.
-    fn find(&self, server: &ServerRef) -> Result<&Proxy, Refusal> {
+    fn find(&self, server: &ServerRef) -> Result<&BackendLayout, Refusal> {
         let backend = self
+            .config
+            .layout
             .backend(&server.backend)
             .ok_or(Refusal::NoSuchBackend)?;
         if self.servers.contains_key(server) {

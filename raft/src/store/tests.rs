@@ -30,11 +30,7 @@ backend other
 ";
 
 fn load(text: &str) -> Command {
-    Command::LoadConfig {
-        file: "t.cfg".into(),
-        text: text.into(),
-        at: 1,
-    }
+    Command::load_config("t.cfg", text, 1).expect("a config that loads")
 }
 
 fn weight(server: &str, weight: u32) -> Command {

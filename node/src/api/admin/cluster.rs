@@ -165,6 +165,9 @@ pub async fn init(State(api): State<Arc<Api>>) -> Result<Reply, Failure> {
         file: s.config().file.clone(),
         text: s.config().text.clone(),
         at: crate::runtime::now_ms(),
+        // Computed when this node loaded the text; parsing it again here
+        // would give the same.
+        layout: s.config().layout.clone(),
     });
     cluster.init(seed).await?;
     Ok(done(format!("node {} is a cluster of one", cluster.node())))

@@ -25,11 +25,14 @@ pub async fn live() -> Reply {
     json(StatusCode::OK, &ProbeStatus { status: "live" })
 }
 
-/// Readiness: 200 once the node serves traffic, 503 while it stops.
+/// Readiness: 200 once the node serves traffic; 503 while it stops, while
+/// it is drained, and while the cluster's running config does not load
+/// with its environment (the node then serves an older config, or none).
+/// The node sets the latch as it follows the state (`Node::reconcile`).
 #[utoipa::path(get, path = "/ready", tag = "probes", security(()),
     responses(
         (status = 200, description = "Serving", body = ProbeStatus),
-        (status = 503, description = "Not serving yet, or stopping", body = ProbeStatus),
+        (status = 503, description = "Not serving yet, stopping, drained, or the running config does not load on this node", body = ProbeStatus),
     ))]
 pub async fn ready(State(api): State<Arc<Api>>) -> Reply {
     if api.ready.load(Ordering::SeqCst) {
