@@ -14,7 +14,7 @@
 #   BENCH_TPUT_SECONDS=5    duration of each concurrent run (part 1)
 #   BENCH_PROPAGATION=200   changes per row (part 2)
 #   BENCH_TRIALS=5          failover trials (part 3)
-#   BENCH_ROUNDS=3          standalone/clustered rounds (part 4)
+#   BENCH_ROUNDS=9          standalone/clustered rounds (part 4; the median is the figure)
 #   BENCH_SECONDS=10        wrk duration of each measured run (part 4)
 #   BENCH_WARMUP=2          wrk warm-up seconds before each run (part 4)
 #   BENCH_CONNS=50          wrk connections (part 4)
@@ -103,7 +103,7 @@ python3 "$ROOT/bench/cluster.py" --shoal "$SHOAL" --config "$WORK/cluster.cfg" \
     --work "$WORK" --results "$RESULTS" "${PINNED[@]}" "${HEAD_ARGS[@]}" \
     --changes "${BENCH_CHANGES:-500}" --clients "${BENCH_CLIENTS:-1,8,32}" \
     --seconds-tput "${BENCH_TPUT_SECONDS:-5}" --propagation "${BENCH_PROPAGATION:-200}" \
-    --trials "${BENCH_TRIALS:-5}" --rounds "${BENCH_ROUNDS:-3}" \
+    --trials "${BENCH_TRIALS:-5}" --rounds "${BENCH_ROUNDS:-9}" \
     --seconds-wrk "${BENCH_SECONDS:-10}" --warmup "${BENCH_WARMUP:-2}" \
     --conns "${BENCH_CONNS:-50}" --parts "${BENCH_PARTS:-1,2,3,4}" &
 DRIVER=$!
