@@ -34,9 +34,10 @@ use std::time::Duration;
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
 /// How long a command waits for its answer, connecting included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The wait for `config apply` and `cluster join`, which commit through
-/// the cluster (and, for a join, copy its state) before answering.
-pub const LONG_TIMEOUT: Duration = Duration::from_secs(60);
+/// The wait for `config apply` and the membership commands, which commit
+/// through the cluster and may wait for a join's catch-up (a minute) and
+/// the membership changes around it: longer than the node's own bounds.
+pub const LONG_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The client commands; `main` flattens these into its own subcommands.
 #[derive(Subcommand, Debug)]

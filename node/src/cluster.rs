@@ -61,6 +61,9 @@ impl Proposer for RaftProposer {
     }
 
     fn active(&self) -> bool {
-        self.0.is_member()
+        // Once the node holds replicated state, nothing is applied locally
+        // any more, even while a join has not yet shown it the membership
+        // that names it: its state must stay the cluster's.
+        self.0.is_member() || self.0.holds_replicated_state()
     }
 }

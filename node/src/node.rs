@@ -250,6 +250,23 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
     // A drained node (its state says so on restart) serves nothing.
     let mut reconfigured = runtime.reconfigured();
     node.reconcile(admin.as_ref()).await;
+    // Cluster SIGHUPs are proposed by one worker, one after the other, so
+    // that the last file read is the last proposed; signals that arrive
+    // while it works fold into one more round.
+    let hup_worker = Arc::new(tokio::sync::Notify::new());
+    if node.cluster.is_some() {
+        let (wake, path, runtime) = (
+            hup_worker.clone(),
+            node.opts.config.clone(),
+            runtime.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                wake.notified().await;
+                propose_file(path.clone(), runtime.clone()).await;
+            }
+        });
+    }
 
     loop {
         tokio::select! {
@@ -257,7 +274,7 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
                 if node.cluster.is_some() {
                     // The proposal may wait seconds for a quorum; the
                     // signals and the reconciling go on meanwhile.
-                    tokio::spawn(propose_file(node.opts.config.clone(), runtime.clone()));
+                    hup_worker.notify_one();
                     continue;
                 }
                 match node.reload().await {
@@ -309,7 +326,9 @@ async fn start_cluster(
     admin: String,
 ) -> anyhow::Result<Arc<shoal_raft::cluster::Cluster>> {
     use shoal_raft::cluster::{Cluster, Settings};
-    let has_data = store.has_data();
+    // A voter restarting stays one; anything else (a new node, a join
+    // that did not finish, a wiped directory) joins with --join.
+    let voter = store.is_voter(c.node);
     let settings = Settings {
         node: c.node,
         data_dir: c.data_dir.clone(),
@@ -328,7 +347,7 @@ async fn start_cluster(
         cluster.local_addr()
     );
     runtime.set_proposer(Arc::new(crate::cluster::RaftProposer(cluster.clone())));
-    if !has_data && !c.join.is_empty() {
+    if !voter && !c.join.is_empty() {
         tokio::spawn(join_at_start(cluster.clone(), c.join.clone()));
     }
     Ok(cluster)

@@ -34,8 +34,14 @@ use std::time::Duration;
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 /// Longest a joining node may take to catch up as a learner.
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest a membership change may take to commit.
+/// Longest a membership change may take to commit (and the longest a
+/// membership request waits for the one before it).
 pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the leader works on a join: the membership lock, removing an
+/// old learner of the same id, catching up, promotion. Whoever relays or
+/// asks waits longer, so that the leader's answer is what ends a join.
+pub const JOIN_WORK: Duration =
+    Duration::from_secs(CATCH_UP_TIMEOUT.as_secs() + 3 * MEMBERSHIP_TIMEOUT.as_secs());
 
 /// What `shoal run` says about this node's place in a cluster.
 #[derive(Debug, Clone)]
@@ -102,19 +108,13 @@ pub struct Cluster {
     /// Held by the leader while it changes the membership: openraft takes
     /// one change at a time, and joins arrive together.
     membership: tokio::sync::Mutex<()>,
-    /// Held for writing by `cluster init` until its seed committed, so
-    /// that no other write becomes the first command of a new cluster.
-    seeding: tokio::sync::RwLock<()>,
     /// The node holds replicated state (a command applied or a snapshot
-    /// installed), kept by the state machine.
+    /// installed), kept by the state machine. A cluster whose first
+    /// command (`cluster init`'s seed) has not committed takes no other
+    /// write and no join.
     seeded: Arc<AtomicBool>,
-    /// The node takes the log from a leader: it had data when it started,
-    /// or it asked to join (or initialized) since. A node whose data
-    /// directory was wiped does not, so it can neither acknowledge entries
-    /// nor vote as the member it was before it joins again.
-    open_to_leader: AtomicBool,
-    /// The refusal of a wiped node's leader was logged (once is enough).
-    refusal_logged: AtomicBool,
+    /// A node that another incarnation of it is a voter: logged once.
+    impostor_logged: AtomicBool,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -168,7 +168,7 @@ impl Cluster {
         }
         let tls = crate::tls::load(&settings.certs, settings.node)
             .map_err(|e| ClusterError::Failed(e.to_string()))?;
-        let had_data = opened.has_data();
+        let incarnation = opened.incarnation();
         let (log, machine) = opened.into_parts(host.clone());
         let seeded = machine.seeded();
         let transport = crate::transport::Transport::bind(settings.bind, &tls, Default::default())
@@ -181,6 +181,7 @@ impl Cluster {
         let info = NodeInfo {
             cluster: local_addr.to_string(),
             admin: settings.admin.clone(),
+            incarnation,
         };
         let cluster = Arc::new_cyclic(|weak: &std::sync::Weak<Cluster>| {
             let handler = Arc::new(leader::Handler {
@@ -198,18 +199,31 @@ impl Cluster {
                 local_addr,
                 server,
                 membership: tokio::sync::Mutex::new(()),
-                seeding: tokio::sync::RwLock::new(()),
                 seeded,
-                open_to_leader: AtomicBool::new(had_data),
-                refusal_logged: AtomicBool::new(false),
+                impostor_logged: AtomicBool::new(false),
             }
         });
+        tokio::spawn(Cluster::follow_election_right(
+            Arc::downgrade(&cluster),
+            cluster.raft.clone(),
+        ));
         Ok(cluster)
     }
 
     /// This node's id.
     pub fn node(&self) -> NodeId {
         self.node
+    }
+
+    /// The node applied a command from the log or installed a snapshot:
+    /// its state is the cluster's, never to be changed locally again.
+    pub fn holds_replicated_state(&self) -> bool {
+        self.seeded.load(Ordering::Acquire)
+    }
+
+    /// What the membership records of this node when it joins.
+    pub fn info(&self) -> &NodeInfo {
+        &self.info
     }
 
     /// The address the QUIC endpoint is bound to.
@@ -235,15 +249,14 @@ impl Cluster {
     /// is `seed` (the node's own config). Run again after a seed that did
     /// not commit (a timeout, a stop), it proposes the seed again.
     pub async fn init(&self, seed: Command) -> Result<(), ClusterError> {
-        // No other write may come first: they wait for the seed.
-        let _seeding = self.seeding.write().await;
-        self.open_to_leader.store(true, Ordering::Release);
         let members = std::collections::BTreeMap::from([(self.node, self.info.clone())]);
         match self.raft.initialize(members).await {
             Ok(()) => {}
             Err(openraft::error::RaftError::APIError(
                 openraft::error::InitializeError::NotAllowed(_),
-            )) if self.seeded.load(Ordering::Acquire) || self.voters().len() > 1 => {
+            )) if self.seeded.load(Ordering::Acquire)
+                || self.voters() != std::collections::BTreeSet::from([self.node]) =>
+            {
                 return Err(ClusterError::AlreadyInitialized)
             }
             // Initialized, never seeded: finish the first init.
@@ -272,33 +285,31 @@ impl Cluster {
     /// `shoal cluster join --via ADDR`: ask the member at `via` to add
     /// this node. Harmless when this node is a member already.
     pub async fn join(&self, via: &str) -> Result<(), ClusterError> {
-        if self.is_member() && self.voters().contains(&self.node) {
+        if self.is_voter() {
             return Ok(());
         }
-        // Empty: no replicated state applied here (a new node, or one
-        // whose data directory was lost), whatever log it may hold.
-        let empty = !self.seeded.load(Ordering::Acquire);
-        // The member adds this node as a learner and sends it the log
-        // while the request runs.
-        let was_open = self.open_to_leader.swap(true, Ordering::AcqRel);
         let request = AppRequest::Join {
             node: self.node,
             info: self.info.clone(),
-            empty,
         };
-        let timeout = CATCH_UP_TIMEOUT + MEMBERSHIP_TIMEOUT * 2;
-        let result = match self.call(None, via, request, timeout).await {
+        let timeout = JOIN_WORK + Duration::from_secs(10);
+        match self.call(None, via, request, timeout).await {
             Ok(AppResponse::Done) => Ok(()),
             Ok(AppResponse::Failed(e)) => Err(e.into()),
             Ok(other) => Err(ClusterError::Failed(format!("unexpected answer {other:?}"))),
             Err(e) => Err(ClusterError::Failed(format!("cannot reach {via}: {e}"))),
-        };
-        if result.is_err() && !was_open && empty {
-            // Refused (a wiped voter) or unreachable: back to refusing
-            // the log until the next attempt.
-            self.open_to_leader.store(false, Ordering::Release);
         }
-        result
+    }
+
+    /// This node is a voter, as the data directory it runs on: the
+    /// membership records it with this directory's incarnation.
+    pub fn is_voter(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        membership.voter_ids().any(|v| v == self.node)
+            && membership
+                .get_node(&self.node)
+                .is_some_and(|n| n.incarnation == self.info.incarnation)
     }
 
     /// `shoal cluster remove N` (and `leave`, with this node's id): take a
@@ -314,7 +325,15 @@ impl Cluster {
     /// Propose `command` and wait until this node applied it. `Reply`
     /// says whether it took effect.
     pub async fn write(&self, command: Command) -> Result<Reply, ClusterError> {
-        let _seeded = self.seeding.read().await;
+        if self.is_member() && !self.seeded.load(Ordering::Acquire) {
+            // The first command of a cluster is its config: until it is
+            // applied here, any other would be applied to an empty state.
+            return Err(ClusterError::Refused(
+                "this node has no replicated configuration yet (a `shoal cluster init` that \
+                 did not finish: run it again; or a node still catching up: retry)"
+                    .into(),
+            ));
+        }
         self.write_now(command).await
     }
 
@@ -369,29 +388,50 @@ impl Cluster {
             .await
     }
 
-    /// Whether this node takes the log from `leader` now; the first
-    /// refusal is logged with what the operator should do.
-    pub(crate) fn open_to(&self, leader: NodeId) -> bool {
-        if self.open_to_leader.load(Ordering::Acquire) {
-            return true;
-        }
-        if !self.refusal_logged.swap(true, Ordering::AcqRel) {
+    /// Whether this node may vote, or stand for election: only as the
+    /// member the membership recorded. Another incarnation (the data
+    /// directory was wiped or replaced) lost entries it had acknowledged,
+    /// and would grant votes to candidates missing them. It still takes
+    /// the log (and serves); an operator removes it and joins it again.
+    pub(crate) fn may_vote(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let recorded = m
+            .membership_config
+            .membership()
+            .get_node(&self.node)
+            .map(|n| n.incarnation);
+        if recorded.is_some_and(|i| i != self.info.incarnation)
+            && !self.impostor_logged.swap(true, Ordering::AcqRel)
+        {
             tracing::error!(
-                "node {leader} sends this node the log as a member, but this node started \
-                 without data: if its data directory was lost, remove it from the cluster \
-                 (shoal cluster remove {node}) and join it again; until it asks to join, it \
-                 refuses the log and votes",
+                "the cluster knows node {node} by another data directory: this one was wiped \
+                 or replaced, so this node neither votes nor stands for election. Remove it \
+                 (shoal cluster remove {node}) and join it again (shoal cluster join, or \
+                 --join)",
                 node = self.node
             );
         }
-        false
+        recorded == Some(self.info.incarnation)
     }
 
-    /// Whether this node may vote: only once it holds replicated state. A
-    /// voter that lost its data would grant votes to candidates missing
-    /// entries it had acknowledged.
-    pub(crate) fn may_vote(&self) -> bool {
-        self.seeded.load(Ordering::Acquire)
+    /// Keep openraft's elections on exactly while [`Cluster::may_vote`]:
+    /// checked whenever the metrics (and so the membership) change.
+    async fn follow_election_right(cluster: std::sync::Weak<Cluster>, raft: Raft) {
+        let mut metrics = raft.metrics();
+        let mut allowed = None;
+        loop {
+            let Some(c) = cluster.upgrade() else { return };
+            let now = c.may_vote();
+            drop(c);
+            if allowed != Some(now) {
+                raft.runtime_config().elect(now);
+                allowed = Some(now);
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Stop Raft, then the endpoint.

@@ -16,13 +16,9 @@ pub enum AppRequest {
     /// Propose a command (only the leader accepts it).
     Write(Command),
     /// Add `node` as a learner, wait until it caught up, then make it a
-    /// voter (only the leader accepts it). `empty`: the joining node has no
-    /// Raft data (a new node, or one whose data directory was wiped).
-    Join {
-        node: NodeId,
-        info: NodeInfo,
-        empty: bool,
-    },
+    /// voter (only the leader accepts it). `info` carries the joining
+    /// node's data-directory incarnation.
+    Join { node: NodeId, info: NodeInfo },
     /// Take `node` out of the membership (only the leader accepts it).
     Remove { node: NodeId },
     /// How far the asked node is.

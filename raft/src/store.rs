@@ -35,6 +35,7 @@
 //! A snapshot (its data is the whole `ClusterState`) larger than
 //! [`SNAPSHOT_CAP`] is refused: it came from a peer, which is untrusted.
 
+pub mod incarnation;
 mod log;
 mod machine;
 mod memory;
@@ -188,6 +189,7 @@ pub struct Opened {
     machine: sled::Tree,
     meta: MachineMeta,
     has_data: bool,
+    incarnation: u64,
 }
 
 /// Open, or create, the Raft store under the node's data directory `dir`
@@ -208,6 +210,7 @@ pub fn open(dir: &Path) -> Result<Opened, StoreError> {
         || !log.is_empty()
         || meta.applied.is_some()
         || meta.membership.log_id().is_some();
+    let incarnation = incarnation::load_or_create(&db)?;
     Ok(Opened {
         db,
         log,
@@ -215,6 +218,7 @@ pub fn open(dir: &Path) -> Result<Opened, StoreError> {
         machine,
         meta,
         has_data,
+        incarnation,
     })
 }
 
@@ -234,6 +238,22 @@ impl Opened {
     /// it neither initializes a cluster nor joins one.
     pub fn has_data(&self) -> bool {
         self.has_data
+    }
+
+    /// Whether the membership this directory last applied has `node` as a
+    /// voter with this directory's incarnation: a member restarting, which
+    /// neither initializes nor joins.
+    pub fn is_voter(&self, node: NodeId) -> bool {
+        let membership = self.meta.membership.membership();
+        membership.voter_ids().any(|v| v == node)
+            && membership
+                .get_node(&node)
+                .is_some_and(|n| n.incarnation == self.incarnation)
+    }
+
+    /// This data directory's incarnation (see [`incarnation`]).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
     }
 
     /// The log store and the state machine for `openraft::Raft::new`. The

@@ -15,6 +15,9 @@ pub struct NodeInfo {
     pub cluster: String,
     /// Its admin HTTP API (`--admin`), for `shoal cluster status`.
     pub admin: String,
+    /// Its data directory's incarnation when it joined: a node that comes
+    /// back with another one lost its data and is not that member.
+    pub incarnation: u64,
 }
 
 impl std::fmt::Display for NodeInfo {

@@ -5,7 +5,7 @@
 use shoal_proto::command::{Command, NodeId};
 use shoal_raft::cluster::{Cluster, ClusterError, Settings};
 use shoal_raft::store::{self, MemoryHost};
-use shoal_raft::{tls, NodeInfo};
+use shoal_raft::tls;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,21 +62,46 @@ async fn init_seeds_a_cluster_whose_first_init_stopped_before_its_seed() {
     let (cluster, host) = dirs.start(1, "127.0.0.1:0").await.expect("starts");
     // What a node that stopped (or timed out) between the two steps of
     // `cluster init` leaves: a membership and no seed.
-    let info = NodeInfo {
-        cluster: cluster.local_addr().to_string(),
-        admin: "127.0.0.1:9".into(),
-    };
+    let info = cluster.info().clone();
     cluster
         .raft()
         .initialize(BTreeMap::from([(1, info)]))
         .await
         .expect("initialize");
     assert!(!host.state().is_drained(9));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cluster.is_member() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no membership after initialize"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // No other command may become the cluster's first: it would be
+    // applied to an empty state on every node.
+    let early = cluster
+        .write(Command::SetNodeDrained {
+            node: 8,
+            drained: true,
+        })
+        .await;
+    assert!(
+        matches!(&early, Err(ClusterError::Refused(why)) if why.contains("cluster init")),
+        "a write before the seed: {early:?}"
+    );
+    assert!(!host.state().is_drained(8));
 
     // Running `cluster init` again finishes the job ...
     cluster.init(seed()).await.expect("init seeds the cluster");
     assert!(host.state().is_drained(9), "the seed was applied");
     // ... once: a seeded cluster is initialized.
+    let later = cluster
+        .write(Command::SetNodeDrained {
+            node: 8,
+            drained: true,
+        })
+        .await;
+    assert!(later.is_ok(), "a write once seeded: {later:?}");
     let again = cluster.init(seed()).await;
     assert!(
         matches!(again, Err(ClusterError::AlreadyInitialized)),

@@ -172,6 +172,7 @@ impl Node {
         let info = NodeInfo {
             cluster: addr.to_string(),
             admin: String::new(),
+            incarnation: 1,
         };
         self.transport.network().new_client(target, &info).await
     }

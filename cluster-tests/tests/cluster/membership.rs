@@ -102,7 +102,7 @@ async fn dead_node_removed_and_the_rest_still_commit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn voter_back_without_its_data_stays_out_until_removed_and_joined_again() {
+async fn voter_back_without_its_data_does_not_vote_until_removed_and_joined_again() {
     let s1 = Backend::http("s1");
     let mut c = Cluster::start(3, &config(&[&s1], "")).await;
     let old = c.kill(3);
@@ -113,9 +113,8 @@ async fn voter_back_without_its_data_stays_out_until_removed_and_joined_again() 
     .await;
 
     // Node 3 again on its addresses, with its file and no --join (as a
-    // unit file without --join would start it): the leader still counts
-    // it as a voter, and it must not take the log as that voter, nor vote,
-    // having lost what it acknowledged.
+    // unit file without --join would start it). The leader still counts
+    // it as a voter and sends it the log, which it takes ...
     let node = Node::start(
         &c.dir.0,
         &Start {
@@ -130,19 +129,44 @@ async fn voter_back_without_its_data_stays_out_until_removed_and_joined_again() 
     );
     drop(old);
     c.nodes.insert(3, node);
+    poll("node 3 takes the log", || async {
+        (c.server(3, "app", "s1").await["weight"] == 5).then_some(())
+    })
+    .await;
+
+    // ... but having lost what it acknowledged, it must not vote: with the
+    // leader gone, the last original voter cannot be elected.
+    let leader = c.leader(&[1, 2]).await;
+    let other = if leader == 1 { 2 } else { 1 };
+    let dead_leader = c.kill(leader);
+    // Node 3 was asked for its vote, and refused it ...
     c.node_mut(3)
         .proc
-        .wait_line("sends this node the log as a member, but this node started without data");
+        .wait_line("the cluster knows node 3 by another data directory");
+    // ... so node `other` stays without a leader: writes fail.
+    let other_admin = c.node(other).admin.to_string();
+    let out = shoal(&["server", "weight", "app/s1", "6", "--admin", &other_admin]).await;
     assert_eq!(
-        c.server(3, "app", "s1").await["weight"],
-        1,
-        "node 3 refused the log: it still serves its own file"
+        out.code,
+        Some(1),
+        "node {other} must not win an election with node 3's vote: {out:?}"
+    );
+    assert!(out.stderr.contains("quorum"), "{out:?}");
+    assert!(
+        c.status(other).await["leader"].is_null(),
+        "node {other} knows no leader"
     );
 
-    // The operator's way back: remove it, then join it again.
+    // The operator's way back: the old leader returns, node 3 is removed
+    // and joins again (as the directory it has now).
+    c.restart(dead_leader);
     let admin1 = c.node(1).admin.to_string();
-    let out = shoal(&["cluster", "remove", "3", "--admin", &admin1]).await;
-    assert_eq!(out.ok().trim(), "node 3 removed from the cluster");
+    let out = poll("shoal cluster remove 3 succeeds", || async {
+        let out = shoal(&["cluster", "remove", "3", "--admin", &admin1]).await;
+        (out.code == Some(0)).then_some(out)
+    })
+    .await;
+    assert_eq!(out.stdout.trim(), "node 3 removed from the cluster");
     let via = c.node(1).cluster.to_string();
     let admin3 = c.node(3).admin.to_string();
     let out = shoal(&["cluster", "join", "--via", &via, "--admin", &admin3]).await;
@@ -154,4 +178,12 @@ async fn voter_back_without_its_data_stays_out_until_removed_and_joined_again() 
         5,
         "node 3 (state {hash}) has the cluster's state"
     );
+    // And it votes again: without node 1, nodes 2 and 3 elect a leader.
+    c.kill(1);
+    let admin2 = c.node(2).admin.to_string();
+    poll("nodes 2 and 3 commit without node 1", || async {
+        let out = shoal(&["server", "weight", "app/s1", "7", "--admin", &admin2]).await;
+        (out.code == Some(0)).then_some(())
+    })
+    .await;
 }

@@ -115,7 +115,10 @@ pub async fn start(
     token: Option<String>,
     cluster: Option<Arc<shoal_raft::cluster::Cluster>>,
 ) -> std::io::Result<Admin> {
-    let ready = Arc::new(AtomicBool::new(true));
+    // Not ready until the node followed its state once (`Node::reconcile`
+    // sets it): a drained node, or one whose config does not load here,
+    // must not answer 200 in between.
+    let ready = Arc::new(AtomicBool::new(false));
     let (router, doc) = routes::build();
     let mut openapi = doc.to_pretty_json().map_err(std::io::Error::other)?;
     openapi.push('\n');

@@ -73,7 +73,7 @@ async fn cluster(command: ClusterCommand) -> Result<Output, CliError> {
             )))
         }
         ClusterCommand::Init { target } => {
-            let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
+            let api = AdminClient::new(&target, LONG_TIMEOUT)?;
             call(&api, Method::POST, "/v1/cluster/init", Payload::Empty).await?;
             Ok(Output::line(format!(
                 "cluster initialized on the node at {}",
@@ -90,7 +90,7 @@ async fn cluster(command: ClusterCommand) -> Result<Output, CliError> {
             )))
         }
         ClusterCommand::Leave { target } => {
-            let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
+            let api = AdminClient::new(&target, LONG_TIMEOUT)?;
             call(&api, Method::POST, "/v1/cluster/leave", Payload::Empty).await?;
             Ok(Output::line(format!(
                 "the node at {} left the cluster",
@@ -98,7 +98,7 @@ async fn cluster(command: ClusterCommand) -> Result<Output, CliError> {
             )))
         }
         ClusterCommand::Remove { node, target } => {
-            let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
+            let api = AdminClient::new(&target, LONG_TIMEOUT)?;
             let path = format!("/v1/cluster/members/{node}");
             call(&api, Method::DELETE, &path, Payload::Empty).await?;
             Ok(Output::line(format!(

@@ -29,8 +29,9 @@ impl Cluster {
         }
         let budget = match request {
             AppRequest::Write(_) | AppRequest::Status => WRITE_DEADLINE,
-            AppRequest::Join { .. } => CATCH_UP_TIMEOUT + MEMBERSHIP_TIMEOUT * 2,
-            AppRequest::Remove { .. } => MEMBERSHIP_TIMEOUT + WRITE_DEADLINE,
+            AppRequest::Join { .. } => super::JOIN_WORK + Duration::from_secs(5),
+            // The membership lock, then the change.
+            AppRequest::Remove { .. } => MEMBERSHIP_TIMEOUT * 2 + WRITE_DEADLINE,
         };
         let deadline = Instant::now() + budget;
         let mut backoff = Duration::from_millis(25);
@@ -159,11 +160,11 @@ impl Cluster {
                     )),
                 }
             }
-            AppRequest::Join { node, info, empty } => {
+            AppRequest::Join { node, info } => {
                 let Some(_one_at_a_time) = self.membership_turn().await else {
                     return busy();
                 };
-                self.add_member(node, info, empty).await
+                self.add_member(node, info).await
             }
             AppRequest::Remove { node } => {
                 let Some(_one_at_a_time) = self.membership_turn().await else {
@@ -175,16 +176,24 @@ impl Cluster {
         }
     }
 
-    /// The membership lock, if the change before ends in time (a join
-    /// may take [`CATCH_UP_TIMEOUT`]; the ones behind it wait that long).
+    /// The membership lock, if the change before ends within
+    /// [`MEMBERSHIP_TIMEOUT`] (a join catching up holds it longer: the
+    /// next one is told to try again rather than wait out the caller).
     async fn membership_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        tokio::time::timeout(CATCH_UP_TIMEOUT, self.membership.lock())
+        tokio::time::timeout(MEMBERSHIP_TIMEOUT, self.membership.lock())
             .await
             .ok()
     }
 
     /// Add `node` as a learner, wait for it to catch up, make it a voter.
-    async fn add_member(&self, node: NodeId, info: crate::NodeInfo, empty: bool) -> AppResponse {
+    async fn add_member(&self, node: NodeId, info: crate::NodeInfo) -> AppResponse {
+        if !self.seeded.load(std::sync::atomic::Ordering::Acquire) {
+            return refused(format!(
+                "the cluster has no configuration yet: finish `shoal cluster init` on node {} \
+                 first",
+                self.node
+            ));
+        }
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         if let Some(known) = membership.get_node(&node) {
@@ -195,16 +204,28 @@ impl Cluster {
                     known.cluster
                 ));
             }
-            if membership.voter_ids().any(|v| v == node) {
-                if empty && node != self.node {
+            let voter = membership.voter_ids().any(|v| v == node);
+            if known.incarnation != info.incarnation {
+                if voter {
                     // A voter that lost its log would vote as if it had
                     // never seen the entries it acknowledged: Raft's
                     // safety rests on voters keeping their disks.
                     return refused(format!(
-                        "node {node} is a voter but comes back without its data; \
-                         remove it first (shoal cluster remove {node}), then join it again"
+                        "node {node} is a voter but comes back with another data directory \
+                         (wiped or replaced); remove it first (shoal cluster remove {node}), \
+                         then join it again"
                     ));
                 }
+                // A learner lost nothing that counts: start it afresh.
+                let change = ChangeMembers::RemoveNodes(BTreeSet::from([node]));
+                match self
+                    .change_membership(change, &format!("removing node {node}'s old learner"))
+                    .await
+                {
+                    AppResponse::Done => {}
+                    failed => return failed,
+                }
+            } else if voter {
                 return AppResponse::Done;
             }
         }
@@ -349,9 +370,6 @@ impl crate::transport::RpcHandler for Handler {
         if leader != Some(from) {
             return impostor(from, leader.unwrap_or_default(), "log append");
         }
-        if !self.cluster.upgrade().is_some_and(|c| c.open_to(from)) {
-            return Err(RaftError::Fatal(openraft::error::Fatal::Stopped));
-        }
         self.raft.append_entries(request).await
     }
 
@@ -365,7 +383,7 @@ impl crate::transport::RpcHandler for Handler {
             return impostor(from, candidate.unwrap_or_default(), "vote request");
         }
         if !self.cluster.upgrade().is_some_and(|c| c.may_vote()) {
-            tracing::debug!("refused a vote to node {from}: this node holds no state yet");
+            tracing::debug!("refused a vote to node {from}: not the member it was");
             return Err(RaftError::Fatal(openraft::error::Fatal::Stopped));
         }
         self.raft.vote(request).await
@@ -383,9 +401,6 @@ impl crate::transport::RpcHandler for Handler {
                 "refused a snapshot from node {from} that speaks for node {}",
                 leader.unwrap_or_default()
             );
-            return Err(openraft::error::Fatal::Stopped);
-        }
-        if !self.cluster.upgrade().is_some_and(|c| c.open_to(from)) {
             return Err(openraft::error::Fatal::Stopped);
         }
         self.raft.install_full_snapshot(vote, snapshot).await

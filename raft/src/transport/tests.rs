@@ -37,6 +37,7 @@ fn membership() -> Membership<NodeId, NodeInfo> {
         NodeInfo {
             cluster: "127.0.0.1:7000".into(),
             admin: "127.0.0.1:9090".into(),
+            incarnation: 1,
         },
     )]);
     Membership::new(vec![BTreeSet::from([1])], nodes)
