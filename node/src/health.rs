@@ -17,6 +17,10 @@
 //! check that moves the counter is logged at info level in the words of
 //! HAProxy's `option log-health-checks`. Dropping [`Checks`] stops every
 //! task.
+//!
+//! In a cluster every node checks every server: a node's own view avoids
+//! the server locally at once, its reports feed the cluster verdict
+//! (`cluster-health`, derived by `apply`), and the verdict sets `status`.
 
 mod expect;
 mod external;
@@ -125,6 +129,16 @@ pub fn start(runtime: &Arc<Runtime>, config: &Config, observer: &Observer) -> Ch
     let mut tasks: Vec<JoinHandle<()>> = jobs.into_iter().map(|j| tokio::spawn(j.run())).collect();
     tasks.extend(slowstart::start(runtime, config));
     Checks { tasks }
+}
+
+/// Log a change of the cluster verdict on a server (every node does, once,
+/// as it applies the change). Standalone the check task's HAProxy line
+/// has said it already.
+pub fn log_verdict(clustered: bool, server: &ServerRef, up: bool, detail: &str) {
+    if clustered {
+        let state = if up { "UP" } else { "DOWN" };
+        tracing::warn!("Server {server} is {state} (cluster verdict: {detail}).");
+    }
 }
 
 /// The kind of check a server gets; `None` (with a warning) when it
