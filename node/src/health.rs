@@ -32,9 +32,11 @@ mod status;
 mod tcp;
 #[cfg(test)]
 mod tests;
+mod view;
 
 pub use crate::observe::{Observer, Outcome};
 pub use status::Status;
+pub use view::{cluster_health, render_text, NodeReport, ServerHealth};
 
 use crate::observe::{Passive, Registry};
 use crate::runtime::Runtime;
