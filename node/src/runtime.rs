@@ -397,6 +397,13 @@ impl Runtime {
         self.proposer.get().is_some_and(|p| p.active())
     }
 
+    /// A cluster node that has not been initialized or joined yet: it
+    /// serves its own file, and a change made here now would be lost (or,
+    /// racing the first entry from the log, make its state differ).
+    pub fn awaiting_cluster(&self) -> bool {
+        self.proposer.get().is_some_and(|p| !p.active())
+    }
+
     /// The queue of stick-table writes waiting for the next batch.
     pub fn stick_queue(&self) -> &Arc<StickQueue> {
         &self.shared.stick

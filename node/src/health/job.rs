@@ -282,6 +282,11 @@ impl Job {
 
     /// Propose this node's observation; the verdict is the cluster's.
     async fn report(&self, up: bool, result: &CheckResult) {
+        // Not in the cluster yet: local avoidance acts alone; the report
+        // goes out at a check after joining (it still differs then).
+        if self.runtime.awaiting_cluster() {
+            return;
+        }
         let command = Command::ReportObservation {
             server: self.server.clone(),
             node: self.runtime.node(),
