@@ -676,3 +676,33 @@ fn shoal_check_knows_cluster_health() {
         "{out}"
     );
 }
+
+/// The stats page's "Nodes" column: each reporting node's word, the rule,
+/// local avoidance, and the reasons in the cell's title.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_page_shows_each_nodes_report() {
+    let s1 = Backend::http("s1");
+    let dead = dead_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend stats\n    bind 127.0.0.1:0\n    stats enable\n    stats uri /stats\n\
+         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    cluster-health any\n\
+         \x20   server s1 {} check inter 100ms\n    server s2 {dead} check inter 100ms\n",
+        s1.addr
+    );
+    let shoal = Shoal::start(&cfg, &["stats", "fe"]);
+    let page = shoal.addr("stats");
+    let cell = "<td class=\"name nodes\" title=\"node 0: Layer4 connection problem, info: &quot;Connection refused&quot;\">0 DOWN (any); avoided here</td>";
+    eventually("s2's Nodes cell", || async move {
+        get(page, "/stats").await.body.contains(cell)
+    })
+    .await;
+    let body = get(page, "/stats").await.body;
+    assert!(body.contains("<th class=\"name\">Nodes</th>"), "{body}");
+    assert!(
+        body.contains(
+            "<td class=\"name nodes\" title=\"node 0: Layer4 check passed\">0 UP (any)</td>"
+        ),
+        "{body}"
+    );
+}
