@@ -388,3 +388,84 @@ async fn drill_one_nodes_link_cut_is_avoided_there_only() {
     }
     drop(relay);
 }
+
+/// `cluster-health any`, and a node's removal: node 3 alone cannot reach
+/// s1, which under `any` takes s1 from everyone (the rule's failure
+/// mode). Node 3 dies: its last report still counts while it is a member.
+/// `shoal cluster remove 3`: its reports stop counting, and the verdict
+/// is derived again on every node (UP, s1 serves again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_nodes_reports_stop_counting() {
+    let s1 = Backend::http("s1");
+    let s2 = Backend::http("s2");
+    let relay = Relay::start(s1.addr).await;
+    let mut text = config(&[], "");
+    text.push_str(&format!(
+        "    cluster-health any\n    retries 3\n    option redispatch\n\
+         \x20   server s1 \"${{S1_ADDR}}\" {CHECK}\n    server s2 {} {CHECK}\n",
+        s2.addr
+    ));
+    let direct = s1.addr.to_string();
+    let env = |addr: &str| vec![("S1_ADDR", addr.to_string())];
+    let mut c = start(
+        &text,
+        [env(&direct), env(&direct), env(&relay.addr.to_string())],
+    )
+    .await;
+    let all = [1, 2, 3];
+    on_every_node(&c, &all, "s1", "reported UP by all", WITHIN, |v| {
+        all.iter()
+            .all(|&n| report_of(v, n).as_deref() == Some("UP"))
+    })
+    .await;
+    let _cut = Refuse::port(relay.addr.port());
+    on_every_node(&c, &all, "s1", "DOWN by verdict (rule any)", WITHIN, |v| {
+        v["verdict"] == "DOWN" && v["rule"] == "any" && report_of(v, 3).as_deref() == Some("DOWN")
+    })
+    .await;
+    let line = c
+        .node_mut(1)
+        .proc
+        .wait_line("Server app/s1 is DOWN (cluster verdict: ");
+    assert!(
+        line.ends_with("(cluster verdict: node 3 reports DOWN, nodes 1 and 2 UP; rule any)."),
+        "{line}"
+    );
+    let front1 = c.node_mut(1).front("web");
+    assert_eq!(tally(front1, 10).await.get("s2"), Some(&10));
+
+    // Dead but still a member: its last report stands.
+    c.kill(3);
+    let v = health(&c, 1, "s1").await;
+    assert_eq!(
+        (v["verdict"].as_str(), report_of(&v, 3).as_deref()),
+        (Some("DOWN"), Some("DOWN")),
+        "{v}"
+    );
+    let admin1 = c.node(1).admin.to_string();
+    poll("shoal cluster remove 3 succeeds", || async {
+        let out = shoal(&["cluster", "remove", "3", "--admin", &admin1]).await;
+        (out.code == Some(0)).then_some(())
+    })
+    .await;
+    on_every_node(&c, &[1, 2], "s1", "UP without node 3", WITHIN, |v| {
+        v["verdict"] == "UP" && report_of(v, 3).is_none()
+    })
+    .await;
+    for id in [1, 2] {
+        let line = c
+            .node_mut(id)
+            .proc
+            .wait_line("Server app/s1 is UP (cluster verdict: ");
+        assert!(
+            line.ends_with("(cluster verdict: nodes 1 and 2 report UP; rule any)."),
+            "node {id}: {line}"
+        );
+    }
+    poll("s1 serves through node 1 again", || async move {
+        tally(front1, 10).await.contains_key("s1").then_some(())
+    })
+    .await;
+    c.converged(&[1, 2]).await;
+    drop(relay);
+}
