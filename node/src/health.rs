@@ -2,11 +2,12 @@
 //!
 //! Each `server ... check` gets one task ([`job`]) that probes every
 //! `inter` (`fastinter` while a change is pending, `downinter` while DOWN),
-//! counts with HAProxy's rise/fall counter and, on a transition, reports
-//! it as a `ReportHealth` command through `Runtime::submit` (the state
-//! machine derives the verdict and, with `on-marked-down
-//! shutdown-sessions`, ends the server's sessions), logging it in
-//! HAProxy's words. Probes: TCP connect
+//! counts with HAProxy's rise/fall counter and, when this node's view
+//! differs from its last report (first check, each transition), reports
+//! it as a `ReportObservation` command through `Runtime::change` (the
+//! state machine derives the verdict under the backend's `cluster-health`
+//! rule and, with `on-marked-down shutdown-sessions`, ends the server's
+//! sessions), logging it in HAProxy's words. Probes: TCP connect
 //! (default), `option httpchk` with `http-check send|expect`, and `option
 //! external-check`. First checks are spread over the interval so they do
 //! not fire in bursts.

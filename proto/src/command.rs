@@ -128,8 +128,9 @@ pub enum Command {
         state: OpState,
         at: Millis,
     },
-    /// A node's health checks saw the server go up or down (the health
-    /// path; nodes report transitions, not every check).
+    /// A node's health checks saw the server go up or down, without a
+    /// reason: kept so that older logs decode; nodes now propose
+    /// [`Command::ReportObservation`].
     ReportHealth {
         server: ServerRef,
         node: NodeId,
