@@ -24,8 +24,8 @@ const WITHIN: Duration = Duration::from_secs(10);
 struct Counts {
     ok: AtomicUsize,
     failed: AtomicUsize,
-    /// Failures with what the client saw, for the assertion message.
-    errors: std::sync::Mutex<Vec<String>>,
+    /// Failures: when the request started, and what the client saw.
+    errors: std::sync::Mutex<Vec<(Instant, String)>>,
 }
 
 /// Run a client through `front` until `stop`; every answer not 200 and
@@ -35,6 +35,7 @@ fn client(front: SocketAddr, stop: Arc<AtomicBool>) -> (Arc<Counts>, tokio::task
     let c = counts.clone();
     let task = tokio::spawn(async move {
         while !stop.load(Ordering::SeqCst) {
+            let started = Instant::now();
             match try_http(front, "GET", "/", &[], "", Duration::from_secs(20)).await {
                 Ok(r) if r.status == 200 => {
                     c.ok.fetch_add(1, Ordering::SeqCst);
@@ -42,17 +43,52 @@ fn client(front: SocketAddr, stop: Arc<AtomicBool>) -> (Arc<Counts>, tokio::task
                 Ok(r) => {
                     c.failed.fetch_add(1, Ordering::SeqCst);
                     let mut e = c.errors.lock().unwrap_or_else(|e| e.into_inner());
-                    e.push(format!("{front}: status {} {}", r.status, r.body.trim()));
+                    e.push((
+                        started,
+                        format!("{front}: status {} {}", r.status, r.body.trim()),
+                    ));
                 }
                 Err(why) => {
                     c.failed.fetch_add(1, Ordering::SeqCst);
                     let mut e = c.errors.lock().unwrap_or_else(|e| e.into_inner());
-                    e.push(why);
+                    e.push((started, why));
                 }
             }
         }
     });
     (counts, task)
+}
+
+/// Stop the clients; the failed requests that started after `fault`
+/// (the fault fully in place), and how many started before it. A request
+/// a server was already handling when it died (or its link was cut) fails
+/// with 502, as in HAProxy (Shoal retries connection failures, not a
+/// request the server may have seen); each client has one such request
+/// at most.
+async fn finish(
+    clients: Vec<(Arc<Counts>, tokio::task::JoinHandle<()>)>,
+    stop: &AtomicBool,
+    fault: Instant,
+) -> (Vec<String>, usize) {
+    stop.store(true, Ordering::SeqCst);
+    let (mut after, mut before) = (Vec::new(), 0);
+    for (counts, task) in clients {
+        task.await.expect("client");
+        let errors = counts.errors.lock().unwrap_or_else(|e| e.into_inner());
+        let in_flight = errors.iter().filter(|(at, _)| *at < fault).count();
+        assert!(
+            in_flight <= 1,
+            "more than the request in flight failed: {errors:?}"
+        );
+        before += in_flight;
+        after.extend(
+            errors
+                .iter()
+                .filter(|(at, _)| *at >= fault)
+                .map(|(_, e)| e.clone()),
+        );
+    }
+    (after, before)
 }
 
 /// Node `id`'s `GET /v1/cluster/health` entry for `server` of `app`.
@@ -152,6 +188,7 @@ async fn drill_killed_backend_is_down_everywhere_and_no_request_fails() {
     .await;
 
     drop(s2);
+    let fault = Instant::now();
     let took = on_every_node(&c, &all, "s2", "DOWN by verdict", WITHIN, |v| {
         v["verdict"] == "DOWN" && v["health"] == "down"
     })
@@ -178,19 +215,12 @@ async fn drill_killed_backend_is_down_everywhere_and_no_request_fails() {
             .then_some(())
     })
     .await;
-    stop.store(true, Ordering::SeqCst);
-    let mut failed = Vec::new();
-    for (counts, task) in clients {
-        task.await.expect("client");
-        failed.extend(
-            counts
-                .errors
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-        );
-    }
-    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    let (failed, in_flight) = finish(clients, &stop, fault).await;
+    eprintln!("{in_flight} requests in flight at the fault failed");
+    assert!(
+        failed.is_empty(),
+        "requests after the fault failed: {failed:?}"
+    );
     for id in all {
         let line_count = c
             .node_mut(id)
@@ -321,6 +351,7 @@ async fn drill_one_nodes_link_cut_is_avoided_there_only() {
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = fronts.iter().map(|&f| client(f, stop.clone())).collect();
     let cut = Refuse::port(relay.addr.port());
+    let fault = Instant::now();
     let took = on_every_node(&c, &[3], "s1", "avoided on node 3", WITHIN, |v| {
         v["avoided_here"] == true && report_of(v, 3).as_deref() == Some("DOWN")
     })
@@ -366,19 +397,12 @@ async fn drill_one_nodes_link_cut_is_avoided_there_only() {
         reaches_s1(front3).await.then_some(())
     })
     .await;
-    stop.store(true, Ordering::SeqCst);
-    let mut failed = Vec::new();
-    for (counts, task) in clients {
-        task.await.expect("client");
-        failed.extend(
-            counts
-                .errors
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-        );
-    }
-    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    let (failed, in_flight) = finish(clients, &stop, fault).await;
+    eprintln!("{in_flight} requests in flight at the fault failed");
+    assert!(
+        failed.is_empty(),
+        "requests after the fault failed: {failed:?}"
+    );
     for id in all {
         let down = c
             .node_mut(id)
