@@ -2,11 +2,12 @@
 //!
 //! Each `server ... check` gets one task ([`job`]) that probes every
 //! `inter` (`fastinter` while a change is pending, `downinter` while DOWN),
-//! counts with HAProxy's rise/fall counter and, on a transition, reports
-//! it as a `ReportHealth` command through `Runtime::submit` (the state
-//! machine derives the verdict and, with `on-marked-down
-//! shutdown-sessions`, ends the server's sessions), logging it in
-//! HAProxy's words. Probes: TCP connect
+//! counts with HAProxy's rise/fall counter and, when this node's view
+//! differs from its last report (first check, each transition), reports
+//! it as a `ReportObservation` command through `Runtime::change` (the
+//! state machine derives the verdict under the backend's `cluster-health`
+//! rule and, with `on-marked-down shutdown-sessions`, ends the server's
+//! sessions), logging it in HAProxy's words. Probes: TCP connect
 //! (default), `option httpchk` with `http-check send|expect`, and `option
 //! external-check`. First checks are spread over the interval so they do
 //! not fire in bursts.
@@ -17,6 +18,10 @@
 //! check that moves the counter is logged at info level in the words of
 //! HAProxy's `option log-health-checks`. Dropping [`Checks`] stops every
 //! task.
+//!
+//! In a cluster every node checks every server: a node's own view avoids
+//! the server locally at once, its reports feed the cluster verdict
+//! (`cluster-health`, derived by `apply`), and the verdict sets `status`.
 
 mod expect;
 mod external;
@@ -28,9 +33,11 @@ mod status;
 mod tcp;
 #[cfg(test)]
 mod tests;
+mod view;
 
 pub use crate::observe::{Observer, Outcome};
 pub use status::Status;
+pub use view::{cluster_health, render_text, NodeReport, ServerHealth};
 
 use crate::observe::{Passive, Registry};
 use crate::runtime::Runtime;
@@ -125,6 +132,16 @@ pub fn start(runtime: &Arc<Runtime>, config: &Config, observer: &Observer) -> Ch
     let mut tasks: Vec<JoinHandle<()>> = jobs.into_iter().map(|j| tokio::spawn(j.run())).collect();
     tasks.extend(slowstart::start(runtime, config));
     Checks { tasks }
+}
+
+/// Log a change of the cluster verdict on a server (every node does, once,
+/// as it applies the change). Standalone the check task's HAProxy line
+/// has said it already.
+pub fn log_verdict(clustered: bool, server: &ServerRef, up: bool, detail: &str) {
+    if clustered {
+        let state = if up { "UP" } else { "DOWN" };
+        tracing::warn!("Server {server} is {state} (cluster verdict: {detail}).");
+    }
 }
 
 /// The kind of check a server gets; `None` (with a warning) when it

@@ -21,7 +21,7 @@ use crate::stick::StickTable;
 use shoal_proto::config::{Balance, Config, Mode, Timeouts};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 
@@ -59,6 +59,10 @@ pub struct ServerShared {
     pub kill_generation: AtomicU64,
     /// Woken when `kill_generation` changes.
     pub kill: Notify,
+    /// This node's own checks (active or `observe`) have the server DOWN:
+    /// the next snapshot avoids it here, whatever the cluster verdict.
+    /// Written by the server's check task, read when a snapshot is built.
+    pub locally_down: AtomicBool,
 }
 
 impl ServerShared {
@@ -114,22 +118,28 @@ pub struct ServerRt {
     pub config_weight: u32,
     /// Persistence cookie value (`cookie` on the server line, else its name).
     pub cookie: Box<str>,
-    /// The replicated state of the server when this snapshot was built.
+    /// The replicated state of the server when this snapshot was built
+    /// (its `reports` may lag: a reused backend keeps older ones).
     pub state: ServerStatus,
     pub shared: Arc<ServerShared>,
+    /// This node's own checks had it DOWN when the snapshot was built: no
+    /// traffic from here, though the cluster verdict may say UP.
+    pub avoided: bool,
 }
 
 impl ServerRt {
     /// May take new, non-persistent traffic.
     pub fn usable(&self) -> bool {
-        self.state.admin == AdminState::Ready
+        !self.avoided
+            && self.state.admin == AdminState::Ready
             && self.state.op == OpState::Up
             && self.state.weight > 0
     }
     /// May take persistent traffic (a cookie or stick entry naming it):
     /// draining and stopping servers still do, as in HAProxy.
+    /// A server this node cannot reach itself takes none either.
     pub fn reachable(&self) -> bool {
-        self.state.admin != AdminState::Maint && self.state.op != OpState::Down
+        !self.avoided && self.state.admin != AdminState::Maint && self.state.op != OpState::Down
     }
     /// True when the server has reached its `maxconn`.
     pub fn is_full(&self) -> bool {

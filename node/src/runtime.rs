@@ -382,6 +382,28 @@ impl Runtime {
         ramping
     }
 
+    /// Build a new snapshot from the same state: a node-local input of the
+    /// routing changed (a server's `locally_down`). Wait with
+    /// [`Runtime::settled`] for it to take effect.
+    pub fn rebuild(&self) {
+        let mut cell = self.shared.lock_state();
+        cell.wanted += 1;
+        self.shared.wake.notify_one();
+    }
+
+    /// Whether changes go through a cluster (false for a standalone node,
+    /// and for a cluster node not initialized or joined yet).
+    pub fn clustered(&self) -> bool {
+        self.proposer.get().is_some_and(|p| p.active())
+    }
+
+    /// A cluster node that has not been initialized or joined yet: it
+    /// serves its own file, and a change made here now would be lost (or,
+    /// racing the first entry from the log, make its state differ).
+    pub fn awaiting_cluster(&self) -> bool {
+        self.proposer.get().is_some_and(|p| !p.active())
+    }
+
     /// The queue of stick-table writes waiting for the next batch.
     pub fn stick_queue(&self) -> &Arc<StickQueue> {
         &self.shared.stick
@@ -433,6 +455,9 @@ impl Runtime {
                     self.reconfigured.send_modify(|v| *v += 1);
                 }
                 Effect::NodeDrained { .. } => self.reconfigured.send_modify(|v| *v += 1),
+                Effect::Verdict { server, up, detail } => {
+                    crate::health::log_verdict(self.clustered(), server, *up, detail);
+                }
             }
         }
     }

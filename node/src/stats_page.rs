@@ -84,6 +84,7 @@ pub async fn serve(
         Method::GET | Method::HEAD => {
             let snapshot = runtime.snapshot();
             let info = crate::stats::info(&snapshot);
+            let health = crate::health::cluster_health(runtime);
             let view = page::View {
                 uri: &stats.uri,
                 refresh: stats.config.refresh.filter(|_| !opts.norefresh),
@@ -91,6 +92,7 @@ pub async fn serve(
                 status: opts.status.as_deref(),
                 hide_version: stats.config.hide_version,
                 info: &info,
+                health: &health,
             };
             let html = page::render(&crate::stats::collect(&snapshot), &view);
             let mut resp = with_type(StatusCode::OK, "text/html; charset=utf-8", html);

@@ -522,3 +522,187 @@ async fn observe_layer7_marks_a_failing_server_down_from_real_traffic() {
     let counts = tally(addr, "/", 20).await;
     assert_eq!(counts.get("s2"), Some(&20), "{counts:?}");
 }
+
+/// The `cluster-health` keyword, `show cluster health` on the runtime
+/// socket and `GET /v1/cluster/health` on a standalone node: one reporter
+/// (node 0), the rule as configured, each report with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_health_rule_socket_and_admin_views() {
+    const TOKEN: &str = "health-view-token";
+    let s1 = Backend::http("s1");
+    let dead = dead_addr();
+    let cfg = format!(
+        "global\n    stats socket ipv4@127.0.0.1:0 level user\n\
+         {DEFAULTS}    cluster-health all\n\
+         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    server s1 {} check inter 100ms\n    server s2 {dead} check inter 100ms\n",
+        s1.addr
+    );
+    let mut shoal = Shoal::start_with_env(
+        &cfg,
+        &["fe"],
+        &["--admin", "127.0.0.1:0"],
+        &[("SHOAL_ADMIN_TOKEN", TOKEN)],
+    );
+    let socket: std::net::SocketAddr = shoal.stats_sockets(1)[0].parse().expect("TCP socket");
+    let admin = shoal.admin_addr();
+
+    // Node 0's first checks: s1 UP, s2 DOWN (it falls at the first
+    // failure from boot), each report with the check's reason.
+    let reported = |text: &str| {
+        text.lines().filter(|l| l.starts_with("app ")).count() == 2 && !text.contains(" - - - -")
+    };
+    eventually("both servers reported", || async move {
+        reported(&cli_tcp(socket, "show cluster health\n").await)
+    })
+    .await;
+    let text = cli_tcp(socket, "show cluster health\n").await;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "# node 0", "{text}");
+    assert_eq!(
+        lines[1],
+        "# be_name srv_name verdict rule avoided_here node report at reason"
+    );
+    let fields = |line: &str| -> Vec<String> { line.splitn(9, ' ').map(str::to_string).collect() };
+    let s1_line = fields(lines[2]);
+    assert_eq!(
+        s1_line.iter().map(String::as_str).collect::<Vec<_>>()[..7],
+        ["app", "s1", "UP", "all", "0", "0", "UP"],
+        "{text}"
+    );
+    assert_eq!(s1_line[8], "Layer4 check passed", "{text}");
+    let s2_line = fields(lines[3]);
+    assert_eq!(
+        s2_line.iter().map(String::as_str).collect::<Vec<_>>()[..7],
+        ["app", "s2", "DOWN", "all", "1", "0", "DOWN"],
+        "{text}"
+    );
+    assert_eq!(
+        s2_line[8],
+        "Layer4 connection problem, info: \"Connection refused\""
+    );
+    let at: u64 = s2_line[7].parse().expect("report time in ms");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    assert!(at <= now && now - at < 60_000, "at {at}, now {now}");
+
+    // The same through the admin API, which documents the route.
+    let auth = format!("Bearer {TOKEN}");
+    let r = send(
+        admin,
+        "GET",
+        "/v1/cluster/health",
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+    assert_eq!(v["node"], 0);
+    let s2 = &v["servers"][1];
+    assert_eq!(
+        (
+            &s2["server"],
+            &s2["verdict"],
+            &s2["rule"],
+            &s2["avoided_here"],
+            &s2["health"]
+        ),
+        (
+            &serde_json::json!("s2"),
+            &serde_json::json!("DOWN"),
+            &serde_json::json!("all"),
+            &serde_json::json!(true),
+            &serde_json::json!("down")
+        ),
+        "{v}"
+    );
+    assert_eq!(s2["reports"][0]["node"], 0);
+    assert_eq!(s2["reports"][0]["report"], "DOWN");
+    assert_eq!(
+        s2["reports"][0]["reason"],
+        "Layer4 connection problem, info: \"Connection refused\""
+    );
+    assert_eq!(v["servers"][0]["avoided_here"], false);
+    let r = send(admin, "GET", "/v1/cluster/health", &[], "").await;
+    assert_eq!(r.status, 401, "the token is required");
+    let doc = send(admin, "GET", "/openapi.json", &[], "").await;
+    let doc: serde_json::Value = serde_json::from_str(&doc.body).expect("JSON");
+    assert!(
+        doc["paths"]["/v1/cluster/health"]["get"].is_object(),
+        "documented"
+    );
+    // Traffic goes to the server that is UP only.
+    let counts = tally(shoal.addr("fe"), "/", 10).await;
+    assert_eq!(counts.get("s1"), Some(&10), "{counts:?}");
+}
+
+/// `shoal check` knows the keyword, and says where a bad rule is.
+#[test]
+fn shoal_check_knows_cluster_health() {
+    let dir = TempDir::new("check");
+    let good = dir.file(
+        "good.cfg",
+        "defaults\n    cluster-health any\nbackend app\n    cluster-health majority\n    server s1 127.0.0.1:1 check\n",
+    );
+    let bad = dir.file(
+        "bad.cfg",
+        "backend app\n    server s1 127.0.0.1:1 check\n    cluster-health most\n",
+    );
+    let run = |path: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .arg("check")
+            .arg("-f")
+            .arg(path)
+            .output()
+            .expect("run shoal check");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = run(&good);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(&bad);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:3: 'cluster-health' expects any, majority or all, got 'most'",
+            bad.display()
+        )),
+        "{out}"
+    );
+}
+
+/// The stats page's "Nodes" column: each reporting node's word, the rule,
+/// local avoidance, and the reasons in the cell's title.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_page_shows_each_nodes_report() {
+    let s1 = Backend::http("s1");
+    let dead = dead_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend stats\n    bind 127.0.0.1:0\n    stats enable\n    stats uri /stats\n\
+         frontend fe\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    cluster-health any\n\
+         \x20   server s1 {} check inter 100ms\n    server s2 {dead} check inter 100ms\n",
+        s1.addr
+    );
+    let shoal = Shoal::start(&cfg, &["stats", "fe"]);
+    let page = shoal.addr("stats");
+    let cell = "<td class=\"name nodes\" title=\"node 0: Layer4 connection problem, info: &quot;Connection refused&quot;\">0 DOWN (any); avoided here</td>";
+    eventually("s2's Nodes cell", || async move {
+        get(page, "/stats").await.body.contains(cell)
+    })
+    .await;
+    let body = get(page, "/stats").await.body;
+    assert!(body.contains("<th class=\"name\">Nodes</th>"), "{body}");
+    assert!(
+        body.contains(
+            "<td class=\"name nodes\" title=\"node 0: Layer4 check passed\">0 UP (any)</td>"
+        ),
+        "{body}"
+    );
+}

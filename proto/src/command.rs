@@ -128,8 +128,9 @@ pub enum Command {
         state: OpState,
         at: Millis,
     },
-    /// A node's health checks saw the server go up or down (the health
-    /// path; nodes report transitions, not every check).
+    /// A node's health checks saw the server go up or down, without a
+    /// reason: kept so that older logs decode; nodes now propose
+    /// [`Command::ReportObservation`].
     ReportHealth {
         server: ServerRef,
         node: NodeId,
@@ -163,6 +164,20 @@ pub enum Command {
     /// connections and its `/ready` answers 503, so that a VIP or DNS
     /// health check moves clients to the other nodes.
     SetNodeDrained { node: NodeId, drained: bool },
+    /// A node's own checks concluded the server is up or down (on a
+    /// transition, or the first time it knows), and why: the check's
+    /// description. Supersedes `ReportHealth`, which carries no reason.
+    ReportObservation {
+        server: ServerRef,
+        node: NodeId,
+        up: bool,
+        reason: String,
+        at: Millis,
+    },
+    /// `node` left the membership: its health reports stop counting and
+    /// every verdict is derived again without them (proposed by the leader
+    /// after a removal, so that apply never reads Raft's membership).
+    ForgetNode { node: NodeId, at: Millis },
 }
 
 impl Command {
@@ -204,6 +219,7 @@ impl Command {
             | Command::SetAdminState { server, .. }
             | Command::SetHealth { server, .. }
             | Command::ReportHealth { server, .. }
+            | Command::ReportObservation { server, .. }
             | Command::SetCheckEnabled { server, .. }
             | Command::SetAddr { server, .. }
             | Command::SetMaxconn { server, .. }
@@ -211,7 +227,8 @@ impl Command {
             Command::LoadConfig { .. }
             | Command::StickBatch { .. }
             | Command::ClearTable { .. }
-            | Command::SetNodeDrained { .. } => None,
+            | Command::SetNodeDrained { .. }
+            | Command::ForgetNode { .. } => None,
         }
     }
 }

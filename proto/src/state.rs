@@ -20,6 +20,8 @@
 //! a change follow from applying it, in one place.
 
 mod apply;
+#[cfg(test)]
+mod health_tests;
 mod layout;
 mod refusal;
 mod tables;
@@ -27,6 +29,7 @@ mod tables;
 mod tests;
 mod validate;
 
+pub use apply::verdict_detail;
 pub use layout::{BackendLayout, Layout, ServerLayout};
 pub use refusal::Refusal;
 pub use tables::{StickEntry, TableState};
@@ -136,6 +139,17 @@ fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// One node's last word on a server: what its own checks concluded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub up: bool,
+    /// The check's description ("Layer4 connection problem, info:
+    /// \"Connection refused\""); empty when the report carried none.
+    pub reason: String,
+    /// When the node saw it.
+    pub at: Millis,
+}
+
 /// One server's runtime state: what the config file does not say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerStatus {
@@ -157,8 +171,9 @@ pub struct ServerStatus {
     /// maintenance); `slowstart` ramps from there. `None`: in service since
     /// it was loaded, which never ramps (HAProxy does not slow-start at boot).
     pub serving_since: Option<Millis>,
-    /// The last report of each node that checks the server: up or down.
-    pub reports: BTreeMap<NodeId, bool>,
+    /// The last report of each node that checks the server (a node that
+    /// has not reported yet, or was forgotten, does not count).
+    pub reports: BTreeMap<NodeId, HealthReport>,
     /// The health verdict derived from `reports` (UP until reports say DOWN).
     pub verdict_up: bool,
 }
@@ -223,6 +238,14 @@ pub enum Effect {
     StickStored,
     /// A proxy node was drained or made ready again.
     NodeDrained { node: NodeId, drained: bool },
+    /// The cluster's health verdict on a server changed: every node logs
+    /// it once, saying who saw what (`detail`: "nodes 1 and 3 report
+    /// DOWN, node 2 UP; rule majority").
+    Verdict {
+        server: ServerRef,
+        up: bool,
+        detail: String,
+    },
 }
 
 /// The outcome of [`ClusterState::apply`].

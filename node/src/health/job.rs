@@ -1,5 +1,14 @@
 //! One server's check task: schedule, probe, count, and on a transition
-//! report it through [`Runtime::submit`] and log it in HAProxy's words.
+//! report it through [`Runtime::change`] and log it in HAProxy's words.
+//!
+//! The counter is this node's own view of the server. It drives local
+//! avoidance at once (`ServerShared::locally_down`, read by the next
+//! snapshot) and is reported to the cluster whenever it differs from this
+//! node's last report in the replicated state (the first check, each
+//! rise/fall transition, a report that did not commit): the cluster
+//! verdict is `apply`'s, from every node's reports. The counter follows
+//! the replicated state only where an operator forced it (`set server
+//! health`), as HAProxy's does.
 
 use super::external::{ExternalCheck, Vars};
 use super::http::HttpCheck;
@@ -11,6 +20,7 @@ use crate::runtime::{now_ms, Runtime};
 use shoal_proto::command::{Command, ServerRef};
 use shoal_proto::config::OnError;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -76,6 +86,13 @@ pub struct Job {
 
 /// The server as the current snapshot has it.
 struct Target {
+    /// Operational state UP (or stopping), as the verdict or an operator
+    /// set it.
+    op_up: bool,
+    /// An operator forced `op_up` against the verdict: the counter follows.
+    forced: bool,
+    /// This node's last report in the replicated state (`None`: none yet).
+    reported: Option<bool>,
     /// Where checks go (the `port` option applied).
     addr: SocketAddr,
     /// The traffic port, which external checks are told.
@@ -100,7 +117,11 @@ impl Job {
                 .unwrap_or_else(|e| e.into_inner())
                 .status = "INI";
         }
-        let mut health = Health::new(self.rise, self.fall, first.up, fresh);
+        // Start from what this node last knew: its avoidance flag (kept
+        // across reloads), its last report, else the verdict.
+        let locally_down = first.shared.locally_down.load(Ordering::Acquire);
+        let start_up = !locally_down && first.reported.unwrap_or(first.up);
+        let mut health = Health::new(self.rise, self.fall, start_up, fresh);
         let mut next = Instant::now() + self.first_delay;
         loop {
             self.wait(&mut health, next).await;
@@ -111,7 +132,9 @@ impl Job {
                 next = started + self.timing.inter;
                 continue;
             }
-            health.sync(target.up);
+            if target.forced {
+                health.sync(target.op_up);
+            }
             let mut result = self.probe(&target).await;
             result.duration = Some(started.elapsed());
             self.record(&mut health, &target, result).await;
@@ -146,7 +169,9 @@ impl Job {
     async fn on_error(&self, health: &mut Health, info: String) {
         let Some(link) = &self.passive else { return };
         let Some(target) = self.target() else { return };
-        health.sync(target.up);
+        if target.forced {
+            health.sync(target.op_up);
+        }
         match link.on_error {
             OnError::FastInter => return,
             OnError::FailCheck => {}
@@ -168,7 +193,19 @@ impl Job {
         if let Some(port) = self.check_port {
             addr.set_port(port);
         }
+        let op_up = s.state.op != OpState::Down;
+        // From the replicated state: a reused snapshot's reports may lag.
+        let node = self.runtime.node();
+        let reported = self.runtime.read(|state| {
+            state
+                .server(&self.server)
+                .and_then(|st| st.reports.get(&node))
+                .map(|r| r.up)
+        });
         Some(Target {
+            op_up,
+            forced: op_up != s.state.verdict_up,
+            reported,
             addr,
             port: s.addr.port(),
             up: s.state.op != OpState::Down,
@@ -223,8 +260,44 @@ impl Job {
             );
         }
         self.store(target, health, &result, change.is_some());
+        let own = health.is_up();
+        // Local avoidance first: this node stops (or resumes) sending the
+        // server traffic without waiting for the cluster.
+        let was_down = target.shared.locally_down.swap(!own, Ordering::AcqRel);
+        if was_down == own {
+            self.runtime.rebuild();
+            self.runtime.settled().await;
+        }
+        // Report what differs from this node's last word; a transition
+        // against an operator-forced state is reported again, so that the
+        // verdict takes the server back (HAProxy's checks do).
+        let forced_against = change.is_some() && target.op_up != own;
+        if target.reported != Some(own) || forced_against {
+            self.report(own, &result).await;
+        }
         if let Some(change) = change {
-            self.transition(change, target, &result).await;
+            self.log_transition(change, target, &result);
+        }
+    }
+
+    /// Propose this node's observation; the verdict is the cluster's.
+    async fn report(&self, up: bool, result: &CheckResult) {
+        // Not in the cluster yet: local avoidance acts alone; the report
+        // goes out at a check after joining (it still differs then).
+        if self.runtime.awaiting_cluster() {
+            return;
+        }
+        let command = Command::ReportObservation {
+            server: self.server.clone(),
+            node: self.runtime.node(),
+            up,
+            reason: result.summary(),
+            at: now_ms(),
+        };
+        // A failure (no quorum) is retried at the next check: the report
+        // still differs from the replicated one then.
+        if let Err(e) = self.runtime.change(&command).await {
+            tracing::warn!("health check of {}: {e}", self.server);
         }
     }
 
@@ -251,16 +324,26 @@ impl Job {
         }
     }
 
-    async fn transition(&self, change: Change, target: &Target, result: &CheckResult) {
-        let command = Command::ReportHealth {
-            server: self.server.clone(),
-            node: self.runtime.node(),
-            up: change == Change::Up,
-            at: now_ms(),
-        };
-        // Settled on return: the count below includes this change.
-        if let Err(e) = self.runtime.change(&command).await {
-            tracing::warn!("health check of {}: {e}", self.server);
+    /// Log a transition of this node's checks: standalone in HAProxy's
+    /// words (the verdict is this node's), in a cluster as this node's
+    /// view (the verdict is logged by every node when it changes).
+    fn log_transition(&self, change: Change, target: &Target, result: &CheckResult) {
+        if self.runtime.clustered() {
+            let node = self.runtime.node();
+            match change {
+                Change::Down => tracing::warn!(
+                    "Server {} is DOWN for node {node}'s checks{}. Node {node} avoids it \
+                     until its checks pass; the cluster verdict decides for the others.",
+                    self.server,
+                    result.describe()
+                ),
+                Change::Up => tracing::warn!(
+                    "Server {} is UP for node {node}'s checks{}. Node {node} sends it \
+                     traffic again while the cluster verdict has it UP.",
+                    self.server,
+                    result.describe()
+                ),
+            }
             return;
         }
         // Count usable servers in the table that includes this change.

@@ -118,15 +118,22 @@ impl CheckResult {
     /// `, reason: R[, code: C][, info: "I"][, check duration: Nms]`, as
     /// HAProxy's `srv_append_status` writes it.
     pub fn describe(&self) -> String {
-        let mut out = format!(", reason: {}", self.status.description());
+        let mut out = format!(", reason: {}", self.summary());
+        if let Some(d) = self.duration {
+            out.push_str(&format!(", check duration: {}ms", d.as_millis()));
+        }
+        out
+    }
+
+    /// `R[, code: C][, info: "I"]`: what a node's health report says of
+    /// why (the reason of `show cluster health`).
+    pub fn summary(&self) -> String {
+        let mut out = self.status.description().to_string();
         if let (true, Some(code)) = (self.status.shows_code(), self.code) {
             out.push_str(&format!(", code: {code}"));
         }
         if !self.info.is_empty() {
             out.push_str(&format!(", info: \"{}\"", self.info));
-        }
-        if let Some(d) = self.duration {
-            out.push_str(&format!(", check duration: {}ms", d.as_millis()));
         }
         out
     }

@@ -453,8 +453,17 @@ async fn passive_mark_down_takes_a_server_down_at_once() {
     until("marked down", || op(&runtime, "s1") == OpState::Down).await;
     assert_eq!(report(&runtime, "s1").status, "HANA");
     let snapshot = runtime.snapshot();
-    let state = &snapshot.server("app", "s1").expect("s1").state;
+    let server = snapshot.server("app", "s1").expect("s1");
+    let state = &server.state;
     assert!(state.last_change > 0 && !state.verdict_up);
+    // Passive health feeds this node's own view: avoided here, and
+    // reported with its reason.
+    assert!(server.avoided, "observe marks the server DOWN locally");
+    let reason = runtime.read(|st| st.server(&s1()).expect("s1").reports[&0].reason.clone());
+    assert_eq!(
+        reason,
+        "Health analyze, info: \"Detected 2 consecutive errors, last one was: L4 unsuccessful connection\""
+    );
 }
 
 fn report(runtime: &Runtime, server: &str) -> crate::routing::CheckReport {

@@ -182,7 +182,8 @@ fn reusable_backend(
             a.name == b.name
                 && a.addr == b.addr
                 && a.maxconn == b.maxconn
-                && a.state == b.state
+                && same_routing(&a.state, &b.state)
+                && a.avoided == b.avoided
                 && Arc::ptr_eq(&a.shared, &b.shared)
         });
     let same_tables = old.stick.len() == proxy.stick_rules.len()
@@ -191,6 +192,34 @@ fn reusable_backend(
             tables.get(name).is_some_and(|t| Arc::ptr_eq(&a.table, t))
         });
     (same_config && same_servers && same_tables).then(|| old.clone())
+}
+
+/// Two server states route the same: equal but for the health reports
+/// behind the verdict (a node's first report, or one that does not move
+/// the verdict, must not reset round-robin positions). A reused backend's
+/// `reports` may therefore lag: read them from the replicated state.
+fn same_routing(a: &ServerStatus, b: &ServerStatus) -> bool {
+    (
+        a.admin,
+        a.op,
+        a.weight,
+        a.check_enabled,
+        a.maxconn,
+        a.addr,
+        a.last_change,
+        a.serving_since,
+        a.verdict_up,
+    ) == (
+        b.admin,
+        b.op,
+        b.weight,
+        b.check_enabled,
+        b.maxconn,
+        b.addr,
+        b.last_change,
+        b.serving_since,
+        b.verdict_up,
+    )
 }
 
 fn build_backend(
@@ -232,6 +261,12 @@ fn build_backend(
             }));
         };
         let key = id.to_string();
+        let shared = p.servers.entry(key).or_default().clone();
+        // Local avoidance: read once per build, so the request path pays
+        // nothing for it.
+        let avoided = shared
+            .locally_down
+            .load(std::sync::atomic::Ordering::Acquire);
         servers.push(ServerRt {
             name: server.name.clone().into(),
             addr: state.addr.unwrap_or(addr),
@@ -244,8 +279,9 @@ fn build_backend(
                 .clone()
                 .unwrap_or_else(|| server.name.clone())
                 .into(),
-            shared: p.servers.entry(key).or_default().clone(),
+            shared,
             state,
+            avoided,
         });
     }
 

@@ -22,6 +22,9 @@ pub struct View<'a> {
     pub hide_version: bool,
     /// `Pid`, `Uptime`, ... from `show info`.
     pub info: &'a [crate::stats::InfoLine],
+    /// Every node's health view of the checked servers (the "Nodes"
+    /// column: who reports what, the rule, and local avoidance).
+    pub health: &'a [crate::health::ServerHealth],
 }
 
 const STYLE: &str = "body{font-family:Arial,Helvetica,sans-serif;font-size:12px;margin:10px}\
@@ -145,14 +148,21 @@ fn proxy_table(h: &mut String, rows: &[StatRow], view: &View<'_>) {
          <th>Queue</th><th>Cur</th><th>Max</th><th>Limit</th><th>Total</th>\
          <th>Bytes in</th><th>Bytes out</th><th>Req err</th><th>Conn err</th><th>Resp err</th>\
          <th>Retr</th><th>Redis</th><th>2xx</th><th>4xx</th><th>5xx</th>\
-         <th class=\"name\">Last check</th>"
+         <th class=\"name\">Last check</th><th class=\"name\">Nodes</th>"
     );
     if admin {
         h.push_str("<th class=\"name\">Actions</th>");
     }
     h.push_str("</tr>");
     for row in rows {
-        row_html(h, row, view.uri, admin);
+        let health = (row.kind == RowKind::Server)
+            .then(|| {
+                view.health
+                    .iter()
+                    .find(|s| s.backend == row.pxname && s.server == row.svname)
+            })
+            .flatten();
+        row_html(h, row, view.uri, admin, health);
     }
     h.push_str("</table>");
 }
@@ -186,7 +196,13 @@ fn cell(h: &mut String, v: Option<u64>) {
     }
 }
 
-fn row_html(h: &mut String, r: &StatRow, uri: &str, admin: bool) {
+fn row_html(
+    h: &mut String,
+    r: &StatRow,
+    uri: &str,
+    admin: bool,
+    health: Option<&crate::health::ServerHealth>,
+) {
     let server = r.kind == RowKind::Server;
     let label = match r.kind {
         RowKind::Frontend => "Frontend".to_string(),
@@ -235,6 +251,7 @@ fn row_html(h: &mut String, r: &StatRow, uri: &str, admin: bool) {
         _ => String::new(),
     };
     let _ = write!(h, "<td class=\"name\">{}</td>", esc(&check));
+    nodes_cell(h, health);
     if admin {
         h.push_str("<td class=\"name\">");
         if server {
@@ -243,6 +260,39 @@ fn row_html(h: &mut String, r: &StatRow, uri: &str, admin: bool) {
         h.push_str("</td>");
     }
     h.push_str("</tr>");
+}
+
+/// "1 UP, 2 UP, 3 DOWN (majority); avoided here", each node's reason in
+/// the cell's title; empty for rows that are not checked servers.
+fn nodes_cell(h: &mut String, health: Option<&crate::health::ServerHealth>) {
+    let Some(s) = health else {
+        h.push_str("<td class=\"name nodes\"></td>");
+        return;
+    };
+    let words: Vec<String> = s
+        .reports
+        .iter()
+        .map(|r| format!("{} {}", r.node, r.report))
+        .collect();
+    let reasons: Vec<String> = s
+        .reports
+        .iter()
+        .map(|r| format!("node {}: {}", r.node, r.reason))
+        .collect();
+    let mut text = if words.is_empty() {
+        format!("no report ({})", s.rule)
+    } else {
+        format!("{} ({})", words.join(", "), s.rule)
+    };
+    if s.avoided_here {
+        text.push_str("; avoided here");
+    }
+    let _ = write!(
+        h,
+        "<td class=\"name nodes\" title=\"{}\">{}</td>",
+        esc(&reasons.join("\n")),
+        esc(&text)
+    );
 }
 
 /// One form per server: state buttons and a weight field.

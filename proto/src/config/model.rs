@@ -81,6 +81,34 @@ pub enum HttpReuse {
     Always,
 }
 
+/// `cluster-health any|majority|all` (a Shoal extension): how a cluster
+/// turns the health reports of the nodes that check a server into one
+/// verdict. Standalone (one node) every rule gives the same answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum HealthRule {
+    /// DOWN as soon as one reporting node says DOWN, UP when all say UP:
+    /// fast, but one node's broken link takes the server from everyone.
+    Any,
+    /// DOWN when more than half of the reporting nodes say DOWN, UP when
+    /// more than half say UP; a tie keeps the verdict as it was.
+    #[default]
+    Majority,
+    /// DOWN only when every reporting node says DOWN, UP as soon as one
+    /// says UP: one healthy link keeps the server in service.
+    All,
+}
+
+impl HealthRule {
+    /// The keyword as written in the config.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            HealthRule::Any => "any",
+            HealthRule::Majority => "majority",
+            HealthRule::All => "all",
+        }
+    }
+}
+
 impl HttpReuse {
     /// The keyword as written in the config.
     pub fn keyword(self) -> &'static str {
@@ -178,6 +206,8 @@ pub struct Proxy {
     pub retries: Option<u32>,
     /// `http-reuse`; `None` means HAProxy's default, `safe`.
     pub http_reuse: Option<HttpReuse>,
+    /// `cluster-health` (Shoal); `None` means the default, `majority`.
+    pub cluster_health: Option<HealthRule>,
     pub options: Options,
     /// `cookie NAME ...` persistence.
     pub cookie: Option<CookieConfig>,
@@ -217,6 +247,7 @@ impl Proxy {
             timeouts: Timeouts::default(),
             retries: None,
             http_reuse: None,
+            cluster_health: None,
             options: Options::default(),
             cookie: None,
             http_check_expect: Vec::new(),

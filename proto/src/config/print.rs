@@ -222,6 +222,9 @@ fn backend_settings(out: &mut Out, p: &Proxy) {
     if let Some(reuse) = p.http_reuse {
         out.line(["http-reuse", reuse.keyword()]);
     }
+    if let Some(rule) = p.cluster_health {
+        out.line(["cluster-health", rule.keyword()]);
+    }
     if let Some(c) = &p.cookie {
         out.line([cookie(c)]);
     }

@@ -1,8 +1,11 @@
 //! [`ClusterState::apply`]: the one place state changes.
 
-use super::{Applied, ClusterState, Effect, Layout, LoadedConfig, ServerStatus, TableState};
-use crate::command::{AdminState, Command, Millis, OpState, ServerRef};
+use super::{
+    Applied, ClusterState, Effect, HealthReport, Layout, LoadedConfig, ServerStatus, TableState,
+};
+use crate::command::{AdminState, Command, Millis, NodeId, OpState, ServerRef};
 use crate::config::EnvLookup;
+use crate::config::HealthRule;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,16 +47,15 @@ impl ClusterState {
                 node,
                 up,
                 at,
-            } => self.change(server, Some(*at), |s| {
-                s.reports.insert(*node, *up);
-                // A report is a node's checks changing their mind (after
-                // an operator forced a state too, as HAProxy's checks
-                // bring a server back): the verdict decides again.
-                if let Some(verdict) = verdict(&s.reports) {
-                    s.verdict_up = verdict;
-                    s.op = if verdict { OpState::Up } else { OpState::Down };
-                }
-            }),
+            } => self.report(server, *node, *up, "", *at),
+            Command::ReportObservation {
+                server,
+                node,
+                up,
+                reason,
+                at,
+            } => self.report(server, *node, *up, reason, *at),
+            Command::ForgetNode { node, at } => self.forget_node(*node, *at),
             Command::SetCheckEnabled { server, enabled } => {
                 self.change(server, None, |s| s.check_enabled = *enabled)
             }
@@ -245,15 +247,165 @@ impl ClusterState {
     }
 }
 
-/// The cluster verdict from each reporting node's last word: DOWN when a
-/// majority of them say DOWN, UP when a majority say UP; `None` on a tie
-/// (the verdict stays as it was).
-fn verdict(reports: &BTreeMap<u64, bool>) -> Option<bool> {
-    let up = reports.values().filter(|&&u| u).count();
+// --- health verdicts ---
+
+/// Longest report reason kept (a reason comes from a peer: untrusted).
+const MAX_REASON: usize = 256;
+
+impl ClusterState {
+    /// Node `node`'s checks concluded `up` (why: `reason`): keep it as the
+    /// node's last word and derive the verdict again. A report equal to
+    /// the node's previous one changes nothing, unless an operator forced
+    /// the state since (`set server health`): then, as HAProxy's checks
+    /// do, the report brings the server back to what the verdict says.
+    fn report(
+        &mut self,
+        server: &ServerRef,
+        node: NodeId,
+        up: bool,
+        reason: &str,
+        at: Millis,
+    ) -> Applied {
+        let rule = self.health_rule(server);
+        let mut reason = reason.to_string();
+        if reason.len() > MAX_REASON {
+            let mut end = MAX_REASON;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        let before = self.servers.get(server).map(|s| s.verdict_up);
+        let mut applied = self.change(server, Some(at), |s| {
+            let same = s.reports.get(&node).is_some_and(|r| r.up == up);
+            if !same {
+                s.reports.insert(node, HealthReport { up, reason, at });
+            }
+            // A report is a node's checks changing their mind (after an
+            // operator forced a state too): the verdict decides again.
+            let verdict = verdict(rule, &s.reports).unwrap_or(s.verdict_up);
+            s.verdict_up = verdict;
+            s.op = if verdict { OpState::Up } else { OpState::Down };
+        });
+        self.note_verdict(server, before, rule, &mut applied);
+        applied
+    }
+
+    /// Node `node` left the cluster: drop its reports everywhere and
+    /// derive every verdict again from the nodes that remain (in server
+    /// order, so every node logs the same changes).
+    fn forget_node(&mut self, node: NodeId, at: Millis) -> Applied {
+        let mut all = Applied::default();
+        let reported: Vec<ServerRef> = self
+            .servers
+            .iter()
+            .filter(|(_, s)| s.reports.contains_key(&node))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for server in reported {
+            let rule = self.health_rule(&server);
+            let before = self.servers.get(&server).map(|s| s.verdict_up);
+            let mut applied = self.change(&server, Some(at), |s| {
+                s.reports.remove(&node);
+                if let Some(verdict) = verdict(rule, &s.reports) {
+                    if verdict != s.verdict_up {
+                        s.verdict_up = verdict;
+                        s.op = if verdict { OpState::Up } else { OpState::Down };
+                    }
+                }
+            });
+            self.note_verdict(&server, before, rule, &mut applied);
+            all.routing |= applied.routing;
+            all.effects.append(&mut applied.effects);
+        }
+        all
+    }
+
+    /// The `cluster-health` rule of a server's backend.
+    fn health_rule(&self, server: &ServerRef) -> HealthRule {
+        self.config
+            .layout
+            .backend(&server.backend)
+            .map_or(HealthRule::default(), |b| b.health_rule)
+    }
+
+    /// Add an [`Effect::Verdict`] when the verdict moved from `before`.
+    fn note_verdict(
+        &self,
+        server: &ServerRef,
+        before: Option<bool>,
+        rule: HealthRule,
+        applied: &mut Applied,
+    ) {
+        let Some(status) = self.servers.get(server) else {
+            return;
+        };
+        if before.is_some_and(|b| b != status.verdict_up) {
+            applied.effects.push(Effect::Verdict {
+                server: server.clone(),
+                up: status.verdict_up,
+                detail: verdict_detail(&status.reports, rule),
+            });
+        }
+    }
+}
+
+/// The cluster verdict under `rule` from each reporting node's last word,
+/// or `None` when the rule leaves it as it was (no reports; a tie under
+/// `majority`). Only the nodes that reported count.
+pub(super) fn verdict(rule: HealthRule, reports: &BTreeMap<NodeId, HealthReport>) -> Option<bool> {
+    let up = reports.values().filter(|r| r.up).count();
     let down = reports.len() - up;
-    match up.cmp(&down) {
-        std::cmp::Ordering::Greater => Some(true),
-        std::cmp::Ordering::Less => Some(false),
-        std::cmp::Ordering::Equal => None,
+    if reports.is_empty() {
+        return None;
+    }
+    match rule {
+        HealthRule::Any => Some(down == 0),
+        HealthRule::All => Some(up > 0),
+        HealthRule::Majority => match up.cmp(&down) {
+            std::cmp::Ordering::Greater => Some(true),
+            std::cmp::Ordering::Less => Some(false),
+            std::cmp::Ordering::Equal => None,
+        },
+    }
+}
+
+/// Who saw what: "nodes 1 and 3 report DOWN, node 2 UP; rule majority".
+pub fn verdict_detail(reports: &BTreeMap<NodeId, HealthReport>, rule: HealthRule) -> String {
+    let list = |up: bool| -> Vec<NodeId> {
+        reports
+            .iter()
+            .filter(|(_, r)| r.up == up)
+            .map(|(n, _)| *n)
+            .collect()
+    };
+    let (down, up) = (list(false), list(true));
+    let mut parts = Vec::new();
+    if !down.is_empty() {
+        parts.push(format!("{} DOWN", nodes_phrase(&down, parts.is_empty())));
+    }
+    if !up.is_empty() {
+        parts.push(format!("{} UP", nodes_phrase(&up, parts.is_empty())));
+    }
+    if parts.is_empty() {
+        parts.push("no node reports".into());
+    }
+    format!("{}; rule {}", parts.join(", "), rule.keyword())
+}
+
+/// "node 2", "nodes 1 and 3", "nodes 1, 2 and 4"; with "report(s)" after
+/// the first group only.
+fn nodes_phrase(nodes: &[NodeId], first: bool) -> String {
+    let names: Vec<String> = nodes.iter().map(ToString::to_string).collect();
+    let list = match names.as_slice() {
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        [] => String::new(),
+    };
+    let noun = if nodes.len() == 1 { "node" } else { "nodes" };
+    match (first, nodes.len()) {
+        (true, 1) => format!("{noun} {list} reports"),
+        (true, _) => format!("{noun} {list} report"),
+        (false, _) => format!("{noun} {list}"),
     }
 }

@@ -11,7 +11,7 @@
 
 use super::validate::static_algorithm;
 use crate::command::ServerRef;
-use crate::config::{Config, Server, ServerAddr, StickTable};
+use crate::config::{Config, HealthRule, Server, ServerAddr, StickTable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -33,6 +33,8 @@ pub struct BackendLayout {
     pub static_algorithm: bool,
     /// Its servers, in config order.
     pub servers: Vec<ServerLayout>,
+    /// `cluster-health`: how node reports become the verdict.
+    pub health_rule: HealthRule,
 }
 
 /// A server line as the state sees it.
@@ -64,6 +66,7 @@ impl Layout {
                 name: p.name.clone(),
                 static_algorithm: static_algorithm(p),
                 servers: p.servers.iter().map(ServerLayout::of).collect(),
+                health_rule: p.cluster_health.unwrap_or_default(),
             })
             .collect();
         let tables = config

@@ -39,6 +39,7 @@ impl ClusterState {
             Command::SetAdminState { server, .. }
             | Command::SetHealth { server, .. }
             | Command::ReportHealth { server, .. }
+            | Command::ReportObservation { server, .. }
             | Command::SetCheckEnabled { server, .. }
             | Command::SetAddr { server, .. }
             | Command::SetMaxconn { server, .. }
@@ -73,7 +74,7 @@ impl ClusterState {
             }
             // Membership is Raft's, not the state's: the surfaces check
             // that the node is a member before they propose.
-            Command::SetNodeDrained { .. } => Ok(()),
+            Command::SetNodeDrained { .. } | Command::ForgetNode { .. } => Ok(()),
         }
     }
 

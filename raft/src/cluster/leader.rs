@@ -276,8 +276,41 @@ impl Cluster {
             ChangeMembers::RemoveNodes(BTreeSet::from([node]))
         };
         tracing::info!("removing node {node} from the membership");
-        self.change_membership(change, &format!("removing node {node}"))
-            .await
+        // A leader removing itself may not lead once the change commits:
+        // it forgets its own reports first (its checks may report once
+        // more in between; the next removal or a restart of checks fixes
+        // that). Any other node is forgotten once it is out, so it cannot
+        // report again.
+        if node == self.node {
+            self.forget_reports(node).await;
+        }
+        let answer = self
+            .change_membership(change, &format!("removing node {node}"))
+            .await;
+        if matches!(answer, AppResponse::Done) && node != self.node {
+            self.forget_reports(node).await;
+        }
+        answer
+    }
+
+    /// Write `ForgetNode` for a node leaving the membership, so that its
+    /// health reports stop counting (apply never reads the membership).
+    /// A failure is logged: the removal itself stands.
+    async fn forget_reports(&self, node: NodeId) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let write = self
+            .raft
+            .client_write(shoal_proto::command::Command::ForgetNode { node, at });
+        match tokio::time::timeout(WRITE_DEADLINE, write).await {
+            Ok(Ok(_)) => tracing::info!("node {node}'s health reports no longer count"),
+            Ok(Err(e)) => tracing::warn!("cannot forget node {node}'s health reports: {e}"),
+            Err(_) => tracing::warn!(
+                "cannot forget node {node}'s health reports: not committed within {} s",
+                WRITE_DEADLINE.as_secs()
+            ),
+        }
     }
 
     async fn change_membership(

@@ -189,6 +189,29 @@ pub async fn join(
     )))
 }
 
+/// `GET /v1/cluster/health`.
+#[derive(Serialize, ToSchema)]
+pub struct HealthView {
+    /// The node that answered (0: standalone).
+    node: NodeId,
+    /// Every checked server: the cluster verdict, its rule, each
+    /// reporting node's last word, and whether this node avoids it.
+    servers: Vec<crate::health::ServerHealth>,
+}
+
+/// Every node's view of every checked server's health. Also answers on a
+/// standalone node (one reporter, node 0).
+#[utoipa::path(get, path = "/v1/cluster/health", tag = "cluster",
+    responses((status = 200, description = "Health per server and node", body = HealthView),
+        Denied))]
+pub async fn health(State(api): State<Arc<Api>>) -> Reply {
+    let view = HealthView {
+        node: api.runtime.node(),
+        servers: crate::health::cluster_health(&api.runtime),
+    };
+    json(StatusCode::OK, &view)
+}
+
 /// Leave the cluster gracefully (this node is removed from the membership).
 #[utoipa::path(post, path = "/v1/cluster/leave", tag = "cluster",
     responses((status = 200, description = "Left", body = Done), Denied,

@@ -35,6 +35,7 @@ pub fn build() -> (Router<Arc<Api>>, utoipa::openapi::OpenApi) {
         .routes(routes!(tables::get_table, tables::clear_table))
         .routes(routes!(tables::stats))
         .routes(routes!(cluster::status))
+        .routes(routes!(cluster::health))
         .routes(routes!(cluster::init))
         .routes(routes!(cluster::join))
         .routes(routes!(cluster::leave))

@@ -89,6 +89,10 @@ const HELP: &[(&str, &str)] = &[
         "show cli level",
         "display the level of the current CLI session",
     ),
+    (
+        "show cluster health",
+        "every node's health report per server, the verdict and its rule (Shoal)",
+    ),
     ("show info", "report information about the running process"),
     (
         "show servers state [<backend>]",
@@ -210,6 +214,10 @@ pub async fn execute(runtime: &Runtime, session: &mut Session, words: &[String])
         ["show", "servers", "state", args @ ..] => show::servers_state(runtime, args),
         ["show", "backend", ..] => Ok(show::backends(runtime)),
         ["show", "table", args @ ..] => show::table(runtime, session, args),
+        ["show", "cluster", "health"] => Ok(crate::health::render_text(
+            &crate::health::cluster_health(runtime),
+            runtime.node(),
+        )),
         ["clear", "table", args @ ..] => show::clear_table(runtime, session, args).await,
         ["get", "weight", args @ ..] => servers::get_weight(runtime, args),
         ["set", "weight", args @ ..] => servers::set_weight(runtime, session, args).await,

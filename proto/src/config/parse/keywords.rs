@@ -13,6 +13,8 @@ pub(super) const PROXY_IMPLEMENTED: &[&str] = &[
     "bind",
     "contimeout",
     "clitimeout",
+    // Shoal: how node reports become a health verdict.
+    "cluster-health",
     "cookie",
     "default-server",
     "default_backend",

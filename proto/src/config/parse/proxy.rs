@@ -5,7 +5,7 @@ use super::gaps::{self, BIND_OPTIONS};
 use super::keywords;
 use super::state::{ProxyState, Scope};
 use super::{acl, addr, backend, options, server, stick, timeout, Diags};
-use crate::config::{Condition, HttpReuse, LogTarget, Mode, UseBackend};
+use crate::config::{Condition, HealthRule, HttpReuse, LogTarget, Mode, UseBackend};
 
 /// Handles one line of a proxy or defaults section.
 pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
@@ -65,6 +65,24 @@ pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String
             };
             if reuse.is_some() {
                 st.proxy.http_reuse = reuse;
+            }
+        }
+        "cluster-health" => {
+            let rule = match one_arg(d, no, args, "any, majority or all") {
+                Some("any") => Some(HealthRule::Any),
+                Some("majority") => Some(HealthRule::Majority),
+                Some("all") => Some(HealthRule::All),
+                Some(other) => {
+                    d.error(
+                        no,
+                        format!("'cluster-health' expects any, majority or all, got '{other}'"),
+                    );
+                    None
+                }
+                None => None,
+            };
+            if rule.is_some() {
+                st.proxy.cluster_health = rule;
             }
         }
         "option" => options::option(d, st, no, args, 0, false),
@@ -143,6 +161,8 @@ fn placement(kw: &str) -> Option<(&'static str, bool)> {
         "stick" => ("lb", false),
         "retries" | "http-check" | "external-check" | "contimeout" | "srvtimeout"
         | "http-reuse" => ("dlb", false),
+        // A Shoal extension: refused where it cannot mean anything.
+        "cluster-health" => ("dlb", true),
         _ => return None,
     })
 }

@@ -150,6 +150,7 @@ impl ProxyState {
             p.hash_type = src.hash_type;
             p.retries = src.retries;
             p.http_reuse = src.http_reuse;
+            p.cluster_health = src.cluster_health;
             p.cookie = src.cookie.clone();
             p.http_check_expect = src.http_check_expect.clone();
             p.http_check_send = src.http_check_send.clone();
