@@ -287,6 +287,12 @@ impl Job {
         if self.runtime.awaiting_cluster() {
             return;
         }
+        // A node that cannot load the running config checks the servers of
+        // the config it still serves: what it sees of an address the
+        // cluster no longer uses must not count in the cluster's verdict.
+        if self.runtime.read(|s| s.config().local_error.is_some()) {
+            return;
+        }
         let command = Command::ReportObservation {
             server: self.server.clone(),
             node: self.runtime.node(),
