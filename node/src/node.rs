@@ -232,24 +232,29 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
         .await
         .context("opening stats socket")?;
     node.sockets = (sockets, config.global.stats_sockets.clone());
+    let admin_addr = admin_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let admin = match admin_listener {
-        Some(listener) => {
-            println!("[NOTICE] admin API listening on {}", listener.local_addr()?);
-            Some(
-                crate::api::admin::start(
-                    listener,
-                    runtime.clone(),
-                    node.opts.admin_token.clone(),
-                    node.cluster.clone(),
-                )
-                .await?,
+        Some(listener) => Some(
+            crate::api::admin::start(
+                listener,
+                runtime.clone(),
+                node.opts.admin_token.clone(),
+                node.cluster.clone(),
             )
-        }
+            .await?,
+        ),
         None => None,
     };
     // A drained node (its state says so on restart) serves nothing.
     let mut reconfigured = runtime.reconfigured();
     node.reconcile(admin.as_ref()).await;
+    // Announced once `/ready` tells the truth (reconcile set it).
+    if let Some(addr) = admin_addr {
+        println!("[NOTICE] admin API listening on {addr}");
+    }
     // Cluster SIGHUPs are proposed by one worker, one after the other, so
     // that the last file read is the last proposed; signals that arrive
     // while it works fold into one more round.
