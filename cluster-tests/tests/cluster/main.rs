@@ -15,6 +15,7 @@ mod config;
 mod drain;
 mod failover;
 mod five;
+mod load;
 mod membership;
 mod partition;
 mod seven;
