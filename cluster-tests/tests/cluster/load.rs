@@ -8,9 +8,10 @@ use nix::unistd::Pid;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The most sessions above `maxconn` the backend may see at once: the
-/// bound docs/pending/load8.md derives (sessions the two other nodes can
-/// start within one report interval before their counts arrive).
+/// The most sessions above `maxconn` the backend may see at once with 3
+/// nodes: N - 1, when the nodes grow their shares in the same report
+/// round and each takes one of the last free slots (see
+/// `shoal_node::load::next_limit`).
 const OVERSHOOT: u64 = 2;
 
 /// A frontend per node to backend `app`; `servers` are whole server lines.
