@@ -46,6 +46,14 @@ struct Peer {
     servers: Vec<ServerLoad>,
 }
 
+impl Peer {
+    /// Whether the peer counts in the sums at `now`: heard within
+    /// [`TIMEOUT`], about the same servers as ours (`layout`).
+    fn counts(&self, now: Instant, layout: u64) -> bool {
+        now.saturating_duration_since(self.heard) < TIMEOUT && self.layout == layout
+    }
+}
+
 /// Split `maxconn` among nodes by their `demands` (this node's and its
 /// live peers', in one order every node agrees on): each gets at least 1;
 /// the rest, `maxconn - n`, goes in proportion to demand (evenly when
@@ -132,7 +140,7 @@ pub async fn run(runtime: Arc<Runtime>, cluster: Arc<Cluster>) {
                 peers.retain(|id, _| members.contains_key(id) && *id != me);
                 let now = Instant::now();
                 for (id, p) in peers.iter_mut() {
-                    let live = now.duration_since(p.heard) < TIMEOUT && p.layout == layout.hash;
+                    let live = p.counts(now, layout.hash);
                     if live != p.live {
                         p.live = live;
                         announce(me, *id, live);

@@ -109,3 +109,19 @@ fn reports_fill_parts_drop_late_rounds_and_ignore_foreign_indices() {
     assert_eq!(peers[&2].servers.len(), 2);
     assert_eq!(peers[&2].seq, 5);
 }
+
+#[test]
+fn a_silent_peer_or_one_with_other_servers_stops_counting() {
+    let heard = Instant::now();
+    let peer = Peer {
+        live: true,
+        seq: 1,
+        layout: 7,
+        heard,
+        servers: vec![load(5)],
+    };
+    assert!(peer.counts(heard + Duration::from_millis(100), 7));
+    assert!(peer.counts(heard + TIMEOUT - Duration::from_millis(1), 7));
+    assert!(!peer.counts(heard + TIMEOUT, 7), "silent for the timeout");
+    assert!(!peer.counts(heard, 8), "another server layout");
+}
