@@ -36,6 +36,11 @@ pub const INTERVAL: Duration = Duration::from_millis(100);
 /// comes back within a second.
 pub const TIMEOUT: Duration = Duration::from_millis(750);
 
+/// Longest a round's send to one peer may take (connecting included): an
+/// unreachable peer is tried again a few rounds later, and the
+/// connection slot Raft shares is not held for long.
+const SEND_TIMEOUT: Duration = Duration::from_millis(300);
+
 /// What the last report of one peer said.
 struct Peer {
     /// Counted in the sums (as of the last round); for the log.
@@ -169,7 +174,7 @@ pub async fn run(runtime: Arc<Runtime>, cluster: Arc<Cluster>) {
                     let transport = cluster.transport().clone();
                     let parts = parts.clone();
                     sending.insert(id, tokio::spawn(async move {
-                        if let Err(e) = transport.send_load(id, &info.cluster, &parts, TIMEOUT).await {
+                        if let Err(e) = transport.send_load(id, &info.cluster, &parts, SEND_TIMEOUT).await {
                             tracing::debug!("load report to node {id} not sent: {e}");
                         }
                     }));
