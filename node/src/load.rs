@@ -128,13 +128,19 @@ pub async fn run(runtime: Arc<Runtime>, cluster: Arc<Cluster>) {
     let mut peers: HashMap<NodeId, Peer> = HashMap::new();
     let mut sending: HashMap<NodeId, JoinHandle<()>> = HashMap::new();
     let mut layout = Layout::default();
-    let mut seq = 0u64;
+    // Rounds count from the start time in milliseconds (a round lasts
+    // 100), so a restarted node's reports are never taken as late ones.
+    let mut seq = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             report = reports.recv() => match report {
-                Some((from, report)) => receive(&mut peers, from, report, layout.servers),
+                Some((from, report)) => {
+                    receive(&mut peers, from, report, layout.servers, Instant::now());
+                }
                 None => return,
             },
             _ = tick.tick() => {
@@ -199,10 +205,18 @@ fn announce(me: NodeId, peer: NodeId, live: bool) {
     }
 }
 
-/// Take one part of a peer's report. The receiver checked the sender's
-/// certificate; parts of an older round than the last one seen are late,
-/// and parts naming servers past `servers` (ours) are ignored.
-fn receive(peers: &mut HashMap<NodeId, Peer>, from: NodeId, report: LoadReport, servers: usize) {
+/// Take one part of a peer's report, arrived at `now`. The receiver
+/// checked the sender's certificate. Parts of an older round than the
+/// last one seen are late, unless the peer was silent for the timeout
+/// (it restarted, its clock went back); parts naming servers past
+/// `servers` (ours) are ignored.
+fn receive(
+    peers: &mut HashMap<NodeId, Peer>,
+    from: NodeId,
+    report: LoadReport,
+    servers: usize,
+    now: Instant,
+) {
     let first = report.first as usize;
     let end = first + report.servers.len();
     if end > servers {
@@ -212,15 +226,15 @@ fn receive(peers: &mut HashMap<NodeId, Peer>, from: NodeId, report: LoadReport, 
         live: false,
         seq: 0,
         layout: report.layout,
-        heard: Instant::now(),
+        heard: now,
         servers: Vec::new(),
     });
-    if report.seq < peer.seq {
+    if report.seq < peer.seq && now.saturating_duration_since(peer.heard) < TIMEOUT {
         return;
     }
     peer.seq = report.seq;
     peer.layout = report.layout;
-    peer.heard = Instant::now();
+    peer.heard = now;
     if end > peer.servers.len() {
         peer.servers.resize(end, ServerLoad::default());
     }

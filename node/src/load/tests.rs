@@ -96,16 +96,17 @@ fn reports_fill_parts_drop_late_rounds_and_ignore_foreign_indices() {
         first,
         servers,
     };
-    receive(&mut peers, 2, part(5, 1, vec![load(3)]), 4);
+    let now = Instant::now();
+    receive(&mut peers, 2, part(5, 1, vec![load(3)]), 4, now);
     assert_eq!(peers[&2].servers, vec![ServerLoad::default(), load(3)]);
-    receive(&mut peers, 2, part(5, 0, vec![load(1)]), 4);
+    receive(&mut peers, 2, part(5, 0, vec![load(1)]), 4, now);
     assert_eq!(peers[&2].servers, vec![load(1), load(3)]);
     // A late part of an older round changes nothing.
-    receive(&mut peers, 2, part(4, 0, vec![load(9)]), 4);
+    receive(&mut peers, 2, part(4, 0, vec![load(9)]), 4, now);
     assert_eq!(peers[&2].servers[0], load(1));
     // Past our servers (or a hostile index): ignored, nothing allocated.
-    receive(&mut peers, 2, part(6, u32::MAX, vec![load(9)]), 4);
-    receive(&mut peers, 2, part(6, 3, vec![load(9), load(9)]), 4);
+    receive(&mut peers, 2, part(6, u32::MAX, vec![load(9)]), 4, now);
+    receive(&mut peers, 2, part(6, 3, vec![load(9), load(9)]), 4, now);
     assert_eq!(peers[&2].servers.len(), 2);
     assert_eq!(peers[&2].seq, 5);
 }
@@ -124,4 +125,25 @@ fn a_silent_peer_or_one_with_other_servers_stops_counting() {
     assert!(peer.counts(heard + TIMEOUT - Duration::from_millis(1), 7));
     assert!(!peer.counts(heard + TIMEOUT, 7), "silent for the timeout");
     assert!(!peer.counts(heard, 8), "another server layout");
+}
+
+#[test]
+fn a_restarted_peer_is_heard_again_after_its_silence() {
+    let mut peers = HashMap::new();
+    let part = |seq| LoadReport {
+        from: 2,
+        seq,
+        layout: 7,
+        first: 0,
+        servers: vec![load(seq as u32)],
+    };
+    let now = Instant::now();
+    receive(&mut peers, 2, part(100), 1, now);
+    // Lower rounds within the timeout: late datagrams.
+    receive(&mut peers, 2, part(1), 1, now + Duration::from_millis(100));
+    assert_eq!(peers[&2].servers, vec![load(100)]);
+    // After a silence as long as the timeout: a restart, taken.
+    receive(&mut peers, 2, part(1), 1, now + TIMEOUT);
+    assert_eq!(peers[&2].servers, vec![load(1)]);
+    assert_eq!(peers[&2].seq, 1);
 }
