@@ -143,7 +143,7 @@ pub async fn claim(
 /// loses persistence and is balanced, as in HAProxy.
 pub async fn claim_server(backend: &Arc<BackendRt>, server: usize) -> Result<Claim, DispatchError> {
     let s = &backend.servers[server];
-    if backend.queue.is_empty() && s.shared.counters.try_acquire(s.maxconn) {
+    if backend.queue.is_empty() && s.try_acquire() {
         return Ok(Claim::new(backend.clone(), server, true));
     }
     let own = match s.maxqueue {
@@ -204,7 +204,8 @@ pub(crate) fn try_claim(
         return Err(DispatchError::NoServer);
     }
     let servers = &backend.servers;
-    let load = |id: usize| servers[id].shared.counters.current();
+    // In a cluster, the peers' last reported sessions count too.
+    let load = |id: usize| servers[id].cluster_load();
     for pass in [avoid, None] {
         let skip = |id: usize| Some(id) == pass || servers[id].is_full();
         // A lost race for the last slot just means picking again.
@@ -213,7 +214,7 @@ pub(crate) fn try_claim(
                 break;
             };
             let server = &servers[id];
-            if server.shared.counters.try_acquire(server.maxconn) {
+            if server.try_acquire() {
                 return Ok(Some(Claim::new(backend.clone(), id, false)));
             }
         }

@@ -17,6 +17,7 @@ pub mod http;
 pub mod identity;
 pub mod limits;
 pub mod listener;
+pub mod load;
 pub mod log;
 pub mod metrics;
 pub mod node;

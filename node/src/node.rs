@@ -352,6 +352,8 @@ async fn start_cluster(
         cluster.local_addr()
     );
     runtime.set_proposer(Arc::new(crate::cluster::RaftProposer(cluster.clone())));
+    // Cluster-wide load: leastconn and maxconn across the nodes.
+    tokio::spawn(crate::load::run(runtime.clone(), cluster.clone()));
     if !voter && !c.join.is_empty() {
         tokio::spawn(join_at_start(cluster.clone(), c.join.clone()));
     }

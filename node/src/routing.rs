@@ -21,7 +21,7 @@ use crate::stick::StickTable;
 use shoal_proto::config::{Balance, Config, Mode, Timeouts};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 
@@ -63,6 +63,58 @@ pub struct ServerShared {
     /// the next snapshot avoids it here, whatever the cluster verdict.
     /// Written by the server's check task, read when a snapshot is built.
     pub locally_down: AtomicBool,
+    /// What the other nodes of a cluster do with this server (written by
+    /// [`crate::load`], read by the request path; idle when standalone).
+    pub cluster: ClusterLoad,
+}
+
+/// A server's cluster-wide numbers, as of the last load report round.
+/// Standalone (and in a cluster of one) they stay at their defaults: no
+/// peer load, no cluster limit.
+#[derive(Debug)]
+pub struct ClusterLoad {
+    /// Sessions the live peers last reported in flight on this server.
+    peers: AtomicU32,
+    /// This node's share of the server's `maxconn`;
+    /// [`ClusterLoad::UNLIMITED`] when the cluster sets none.
+    limit: AtomicU32,
+}
+
+impl Default for ClusterLoad {
+    fn default() -> Self {
+        ClusterLoad {
+            peers: AtomicU32::new(0),
+            limit: AtomicU32::new(Self::UNLIMITED),
+        }
+    }
+}
+
+impl ClusterLoad {
+    /// No cluster limit: the server's own `maxconn` alone applies.
+    pub const UNLIMITED: u32 = u32::MAX;
+
+    /// Sessions the live peers last reported in flight here.
+    pub fn peers(&self) -> u32 {
+        self.peers.load(Ordering::Relaxed)
+    }
+
+    /// This node's local limit (`None`: only `maxconn` applies; `Some(0)`:
+    /// the others use the whole `maxconn`, wait).
+    pub fn limit(&self) -> Option<u32> {
+        match self.limit.load(Ordering::Relaxed) {
+            Self::UNLIMITED => None,
+            limit => Some(limit),
+        }
+    }
+
+    /// Set by the load task after each round; returns the previous limit.
+    pub fn set(&self, peers: u32, limit: Option<u32>) -> Option<u32> {
+        self.peers.store(peers, Ordering::Relaxed);
+        let old = self
+            .limit
+            .swap(limit.unwrap_or(Self::UNLIMITED), Ordering::Relaxed);
+        (old != Self::UNLIMITED).then_some(old)
+    }
 }
 
 impl ServerShared {
@@ -141,12 +193,38 @@ impl ServerRt {
     pub fn reachable(&self) -> bool {
         !self.avoided && self.state.admin != AdminState::Maint && self.state.op != OpState::Down
     }
-    /// True when the server has reached its `maxconn`.
+    /// The most sessions this node may have on the server now: its
+    /// `maxconn`, or in a cluster this node's share of it (`None`: no
+    /// limit).
+    pub fn limit(&self) -> Option<u32> {
+        let maxconn = self.maxconn.filter(|&m| m > 0)?;
+        Some(match self.shared.cluster.limit() {
+            Some(share) => share.min(maxconn),
+            None => maxconn,
+        })
+    }
+
+    /// True when the server has reached its limit (see [`ServerRt::limit`]).
     pub fn is_full(&self) -> bool {
-        match self.maxconn {
-            Some(max) if max > 0 => self.shared.counters.current() >= max,
-            _ => false,
+        self.limit()
+            .is_some_and(|max| self.shared.counters.current() >= max)
+    }
+
+    /// Take a session slot if the server is below its limit.
+    pub fn try_acquire(&self) -> bool {
+        match self.limit() {
+            Some(0) => false,
+            limit => self.shared.counters.try_acquire(limit),
         }
+    }
+
+    /// In-flight sessions across the cluster: this node's, exact, plus
+    /// what the live peers last reported (what `leastconn` ranks by).
+    pub fn cluster_load(&self) -> u32 {
+        self.shared
+            .counters
+            .current()
+            .saturating_add(self.shared.cluster.peers())
     }
 }
 

@@ -231,6 +231,11 @@ impl Cluster {
         self.local_addr
     }
 
+    /// The QUIC endpoint (the node's load reports ride it).
+    pub fn transport(&self) -> &crate::transport::Transport {
+        &self.transport
+    }
+
     /// The openraft handle (metrics, tests).
     pub fn raft(&self) -> &Raft {
         &self.raft

@@ -3,6 +3,7 @@
 //! - [`types`]: the openraft type configuration and the [`StateHost`]
 //!   hook through which committed commands reach the node.
 //! - [`cluster`]: one node's membership: Raft, its endpoint, writes, joins, status.
+//! - [`load`]: the load reports nodes exchange outside Raft.
 //! - [`messages`]: what nodes ask each other besides Raft's RPCs.
 //! - [`store`]: the Raft log and state machine on sled, under `--data-dir`.
 //! - [`tls`]: the cluster CA, node certificates and their TLS configs.
@@ -10,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod load;
 pub mod messages;
 pub mod store;
 pub mod tls;

@@ -51,6 +51,12 @@
 //! and the frames above never change shape. Any other change (a new field
 //! in a frame, a new limit that old nodes would refuse) needs a new ALPN
 //! version, and a node speaks the old one as well for one release.
+//!
+//! # Load reports
+//!
+//! Load reports ([`crate::load`]) are QUIC datagrams on the sender's
+//! connection, outside any stream; the server checks each report's `from`
+//! against the connection's certificate and drops what fails.
 
 mod client;
 mod server;
@@ -71,6 +77,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use client::{Network, PeerClient};
+
+use crate::load::LoadReport;
+
+/// Where the endpoint puts the load reports its peers send (sender
+/// authenticated), for the node's load task.
+type Reports = tokio::sync::mpsc::Sender<(NodeId, LoadReport)>;
+
+/// The load task's end of [`Reports`].
+pub type ReportReceiver = tokio::sync::mpsc::Receiver<(NodeId, LoadReport)>;
+
+/// Reports waiting for the load task; more are dropped (the next round
+/// brings fresh ones).
+const REPORT_BACKLOG: usize = 256;
 pub use wire::Reset;
 
 /// What a node does with the requests its peers send. The cluster layer
@@ -226,6 +245,10 @@ pub struct Transport {
     endpoint: quinn::Endpoint,
     peers: Arc<client::Peers>,
     options: Arc<Options>,
+    reports: Reports,
+    /// The receiving end of `reports`, until [`Transport::load_reports`]
+    /// takes it.
+    reports_out: Arc<std::sync::Mutex<Option<ReportReceiver>>>,
 }
 
 impl Transport {
@@ -249,10 +272,13 @@ impl Transport {
             tls.node(),
             options.clone(),
         ));
+        let (reports, reports_out) = tokio::sync::mpsc::channel(REPORT_BACKLOG);
         Ok(Transport {
             endpoint,
             peers,
             options,
+            reports,
+            reports_out: Arc::new(std::sync::Mutex::new(Some(reports_out))),
         })
     }
 
@@ -282,7 +308,39 @@ impl Transport {
 
     /// Answer peers' requests with `handler` until the endpoint is closed.
     pub async fn serve<H: RpcHandler>(&self, handler: Arc<H>) {
-        server::serve(self.endpoint.clone(), handler, self.options.clone()).await
+        server::serve(
+            self.endpoint.clone(),
+            handler,
+            self.options.clone(),
+            self.reports.clone(),
+        )
+        .await
+    }
+
+    /// The load reports peers send, each with its authenticated sender
+    /// (see [`crate::load`]). Only the first call gets them; later calls
+    /// get `None`. Until it is called, reports are dropped once
+    /// [`REPORT_BACKLOG`] wait.
+    pub fn load_reports(&self) -> Option<ReportReceiver> {
+        self.reports_out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Send one round's load report (`parts`, from
+    /// [`LoadReport::encode_parts`]) to node `target` at `addr` as QUIC
+    /// datagrams, connecting first if needed, within `timeout`.
+    pub async fn send_load(
+        &self,
+        target: NodeId,
+        addr: &str,
+        parts: &[bytes::Bytes],
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
+        self.peers
+            .send_datagrams(target, addr, parts, timeout)
+            .await
     }
 
     /// Send an application request to node `target` at `addr` (its
@@ -321,7 +379,8 @@ impl Transport {
     }
 }
 
-/// quinn's limits from our options: bidirectional streams only, a bounded
+/// quinn's limits from our options: bidirectional streams only (and
+/// datagrams for load reports), a bounded
 /// number of them per connection, idle connections detected.
 fn quic_transport(options: &Options) -> quinn::TransportConfig {
     let mut config = quinn::TransportConfig::default();
@@ -330,6 +389,10 @@ fn quic_transport(options: &Options) -> quinn::TransportConfig {
     // An idle timeout quinn cannot represent (over ~2^62 ms) means none.
     config.max_idle_timeout(options.idle_timeout.try_into().ok());
     config.keep_alive_interval(Some(options.keep_alive));
+    // Load reports ride datagrams (quinn's defaults, stated here because
+    // the reports depend on them).
+    config.datagram_receive_buffer_size(Some(64 * 1024));
+    config.datagram_send_buffer_size(64 * 1024);
     config
 }
 

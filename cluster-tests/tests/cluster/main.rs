@@ -16,6 +16,7 @@ mod drain;
 mod failover;
 mod five;
 mod health;
+mod load;
 mod membership;
 mod partition;
 mod seven;

@@ -79,6 +79,10 @@ pub struct Shared {
     pub name: String,
     /// TCP connections accepted so far, over all listeners.
     pub conns: AtomicU64,
+    /// `/delay/MS` requests being answered now.
+    pub delaying: AtomicU64,
+    /// The most `/delay/MS` requests ever answered at once (`/peak`).
+    pub peak: AtomicU64,
 }
 
 impl Shared {
@@ -115,6 +119,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         name: common.name,
         conns: AtomicU64::new(0),
+        delaying: AtomicU64::new(0),
+        peak: AtomicU64::new(0),
     });
 
     let mut listeners = Vec::with_capacity(common.listen.len());

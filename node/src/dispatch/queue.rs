@@ -116,6 +116,12 @@ impl Queue {
         }
     }
 
+    /// A server's limit grew (its cluster share): hand the new slots to
+    /// waiters.
+    pub fn wake(&self) {
+        self.released();
+    }
+
     /// Serve waiters first, then try `want` for a newcomer unless others
     /// still wait in its queue, else line it up. `bound` caps the queue the
     /// newcomer would join.
@@ -360,9 +366,7 @@ fn attempt(backend: &Arc<BackendRt>, want: &Want) -> Result<Option<Claim>, Dispa
         Want::Server(i) => {
             let server = &backend.servers[*i];
             Ok(server
-                .shared
-                .counters
-                .try_acquire(server.maxconn)
+                .try_acquire()
                 .then(|| Claim::new(backend.clone(), *i, true)))
         }
     }

@@ -273,6 +273,37 @@ impl Peers {
             .await
     }
 
+    /// Send `parts` as datagrams to `node` at `addr` on the connection RPCs
+    /// use (made if there is none), all before `timeout`. Datagrams are
+    /// never retransmitted; a part that does not fit the path is dropped.
+    pub(super) async fn send_datagrams(
+        &self,
+        node: NodeId,
+        addr: &str,
+        parts: &[bytes::Bytes],
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
+        let deadline = Instant::now() + timeout;
+        let addr = timeout_at(deadline, resolve(node, addr))
+            .await
+            .map_err(|_| TransportError::Address {
+                node,
+                addr: addr.to_string(),
+                reason: "name not resolved in time".to_string(),
+            })??;
+        let conn = self.connection(node, addr, deadline).await?;
+        for part in parts {
+            if let Err(e) = conn.send_datagram(part.clone()) {
+                return Err(TransportError::Unreachable {
+                    node,
+                    addr,
+                    reason: format!("datagram not sent: {e}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Stream a whole snapshot: its head, then chunks of at most
     /// `chunk_size`, each sent within `ttl` (openraft's per-chunk timeout);
     /// then the answer within `ttl` or [`Options::stream_timeout`],

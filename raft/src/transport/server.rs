@@ -3,7 +3,8 @@
 //! the [`RpcHandler`].
 
 use super::wire::{self, FrameError, Head, Reset, Rpc, SnapshotHead};
-use super::{Options, RpcHandler};
+use super::{Options, Reports, RpcHandler};
+use crate::load::LoadReport;
 use crate::tls;
 use rustls_pki_types::CertificateDer;
 use shoal_proto::command::NodeId;
@@ -17,6 +18,7 @@ pub(super) async fn serve<H: RpcHandler>(
     endpoint: quinn::Endpoint,
     handler: Arc<H>,
     options: Arc<Options>,
+    reports: Reports,
 ) {
     while let Some(incoming) = endpoint.accept().await {
         // An incoming connection counts only once accepted.
@@ -29,7 +31,12 @@ pub(super) async fn serve<H: RpcHandler>(
             incoming.refuse();
             continue;
         }
-        tokio::spawn(connection(incoming, handler.clone(), options.clone()));
+        tokio::spawn(connection(
+            incoming,
+            handler.clone(),
+            options.clone(),
+            reports.clone(),
+        ));
     }
 }
 
@@ -39,6 +46,7 @@ async fn connection<H: RpcHandler>(
     incoming: quinn::Incoming,
     handler: Arc<H>,
     options: Arc<Options>,
+    reports: Reports,
 ) {
     let remote = incoming.remote_address();
     // The handshake is bounded by the idle timeout.
@@ -56,6 +64,9 @@ async fn connection<H: RpcHandler>(
         return;
     };
     let cert = Arc::new(cert);
+    // Load reports come as datagrams on the same connection; the task
+    // ends with it.
+    tokio::spawn(datagrams(conn.clone(), cert.clone(), reports));
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
@@ -69,6 +80,32 @@ async fn connection<H: RpcHandler>(
                 debug!(%remote, "cluster peer connection ended: {e}");
                 return;
             }
+        }
+    }
+}
+
+/// Read a peer's load reports until its connection ends. A report that
+/// is too large, does not decode or speaks for another node is dropped
+/// (logged once per connection); a full channel drops it too: the next
+/// one follows within an interval.
+async fn datagrams(conn: quinn::Connection, cert: Arc<CertificateDer<'static>>, reports: Reports) {
+    let remote = conn.remote_address();
+    let mut complained = false;
+    while let Ok(bytes) = conn.read_datagram().await {
+        let why = match LoadReport::decode(&bytes) {
+            Ok(report) if tls::names_node(&cert, report.from) => {
+                let _ = reports.try_send((report.from, report));
+                continue;
+            }
+            Ok(report) => format!(
+                "its certificate is not valid for {}",
+                tls::node_name(report.from)
+            ),
+            Err(e) => e.to_string(),
+        };
+        if !complained {
+            warn!(%remote, "cluster peer load report dropped: {why}");
+            complained = true;
         }
     }
 }

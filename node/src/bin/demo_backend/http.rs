@@ -8,6 +8,7 @@
 //! | `/health`                 | 200, body `healthy`                                 |
 //! | `/conns`                  | body = TCP connections accepted so far (decimal)    |
 //! | `/delay/MS`               | sleeps MS milliseconds, then answers as usual       |
+//! | `/peak`                   | body = most `/delay/MS` requests in progress at once |
 //! | `/status/NNN`             | answers with status NNN (400 if NNN is invalid)     |
 //! | `/echo-headers`           | body = request headers, `name: value` one per line  |
 //! | `/set-cookie/NAME=VALUE`  | as usual, plus `Set-Cookie: NAME=VALUE; Path=/`     |
@@ -15,6 +16,7 @@
 //! | any `Upgrade:` request    | `101 Switching Protocols`, then echoes every byte   |
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,6 +130,9 @@ async fn handle(
             StatusCode::OK,
             Bytes::from(state.shared.conn_count().to_string()),
         )
+    } else if path == "/peak" {
+        let peak = state.shared.peak.load(Ordering::SeqCst);
+        state.reply(StatusCode::OK, Bytes::from(peak.to_string()))
     } else if path == "/echo-headers" {
         let mut text = String::new();
         for (name, value) in req.headers() {
@@ -156,6 +161,7 @@ async fn handle(
     } else if let Some(ms) = path.strip_prefix("/delay/") {
         match ms.parse::<u64>() {
             Ok(ms) => {
+                let _busy = Delaying::new(&state.shared);
                 tokio::time::sleep(Duration::from_millis(ms.min(MAX_DELAY_MS))).await;
                 state.reply(StatusCode::OK, state.body.clone())
             }
@@ -175,6 +181,24 @@ async fn handle(
         }
     }
     Ok(resp.map(Either::Left))
+}
+
+/// One `/delay/MS` request in progress, counted towards `/peak` (a client
+/// that gives up drops it too).
+struct Delaying<'a>(&'a crate::Shared);
+
+impl<'a> Delaying<'a> {
+    fn new(shared: &'a crate::Shared) -> Self {
+        let now = shared.delaying.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak.fetch_max(now, Ordering::SeqCst);
+        Delaying(shared)
+    }
+}
+
+impl Drop for Delaying<'_> {
+    fn drop(&mut self) {
+        self.0.delaying.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Response bodies: a prepared buffer, or the slow `/stall` stream.
