@@ -139,35 +139,56 @@ impl StickTable {
     }
 
     /// Store or refresh `key -> server` (the request path), and queue the
-    /// write for replication.
+    /// write for replication with the server the key stuck to before.
     pub fn store(&self, key: &str, server: &str, server_id: usize) {
-        let key = self.write(key, server, server_id);
+        let (key, prev) = self.put(key, server, server_id, Instant::now());
         self.queue.push(StickWrite {
             table: self.name.to_string(),
             key: key.into(),
             server: server.to_string(),
+            prev: prev.map(Into::into),
         });
     }
 
-    /// Store or refresh `key -> server` locally only (another node's
-    /// write, already replicated), evicting the oldest entries when full;
-    /// returns the key as stored.
+    /// Store or refresh `key -> server` locally only (a replicated entry),
+    /// evicting the oldest entries when full; returns the key as stored.
     pub fn write(&self, key: &str, server: &str, server_id: usize) -> Box<str> {
+        self.put(key, server, server_id, Instant::now()).0
+    }
+
+    /// [`StickTable::write`] of an entry last written `age` ago (entries
+    /// loaded from the replicated state keep their remaining lifetime).
+    pub fn load(&self, key: &str, server: &str, server_id: usize, age: Duration) {
+        let now = Instant::now();
+        let touched = now.checked_sub(age).unwrap_or(now);
+        self.put(key, server, server_id, touched);
+    }
+
+    /// Store `key -> server` as touched at `touched`; returns the key as
+    /// stored and the server of the live entry it replaced.
+    fn put(
+        &self,
+        key: &str,
+        server: &str,
+        server_id: usize,
+        touched: Instant,
+    ) -> (Box<str>, Option<Box<str>>) {
         let key = self.normalise(key);
         let stored = key.clone();
         let now = Instant::now();
         let mut inner = self.lock();
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        inner.map.insert(
+        let old = inner.map.insert(
             key.clone(),
             Entry {
                 server: server.into(),
                 server_id,
-                touched: now,
+                touched,
                 seq,
             },
         );
+        let prev = old.filter(|e| !self.expired(e, now)).map(|e| e.server);
         inner.order.push_back((key, seq));
         let size = self.config.size.max(1) as usize;
         while inner.map.len() > size {
@@ -183,7 +204,7 @@ impl StickTable {
             let Inner { map, order, .. } = &mut *inner;
             order.retain(|(k, s)| map.get(k).is_some_and(|e| e.seq == *s));
         }
-        stored
+        (stored, prev)
     }
 
     /// String keys are cut to the table's `len`, as HAProxy stores them.
