@@ -21,28 +21,48 @@ use tokio::time::Instant;
 /// (the batcher is far behind, and the request path must not wait).
 const MAX_PENDING: usize = 100_000;
 
+/// Queued writes that make the batcher flush at once rather than at the
+/// end of its window.
+pub const FLUSH_AT: usize = 4096;
+
+/// Stick-table writes that were never replicated: the queue was full, or
+/// a batch kept for retry was pushed out by newer writes (process-wide,
+/// for `/metrics`). They stay in the writing node's local table.
+pub static WRITES_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Stick-table writes waiting for the next batch.
 #[derive(Debug, Default)]
 pub struct StickQueue {
     pending: Mutex<Vec<StickWrite>>,
     /// Signalled when the queue stops being empty.
     pub ready: Notify,
-    /// Writes that found the queue full.
-    pub dropped: std::sync::atomic::AtomicU64,
+    /// Signalled when [`FLUSH_AT`] writes are queued.
+    pub full: Notify,
 }
 
 impl StickQueue {
     fn push(&self, write: StickWrite) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if pending.len() >= MAX_PENDING {
-            self.dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            WRITES_DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
         pending.push(write);
-        if pending.len() == 1 {
-            self.ready.notify_one();
+        match pending.len() {
+            1 => self.ready.notify_one(),
+            FLUSH_AT => self.full.notify_one(),
+            _ => {}
         }
+    }
+
+    /// Writes queued now.
+    pub fn len(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Everything queued so far.
