@@ -323,6 +323,17 @@ impl ClusterState {
         }
     }
 
+    /// Mark every table as changed whole (the next
+    /// [`ClusterState::take_table_changes`] lists all its entries).
+    pub fn mark_tables_changed(&mut self) {
+        for t in self.tables.values_mut() {
+            t.changes = TableChanges {
+                reset: true,
+                keys: BTreeSet::new(),
+            };
+        }
+    }
+
     /// Forget every table's change journal (the store just wrote the
     /// whole state, as after installing a snapshot).
     pub fn forget_table_changes(&mut self) {
