@@ -20,3 +20,4 @@ mod partition;
 mod seven;
 mod sighup;
 mod stats_page;
+mod sticky;
