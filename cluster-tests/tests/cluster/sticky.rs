@@ -1,4 +1,6 @@
-//! Failure drill 2: sticky sessions survive the loss of the node that
+//! Failure drills 2 and 4 for stickiness.
+//!
+//! Drill 2: sticky sessions survive the loss of the node that
 //! made them. A cookie session and `stick on src` sessions (clients from
 //! several loopback source addresses) made through node A keep their
 //! servers through node B after A is killed with -9, including entries
@@ -9,6 +11,13 @@
 //! flight). The test writes a last group of entries and kills A without
 //! waiting: those may be missing on B, but any that is present names the
 //! server A chose, and the missing ones are the newest writes only.
+//!
+//! Drill 4: the leader is cut off while stick entries flow through every
+//! node. No entry the majority committed is lost; the isolated node keeps
+//! serving with its own entries; after healing every node has the same
+//! state, and the isolated node's entries that never committed are
+//! proposed again (its batcher keeps a batch that failed to commit) and
+//! reach every node.
 
 use crate::support::*;
 use bytes::Bytes;
@@ -80,6 +89,40 @@ backend ck
     cookie SRV insert indirect nocache
 ";
 
+/// The cluster config of both drills: `app` (frontend `web`) sticks on
+/// the client's source address; `ck` (frontend `cookies`) inserts a
+/// persistence cookie.
+fn sticky_config(backends: &[Backend]) -> String {
+    let refs: Vec<&Backend> = backends.iter().collect();
+    let mut extra = String::from(EXTRA);
+    for b in backends {
+        extra.push_str(&format!("    server {0} {1} cookie {0}\n", b.name, b.addr));
+    }
+    config(&refs, &extra).replace(
+        "backend app\n    balance roundrobin\n",
+        "backend app\n    balance roundrobin\n    stick-table type ip size 10k expire 10m\n    stick on src\n",
+    )
+}
+
+/// Sticks clients `sources` through `front`: source address -> server.
+async fn stick_clients(
+    front: SocketAddr,
+    sources: std::ops::RangeInclusive<u8>,
+) -> BTreeMap<String, String> {
+    let mut chosen = BTreeMap::new();
+    for i in sources {
+        let (server, _) = get_from(source(i), front, None).await;
+        chosen.insert(source(i).to_string(), server);
+    }
+    chosen
+}
+
+/// Whether `node`'s table holds every entry of `want`.
+fn holds(node: &Node, want: &BTreeMap<String, String>) -> bool {
+    let seen = table(node);
+    want.iter().all(|(k, s)| seen.get(k) == Some(s))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_made_through_a_killed_node_keep_their_servers() {
     let backends = [
@@ -87,17 +130,7 @@ async fn sessions_made_through_a_killed_node_keep_their_servers() {
         Backend::http("s2"),
         Backend::http("s3"),
     ];
-    let refs: Vec<&Backend> = backends.iter().collect();
-    let mut extra = String::from(EXTRA);
-    for b in &backends {
-        extra.push_str(&format!("    server {0} {1} cookie {0}\n", b.name, b.addr));
-    }
-    // `app` (frontend web) sticks on the client's source address.
-    let text = config(&refs, &extra).replace(
-        "backend app\n    balance roundrobin\n",
-        "backend app\n    balance roundrobin\n    stick-table type ip size 10k expire 10m\n    stick on src\n",
-    );
-    let mut c = Cluster::start(3, &text).await;
+    let mut c = Cluster::start(3, &sticky_config(&backends)).await;
     let all = c.ids();
     let leader = c.leader(&all).await;
     // A: a follower (its loss needs no election); B and C survive.
@@ -207,4 +240,92 @@ async fn sessions_made_through_a_killed_node_keep_their_servers() {
         last.len()
     );
     c.converged(&survivors).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_leader_loses_no_committed_entry_and_converges() {
+    let backends = [
+        Backend::http("s1"),
+        Backend::http("s2"),
+        Backend::http("s3"),
+    ];
+    let mut c = Cluster::start(3, &sticky_config(&backends)).await;
+    let all = c.ids();
+    let leader = c.leader(&all).await;
+    let majority: Vec<u64> = all.iter().copied().filter(|&id| id != leader).collect();
+    let mut fronts = BTreeMap::new();
+    for &id in &all {
+        fronts.insert(id, c.node_mut(id).front("web"));
+    }
+
+    // Entries through every node, replicated everywhere.
+    let mut before = BTreeMap::new();
+    for (n, &id) in all.iter().enumerate() {
+        let first = 1 + 10 * n as u8;
+        before.extend(stick_clients(fronts[&id], first..=first + 9).await);
+    }
+    for &id in &all {
+        poll("every node holds the first entries", || async {
+            holds(c.node(id), &before).then_some(())
+        })
+        .await;
+    }
+
+    let cut = Cut::isolate(c.node(leader).cluster);
+    // The majority elects a leader and commits its own entries ...
+    let mut committed = stick_clients(fronts[&majority[0]], 101..=110).await;
+    committed.extend(stick_clients(fronts[&majority[1]], 111..=120).await);
+    for &id in &majority {
+        poll(
+            "both majority nodes hold the majority's entries",
+            || async { holds(c.node(id), &committed).then_some(()) },
+        )
+        .await;
+    }
+    // ... while the isolated leader keeps serving, with its own entries.
+    let isolated = stick_clients(fronts[&leader], 201..=210).await;
+    assert!(
+        holds(c.node(leader), &isolated),
+        "the isolated node's own table has its entries"
+    );
+    for (key, want) in &isolated {
+        let src: IpAddr = key.parse().expect("an address");
+        let (server, _) = get_from(src, fronts[&leader], None).await;
+        assert_eq!(
+            &server, want,
+            "client {key} sticks through the isolated node"
+        );
+    }
+    let status = c.status(leader).await;
+    assert_eq!(status["quorum"], false, "the isolated node knows: {status}");
+
+    cut.heal();
+    // The isolated node's entries were kept for retry and commit now.
+    for &id in &all {
+        poll("every node holds every entry after healing", || async {
+            (holds(c.node(id), &before)
+                && holds(c.node(id), &committed)
+                && holds(c.node(id), &isolated))
+            .then_some(())
+        })
+        .await;
+    }
+    let hash = c.converged(&all).await;
+    // And every client still reaches its server through every node.
+    for &id in &all {
+        for (key, want) in before.iter().chain(&committed).chain(&isolated) {
+            let src: IpAddr = key.parse().expect("an address");
+            let (server, _) = get_from(src, fronts[&id], None).await;
+            assert_eq!(
+                &server, want,
+                "client {key} through node {id} (state {hash})"
+            );
+        }
+    }
+    println!(
+        "drill 4: node {leader} cut off and healed; {} + {} + {} entries kept",
+        before.len(),
+        committed.len(),
+        isolated.len()
+    );
 }
