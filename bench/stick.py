@@ -87,8 +87,8 @@ class StickBench(cb.Bench):
                 "errors": errors, "n": n}
 
     def dropped(self, node):
-        status, body = node.admin().call("GET", "/metrics")
-        for line in body.splitlines():
+        _, body = node.admin().call("GET", "/metrics")
+        for line in body.decode().splitlines():
             if line.startswith("shoal_stick_writes_dropped_total"):
                 return int(float(line.split()[-1]))
         return None

@@ -241,6 +241,23 @@ impl StickTable {
         }
     }
 
+    /// The live entry of one key (`show table NAME key K`), found without
+    /// walking the table.
+    pub fn view(&self, key: &str) -> Option<EntryView> {
+        let now = Instant::now();
+        let inner = self.lock();
+        let e = inner.map.get(key).filter(|e| !self.expired(e, now))?;
+        Some(EntryView {
+            key: key.to_string(),
+            server_id: e.server_id,
+            server: e.server.to_string(),
+            expires_in_ms: self.config.expire.map(|exp| {
+                exp.saturating_sub(now.duration_since(e.touched))
+                    .as_millis() as u64
+            }),
+        })
+    }
+
     /// Live entries, oldest update first.
     pub fn dump(&self) -> Vec<EntryView> {
         let now = Instant::now();
