@@ -123,6 +123,13 @@ pub fn render(snapshot: &Snapshot) -> String {
         "Access-log lines dropped because the log writer fell behind.",
     );
     w.sample(name, &[], crate::log::DROPPED.load(Relaxed));
+    let name = "shoal_stick_writes_dropped_total";
+    w.family(
+        name,
+        Kind::Counter,
+        "Stick-table writes never replicated (queue full, or a batch kept for retry pushed out); they stay in this node's table.",
+    );
+    w.sample(name, &[], crate::stick::WRITES_DROPPED.load(Relaxed));
     w.finish()
 }
 

@@ -9,33 +9,56 @@
 
 use crate::acl::Samples;
 use crate::routing::{AdminState, BackendRt};
-use crate::runtime::Runtime;
-use shoal_proto::command::Command;
+use crate::runtime::{ChangeError, Runtime};
+use shoal_proto::command::{Command, StickWrite};
 use shoal_proto::config::{StickAction, StickPattern};
+use std::collections::hash_map::{Entry, HashMap};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// How long writes gather before they are proposed as one batch.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// How often expiry runs when nothing is written.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
+/// Most writes in one `StickBatch` (one Raft entry); more wait for the next.
+const MAX_BATCH: usize = 8192;
+/// Most writes kept for retry while batches fail to commit (no quorum);
+/// beyond it the oldest are dropped and counted.
+const MAX_RETAINED: usize = 100_000;
+/// Pause after a batch failed, before the next attempt.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
-/// Propose queued stick writes as `StickBatch` commands, and run expiry
-/// (local purge and a replicated expiry batch) once a second. Runs until
-/// the task is dropped.
+/// Propose queued stick writes as `StickBatch` commands: a batch leaves
+/// [`BATCH_WINDOW`] after the first write, or as soon as
+/// [`crate::stick::FLUSH_AT`] writes are queued, whichever comes first.
+/// A batch that fails to commit (no quorum) is kept and proposed again
+/// with the next writes, so a node that loses quorum briefly loses no
+/// entries; at most [`MAX_RETAINED`] writes are kept, oldest dropped
+/// first (and counted in `shoal_stick_writes_dropped_total`).
+/// Also runs expiry (local purge and a replicated expiry batch) once a
+/// second. Runs until the task is dropped.
 pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
     let queue = runtime.stick_queue().clone();
     let mut tick = tokio::time::interval(EXPIRY_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Writes whose batch failed to commit, oldest first.
+    let mut retained: Vec<StickWrite> = Vec::new();
     loop {
-        let expiry = tokio::select! {
-            () = queue.ready.notified() => false,
-            _ = tick.tick() => true,
+        let expiry = if retained.is_empty() {
+            tokio::select! {
+                () = queue.ready.notified() => false,
+                _ = tick.tick() => true,
+            }
+        } else {
+            false
         };
-        if !expiry {
+        if !expiry && queue.len() < crate::stick::FLUSH_AT {
             // Group commit: let more writes join this batch.
-            tokio::time::sleep(BATCH_WINDOW).await;
+            let _ = tokio::time::timeout(BATCH_WINDOW, queue.full.notified()).await;
         }
-        let writes = queue.take();
+        let mut writes = std::mem::take(&mut retained);
+        writes.extend(queue.take());
+        let mut writes = coalesce(writes);
         if expiry {
             for table in runtime.snapshot().tables.values() {
                 table.purge();
@@ -46,15 +69,60 @@ pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
         if writes.is_empty() && !state_has_entries {
             continue;
         }
+        // One Raft entry carries at most MAX_BATCH writes; the rest go
+        // first in the next round.
+        let later = writes.split_off(writes.len().min(MAX_BATCH));
         let batch = Command::StickBatch {
             node: runtime.node(),
             at: crate::runtime::now_ms(),
             writes,
         };
-        if let Err(e) = runtime.change(&batch).await {
-            tracing::warn!("stick batch refused: {e}");
+        match runtime.change(&batch).await {
+            Ok(()) => retained = later,
+            Err(ChangeError::Cluster(why)) => {
+                // Not committed (or not known to be): propose it again.
+                // A batch that did commit meanwhile is harmless to apply
+                // twice (a write naming its own server is a refresh).
+                tracing::warn!("stick batch not committed, kept for retry: {why}");
+                let Command::StickBatch { mut writes, .. } = batch else {
+                    unreachable!("built above")
+                };
+                writes.extend(later);
+                retained = writes;
+                let excess = retained.len().saturating_sub(MAX_RETAINED);
+                if excess > 0 {
+                    retained.drain(..excess);
+                    crate::stick::WRITES_DROPPED.fetch_add(excess as u64, Relaxed);
+                }
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(e) => {
+                tracing::warn!("stick batch refused: {e}");
+                retained = later;
+            }
         }
     }
+}
+
+/// Merge writes of one key into one: the last server, with the `prev` of
+/// the first (what the replicated entry said before any of them), in the
+/// order keys were first written.
+fn coalesce(writes: Vec<StickWrite>) -> Vec<StickWrite> {
+    if writes.len() < 2 {
+        return writes;
+    }
+    let mut index: HashMap<(String, String), usize> = HashMap::with_capacity(writes.len());
+    let mut merged: Vec<StickWrite> = Vec::with_capacity(writes.len());
+    for w in writes {
+        match index.entry((w.table.clone(), w.key.clone())) {
+            Entry::Occupied(at) => merged[*at.get()].server = w.server,
+            Entry::Vacant(slot) => {
+                slot.insert(merged.len());
+                merged.push(w);
+            }
+        }
+    }
+    merged
 }
 
 /// What persistence decided for one request or connection.
@@ -171,5 +239,33 @@ fn key_of(pattern: &StickPattern, samples: &dyn Samples) -> Option<String> {
             });
             value
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(key: &str, server: &str, prev: Option<&str>) -> StickWrite {
+        StickWrite {
+            table: "t".into(),
+            key: key.into(),
+            server: server.into(),
+            prev: prev.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn writes_of_one_key_merge_into_the_last_with_the_first_prev() {
+        let merged = coalesce(vec![
+            write("a", "s1", Some("s9")),
+            write("b", "s2", None),
+            write("a", "s2", Some("s1")),
+            write("a", "s3", Some("s2")),
+        ]);
+        assert_eq!(
+            merged,
+            vec![write("a", "s3", Some("s9")), write("b", "s2", None)]
+        );
     }
 }

@@ -143,6 +143,9 @@ impl Runtime {
         let mut local = local::Local::new(queue.clone());
         local.remember(local::resolve_all(&state.config().model).map_err(BuildError::from)?);
         let snapshot = build::build(&mut local, &state, None, std::time::SystemTime::now())?;
+        // A node restarting from its data directory serves the replicated
+        // stickiness at once.
+        load_tables(&snapshot, &local.tables, &state);
         let shared = Arc::new(project::Shared::new(state, local, snapshot, queue));
         let projector = project::spawn(shared.clone()).map_err(LoadError::Thread)?;
         Ok(Runtime {
@@ -267,6 +270,12 @@ impl Runtime {
         Ok(())
     }
 
+    /// The replicated state without stick entries, and the entries
+    /// changed since the last call: what the Raft store persists.
+    pub fn take_changes(&self) -> shoal_raft::types::Changes {
+        shoal_raft::types::Changes::take(&mut self.shared.lock_state().state)
+    }
+
     /// A copy of the whole replicated state.
     pub fn export(&self) -> ClusterState {
         self.read(Clone::clone)
@@ -295,6 +304,7 @@ impl Runtime {
             does_not_load(&why, &serving);
         }
         let snapshot = self.snapshot();
+        self.follow_installed_tables(&snapshot);
         for s in snapshot.backends.iter().flat_map(|b| b.servers.iter()) {
             s.shared.flush_connections();
         }
@@ -437,12 +447,9 @@ impl Runtime {
                         t.clear(key.as_deref());
                     }
                 }
-                Effect::StickStored => {
+                Effect::StickStored { rejected } => {
                     if let Command::StickBatch { node, writes, .. } = command {
-                        // Our own writes are in the local tables already.
-                        if *node != self.node {
-                            absorb(&snapshot, writes);
-                        }
+                        self.absorb(&snapshot, *node == self.node, writes, rejected);
                     }
                 }
                 // Pooled connections may lead to servers that moved; the
@@ -479,18 +486,99 @@ fn does_not_load(why: &str, serving: &shoal_proto::config::Config) {
     }
 }
 
-/// Copy another node's batch into the local tables of `snapshot`.
-fn absorb(snapshot: &Snapshot, writes: &[shoal_proto::command::StickWrite]) {
-    for w in writes {
-        let Some(table) = snapshot.tables.get(w.table.as_str()) else {
+/// HAProxy's server id of `server` in the backend that declares `table`
+/// (its 1-based position; 0 when it has none).
+fn server_id(snapshot: &Snapshot, table: &str, server: &str) -> usize {
+    snapshot
+        .backend(table)
+        .and_then(|b| b.server_by_name(server))
+        .map_or(0, |i| i + 1)
+}
+
+/// Load every replicated entry of `state` into the node-local tables
+/// `tables` (start-up, a snapshot installed), oldest first, each with the
+/// lifetime it has left. Tables whose definition differs are left alone
+/// (the next build replaces them, empty, as a reload does).
+fn load_tables(
+    snapshot: &Snapshot,
+    tables: &std::collections::HashMap<String, Arc<crate::stick::StickTable>>,
+    state: &ClusterState,
+) {
+    let now = now_ms();
+    for (name, replicated) in state.tables() {
+        let Some(local) = tables.get(name).filter(|t| t.config == replicated.def) else {
             continue;
         };
-        // HAProxy's server id: the position in the table's own backend.
-        let id = snapshot
-            .backend(&w.table)
-            .and_then(|b| b.server_by_name(&w.server))
-            .map_or(0, |i| i + 1);
-        table.write(&w.key, &w.server, id);
+        let mut entries: Vec<_> = replicated.entries().iter().collect();
+        entries.sort_by_key(|(_, e)| (e.at, e.seq));
+        for (key, e) in entries {
+            let age = std::time::Duration::from_millis(now.saturating_sub(e.at));
+            local.load(key, &e.server, server_id(snapshot, name, &e.server), age);
+        }
+    }
+}
+
+impl Runtime {
+    /// After a snapshot was installed: load its stick entries into the
+    /// local tables. A table whose definition changed is replaced here by
+    /// an empty one of the new definition (the next build keeps it), so
+    /// that it starts with the snapshot's entries.
+    fn follow_installed_tables(&self, snapshot: &Snapshot) {
+        let state = self.read(ClusterState::clone);
+        let mut local = self.shared.lock_local();
+        let queue = local.stick.clone();
+        for (name, replicated) in state.tables() {
+            if local
+                .tables
+                .get(name)
+                .is_none_or(|t| t.config != replicated.def)
+            {
+                let table =
+                    crate::stick::StickTable::new(name, replicated.def.clone(), queue.clone());
+                local.tables.insert(name.clone(), Arc::new(table));
+            }
+        }
+        load_tables(snapshot, &local.tables, &state);
+    }
+
+    /// Make the local tables follow a committed stick batch. Another
+    /// node's accepted writes are copied in (ours are there already); for
+    /// a write that lost a conflict, the local table takes the replicated
+    /// winner, so this node's later requests go where the cluster's do.
+    fn absorb(
+        &self,
+        snapshot: &Snapshot,
+        own: bool,
+        writes: &[shoal_proto::command::StickWrite],
+        rejected: &[usize],
+    ) {
+        let mut rejected = rejected.iter().copied().peekable();
+        for (i, w) in writes.iter().enumerate() {
+            let lost = rejected.next_if_eq(&i).is_some();
+            if own && !lost {
+                continue;
+            }
+            let Some(table) = snapshot.tables.get(w.table.as_str()) else {
+                continue;
+            };
+            let server = match lost {
+                false => Some(w.server.clone()),
+                true => self.read(|s| {
+                    s.tables()
+                        .get(&w.table)
+                        .and_then(|t| t.get(&w.key))
+                        .map(|e| e.server.clone())
+                }),
+            };
+            match server {
+                Some(server) => {
+                    table.write(&w.key, &server, server_id(snapshot, &w.table, &server));
+                }
+                None => {
+                    table.clear(Some(&w.key));
+                }
+            }
+        }
     }
 }
 

@@ -21,28 +21,48 @@ use tokio::time::Instant;
 /// (the batcher is far behind, and the request path must not wait).
 const MAX_PENDING: usize = 100_000;
 
+/// Queued writes that make the batcher flush at once rather than at the
+/// end of its window.
+pub const FLUSH_AT: usize = 4096;
+
+/// Stick-table writes that were never replicated: the queue was full, or
+/// a batch kept for retry was pushed out by newer writes (process-wide,
+/// for `/metrics`). They stay in the writing node's local table.
+pub static WRITES_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Stick-table writes waiting for the next batch.
 #[derive(Debug, Default)]
 pub struct StickQueue {
     pending: Mutex<Vec<StickWrite>>,
     /// Signalled when the queue stops being empty.
     pub ready: Notify,
-    /// Writes that found the queue full.
-    pub dropped: std::sync::atomic::AtomicU64,
+    /// Signalled when [`FLUSH_AT`] writes are queued.
+    pub full: Notify,
 }
 
 impl StickQueue {
     fn push(&self, write: StickWrite) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if pending.len() >= MAX_PENDING {
-            self.dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            WRITES_DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
         pending.push(write);
-        if pending.len() == 1 {
-            self.ready.notify_one();
+        match pending.len() {
+            1 => self.ready.notify_one(),
+            FLUSH_AT => self.full.notify_one(),
+            _ => {}
         }
+    }
+
+    /// Writes queued now.
+    pub fn len(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Everything queued so far.
@@ -139,35 +159,56 @@ impl StickTable {
     }
 
     /// Store or refresh `key -> server` (the request path), and queue the
-    /// write for replication.
+    /// write for replication with the server the key stuck to before.
     pub fn store(&self, key: &str, server: &str, server_id: usize) {
-        let key = self.write(key, server, server_id);
+        let (key, prev) = self.put(key, server, server_id, Instant::now());
         self.queue.push(StickWrite {
             table: self.name.to_string(),
             key: key.into(),
             server: server.to_string(),
+            prev: prev.map(Into::into),
         });
     }
 
-    /// Store or refresh `key -> server` locally only (another node's
-    /// write, already replicated), evicting the oldest entries when full;
-    /// returns the key as stored.
+    /// Store or refresh `key -> server` locally only (a replicated entry),
+    /// evicting the oldest entries when full; returns the key as stored.
     pub fn write(&self, key: &str, server: &str, server_id: usize) -> Box<str> {
+        self.put(key, server, server_id, Instant::now()).0
+    }
+
+    /// [`StickTable::write`] of an entry last written `age` ago (entries
+    /// loaded from the replicated state keep their remaining lifetime).
+    pub fn load(&self, key: &str, server: &str, server_id: usize, age: Duration) {
+        let now = Instant::now();
+        let touched = now.checked_sub(age).unwrap_or(now);
+        self.put(key, server, server_id, touched);
+    }
+
+    /// Store `key -> server` as touched at `touched`; returns the key as
+    /// stored and the server of the live entry it replaced.
+    fn put(
+        &self,
+        key: &str,
+        server: &str,
+        server_id: usize,
+        touched: Instant,
+    ) -> (Box<str>, Option<Box<str>>) {
         let key = self.normalise(key);
         let stored = key.clone();
         let now = Instant::now();
         let mut inner = self.lock();
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        inner.map.insert(
+        let old = inner.map.insert(
             key.clone(),
             Entry {
                 server: server.into(),
                 server_id,
-                touched: now,
+                touched,
                 seq,
             },
         );
+        let prev = old.filter(|e| !self.expired(e, now)).map(|e| e.server);
         inner.order.push_back((key, seq));
         let size = self.config.size.max(1) as usize;
         while inner.map.len() > size {
@@ -183,7 +224,7 @@ impl StickTable {
             let Inner { map, order, .. } = &mut *inner;
             order.retain(|(k, s)| map.get(k).is_some_and(|e| e.seq == *s));
         }
-        stored
+        (stored, prev)
     }
 
     /// String keys are cut to the table's `len`, as HAProxy stores them.
@@ -198,6 +239,23 @@ impl StickTable {
             }
             _ => key.into(),
         }
+    }
+
+    /// The live entry of one key (`show table NAME key K`), found without
+    /// walking the table.
+    pub fn view(&self, key: &str) -> Option<EntryView> {
+        let now = Instant::now();
+        let inner = self.lock();
+        let e = inner.map.get(key).filter(|e| !self.expired(e, now))?;
+        Some(EntryView {
+            key: key.to_string(),
+            server_id: e.server_id,
+            server: e.server.to_string(),
+            expires_in_ms: self.config.expire.map(|exp| {
+                exp.saturating_sub(now.duration_since(e.touched))
+                    .as_millis() as u64
+            }),
+        })
     }
 
     /// Live entries, oldest update first.

@@ -89,11 +89,18 @@ impl std::fmt::Display for ServerRef {
 
 /// One stick-table entry written by the data plane: `key` now sticks to
 /// `server` (a server name of the backend that uses the table).
+///
+/// `prev` is what the writing node believed the key stuck to before (its
+/// live local entry; `None` for a new key). Applying the write checks it
+/// against the replicated entry, so that when two nodes stick one key to
+/// different servers within a batch window the first in log order wins
+/// (see [`crate::state::TableState`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StickWrite {
     pub table: String,
     pub key: String,
     pub server: String,
+    pub prev: Option<String>,
 }
 
 /// A change to the replicated state.

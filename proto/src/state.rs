@@ -32,7 +32,7 @@ mod validate;
 pub use apply::verdict_detail;
 pub use layout::{BackendLayout, Layout, ServerLayout};
 pub use refusal::Refusal;
-pub use tables::{StickEntry, TableState};
+pub use tables::{StickEntry, TableChanges, TableDelta, TableState};
 
 use crate::command::{AdminState, Millis, NodeId, OpState, ServerRef};
 use crate::config::{Config, EnvLookup, Server};
@@ -234,8 +234,10 @@ pub enum Effect {
     /// Entries were removed from a stick table (`None`: all of them).
     TableCleared { table: String, key: Option<String> },
     /// A stick batch was stored: nodes other than its writer copy its
-    /// entries into their local tables.
-    StickStored,
+    /// accepted entries into their local tables, and every node makes its
+    /// local table follow the replicated entry of a write that lost a
+    /// conflict (`rejected`: indices into the batch's writes).
+    StickStored { rejected: Vec<usize> },
     /// A proxy node was drained or made ready again.
     NodeDrained { node: NodeId, drained: bool },
     /// The cluster's health verdict on a server changed: every node logs

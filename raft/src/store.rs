@@ -15,7 +15,8 @@
 //! | `machine`  | `applied`             | the `LogId` of the last applied entry         |
 //! |            | `membership`          | the last applied `StoredMembership`           |
 //! |            | `fresh`               | `bool`: no command applied nor snapshot installed yet (absent: true) |
-//! |            | `state`               | the encoded `ClusterState` as of `applied` (absent while fresh) |
+//! |            | `state`               | the encoded `ClusterState` as of `applied`, without stick-table entries (absent while fresh) |
+//! |            | 0x01, table name length (u32 BE), table name, key | one stick-table entry (`StickEntry`) as of `applied` |
 //! |            | `snapshot_meta`       | the current snapshot's `SnapshotMeta`         |
 //! |            | `snapshot_data`       | its data: the encoded `ClusterState`          |
 //!
@@ -26,7 +27,12 @@
 //! `LogFlushed` callback is called; truncate and purge are flushed before
 //! they return; each applied batch (applied id, membership, fresh flag and
 //! state) is written as one atomic sled batch and flushed before `apply`
-//! returns, and so is an installed snapshot. Keys that belong together
+//! returns, and so is an installed snapshot. Stick-table entries are
+//! stored one key each, in the same tree and the same batch: an applied
+//! batch writes only the entries its commands changed (the small rest of
+//! the state is rewritten whole), so persisting costs what the batch
+//! changed, not the size of the tables. Start-up rebuilds the state from
+//! `state` and the entries. Keys that belong together
 //! are always written atomically (a sled batch or transaction), so a crash
 //! leaves either the old or the new values, never a mix. Only `committed`
 //! is written without a flush: openraft may lose it (the next flush of
@@ -80,6 +86,68 @@ const FRESH: &[u8] = b"fresh";
 const STATE: &[u8] = b"state";
 const SNAPSHOT_META: &[u8] = b"snapshot_meta";
 const SNAPSHOT_DATA: &[u8] = b"snapshot_data";
+/// The first byte of every stick-entry key of `machine` (the other keys
+/// are ASCII words).
+const STICK: u8 = 0x01;
+
+/// The `machine` key of every entry of `table` (followed by the entry's key).
+fn stick_prefix(table: &str) -> Vec<u8> {
+    let len = u32::try_from(table.len()).unwrap_or(u32::MAX);
+    let mut prefix = Vec::with_capacity(5 + table.len());
+    prefix.push(STICK);
+    prefix.extend_from_slice(&len.to_be_bytes());
+    prefix.extend_from_slice(table.as_bytes());
+    prefix
+}
+
+/// The `machine` key of one stick entry.
+fn stick_key(table: &str, key: &str) -> Vec<u8> {
+    let mut k = stick_prefix(table);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// The table name and entry key of a stick-entry key of `machine`.
+fn parse_stick_key(k: &[u8]) -> Option<(&str, &str)> {
+    let rest = k.strip_prefix(&[STICK])?;
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let table = std::str::from_utf8(rest.get(4..4 + len)?).ok()?;
+    let key = std::str::from_utf8(rest.get(4 + len..)?).ok()?;
+    Some((table, key))
+}
+
+/// Add to `batch` the removal of every stored stick entry (of `table`, or
+/// of all tables).
+fn remove_entries(
+    tree: &sled::Tree,
+    table: Option<&str>,
+    batch: &mut sled::Batch,
+) -> Result<(), StoreError> {
+    let prefix = table.map_or_else(|| vec![STICK], stick_prefix);
+    for k in tree.scan_prefix(prefix).keys() {
+        batch.remove(k?);
+    }
+    Ok(())
+}
+
+/// Add to `batch` the writes of one table's delta.
+fn write_delta(
+    tree: &sled::Tree,
+    table: &str,
+    delta: &shoal_proto::state::TableDelta,
+    batch: &mut sled::Batch,
+) -> Result<(), StoreError> {
+    if delta.reset {
+        remove_entries(tree, Some(table), batch)?;
+    }
+    for (key, entry) in &delta.put {
+        batch.insert(stick_key(table, key), encode("stick entry", entry)?);
+    }
+    for key in &delta.removed {
+        batch.remove(stick_key(table, key));
+    }
+    Ok(())
+}
 
 /// What can go wrong in the Raft store.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +171,9 @@ pub enum StoreError {
         what: &'static str,
         source: CodecError,
     },
+    /// A stored stick-table entry whose key does not name a table and key.
+    #[error("Raft store: a stored stick-table entry has a malformed key")]
+    BadStickKey,
     /// A snapshot larger than [`SNAPSHOT_CAP`].
     #[error("snapshot of {size} bytes is larger than the {cap}-byte limit")]
     SnapshotTooLarge { size: usize, cap: usize },
@@ -227,10 +298,24 @@ impl Opened {
     /// on a fresh data directory, or while no command has been applied
     /// and no snapshot installed (the node then starts from its own file).
     pub fn persisted_state(&self) -> Result<Option<ClusterState>, StoreError> {
-        match self.machine.get(STATE)? {
-            Some(bytes) => decode_snapshot(&bytes).map(Some),
-            None => Ok(None),
+        let Some(bytes) = self.machine.get(STATE)? else {
+            return Ok(None);
+        };
+        let mut state = decode_snapshot(&bytes)?;
+        // A `state` written whole, entries and all (before entries had
+        // keys of their own): write the tables whole on the next batch.
+        if state.tables().values().any(|t| !t.entries().is_empty()) {
+            state.mark_tables_changed();
         }
+        for item in self.machine.scan_prefix([STICK]) {
+            let (k, v) = item?;
+            let Some((table, key)) = parse_stick_key(&k) else {
+                return Err(StoreError::BadStickKey);
+            };
+            let entry = decode("stick entry", &v)?;
+            state.restore_entry(table, key.to_string(), entry);
+        }
+        Ok(Some(state))
     }
 
     /// The node has been part of a cluster: a vote, a log entry or an

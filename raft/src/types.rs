@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use shoal_proto::command::{Command, NodeId};
-use shoal_proto::state::{ClusterState, Refusal};
+use shoal_proto::state::{ClusterState, Refusal, TableDelta};
 use std::io::Cursor;
 
 /// What the membership records of a node: where its peers reach it.
@@ -59,12 +59,35 @@ pub trait StateHost: Send + Sync + 'static {
     /// `-f` file before it joined) and applies to `ClusterState::default()`,
     /// in one step, as every other node did.
     fn apply(&self, command: &Command, fresh: bool) -> Result<(), Refusal>;
-    /// A copy of the whole live state (to persist and to snapshot).
+    /// A copy of the whole live state (to snapshot).
     fn export(&self) -> ClusterState;
+    /// What to persist after applying commands: the live state without
+    /// its stick-table entries (small), and the entries changed since the
+    /// last call (see [`ClusterState::take_table_changes`]).
+    fn take_changes(&self) -> Changes;
     /// Replace the whole live state (a snapshot installed from the leader).
     fn install(&self, state: ClusterState);
     /// The hash of the live state, to compare nodes.
     fn state_hash(&self) -> u64 {
         self.export().hash()
+    }
+}
+
+/// What [`StateHost::take_changes`] hands the state machine to persist.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// The state without stick-table entries (`ClusterState::without_entries`).
+    pub core: ClusterState,
+    /// Stick-table entries changed since the last call, by table.
+    pub tables: Vec<(String, TableDelta)>,
+}
+
+impl Changes {
+    /// Take the changes out of `state` (what a host does under its lock).
+    pub fn take(state: &mut ClusterState) -> Changes {
+        Changes {
+            tables: state.take_table_changes(),
+            core: state.without_entries(),
+        }
     }
 }

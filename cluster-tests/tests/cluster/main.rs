@@ -22,3 +22,4 @@ mod partition;
 mod seven;
 mod sighup;
 mod stats_page;
+mod sticky;

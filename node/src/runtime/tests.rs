@@ -176,6 +176,7 @@ fn another_nodes_batch_is_copied_into_the_local_table() {
             table: "other".into(),
             key: "10.1.1.1".into(),
             server: "o2".into(),
+            prev: None,
         }],
     };
     submit(&rt, &batch);
@@ -187,6 +188,77 @@ fn another_nodes_batch_is_copied_into_the_local_table() {
         rt.stick_queue().take().is_empty(),
         "absorbing queues nothing"
     );
+}
+
+fn stick(node: u64, key: &str, server: &str, prev: Option<&str>) -> Command {
+    Command::StickBatch {
+        node,
+        at: now_ms(),
+        writes: vec![shoal_proto::command::StickWrite {
+            table: "other".into(),
+            key: key.into(),
+            server: server.into(),
+            prev: prev.map(str::to_string),
+        }],
+    }
+}
+
+#[test]
+fn a_node_that_lost_a_conflict_follows_the_winner() {
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    let table = rt.snapshot().tables.get("other").expect("table").clone();
+    // This node (0) stuck a new key to o1; node 7 stuck it to o2 first.
+    table.store("10.2.2.2", "o1", 1);
+    let ours = rt.stick_queue().take();
+    assert_eq!(ours[0].prev, None, "a new key names no previous server");
+    submit(&rt, &stick(7, "10.2.2.2", "o2", None));
+    submit(
+        &rt,
+        &Command::StickBatch {
+            node: 0,
+            at: now_ms(),
+            writes: ours,
+        },
+    );
+    assert_eq!(table.lookup("10.2.2.2").as_deref(), Some("o2"));
+    assert_eq!(table.dump()[0].server_id, 2);
+    // A refresh names the server the key stuck to.
+    table.store("10.2.2.2", "o2", 2);
+    assert_eq!(rt.stick_queue().take()[0].prev.as_deref(), Some("o2"));
+}
+
+#[test]
+fn a_restarted_node_serves_the_replicated_entries() {
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    submit(&rt, &stick(7, "10.3.3.3", "o2", None));
+    let state = rt.export();
+    drop(rt);
+    let restarted = Runtime::start_from(state, 0).expect("runtime");
+    let table = restarted
+        .snapshot()
+        .tables
+        .get("other")
+        .expect("table")
+        .clone();
+    assert_eq!(table.lookup("10.3.3.3").as_deref(), Some("o2"));
+    let left = table.dump()[0].expires_in_ms.expect("expire 1m");
+    assert!(left > 50_000 && left <= 60_000, "kept its lifetime: {left}");
+}
+
+#[test]
+fn an_installed_snapshot_fills_the_local_tables() {
+    let leader = Runtime::from_text(CONFIG).expect("runtime");
+    submit(&leader, &stick(7, "10.4.4.4", "o1", None));
+    let follower = Runtime::from_text(CONFIG).expect("runtime");
+    follower.install(leader.export());
+    follower.settled_blocking();
+    let table = follower
+        .snapshot()
+        .tables
+        .get("other")
+        .expect("table")
+        .clone();
+    assert_eq!(table.lookup("10.4.4.4").as_deref(), Some("o1"));
 }
 
 #[test]

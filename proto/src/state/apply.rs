@@ -87,17 +87,23 @@ impl ClusterState {
                 }
             }
             Command::StickBatch { at, writes, .. } => {
-                for w in writes {
-                    if let Some(table) = self.tables.get_mut(&w.table) {
-                        table.write(&w.key, &w.server, *at);
-                    }
-                }
+                // Expire first: an expired entry is absent to the
+                // conflict rule, and a full table drops expired entries
+                // before it evicts live ones.
                 for table in self.tables.values_mut() {
                     table.expire(*at);
                 }
+                let mut rejected = Vec::new();
+                for (i, w) in writes.iter().enumerate() {
+                    if let Some(table) = self.tables.get_mut(&w.table) {
+                        if !table.write(&w.key, &w.server, w.prev.as_deref(), *at) {
+                            rejected.push(i);
+                        }
+                    }
+                }
                 Applied {
                     routing: false,
-                    effects: vec![Effect::StickStored],
+                    effects: vec![Effect::StickStored { rejected }],
                 }
             }
             Command::ClearTable { table, key } => match self.tables.get_mut(table) {

@@ -247,6 +247,7 @@ fn stick_tables_expire_and_evict_by_the_command_time() {
         table: "app".into(),
         key: key.into(),
         server: "s1".into(),
+        prev: None,
     };
     let batch = |at, writes| Command::StickBatch {
         node: 0,
@@ -308,11 +309,13 @@ fn any_command() -> impl Strategy<Value = Command> {
         prop_oneof![Just("app".to_string()), Just("gone".to_string())],
         0u8..6,
         prop_oneof![Just("s1".to_string()), Just("s3".to_string())],
+        proptest::option::of(prop_oneof![Just("s1".to_string()), Just("s3".to_string())]),
     )
-        .prop_map(|(table, k, server)| StickWrite {
+        .prop_map(|(table, k, server, prev)| StickWrite {
             table,
             key: format!("10.0.0.{k}"),
             server,
+            prev,
         });
     prop_oneof![
         (prop_oneof![Just(A), Just(B)], at.clone()).prop_map(|(text, at)| load(text, at)),

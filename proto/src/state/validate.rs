@@ -54,6 +54,7 @@ impl ClusterState {
                 let long = writes.iter().find(|w| {
                     w.key.len() > MAX_STICK_KEY
                         || w.server.len() > MAX_STICK_KEY
+                        || w.prev.as_ref().is_some_and(|p| p.len() > MAX_STICK_KEY)
                         || w.table.len() > MAX_STICK_KEY
                 });
                 match long {

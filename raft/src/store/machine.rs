@@ -1,12 +1,13 @@
 //! The state machine on sled: it hands committed commands to the node's
-//! [`StateHost`], persists the resulting state after every batch, and
-//! builds, stores and installs snapshots of the whole `ClusterState`.
+//! [`StateHost`], persists what they changed after every batch (the small
+//! part of the state whole, stick-table entries one by one), and builds,
+//! stores and installs snapshots of the whole `ClusterState`.
 
 use super::{
-    decode_snapshot, encode, MachineMeta, StoreError, APPLIED, FRESH, MEMBERSHIP, SNAPSHOT_DATA,
-    SNAPSHOT_META, STATE,
+    decode_snapshot, encode, remove_entries, stick_key, write_delta, MachineMeta, StoreError,
+    APPLIED, FRESH, MEMBERSHIP, SNAPSHOT_DATA, SNAPSHOT_META, STATE,
 };
-use crate::types::{NodeInfo, Reply, StateHost, TypeConfig};
+use crate::types::{Changes, NodeInfo, Reply, StateHost, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder,
@@ -57,9 +58,10 @@ impl StateMachine {
         self.seeded.clone()
     }
 
-    /// Write the applied id, membership, fresh flag and (when `state` is
-    /// given) the encoded state in one atomic batch, then flush.
-    async fn persist(&self, state: Option<Vec<u8>>) -> Result<(), StoreError> {
+    /// Write the applied id, membership, fresh flag and (when `changes`
+    /// are given) the state without entries and the changed stick entries
+    /// in one atomic batch, then flush.
+    async fn persist(&self, changes: Option<Changes>) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         if let Some(applied) = &self.meta.applied {
             batch.insert(APPLIED, encode("last applied log id", applied)?);
@@ -69,8 +71,11 @@ impl StateMachine {
             encode("last applied membership", &self.meta.membership)?,
         );
         batch.insert(FRESH, encode("fresh flag", &self.meta.fresh)?);
-        if let Some(state) = state {
-            batch.insert(STATE, state);
+        if let Some(changes) = changes {
+            batch.insert(STATE, encode("state", &changes.core)?);
+            for (table, delta) in &changes.tables {
+                write_delta(&self.tree, table, delta, &mut batch)?;
+            }
         }
         self.tree.apply_batch(batch)?;
         self.db.flush_async().await?;
@@ -79,7 +84,12 @@ impl StateMachine {
 
     /// Store a received snapshot as the current one and as the persisted
     /// state, with its applied id and membership, in one batch; flush.
-    async fn persist_snapshot(&self, meta: &Meta, data: &[u8]) -> Result<(), StoreError> {
+    async fn persist_snapshot(
+        &self,
+        meta: &Meta,
+        data: &[u8],
+        state: &ClusterState,
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         match &meta.last_log_id {
             Some(id) => batch.insert(APPLIED, encode("last applied log id", id)?),
@@ -90,7 +100,13 @@ impl StateMachine {
             encode("last applied membership", &meta.last_membership)?,
         );
         batch.insert(FRESH, encode("fresh flag", &false)?);
-        batch.insert(STATE, data);
+        batch.insert(STATE, encode("state", &state.without_entries())?);
+        remove_entries(&self.tree, None, &mut batch)?;
+        for (name, table) in state.tables() {
+            for (key, entry) in table.entries() {
+                batch.insert(stick_key(name, key), encode("stick entry", entry)?);
+            }
+        }
         batch.insert(SNAPSHOT_META, encode("snapshot meta", meta)?);
         batch.insert(SNAPSHOT_DATA, data);
         self.tree.apply_batch(batch)?;
@@ -161,13 +177,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(replies);
         };
         self.meta.applied = Some(last);
-        let write = async {
-            let state = match commands {
-                true => Some(encode("state", &self.host.export())?),
-                false => None,
-            };
-            self.persist(state).await
-        };
+        let changes = commands.then(|| self.host.take_changes());
+        let write = self.persist(changes);
         write
             .await
             .map_err(|e| e.storage(ErrorSubject::Apply(last), ErrorVerb::Write))?;
@@ -213,7 +224,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             )
         };
         let state = decode_snapshot(&data).map_err(fail)?;
-        self.persist_snapshot(meta, &data).await.map_err(fail)?;
+        self.persist_snapshot(meta, &data, &state)
+            .await
+            .map_err(fail)?;
         self.meta = MachineMeta {
             applied: meta.last_log_id,
             membership: meta.last_membership.clone(),

@@ -704,3 +704,125 @@ fn crash_child(step: &str, dir: &Path) -> ! {
         std::process::abort();
     })
 }
+
+const STICKY: &str = "\
+defaults
+    mode http
+backend app
+    stick-table type string len 64 size 20000 expire 10s
+    stick on req.hdr(X-Key)
+    server s1 127.0.0.1:8001
+    server s2 127.0.0.1:8002
+";
+
+fn stick_batch(at: u64, keys: std::ops::Range<u32>, server: &str) -> Command {
+    Command::StickBatch {
+        node: 1,
+        at,
+        writes: keys
+            .map(|k| shoal_proto::command::StickWrite {
+                table: "app".into(),
+                key: format!("key-{k}"),
+                server: server.into(),
+                prev: None,
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn stick_entries_are_persisted_one_by_one_and_rebuild_the_state() {
+    let dir = temp();
+    {
+        let mut n = node(dir.path(), ClusterState::default());
+        n.machine
+            .apply([
+                normal(1, 1, load(STICKY)),
+                normal(1, 2, stick_batch(1_000, 0..10_000, "s1")),
+            ])
+            .await
+            .expect("apply");
+        // Later batches: new keys, a conflict (ignored), an expiry, a clear.
+        n.machine
+            .apply([
+                normal(1, 3, stick_batch(5_000, 10_000..10_100, "s2")),
+                normal(1, 4, stick_batch(5_001, 0..5, "s2")),
+            ])
+            .await
+            .expect("apply");
+        n.machine
+            .apply([
+                normal(1, 5, stick_batch(12_000, 0..0, "s1")),
+                normal(
+                    1,
+                    6,
+                    Command::ClearTable {
+                        table: "app".into(),
+                        key: Some("key-10005".into()),
+                    },
+                ),
+            ])
+            .await
+            .expect("apply");
+        let state = n.host.state();
+        let entries = state.tables()["app"].entries();
+        assert_eq!(entries.len(), 99, "the first 10,000 expired at 11 s");
+        assert_eq!(entries["key-10000"].server, "s2");
+    }
+    let opened = reopen(dir.path());
+    // The state value does not carry the entries: a batch rewrites only
+    // what it changed, whatever the size of the tables.
+    let core = opened.machine.get(STATE).expect("read").expect("stored");
+    assert!(core.len() < 4096, "state value of {} bytes", core.len());
+    drop(opened);
+    let (n, _) = restart(dir.path());
+    let mut expected = state_after(&[
+        load(STICKY),
+        stick_batch(1_000, 0..10_000, "s1"),
+        stick_batch(5_000, 10_000..10_100, "s2"),
+        stick_batch(5_001, 0..5, "s2"),
+        stick_batch(12_000, 0..0, "s1"),
+    ]);
+    expected
+        .execute(&Command::ClearTable {
+            table: "app".into(),
+            key: Some("key-10005".into()),
+        })
+        .expect("clear");
+    assert_eq!(n.host.state(), expected);
+    assert_eq!(n.host.state().hash(), expected.hash());
+}
+
+#[tokio::test]
+async fn an_installed_snapshot_replaces_the_stored_entries() {
+    let (dir_a, dir_b) = (temp(), temp());
+    let mut a = node(dir_a.path(), ClusterState::default());
+    a.machine
+        .apply([
+            normal(1, 1, load(STICKY)),
+            normal(1, 2, stick_batch(1_000, 0..50, "s2")),
+        ])
+        .await
+        .expect("apply");
+    let snapshot = build(&mut a.machine).await;
+    {
+        // B holds other entries (its own history) before the snapshot.
+        let mut b = node(dir_b.path(), ClusterState::default());
+        b.machine
+            .apply([
+                normal(1, 1, load(STICKY)),
+                normal(1, 2, stick_batch(900, 100..200, "s1")),
+            ])
+            .await
+            .expect("apply");
+        let mut received = b.machine.begin_receiving_snapshot().await.expect("begin");
+        *received = Cursor::new(snapshot.snapshot.into_inner());
+        b.machine
+            .install_snapshot(&snapshot.meta, received)
+            .await
+            .expect("install");
+    }
+    let (b, _) = restart(dir_b.path());
+    assert_eq!(b.host.state(), a.host.state());
+    assert_eq!(b.host.state().tables()["app"].entries().len(), 50);
+}

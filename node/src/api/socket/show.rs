@@ -272,19 +272,20 @@ pub fn table(runtime: &Runtime, session: &Session, args: &[&str]) -> Answer {
         [d, ..] if d.starts_with("data.") => return Err(NO_DATA_FILTER.into()),
         _ => return Err(TABLE_ARGS.into()),
     };
-    let entries = t.dump();
     let mut out = String::new();
     if let Some(k) = key {
-        // A key lookup prints the entry alone, or nothing.
-        let Some(e) = entries.iter().find(|e| e.key == k) else {
+        // A key lookup prints the entry alone, or nothing (one map lookup,
+        // not a walk of the table under its lock).
+        let Some(e) = t.view(k) else {
             return Ok(out);
         };
         out.push_str(&table_header(t));
         if need(session, StatsLevel::Operator).is_ok() {
-            out.push_str(&entry_line(name, e));
+            out.push_str(&entry_line(name, &e));
         }
         return Ok(out);
     }
+    let entries = t.dump();
     out.push_str(&table_header(t));
     if need(session, StatsLevel::Operator).is_err() {
         out.push_str("# contents not dumped due to insufficient privileges\n");
