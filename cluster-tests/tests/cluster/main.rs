@@ -15,6 +15,7 @@ mod config;
 mod drain;
 mod failover;
 mod five;
+mod five_drills;
 mod health;
 mod load;
 mod membership;
