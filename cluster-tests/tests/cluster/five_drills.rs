@@ -388,6 +388,13 @@ async fn five_nodes_lose_two_and_keep_every_guarantee() {
         after.is_empty(),
         "requests after the verdict failed: {after:?}"
     );
+    // Stronger, as in drill 1: only requests already in flight at the
+    // kill failed (one per client at most); later ones were retried or
+    // redispatched even before the verdict.
+    assert!(
+        errors.iter().all(|(at, _)| *at < fault) && errors.len() <= fronts.len(),
+        "requests started after s2's kill failed: {errors:?}"
+    );
     // Before the verdict, a request s2 was serving when it died fails
     // with 502 (as in HAProxy: no retry of a request the server may have
     // seen); shown relative to the kill.
