@@ -16,11 +16,8 @@
 //!     serves more than maxconn + 2 (N - 1 for N = 3) at once.
 
 use crate::support::*;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -90,83 +87,9 @@ fn drill_config(s1: &Backend, s2: &Backend, s3: &Backend) -> String {
     )
 }
 
-/// One GET `/` to `addr` from local address `src`: status, `x-server`,
-/// `set-cookie`; `Err` when no answer came.
-async fn get_from(
-    src: IpAddr,
-    addr: SocketAddr,
-    cookie: Option<&str>,
-) -> Result<(u16, String, String), String> {
-    let exchange = async {
-        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
-        socket
-            .bind(SocketAddr::new(src, 0))
-            .map_err(|e| format!("bind {src}: {e}"))?;
-        let stream = socket
-            .connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr} from {src}: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(conn);
-        let mut req = hyper::Request::builder()
-            .uri("/")
-            .header("host", addr.to_string());
-        if let Some(c) = cookie {
-            req = req.header("cookie", c);
-        }
-        let req = req
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| e.to_string())?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("GET / on {addr} from {src}: {e}"))?;
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
-        let out = (
-            resp.status().as_u16(),
-            header("x-server"),
-            header("set-cookie"),
-        );
-        let _ = resp.into_body().collect().await;
-        Ok(out)
-    };
-    tokio::time::timeout(Duration::from_secs(20), exchange)
-        .await
-        .map_err(|_| format!("GET / on {addr} from {src}: no answer in 20 s"))?
-}
-
-/// [`get_from`] that must answer 200: the answering server and `set-cookie`.
-async fn ok_from(src: IpAddr, addr: SocketAddr, cookie: Option<&str>) -> (String, String) {
-    let (status, server, set_cookie) = get_from(src, addr, cookie)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(status, 200, "GET / through {addr} from {src}");
-    (server, set_cookie)
-}
-
 /// Client source address number `i` (127.0.2.i: not a node's address).
 fn source(i: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 2, i))
-}
-
-/// `show table app` on a node's runtime socket: key -> server.
-fn table(node: &Node) -> BTreeMap<String, String> {
-    socat(&node.socket(), "show table app")
-        .lines()
-        .filter_map(|line| {
-            let key = line.split(" key=").nth(1)?.split(' ').next()?;
-            let server = line.split(" server_key=").nth(1)?;
-            Some((key.to_string(), server.trim().to_string()))
-        })
-        .collect()
 }
 
 /// Node `id`'s cluster verdict and health of `ck`'s or `app`'s `server`.
@@ -190,16 +113,6 @@ async fn verdict(c: &Cluster, id: u64, server: &str) -> Option<(String, String)>
         s["verdict"].as_str()?.to_string(),
         s["health"].as_str()?.to_string(),
     ))
-}
-
-/// The most `/delay` requests `backend` ever served at once.
-async fn peak(backend: &Backend) -> u64 {
-    get(backend.addr, "/peak")
-        .await
-        .body
-        .trim()
-        .parse()
-        .expect("a peak count")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,7 +172,7 @@ async fn five_nodes_lose_two_and_keep_every_guarantee() {
     // Older than a batch window: on every node before the kill.
     for &id in &all {
         poll(&format!("node {id} holds the 40 entries"), || async {
-            let seen = table(c.node(id));
+            let seen = stick_table(c.node(id), "app");
             chosen
                 .iter()
                 .all(|(k, s)| seen.get(k) == Some(s))

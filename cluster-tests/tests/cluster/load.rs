@@ -47,16 +47,6 @@ fn wait_reports(c: &mut Cluster) {
     }
 }
 
-/// The most `/delay` requests `backend` ever served at once.
-async fn peak(backend: &Backend) -> u64 {
-    get(backend.addr, "/peak")
-        .await
-        .body
-        .trim()
-        .parse()
-        .expect("a peak count")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maxconn_holds_for_the_cluster_and_no_request_fails() {
     let s1 = Backend::http("s1");

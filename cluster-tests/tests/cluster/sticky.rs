@@ -20,65 +20,13 @@
 //! reach every node.
 
 use crate::support::*;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-/// One GET to `addr` from the local address `src` (the client socket is
-/// bound to it); the answering server (`x-server`) and `set-cookie`.
-async fn get_from(src: IpAddr, addr: SocketAddr, cookie: Option<&str>) -> (String, String) {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.bind(SocketAddr::new(src, 0)).expect("bind source");
-    let stream = tokio::time::timeout(DEADLINE, socket.connect(addr))
-        .await
-        .expect("connect in time")
-        .unwrap_or_else(|e| panic!("connect {addr} from {src}: {e}"));
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let mut req = hyper::Request::builder()
-        .uri("/")
-        .header("host", addr.to_string());
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    let req = req.body(Full::new(Bytes::new())).expect("request");
-    let resp = tokio::time::timeout(DEADLINE, sender.send_request(req))
-        .await
-        .expect("answer in time")
-        .expect("answer");
-    assert_eq!(resp.status(), 200, "GET / through {addr} from {src}");
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    let (server, set_cookie) = (header("x-server"), header("set-cookie"));
-    let _ = resp.into_body().collect().await;
-    (server, set_cookie)
-}
-
 /// Client source address number `i` (127.0.1.i: not a node's address).
 fn source(i: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 1, i))
-}
-
-/// `show table app` on a node's runtime socket: key -> server.
-fn table(node: &Node) -> BTreeMap<String, String> {
-    socat(&node.socket(), "show table app")
-        .lines()
-        .filter_map(|line| {
-            let key = line.split(" key=").nth(1)?.split(' ').next()?;
-            let server = line.split(" server_key=").nth(1)?;
-            Some((key.to_string(), server.trim().to_string()))
-        })
-        .collect()
 }
 
 const EXTRA: &str = "\
@@ -111,7 +59,7 @@ async fn stick_clients(
 ) -> BTreeMap<String, String> {
     let mut chosen = BTreeMap::new();
     for i in sources {
-        let (server, _) = get_from(source(i), front, None).await;
+        let (server, _) = ok_from(source(i), front, None).await;
         chosen.insert(source(i).to_string(), server);
     }
     chosen
@@ -119,7 +67,7 @@ async fn stick_clients(
 
 /// Whether `node`'s table holds every entry of `want`.
 fn holds(node: &Node, want: &BTreeMap<String, String>) -> bool {
-    let seen = table(node);
+    let seen = stick_table(node, "app");
     want.iter().all(|(k, s)| seen.get(k) == Some(s))
 }
 
@@ -142,7 +90,7 @@ async fn sessions_made_through_a_killed_node_keep_their_servers() {
     };
 
     // A cookie session through A.
-    let (cookie_server, set_cookie) = get_from(source(1), cookies_a, None).await;
+    let (cookie_server, set_cookie) = ok_from(source(1), cookies_a, None).await;
     let cookie = set_cookie
         .split(';')
         .next()
@@ -154,7 +102,7 @@ async fn sessions_made_through_a_killed_node_keep_their_servers() {
     // sticks to its first server.
     let mut chosen: BTreeMap<String, String> = BTreeMap::new();
     for i in 1..=30 {
-        let (server, _) = get_from(source(i), web_a, None).await;
+        let (server, _) = ok_from(source(i), web_a, None).await;
         chosen.insert(source(i).to_string(), server);
     }
     let servers: std::collections::BTreeSet<&String> = chosen.values().collect();
@@ -165,7 +113,7 @@ async fn sessions_made_through_a_killed_node_keep_their_servers() {
     );
     let b = survivors[0];
     poll("B holds A's first 30 entries", || async {
-        let seen = table(c.node(b));
+        let seen = stick_table(c.node(b), "app");
         chosen
             .iter()
             .all(|(k, s)| seen.get(k) == Some(s))
@@ -178,12 +126,12 @@ async fn sessions_made_through_a_killed_node_keep_their_servers() {
     let mut recent: BTreeMap<String, String> = BTreeMap::new();
     let first_recent = Instant::now();
     for i in 31..=50 {
-        let (server, _) = get_from(source(i), web_a, None).await;
+        let (server, _) = ok_from(source(i), web_a, None).await;
         recent.insert(source(i).to_string(), server);
     }
     let written = Instant::now();
     poll_within("B holds A's 20 recent entries", DEADLINE, || async {
-        let seen = table(c.node(b));
+        let seen = stick_table(c.node(b), "app");
         recent
             .iter()
             .all(|(k, s)| seen.get(k) == Some(s))
@@ -193,7 +141,7 @@ async fn sessions_made_through_a_killed_node_keep_their_servers() {
     // And a last group, killed without waiting: may be lost by design.
     let mut last: Vec<(String, String)> = Vec::new();
     for i in 51..=60 {
-        let (server, _) = get_from(source(i), web_a, None).await;
+        let (server, _) = ok_from(source(i), web_a, None).await;
         last.push((source(i).to_string(), server));
     }
     let killed = Instant::now();
@@ -207,20 +155,20 @@ async fn sessions_made_through_a_killed_node_keep_their_servers() {
     for &id in &survivors {
         let front = c.node_mut(id).front("web");
         let cookies = c.node_mut(id).front("cookies");
-        let (server, _) = get_from(source(1), cookies, Some(&cookie)).await;
+        let (server, _) = ok_from(source(1), cookies, Some(&cookie)).await;
         assert_eq!(
             server, cookie_server,
             "the cookie session through node {id}"
         );
         for (key, want) in chosen.iter().chain(&recent) {
             let src: IpAddr = key.parse().expect("an address");
-            let (server, _) = get_from(src, front, None).await;
+            let (server, _) = ok_from(src, front, None).await;
             assert_eq!(&server, want, "client {key} through node {id}");
         }
     }
     // The last group: committed ones are complete and keep their server;
     // only the newest writes may be missing.
-    let seen = table(c.node(b));
+    let seen = stick_table(c.node(b), "app");
     let kept = last
         .iter()
         .take_while(|(k, _)| seen.contains_key(k))
@@ -290,7 +238,7 @@ async fn a_cut_off_leader_loses_no_committed_entry_and_converges() {
     );
     for (key, want) in &isolated {
         let src: IpAddr = key.parse().expect("an address");
-        let (server, _) = get_from(src, fronts[&leader], None).await;
+        let (server, _) = ok_from(src, fronts[&leader], None).await;
         assert_eq!(
             &server, want,
             "client {key} sticks through the isolated node"
@@ -315,7 +263,7 @@ async fn a_cut_off_leader_loses_no_committed_entry_and_converges() {
     for &id in &all {
         for (key, want) in before.iter().chain(&committed).chain(&isolated) {
             let src: IpAddr = key.parse().expect("an address");
-            let (server, _) = get_from(src, fronts[&id], None).await;
+            let (server, _) = ok_from(src, fronts[&id], None).await;
             assert_eq!(
                 &server, want,
                 "client {key} through node {id} (state {hash})"

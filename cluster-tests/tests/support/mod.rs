@@ -13,9 +13,10 @@ mod cut;
 mod http;
 mod node;
 mod process;
+mod sources;
 
 #[allow(unused_imports)]
-pub use {browser::*, cli::*, cluster::*, cut::*, http::*, node::*, process::*};
+pub use {browser::*, cli::*, cluster::*, cut::*, http::*, node::*, process::*, sources::*};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
