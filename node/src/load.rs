@@ -41,6 +41,46 @@ pub const TIMEOUT: Duration = Duration::from_millis(750);
 /// connection slot Raft shares is not held for long.
 const SEND_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// What the admin API shows of the peers' reports
+/// (`GET /v1/cluster/load`): written once a round by the load task, read
+/// by the API, never touched by the request path.
+#[derive(Default)]
+pub struct Board {
+    peers: std::sync::Mutex<Vec<PeerView>>,
+}
+
+/// One peer as of the last round.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PeerView {
+    /// The peer's node id.
+    pub node: NodeId,
+    /// Its sessions count in this node's sums (heard within the timeout,
+    /// about the same servers).
+    pub live: bool,
+    /// Milliseconds since its last report arrived, as of the last round.
+    pub heard_ms_ago: u64,
+}
+
+impl Board {
+    /// The peers as of the last round, by node id.
+    pub fn peers(&self) -> Vec<PeerView> {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn publish(&self, peers: &HashMap<NodeId, Peer>, now: Instant) {
+        let mut views: Vec<PeerView> = peers
+            .iter()
+            .map(|(id, p)| PeerView {
+                node: *id,
+                live: p.live,
+                heard_ms_ago: now.saturating_duration_since(p.heard).as_millis() as u64,
+            })
+            .collect();
+        views.sort_unstable_by_key(|v| v.node);
+        *self.peers.lock().unwrap_or_else(|e| e.into_inner()) = views;
+    }
+}
+
 /// What the last report of one peer said.
 struct Peer {
     /// Counted in the sums (as of the last round); for the log.
@@ -118,8 +158,8 @@ pub fn next_limit(maxconn: u32, target: u32, current: Option<u32>, held: u32, no
 }
 
 /// Exchange load reports with the cluster's members until the process
-/// ends. Started once per cluster node.
-pub async fn run(runtime: Arc<Runtime>, cluster: Arc<Cluster>) {
+/// ends, showing the peers on `board`. Started once per cluster node.
+pub async fn run(runtime: Arc<Runtime>, cluster: Arc<Cluster>, board: Arc<Board>) {
     let Some(mut reports) = cluster.transport().load_reports() else {
         tracing::error!("load reports: already taken; cluster-wide load is off");
         return;
@@ -163,6 +203,7 @@ pub async fn run(runtime: Arc<Runtime>, cluster: Arc<Cluster>) {
                     .map(|(id, p)| (*id, p))
                     .collect();
                 live.sort_unstable_by_key(|(id, _)| *id);
+                board.publish(&peers, now);
                 let mine = apply(&snapshot, me, &live);
                 let parts = match LoadReport::encode_parts(me, seq, layout.hash, &mine) {
                     Ok(parts) => Arc::new(parts),

@@ -115,6 +115,8 @@ struct Node {
     running: Arc<Config>,
     /// This node's cluster membership, if it runs in one.
     cluster: Option<Arc<shoal_raft::cluster::Cluster>>,
+    /// The peers' load reports, for the admin API (cluster nodes only).
+    load: Option<Arc<crate::load::Board>>,
     /// Housekeeping: stick-table batches, idle pooled connections.
     background: [tokio::task::JoinHandle<()>; 2],
 }
@@ -193,15 +195,16 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
     // Raft before any surface: from the first change on (a health report,
     // a stick expiry, an operator's command), changes of a member go
     // through the log, never straight into its state.
-    let cluster = match (opts.cluster.clone(), store) {
+    let (cluster, load) = match (opts.cluster.clone(), store) {
         (Some(c), Some(store)) => {
             let admin = match &admin_listener {
                 Some(l) => l.local_addr()?.to_string(),
                 None => bail!("a cluster node needs --admin"),
             };
-            Some(start_cluster(&c, store, &runtime, admin).await?)
+            let (cluster, load) = start_cluster(&c, store, &runtime, admin).await?;
+            (Some(cluster), Some(load))
         }
-        _ => None,
+        _ => (None, None),
     };
     let config = runtime.read(|s| s.config().model.clone());
     let (shutdown, _) = watch::channel(false);
@@ -220,6 +223,7 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
         ],
         running: config.clone(),
         cluster,
+        load,
     };
     // Checks first: the passive-health registry must be in place before
     // the first request can arrive.
@@ -243,6 +247,7 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
                 runtime.clone(),
                 node.opts.admin_token.clone(),
                 node.cluster.clone(),
+                node.load.clone(),
             )
             .await?,
         ),
@@ -329,7 +334,7 @@ async fn start_cluster(
     store: shoal_raft::store::Opened,
     runtime: &Arc<Runtime>,
     admin: String,
-) -> anyhow::Result<Arc<shoal_raft::cluster::Cluster>> {
+) -> anyhow::Result<(Arc<shoal_raft::cluster::Cluster>, Arc<crate::load::Board>)> {
     use shoal_raft::cluster::{Cluster, Settings};
     // A voter restarting stays one; anything else (a new node, a join
     // that did not finish, a wiped directory) joins with --join.
@@ -353,11 +358,16 @@ async fn start_cluster(
     );
     runtime.set_proposer(Arc::new(crate::cluster::RaftProposer(cluster.clone())));
     // Cluster-wide load: leastconn and maxconn across the nodes.
-    tokio::spawn(crate::load::run(runtime.clone(), cluster.clone()));
+    let board = Arc::new(crate::load::Board::default());
+    tokio::spawn(crate::load::run(
+        runtime.clone(),
+        cluster.clone(),
+        board.clone(),
+    ));
     if !voter && !c.join.is_empty() {
         tokio::spawn(join_at_start(cluster.clone(), c.join.clone()));
     }
-    Ok(cluster)
+    Ok((cluster, board))
 }
 
 /// `--join`: try each address in turn until one adds this node; the node

@@ -637,6 +637,45 @@ async fn cluster_health_rule_socket_and_admin_views() {
     // Traffic goes to the server that is UP only.
     let counts = tally(shoal.addr("fe"), "/", 10).await;
     assert_eq!(counts.get("s1"), Some(&10), "{counts:?}");
+
+    // `/v1/cluster/load` answers standalone too: no peers, no shares.
+    let r = send(
+        admin,
+        "GET",
+        "/v1/cluster/load",
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+    assert_eq!(
+        (&v["node"], &v["peers"]),
+        (&serde_json::json!(0), &serde_json::json!([])),
+        "{v}"
+    );
+    let s1 = &v["servers"][0];
+    assert_eq!(
+        (
+            &s1["backend"],
+            &s1["server"],
+            &s1["in_flight"],
+            &s1["peers_in_flight"],
+            &s1["limit"]
+        ),
+        (
+            &serde_json::json!("app"),
+            &serde_json::json!("s1"),
+            &serde_json::json!(0),
+            &serde_json::json!(0),
+            &serde_json::Value::Null
+        ),
+        "{v}"
+    );
+    assert!(
+        doc["paths"]["/v1/cluster/load"]["get"].is_object(),
+        "documented"
+    );
 }
 
 /// `shoal check` knows the keyword, and says where a bad rule is.

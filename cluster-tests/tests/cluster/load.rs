@@ -35,6 +35,29 @@ fn load_config(balance: &str, servers: &str, extra: &str) -> String {
     )
 }
 
+/// Node `id`'s `GET /v1/cluster/load`: whether it counts `peer` as live,
+/// and `server` of `app`'s sessions on the peers.
+async fn load_view(c: &Cluster, id: u64, peer: u64, server: &str) -> (bool, u64) {
+    let r = admin(c.node(id).admin, "GET", "/v1/cluster/load", "").await;
+    assert_eq!(r.status, 200, "GET /v1/cluster/load: {}", r.body);
+    let v = r.json();
+    let live = v["peers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["node"] == peer))
+        .is_some_and(|p| p["live"] == true);
+    let entry = v["servers"]
+        .as_array()
+        .and_then(|ss| {
+            ss.iter()
+                .find(|s| s["backend"] == "app" && s["server"] == server)
+        })
+        .unwrap_or_else(|| panic!("node {id}: no app/{server} in {v}"));
+    (
+        live,
+        entry["peers_in_flight"].as_u64().expect("peers_in_flight"),
+    )
+}
+
 /// Wait until every node counts every other node's reports.
 fn wait_reports(c: &mut Cluster) {
     let ids = c.ids();
@@ -152,6 +175,12 @@ async fn leastconn_counts_other_nodes_sessions_until_they_go_silent() {
         );
     }
 
+    // The admin API shows what node 2 counts: node 1 live, its 6 sessions.
+    poll("node 2 shows node 1's sessions on s2", || async {
+        (load_view(&c, 2, 1, "s2").await == (true, 6)).then_some(())
+    })
+    .await;
+
     // Node 1 freezes: its sessions stay open, its reports stop. Within
     // the timeout the others drop it from the sums and use s2 again.
     let pid = Pid::from_raw(c.node(1).proc.child.id() as i32);
@@ -162,7 +191,13 @@ async fn leastconn_counts_other_nodes_sessions_until_they_go_silent() {
         ));
     }
     let t = tally(fronts[2], 10).await;
+    let shown = load_view(&c, 3, 1, "s2").await;
     kill(pid, Signal::SIGCONT).expect("SIGCONT node 1");
+    assert_eq!(
+        shown,
+        (false, 0),
+        "node 3's /v1/cluster/load after node 1 went silent (live, s2 peers' sessions)"
+    );
     assert!(
         t.get("s2").is_some_and(|&n| n >= 4),
         "node 3 still avoids s2 after node 1 went silent: {t:?}"

@@ -104,6 +104,8 @@ pub struct Api {
     openapi: Bytes,
     /// This node's cluster membership (`None`: standalone).
     cluster: Option<Arc<shoal_raft::cluster::Cluster>>,
+    /// The peers' load reports (`None`: standalone).
+    load: Option<Arc<crate::load::Board>>,
 }
 
 /// Serve the admin API on `listener`. `token`: bearer token required for
@@ -114,6 +116,7 @@ pub async fn start(
     runtime: Arc<Runtime>,
     token: Option<String>,
     cluster: Option<Arc<shoal_raft::cluster::Cluster>>,
+    load: Option<Arc<crate::load::Board>>,
 ) -> std::io::Result<Admin> {
     // Not ready until the node followed its state once (`Node::reconcile`
     // sets it): a drained node, or one whose config does not load here,
@@ -128,6 +131,7 @@ pub async fn start(
         ready: ready.clone(),
         openapi: Bytes::from(openapi),
         cluster,
+        load,
     });
     let service = routes::service(api, router);
     // tokio listens with a backlog of 128; a burst of connections beyond

@@ -212,6 +212,68 @@ pub async fn health(State(api): State<Arc<Api>>) -> Reply {
     json(StatusCode::OK, &view)
 }
 
+/// One server in `GET /v1/cluster/load`.
+#[derive(Serialize, ToSchema)]
+pub struct ServerLoadView {
+    backend: String,
+    server: String,
+    /// Its `maxconn` (`None`: no limit).
+    maxconn: Option<u32>,
+    /// Sessions this node has in flight on it.
+    in_flight: u32,
+    /// Sessions the live peers last reported in flight on it.
+    peers_in_flight: u32,
+    /// Both: what `leastconn` ranks by.
+    cluster_in_flight: u32,
+    /// This node's share of `maxconn` (`None`: only `maxconn` applies,
+    /// as standalone or with no live peer).
+    limit: Option<u32>,
+}
+
+/// `GET /v1/cluster/load`.
+#[derive(Serialize, ToSchema)]
+pub struct LoadView {
+    /// The node that answered (0: standalone).
+    node: NodeId,
+    /// The peers whose reports this node has heard, and whether they count.
+    peers: Vec<crate::load::PeerView>,
+    servers: Vec<ServerLoadView>,
+}
+
+/// Cluster-wide load as this node sees it: each server's sessions here
+/// and on the live peers, and this node's share of its `maxconn`. Also
+/// answers on a standalone node (no peers).
+#[utoipa::path(get, path = "/v1/cluster/load", tag = "cluster",
+    responses((status = 200, description = "Load per server", body = LoadView), Denied))]
+pub async fn load(State(api): State<Arc<Api>>) -> Reply {
+    let snapshot = api.runtime.snapshot();
+    let servers = snapshot
+        .backends
+        .iter()
+        .flat_map(|b| {
+            b.servers.iter().map(|s| {
+                let in_flight = s.shared.counters.current();
+                let peers_in_flight = s.shared.cluster.peers();
+                ServerLoadView {
+                    backend: b.name.to_string(),
+                    server: s.name.to_string(),
+                    maxconn: s.maxconn.filter(|&m| m > 0),
+                    in_flight,
+                    peers_in_flight,
+                    cluster_in_flight: in_flight.saturating_add(peers_in_flight),
+                    limit: s.shared.cluster.limit(),
+                }
+            })
+        })
+        .collect();
+    let view = LoadView {
+        node: api.runtime.node(),
+        peers: api.load.as_ref().map(|b| b.peers()).unwrap_or_default(),
+        servers,
+    };
+    json(StatusCode::OK, &view)
+}
+
 /// Leave the cluster gracefully (this node is removed from the membership).
 #[utoipa::path(post, path = "/v1/cluster/leave", tag = "cluster",
     responses((status = 200, description = "Left", body = Done), Denied,

@@ -36,6 +36,7 @@ pub fn build() -> (Router<Arc<Api>>, utoipa::openapi::OpenApi) {
         .routes(routes!(tables::stats))
         .routes(routes!(cluster::status))
         .routes(routes!(cluster::health))
+        .routes(routes!(cluster::load))
         .routes(routes!(cluster::init))
         .routes(routes!(cluster::join))
         .routes(routes!(cluster::leave))
