@@ -236,3 +236,95 @@ fn local_cluster_script_starts_reports_stops_and_resumes() {
     );
     script.ok("stop");
 }
+
+/// The repository's deploy/ directory.
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .canonicalize()
+        .expect("the repository's deploy/")
+}
+
+/// deploy/systemd/shoal.service passes `systemd-analyze verify` without a
+/// warning (an unknown or misspelt hardening key would be one), with its
+/// binary pointed at this build's.
+#[test]
+fn systemd_unit_verifies_cleanly() {
+    let unit = std::fs::read_to_string(deploy_dir().join("systemd/shoal.service"))
+        .expect("read shoal.service");
+    let shoal = bin("shoal");
+    let unit = unit.replace("/usr/local/bin/shoal", &shoal.display().to_string());
+    let env = deploy_dir().join("systemd/shoal.env.example");
+    let unit = unit.replace("/etc/shoal/shoal.env", &env.display().to_string());
+    let tmp = TempDir::new("systemd");
+    let path = tmp.file("shoal.service", &unit);
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (./test.sh installs systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed: {stderr}"
+    );
+    assert!(
+        stderr.trim().is_empty(),
+        "systemd-analyze verify warns: {stderr}"
+    );
+}
+
+/// Every key of deploy/sysctl/99-shoal.conf names a kernel setting.
+#[test]
+fn sysctl_file_names_existing_settings() {
+    let text = std::fs::read_to_string(deploy_dir().join("sysctl/99-shoal.conf"))
+        .expect("read 99-shoal.conf");
+    let keys: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
+        .map(|l| l.split('=').next().unwrap_or("").trim())
+        .collect();
+    assert!(keys.len() >= 8, "{keys:?}");
+    for key in keys {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        assert!(
+            path.exists(),
+            "{key} is no kernel setting ({} is missing)",
+            path.display()
+        );
+    }
+}
+
+/// deploy/keepalived/keepalived.conf passes keepalived's own config test,
+/// with the track script at its place in the repository.
+#[test]
+fn keepalived_config_passes_its_config_test() {
+    let conf = std::fs::read_to_string(deploy_dir().join("keepalived/keepalived.conf"))
+        .expect("read keepalived.conf");
+    let script = deploy_dir().join("keepalived/shoal-ready.sh");
+    let conf = conf.replace(
+        "/etc/keepalived/shoal-ready.sh",
+        &script.display().to_string(),
+    );
+    let tmp = TempDir::new("keepalived");
+    let path = tmp.file("keepalived.conf", &conf);
+    let log = tmp.path("config-test.log");
+    let out = Command::new("keepalived")
+        .arg(format!("--config-test={}", log.display()))
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("keepalived (./test.sh installs it)");
+    let report = std::fs::read_to_string(&log).unwrap_or_default();
+    // keepalived 2.2 reports errors in the log and exits with a code from
+    // 1 upwards; after a clean test it ends itself with SIGTERM (143 from
+    // a shell) instead of exiting 0.
+    use std::os::unix::process::ExitStatusExt as _;
+    let clean = out.status.success() || out.status.signal() == Some(15);
+    assert!(
+        clean && report.trim().is_empty(),
+        "keepalived's config test failed ({}): {report}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -18,6 +18,19 @@ async fn ready(admin: std::net::SocketAddr) -> u16 {
         .status
 }
 
+/// Whether deploy/keepalived/shoal-ready.sh (the VIP's track script)
+/// says the node with this admin API is ready.
+fn track_script_passes(admin: std::net::SocketAddr) -> bool {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/keepalived/shoal-ready.sh");
+    std::process::Command::new("sh")
+        .arg(&script)
+        .arg(admin.to_string())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
+        .success()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drained_node_finishes_in_flight_requests_and_takes_no_new_ones() {
     let s1 = Backend::http("s1");
@@ -26,6 +39,10 @@ async fn drained_node_finishes_in_flight_requests_and_takes_no_new_ones() {
     let admin1 = c.node(1).admin.to_string();
     let admin2 = c.node(2).admin;
     assert_eq!(ready(admin2).await, 200, "node 2 is ready before the drain");
+    assert!(
+        track_script_passes(admin2),
+        "keepalived's track script before the drain"
+    );
 
     // A long request through node 2, under way at the backend.
     let base = conns(&s1).await;
@@ -72,6 +89,11 @@ async fn drained_node_finishes_in_flight_requests_and_takes_no_new_ones() {
         assert_eq!(r.status, 200, "through node {id} while node 2 drains");
         assert_eq!(ready(c.node(id).admin).await, 200, "node {id} /ready");
     }
+    // keepalived's track script fails: the VIP would move away.
+    assert!(
+        !track_script_passes(admin2),
+        "keepalived's track script on a drained node"
+    );
     let status = c.status(3).await;
     assert_eq!(
         member(&status, 2).expect("node 2")["drained"],
@@ -95,6 +117,10 @@ async fn drained_node_finishes_in_flight_requests_and_takes_no_new_ones() {
         (ready(admin2).await == 200).then_some(())
     })
     .await;
+    assert!(
+        track_script_passes(admin2),
+        "keepalived's track script after `node ready`"
+    );
     // Its listener opens again (bound anew: port 0 picks a new port).
     let reopened = c.node_mut(2).front_nth("web", 2);
     let r = get(reopened, "/").await;
