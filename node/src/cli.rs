@@ -14,6 +14,7 @@
 //! - `render.rs`: the human output (summary lines, the cluster table) and
 //!   the error line.
 
+mod backup;
 mod client;
 mod commands;
 mod render;
@@ -100,6 +101,29 @@ pub enum ClusterCommand {
         /// The member's node id.
         #[arg(value_name = "NODE_ID")]
         node: NodeId,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Write the cluster's whole replicated state to FILE: through a
+    /// member's admin API (after a read barrier: every acknowledged write
+    /// is in it), or, with --data-dir, from a stopped node's data
+    /// directory (for disaster recovery, when no majority is left).
+    Backup {
+        /// Where to write the backup (replaced atomically).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Read a stopped node's data directory instead of asking a node.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Replace the cluster's whole replicated state with a backup's
+    /// (config, server states, stick tables, drained nodes), on every node.
+    Restore {
+        /// A file `shoal cluster backup` wrote.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
         #[command(flatten)]
         target: Target,
     },

@@ -244,7 +244,9 @@ impl Runtime {
             }
             let applied = cell.state.execute(command);
             let mut unloadable = None;
-            if let (Ok(_), Command::LoadConfig { .. }) = (&applied, command) {
+            if let (Ok(_), Command::LoadConfig { .. } | Command::Restore { .. }) =
+                (&applied, command)
+            {
                 // Only differs from what apply kept when `fresh` reset it.
                 cell.state.keep_serving(&served);
                 let config = cell.state.config();
@@ -456,6 +458,19 @@ impl Runtime {
                 // node itself makes listeners, checks and sockets follow
                 // the new config (see `node::Node::reload`).
                 Effect::ConfigLoaded => {
+                    for s in snapshot.backends.iter().flat_map(|b| b.servers.iter()) {
+                        s.shared.flush_connections();
+                    }
+                    self.reconfigured.send_modify(|v| *v += 1);
+                }
+                // A backup replaced everything: the local tables become
+                // its tables (entries only this node had go), as after a
+                // snapshot install.
+                Effect::Restored => {
+                    for t in snapshot.tables.values() {
+                        t.clear(None);
+                    }
+                    self.follow_installed_tables(&snapshot);
                     for s in snapshot.backends.iter().flat_map(|b| b.servers.iter()) {
                         s.shared.flush_connections();
                     }

@@ -185,6 +185,12 @@ pub enum Command {
     /// every verdict is derived again without them (proposed by the leader
     /// after a removal, so that apply never reads Raft's membership).
     ForgetNode { node: NodeId, at: Millis },
+    /// `shoal cluster restore FILE`: replace the whole replicated state
+    /// (config, server states, health reports, stick tables, drained
+    /// nodes) with a backup's. Build it with [`Command::restore`].
+    Restore {
+        state: Box<crate::state::ClusterState>,
+    },
 }
 
 impl Command {
@@ -207,6 +213,20 @@ impl Command {
     ) -> Result<Command, Refusal> {
         let parsed = crate::config::parse_with_env(text, file, env).map_err(Refusal::Config)?;
         Ok(Command::loaded(file, text, at, &parsed.config))
+    }
+
+    /// A `Restore` of `state` (decoded from a backup here, so its config
+    /// was parsed with this process's environment): refused when that
+    /// config does not load here, with its errors, as `LoadConfig` is.
+    pub fn restore(state: crate::state::ClusterState) -> Result<Command, Refusal> {
+        if let Some(why) = &state.config().local_error {
+            return Err(Refusal::Restore(format!(
+                "its configuration does not load on this node: {why}"
+            )));
+        }
+        Ok(Command::Restore {
+            state: Box::new(state),
+        })
     }
 
     /// The `LoadConfig` of a text and its parse.
@@ -235,7 +255,8 @@ impl Command {
             | Command::StickBatch { .. }
             | Command::ClearTable { .. }
             | Command::SetNodeDrained { .. }
-            | Command::ForgetNode { .. } => None,
+            | Command::ForgetNode { .. }
+            | Command::Restore { .. } => None,
         }
     }
 }

@@ -227,6 +227,9 @@ pub struct ClusterState {
 pub enum Effect {
     /// A new config is running: listeners, checks and sockets follow it.
     ConfigLoaded,
+    /// The whole state was replaced by a backup's: the node follows it as
+    /// after installing a snapshot (config, tables, pooled connections).
+    Restored,
     /// End every session open on this server.
     ShutdownSessions(ServerRef),
     /// The server moved or left service: close its pooled idle connections.

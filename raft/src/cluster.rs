@@ -363,6 +363,28 @@ impl Cluster {
         Ok(reply)
     }
 
+    /// Wait until this node's state holds every write committed before
+    /// the call (a read index from the leader, then applying up to it):
+    /// what a read must do to see all acknowledged writes. Fails without
+    /// a leader that a majority confirms.
+    pub async fn read_barrier(&self) -> Result<u64, ClusterError> {
+        let index = match self.leader_call(AppRequest::ReadIndex).await? {
+            AppResponse::ReadIndex { index } => index,
+            AppResponse::Failed(e) => return Err(e.into()),
+            other => return Err(ClusterError::Failed(format!("unexpected answer {other:?}"))),
+        };
+        self.raft
+            .wait(Some(WRITE_DEADLINE))
+            .applied_index_at_least(Some(index), "read index applied here")
+            .await
+            .map_err(|_| {
+                ClusterError::Timeout(format!(
+                    "the leader's read index {index} was not applied on this node in time"
+                ))
+            })?;
+        Ok(index)
+    }
+
     /// Every member (voters and learners) and what the membership records.
     pub fn members(&self) -> std::collections::BTreeMap<NodeId, NodeInfo> {
         let m = self.raft.metrics().borrow().clone();

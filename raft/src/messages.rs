@@ -23,6 +23,9 @@ pub enum AppRequest {
     Remove { node: NodeId },
     /// How far the asked node is.
     Status,
+    /// The leader confirms it still leads (a heartbeat round to a
+    /// majority) and answers the index a linearizable read must wait for.
+    ReadIndex,
 }
 
 /// The answer to an [`AppRequest`].
@@ -35,6 +38,8 @@ pub enum AppResponse {
     Done,
     /// The asked node's view.
     Status(PeerStatus),
+    /// Reads that apply up to `index` see every write committed before.
+    ReadIndex { index: u64 },
     /// The request failed.
     Failed(AppError),
 }

@@ -318,6 +318,11 @@ impl Opened {
         Ok(Some(state))
     }
 
+    /// The index of the last log entry the persisted state applied.
+    pub fn applied_index(&self) -> Option<u64> {
+        self.meta.applied.map(|id| id.index)
+    }
+
     /// The node has been part of a cluster: a vote, a log entry or an
     /// applied membership is stored. A restarted node then just starts;
     /// it neither initializes a cluster nor joins one.

@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod backup;
 mod certs;
 mod changes;
 mod config;

@@ -39,6 +39,7 @@
 //!   retries a dropped SYN only after a second).
 
 mod auth;
+mod backup;
 mod cluster;
 mod config;
 mod extract;

@@ -46,6 +46,9 @@ pub enum CliError {
     /// `shoal cluster ca|cert` could not write the certificates.
     #[error("{0}")]
     Certificates(String),
+    /// A backup file could not be written, read or made.
+    #[error("{0}")]
+    Backup(String),
 }
 
 /// `401 Unauthorized: message`, or the status alone without a message.
@@ -86,6 +89,8 @@ pub enum Payload {
     Empty,
     Json(serde_json::Value),
     Text(String),
+    /// A file as it is (`application/octet-stream`).
+    Binary(Vec<u8>),
 }
 
 /// A whole answer.
@@ -256,6 +261,10 @@ impl AdminClient {
             Payload::Text(text) => {
                 builder = builder.header(CONTENT_TYPE, "text/plain; charset=utf-8");
                 Bytes::from(text)
+            }
+            Payload::Binary(bytes) => {
+                builder = builder.header(CONTENT_TYPE, "application/octet-stream");
+                Bytes::from(bytes)
             }
         };
         builder

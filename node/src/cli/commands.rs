@@ -105,6 +105,40 @@ async fn cluster(command: ClusterCommand) -> Result<Output, CliError> {
                 "node {node} removed from the cluster"
             )))
         }
+        ClusterCommand::Backup {
+            out,
+            data_dir: Some(dir),
+            ..
+        } => super::backup::offline(&dir, &out),
+        ClusterCommand::Backup {
+            out,
+            data_dir: None,
+            target,
+        } => {
+            let api = AdminClient::new(&target, LONG_TIMEOUT)?;
+            let answer = call(&api, Method::GET, "/v1/cluster/backup", Payload::Empty).await?;
+            super::backup::save(&answer.body, &out)
+        }
+        ClusterCommand::Restore { file, target } => {
+            let bytes = std::fs::read(&file).map_err(|e| read_error(&file, &e))?;
+            // Refuse another file here, before the node reads it.
+            super::backup::check(&bytes, &file)?;
+            let api = AdminClient::new(&target, LONG_TIMEOUT)?;
+            let answer = call(
+                &api,
+                Method::POST,
+                "/v1/cluster/restore",
+                Payload::Binary(bytes),
+            )
+            .await?;
+            let view = answer.json()?;
+            Ok(Output::line(format!(
+                "{} ({}); state hash {}",
+                view["status"].as_str().unwrap_or("restored"),
+                file.display(),
+                view["state_hash"].as_str().unwrap_or("?")
+            )))
+        }
         ClusterCommand::Status { target, format } => {
             let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
             let answer = call(&api, Method::GET, "/v1/cluster", Payload::Empty).await?;

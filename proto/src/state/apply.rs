@@ -56,6 +56,7 @@ impl ClusterState {
                 at,
             } => self.report(server, *node, *up, reason, *at),
             Command::ForgetNode { node, at } => self.forget_node(*node, *at),
+            Command::Restore { state } => self.restore(state),
             Command::SetCheckEnabled { server, enabled } => {
                 self.change(server, None, |s| s.check_enabled = *enabled)
             }
@@ -236,6 +237,22 @@ impl ClusterState {
         Applied {
             routing: true,
             effects: vec![Effect::ConfigLoaded],
+        }
+    }
+
+    /// Become `state` (a backup). When its config does not load with this
+    /// node's environment, keep serving the model running now, as after
+    /// a `LoadConfig` that does not load here. Every table is written
+    /// whole by the store (entries of tables the backup lacks go with
+    /// their tables).
+    fn restore(&mut self, state: &ClusterState) -> Applied {
+        let serving = self.config.model.clone();
+        *self = state.clone();
+        self.keep_serving(&serving);
+        self.mark_tables_changed();
+        Applied {
+            routing: true,
+            effects: vec![Effect::Restored],
         }
     }
 

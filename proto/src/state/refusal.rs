@@ -23,6 +23,9 @@ pub enum Refusal {
     /// A stick batch breaks a size limit.
     #[error("stick batch refused: {0}")]
     StickBatch(String),
+    /// A backup that cannot be restored.
+    #[error("backup refused: {0}")]
+    Restore(String),
 }
 
 fn first(diags: &[Diagnostic]) -> String {

@@ -76,6 +76,17 @@ impl ClusterState {
             // Membership is Raft's, not the state's: the surfaces check
             // that the node is a member before they propose.
             Command::SetNodeDrained { .. } | Command::ForgetNode { .. } => Ok(()),
+            // A decoded backup is whole state: its servers and tables
+            // must be the ones its config declares.
+            Command::Restore { state } => {
+                if state.invariants_hold() {
+                    Ok(())
+                } else {
+                    Err(Refusal::Restore(
+                        "its servers or stick tables do not match its configuration".into(),
+                    ))
+                }
+            }
         }
     }
 

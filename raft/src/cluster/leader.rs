@@ -28,7 +28,7 @@ impl Cluster {
             return Err(ClusterError::NotInitialized);
         }
         let budget = match request {
-            AppRequest::Write(_) | AppRequest::Status => WRITE_DEADLINE,
+            AppRequest::Write(_) | AppRequest::Status | AppRequest::ReadIndex => WRITE_DEADLINE,
             AppRequest::Join { .. } => super::JOIN_WORK + Duration::from_secs(5),
             // The membership lock, then the change.
             AppRequest::Remove { .. } => MEMBERSHIP_TIMEOUT * 2 + WRITE_DEADLINE,
@@ -173,6 +173,24 @@ impl Cluster {
                 self.remove_member(node).await
             }
             AppRequest::Status => AppResponse::Status(self.peer_status()),
+            AppRequest::ReadIndex => {
+                match tokio::time::timeout_at(deadline, self.raft.ensure_linearizable()).await {
+                    Ok(Ok(index)) => AppResponse::ReadIndex {
+                        index: index.map_or(0, |id| id.index),
+                    },
+                    Ok(Err(RaftError::APIError(
+                        openraft::error::CheckIsLeaderError::ForwardToLeader(f),
+                    ))) => AppResponse::Failed(AppError::NotLeader {
+                        leader: f.leader_id,
+                    }),
+                    Ok(Err(e)) => AppResponse::Failed(AppError::NoQuorum(format!(
+                        "this node cannot confirm it leads: {e}"
+                    ))),
+                    Err(_) => AppResponse::Failed(AppError::NoQuorum(
+                        "a majority of the voters did not confirm the leader in time".into(),
+                    )),
+                }
+            }
         }
     }
 
@@ -360,6 +378,7 @@ fn request_name(request: &AppRequest) -> &'static str {
         AppRequest::Join { .. } => "a join",
         AppRequest::Remove { .. } => "a removal",
         AppRequest::Status => "a status request",
+        AppRequest::ReadIndex => "a read index",
     }
 }
 
@@ -473,7 +492,7 @@ impl Handler {
         }
         match request {
             AppRequest::Status => AppResponse::Status(cluster.peer_status()),
-            AppRequest::Write(_) => {
+            AppRequest::Write(_) | AppRequest::ReadIndex => {
                 let leader = cluster.raft.metrics().borrow().current_leader;
                 if leader == Some(cluster.node) {
                     cluster

@@ -97,7 +97,7 @@ fn done(status: impl Into<String>) -> Reply {
 }
 
 /// The cluster, or 409 on a standalone node.
-fn cluster(api: &Api) -> Result<&Arc<Cluster>, Failure> {
+pub(super) fn cluster(api: &Api) -> Result<&Arc<Cluster>, Failure> {
     api.cluster.as_ref().ok_or_else(|| {
         Failure::new(
             StatusCode::CONFLICT,

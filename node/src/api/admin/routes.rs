@@ -6,7 +6,7 @@
 //! the router serves).
 
 use super::reply::{error, Reply};
-use super::{auth, cluster, config, probes, servers, tables, Api};
+use super::{auth, backup, cluster, config, probes, servers, tables, Api};
 use axum::http::StatusCode;
 use axum::Router;
 use std::sync::Arc;
@@ -37,6 +37,8 @@ pub fn build() -> (Router<Arc<Api>>, utoipa::openapi::OpenApi) {
         .routes(routes!(cluster::status))
         .routes(routes!(cluster::health))
         .routes(routes!(cluster::load))
+        .routes(routes!(backup::backup))
+        .routes(routes!(backup::restore))
         .routes(routes!(cluster::init))
         .routes(routes!(cluster::join))
         .routes(routes!(cluster::leave))

@@ -1,0 +1,82 @@
+//! `GET /v1/cluster/backup` and `POST /v1/cluster/restore`: the whole
+//! replicated state to a file, and back. A backup is read after a read
+//! barrier, so it holds every write acknowledged before it was asked for;
+//! a restore is one `Restore` command through the log, so every node
+//! becomes the backup's state at the same point of the log.
+
+use super::cluster::cluster;
+use super::extract::read_body;
+use super::openapi::Denied;
+use super::reply::{body, json, Failure, Reply};
+use super::Api;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use shoal_proto::backup::Backup;
+use shoal_proto::command::Command;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// Largest backup a restore takes: what one forwarded change may carry
+/// between nodes (a larger one could not reach the leader from a follower).
+pub const MAX_BACKUP: usize = shoal_raft::transport::wire::MAX_APP - 64 * 1024;
+
+/// The whole replicated state as a backup file (`shoal cluster backup`).
+#[utoipa::path(get, path = "/v1/cluster/backup", tag = "cluster",
+    responses((status = 200, description = "The backup file",
+            content_type = "application/octet-stream", body = Vec<u8>), Denied,
+        (status = 409, description = "Standalone node"),
+        (status = 503, description = "No leader that a majority confirms")))]
+pub async fn backup(State(api): State<Arc<Api>>) -> Result<Reply, Failure> {
+    let cluster = cluster(&api)?;
+    let index = cluster.read_barrier().await?;
+    let state = api.runtime.export();
+    let taken_at = crate::runtime::now_ms();
+    let file = Backup::of(state, cluster.node(), index, taken_at);
+    let bytes = tokio::task::spawn_blocking(move || file.to_bytes())
+        .await
+        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(body(StatusCode::OK, "application/octet-stream", bytes))
+}
+
+/// What a restore answers.
+#[derive(Serialize, ToSchema)]
+pub struct Restored {
+    /// What was done.
+    status: String,
+    /// The state hash every node now has (the backup's).
+    state_hash: String,
+}
+
+/// Replace the cluster's whole replicated state with a backup's (the
+/// body: a file `shoal cluster backup` wrote). Refused, with nothing
+/// changed, when the file is damaged or its config does not load here.
+#[utoipa::path(post, path = "/v1/cluster/restore", tag = "cluster",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "Restored", body = Restored), Denied,
+        (status = 400, description = "Not a backup, damaged, or refused"),
+        (status = 409, description = "Standalone node"),
+        (status = 413, description = "Larger than a change may be"),
+        (status = 503, description = "Quorum lost")))]
+pub async fn restore(State(api): State<Arc<Api>>, req: Request) -> Result<Reply, Failure> {
+    cluster(&api)?;
+    let bytes = read_body(req, MAX_BACKUP).await?;
+    let backup = tokio::task::spawn_blocking(move || Backup::from_bytes(&bytes))
+        .await
+        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| Failure::bad(e.to_string()))?;
+    let hash = backup.hash;
+    let command = Command::restore(backup.state).map_err(Failure::from)?;
+    api.runtime.change(&command).await?;
+    Ok(json(
+        StatusCode::OK,
+        &Restored {
+            status: format!(
+                "restored the backup node {} took at index {}",
+                backup.node, backup.applied
+            ),
+            state_hash: format!("{hash:016x}"),
+        },
+    ))
+}

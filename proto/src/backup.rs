@@ -1,0 +1,150 @@
+//! The backup file of a cluster's replicated state: what `shoal cluster
+//! backup` writes and `shoal cluster restore` reads.
+//!
+//! A file is [`MAGIC`] followed by a [`Backup`] in the project's codec
+//! (bincode 2). The state's hash travels with it, so a damaged or edited
+//! file is refused before anything is proposed.
+
+use crate::codec::{self, CodecError};
+use crate::command::{Millis, NodeId};
+use crate::state::ClusterState;
+use serde::{Deserialize, Serialize};
+
+/// The first bytes of every backup file.
+pub const MAGIC: &[u8; 8] = b"SHOALBK\x01";
+
+/// The format this build writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// A backup: the whole replicated state and where it came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Backup {
+    /// [`FORMAT`] when written.
+    pub format: u32,
+    /// When it was taken (milliseconds since the Unix epoch).
+    pub taken_at: Millis,
+    /// The node that wrote it.
+    pub node: NodeId,
+    /// The Raft log index the state had applied (0: unknown).
+    pub applied: u64,
+    /// [`ClusterState::hash`] of `state`.
+    pub hash: u64,
+    pub state: ClusterState,
+}
+
+/// Why a file is not a backup this build can restore.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("not a Shoal backup (it does not start with the backup header)")]
+    NotABackup,
+    #[error("backup format {0} is not one this build reads (format {FORMAT})")]
+    Format(u32),
+    #[error("the backup does not decode: {0}")]
+    Decode(#[from] CodecError),
+    #[error("the backup is damaged: its state hashes to {found:016x}, it says {said:016x}")]
+    Hash { found: u64, said: u64 },
+}
+
+impl Backup {
+    /// A backup of `state`, taken by `node` at log index `applied`.
+    pub fn of(state: ClusterState, node: NodeId, applied: u64, taken_at: Millis) -> Backup {
+        Backup {
+            format: FORMAT,
+            taken_at,
+            node,
+            applied,
+            hash: state.hash(),
+            state,
+        }
+    }
+
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, CodecError> {
+        let mut out = MAGIC.to_vec();
+        out.extend(codec::encode(self)?);
+        Ok(out)
+    }
+
+    /// Read a file's bytes, checking header, format and hash.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Backup, BackupError> {
+        let body = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or(BackupError::NotABackup)?;
+        let backup: Backup = codec::decode(body)?;
+        if backup.format != FORMAT {
+            return Err(BackupError::Format(backup.format));
+        }
+        let found = backup.state.hash();
+        if found != backup.hash {
+            return Err(BackupError::Hash {
+                found,
+                said: backup.hash,
+            });
+        }
+        Ok(backup)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+
+    fn state() -> ClusterState {
+        let text = "defaults\n    mode http\nbackend app\n    server s1 127.0.0.1:1 weight 5\n";
+        let mut state = ClusterState::default();
+        let load = Command::load_config("t.cfg", text, 1).expect("loads");
+        state.apply(&load);
+        state
+    }
+
+    #[test]
+    fn a_backup_reads_back_as_written() {
+        let backup = Backup::of(state(), 2, 17, 1_000);
+        let back = Backup::from_bytes(&backup.to_bytes().expect("encodes")).expect("decodes");
+        assert_eq!((back.node, back.applied, back.taken_at), (2, 17, 1_000));
+        assert_eq!(back.state, backup.state);
+        assert_eq!(back.hash, backup.state.hash());
+    }
+
+    #[test]
+    fn restoring_makes_any_state_equal_to_the_backup() {
+        let backup = state();
+        let mut other = ClusterState::default();
+        let text = "defaults\n    mode http\nbackend web\n    server a 127.0.0.1:2\n    \
+                    server b 127.0.0.1:3\n";
+        other.apply(&Command::load_config("o.cfg", text, 5).expect("loads"));
+        assert_ne!(other.hash(), backup.hash());
+        let restore = Command::restore(backup.clone()).expect("loads here");
+        assert_eq!(other.validate(&restore), Ok(()));
+        let applied = other.apply(&restore);
+        assert!(applied.routing);
+        assert_eq!(applied.effects, vec![crate::state::Effect::Restored]);
+        assert_eq!(other, backup);
+        assert_eq!(other.hash(), backup.hash());
+    }
+
+    #[test]
+    fn other_files_and_damage_are_refused() {
+        let bytes = Backup::of(state(), 1, 1, 1).to_bytes().expect("encodes");
+        assert!(matches!(
+            Backup::from_bytes(b"global\n"),
+            Err(BackupError::NotABackup)
+        ));
+        assert!(matches!(
+            Backup::from_bytes(&bytes[..bytes.len() - 3]),
+            Err(BackupError::Decode(_))
+        ));
+        // A flipped byte in the config text (near the end of the state).
+        let mut damaged = bytes.clone();
+        let at = damaged
+            .windows(5)
+            .position(|w| w == b"weigh")
+            .expect("the config text");
+        damaged[at] = b'W';
+        assert!(matches!(
+            Backup::from_bytes(&damaged),
+            Err(BackupError::Hash { .. })
+        ));
+    }
+}
