@@ -220,7 +220,16 @@ async fn restore_refuses_other_files_and_damaged_backups() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_that_lost_its_majority_for_good_starts_again_from_one_nodes_data() {
     let (s1, s2) = (Backend::http("s1"), Backend::http("s2"));
-    let cfg = backup_config(&[&s1, &s2]);
+    // Checked servers: every node reports on each, so the backup carries
+    // health reports of nodes 1, 2 and 3.
+    let mut cfg = backup_config(&[&s1, &s2]);
+    for b in [&s1, &s2] {
+        let line = format!("server {} {}\n", b.name, b.addr);
+        cfg = cfg.replace(
+            &line,
+            &format!("server {} {} check inter 300ms\n", b.name, b.addr),
+        );
+    }
     let keep = TempDir::new("disaster");
     let file = keep.path("node1.shoalbak");
     let file_arg = file.display().to_string();
@@ -232,6 +241,19 @@ async fn a_cluster_that_lost_its_majority_for_good_starts_again_from_one_nodes_d
             table_is(&c, 1, &sessions).then_some(())
         })
         .await;
+        for server in ["s1", "s2"] {
+            poll(&format!("three nodes reported on {server}"), || async {
+                let r = admin(c.node(1).admin, "GET", "/v1/cluster/health", "").await;
+                let v = r.json();
+                let entry = v["servers"]
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["server"] == server)?
+                    .clone();
+                (entry["reports"].as_array()?.len() == 3).then_some(())
+            })
+            .await;
+        }
         let saved = c.converged(&[1, 2, 3]).await;
 
         // Nodes 2 and 3 are lost for good: no majority, no writes, and no
@@ -257,21 +279,42 @@ async fn a_cluster_that_lost_its_majority_for_good_starts_again_from_one_nodes_d
         (sessions, saved)
     };
 
-    // A new cluster (new data, new CA) from a plain config, then the backup.
+    // A new cluster of two nodes (new data, new CA) from a plain config,
+    // then the backup: node 3's health reports do not count here.
     let s3 = Backend::http("s3");
-    let mut c = Cluster::start(3, &config(&[&s3], "")).await;
+    let mut c = Cluster::start(2, &config(&[&s3], "")).await;
     let admin2 = c.node(2).admin.to_string();
     let out = shoal(&["cluster", "restore", &file_arg, "--admin", &admin2]).await;
-    assert_eq!(printed_hash(out.ok()), saved);
-    all_have(&c, &[1, 2, 3], &saved).await;
-    for id in [1, 2, 3] {
+    let restored = printed_hash(out.ok());
+    assert!(
+        out.stdout
+            .contains("the health reports of nodes 3 (not members here) were forgotten"),
+        "{}",
+        out.stdout
+    );
+    all_have(&c, &[1, 2], &restored).await;
+    let r = admin(c.node(1).admin, "GET", "/v1/cluster/health", "").await;
+    for s in r.json()["servers"].as_array().expect("servers") {
+        let nodes: Vec<u64> = s["reports"]
+            .as_array()
+            .expect("reports")
+            .iter()
+            .filter_map(|r| r["node"].as_u64())
+            .collect();
+        assert!(
+            !nodes.contains(&3),
+            "node 3 still reports on {}: {s}",
+            s["server"]
+        );
+    }
+    for id in [1, 2] {
         assert_eq!(weight(&c, id, "s2").await, 9, "s2's weight on node {id}");
         assert!(table_is(&c, id, &sessions), "node {id}'s stick table");
     }
-    let front3 = c.node_mut(3).front("web");
+    let front2 = c.node_mut(2).front("web");
     for (src, server) in &sessions {
-        let (got, _) = ok_from(src.parse().expect("an address"), front3, None).await;
-        assert_eq!(&got, server, "{src} through the new cluster's node 3");
+        let (got, _) = ok_from(src.parse().expect("an address"), front2, None).await;
+        assert_eq!(&got, server, "{src} through the new cluster's node 2");
     }
     assert!(Path::new(&file_arg).exists());
 }

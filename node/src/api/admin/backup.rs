@@ -45,7 +45,8 @@ pub async fn backup(State(api): State<Arc<Api>>) -> Result<Reply, Failure> {
 pub struct Restored {
     /// What was done.
     status: String,
-    /// The state hash every node now has (the backup's).
+    /// The state hash every node now has: the backup's, unless health
+    /// reports of non-members were forgotten.
     state_hash: String,
 }
 
@@ -60,22 +61,48 @@ pub struct Restored {
         (status = 413, description = "Larger than a change may be"),
         (status = 503, description = "Quorum lost")))]
 pub async fn restore(State(api): State<Arc<Api>>, req: Request) -> Result<Reply, Failure> {
-    cluster(&api)?;
+    let cluster = cluster(&api)?;
     let bytes = read_body(req, MAX_BACKUP).await?;
     let backup = tokio::task::spawn_blocking(move || Backup::from_bytes(&bytes))
         .await
         .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| Failure::bad(e.to_string()))?;
-    let hash = backup.hash;
     let command = Command::restore(backup.state).map_err(Failure::from)?;
     api.runtime.change(&command).await?;
+    // Health reports of nodes that are not members here (a backup of a
+    // larger cluster, or of other node ids) would count in verdicts
+    // forever: forget them, as after a removal.
+    let members = cluster.members();
+    let strangers: std::collections::BTreeSet<_> = api.runtime.read(|state| {
+        state
+            .servers()
+            .values()
+            .flat_map(|s| s.reports.keys().copied())
+            .filter(|node| !members.contains_key(node))
+            .collect()
+    });
+    for &node in &strangers {
+        let at = crate::runtime::now_ms();
+        api.runtime
+            .change(&Command::ForgetNode { node, at })
+            .await?;
+    }
+    let mut status = format!(
+        "restored the backup node {} took at index {}",
+        backup.node, backup.applied
+    );
+    if !strangers.is_empty() {
+        let ids: Vec<String> = strangers.iter().map(ToString::to_string).collect();
+        status += &format!(
+            "; the health reports of nodes {} (not members here) were forgotten",
+            ids.join(", ")
+        );
+    }
+    let hash = api.runtime.read(shoal_proto::state::ClusterState::hash);
     Ok(json(
         StatusCode::OK,
         &Restored {
-            status: format!(
-                "restored the backup node {} took at index {}",
-                backup.node, backup.applied
-            ),
+            status,
             state_hash: format!("{hash:016x}"),
         },
     ))
