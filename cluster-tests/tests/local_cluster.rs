@@ -328,3 +328,22 @@ fn keepalived_config_passes_its_config_test() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The container example's config passes `shoal check` with the
+/// environment compose gives a node.
+#[test]
+fn container_config_passes_shoal_check() {
+    let out = Command::new(bin("shoal"))
+        .args(["check", "-f"])
+        .arg(deploy_dir().join("docker/shoal.cfg"))
+        .env("NODE_IP", "172.28.0.11")
+        .env("SHOAL_DIR", "/run/shoal")
+        .output()
+        .expect("run shoal check");
+    assert!(
+        out.status.success(),
+        "shoal check deploy/docker/shoal.cfg: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
