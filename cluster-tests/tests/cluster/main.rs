@@ -11,6 +11,7 @@ mod support;
 
 mod certs;
 mod changes;
+mod chaos;
 mod config;
 mod drain;
 mod failover;
