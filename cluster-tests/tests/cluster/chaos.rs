@@ -211,6 +211,17 @@ impl Chaos {
     }
 }
 
+/// The `used:` count of table `name` in `show table`'s header lines.
+fn table_used(node: &Node, name: &str) -> usize {
+    let headers = socat(&node.socket(), "show table");
+    headers
+        .lines()
+        .find(|l| l.starts_with(&format!("# table: {name},")))
+        .and_then(|l| l.split("used:").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no used: count for table {name} in:\n{headers}"))
+}
+
 /// Wait until every node reports the same state hash and applied index.
 async fn converge(c: &Cluster) -> (String, u64) {
     let ids = c.ids();
@@ -233,6 +244,8 @@ async fn converge(c: &Cluster) -> (String, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_run_loses_no_acknowledged_write_and_fails_no_unexcused_request() {
+    // Before anything: a run whose dice never pick a cut must fail too.
+    require_iptables();
     let secs = chaos_secs();
     let seed = chaos_seed();
     println!("chaos: seed {seed} (SHOAL_CHAOS_SEED={seed} replays these actions), {secs} s");
@@ -319,7 +332,41 @@ async fn chaos_run_loses_no_acknowledged_write_and_fails_no_unexcused_request() 
         .iter()
         .filter(|r| excuse(r, &chaos.events).is_none())
         .collect();
-    let stick_entries = tokio::task::block_in_place(|| stick_table(c.node(reader), "app").len());
+    // Every node's own table (what its data plane reads) follows the
+    // replicated one: the same entries everywhere.
+    let tables: Vec<(u64, BTreeMap<String, String>)> = tokio::task::block_in_place(|| {
+        c.ids()
+            .into_iter()
+            .map(|id| (id, stick_table(c.node(id), "app")))
+            .collect()
+    });
+    let stick_entries = tables[0].1.len();
+    // With the traffic stopped, the dump read is whole: as many entries as
+    // the table's header counts.
+    let used = tokio::task::block_in_place(|| table_used(c.node(reader), "app"));
+    let differ: Vec<String> = tables[1..]
+        .iter()
+        .filter(|(_, t)| *t != tables[0].1)
+        .map(|(id, t)| {
+            let other = &tables[0];
+            let mut keys: Vec<&String> = t.keys().chain(other.1.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            let diff: Vec<String> = keys
+                .into_iter()
+                .filter(|k| t.get(*k) != other.1.get(*k))
+                .map(|k| {
+                    format!(
+                        "{k}: {:?} here, {:?} on node {}",
+                        t.get(k),
+                        other.1.get(k),
+                        other.0
+                    )
+                })
+                .collect();
+            format!("node {id}: {diff:?}")
+        })
+        .collect();
     let panics = chaos.panics(&mut c);
 
     let mut actions: BTreeMap<&str, usize> = BTreeMap::new();
@@ -341,7 +388,7 @@ async fn chaos_run_loses_no_acknowledged_write_and_fails_no_unexcused_request() 
         failed.len() - unexcused.len()
     );
     println!("  failed and not excused         {}", unexcused.len());
-    println!("  stick entries at the end       {stick_entries}");
+    println!("  stick entries at the end       {stick_entries} (tables differing: {differ:?})");
     println!("  state hash on all nodes        {hash} at index {applied}");
     println!("  converged after heal in        {converged_in:.1?}");
     println!("  panics in logs                 {}", panics.len());
@@ -360,6 +407,11 @@ async fn chaos_run_loses_no_acknowledged_write_and_fails_no_unexcused_request() 
 
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     assert!(panics.is_empty(), "panics: {panics:?}");
+    assert!(differ.is_empty(), "stick tables differ: {differ:?}");
+    assert_eq!(
+        stick_entries, used,
+        "entries read from `show table app` against its header's used:"
+    );
     assert!(
         unexcused.is_empty(),
         "{} client requests failed outside kill moments (listed above)",
