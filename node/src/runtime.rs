@@ -105,6 +105,10 @@ pub struct Runtime {
     shared: Arc<project::Shared>,
     projector: Option<std::thread::JoinHandle<()>>,
     node: NodeId,
+    /// When this process started (wall clock, ms): a stick batch of this
+    /// node proposed earlier comes from an incarnation that died, and its
+    /// writes are not in the local tables yet.
+    started_ms: Millis,
     /// Set when the node runs in a cluster: changes go through Raft.
     proposer: OnceLock<Arc<dyn Proposer>>,
     /// Bumped whenever the node's listeners, checks or sockets may have
@@ -136,6 +140,7 @@ impl Runtime {
     /// A config that does not load with this node's environment is
     /// logged, and the node serves nothing until one that loads is applied.
     pub fn start_from(state: ClusterState, node: NodeId) -> Result<Runtime, LoadError> {
+        let started_ms = now_ms();
         if let Some(why) = &state.config().local_error {
             does_not_load(why, &state.config().model);
         }
@@ -152,6 +157,7 @@ impl Runtime {
             shared,
             projector: Some(projector),
             node,
+            started_ms,
             proposer: OnceLock::new(),
             reconfigured: watch::channel(0).0,
         })
@@ -450,8 +456,14 @@ impl Runtime {
                     }
                 }
                 Effect::StickStored { rejected } => {
-                    if let Command::StickBatch { node, writes, .. } = command {
-                        self.absorb(&snapshot, *node == self.node, writes, rejected);
+                    if let Command::StickBatch { node, at, writes } = command {
+                        // Only this process's own writes are in its local
+                        // tables already: a batch of this node that a
+                        // killed incarnation proposed, and that committed
+                        // after what its data directory holds, comes back
+                        // from the log on restart and must be copied in.
+                        let own = *node == self.node && *at >= self.started_ms;
+                        self.absorb(&snapshot, own, writes, rejected);
                     }
                 }
                 // Pooled connections may lead to servers that moved; the

@@ -12,6 +12,7 @@ mod support;
 mod backup;
 mod certs;
 mod changes;
+mod chaos;
 mod config;
 mod drain;
 mod failover;

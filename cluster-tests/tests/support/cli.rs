@@ -63,15 +63,19 @@ pub fn socat(socket: &Path, line: &str) -> String {
             .write_all(format!("{line}\n").as_bytes())
             .expect("write to socat");
     }
-    let end = Instant::now() + DEADLINE;
-    while child.try_wait().ok().flatten().is_none() {
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("socat {} did not finish: {line:?}", socket.display());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().expect("socat output");
+    // Read the answer while socat writes it: an answer larger than the
+    // pipe (64 KiB, a big `show table`) would otherwise block socat until
+    // its own timeout and arrive cut short.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in i32"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let Ok(out) = rx.recv_timeout(DEADLINE) else {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        panic!("socat {} did not finish: {line:?}", socket.display());
+    };
+    let out = out.expect("socat output");
     assert!(out.status.success(), "socat failed: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

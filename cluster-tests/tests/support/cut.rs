@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 /// Fail (never skip) when the cuts cannot be made.
-fn require_iptables() {
+pub fn require_iptables() {
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test cuts the network with iptables and must run as root (CI does)"

@@ -7,16 +7,21 @@
 #![allow(dead_code)]
 
 mod browser;
+mod chaos;
 mod cli;
 mod cluster;
 mod cut;
+mod drivers;
 mod http;
 mod node;
 mod process;
 mod sources;
 
 #[allow(unused_imports)]
-pub use {browser::*, cli::*, cluster::*, cut::*, http::*, node::*, process::*, sources::*};
+pub use {
+    browser::*, chaos::*, cli::*, cluster::*, cut::*, drivers::*, http::*, node::*, process::*,
+    sources::*,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

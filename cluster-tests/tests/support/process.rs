@@ -153,16 +153,15 @@ pub struct Backend {
 
 impl Backend {
     pub fn http(name: &str) -> Backend {
+        Backend::http_at(name, "127.0.0.1:0")
+    }
+
+    /// A backend on a given address: a killed server started again where
+    /// it was (the demo backend binds with SO_REUSEADDR, so the old
+    /// connections' TIME_WAIT does not stand in the way).
+    pub fn http_at(name: &str, listen: &str) -> Backend {
         let mut cmd = Command::new(bin("shoal-demo-backend"));
-        cmd.args([
-            "http",
-            "--listen",
-            "127.0.0.1:0",
-            "--name",
-            name,
-            "--threads",
-            "1",
-        ]);
+        cmd.args(["http", "--listen", listen, "--name", name, "--threads", "1"]);
         let mut proc = Proc::spawn(&format!("backend {name}"), cmd);
         let addr = addr_at_end(&proc.wait_line("listening "));
         Backend {

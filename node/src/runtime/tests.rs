@@ -449,3 +449,36 @@ fn a_restart_whose_config_does_not_load_here_serves_nothing() {
     assert!(snapshot.frontends.is_empty() && snapshot.backends.is_empty());
     assert_eq!(rt.read(ClusterState::hash), there.hash());
 }
+
+#[test]
+fn a_restarted_node_takes_its_own_writes_committed_before_it_died() {
+    // Node 2 stuck 10.4.4.4 to o2 (it was on o1) and was killed after the
+    // batch committed but before it applied it: its data directory holds
+    // o1, and the batch comes back from the log once it restarts.
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    submit(&rt, &stick(1, "10.4.4.4", "o1", None));
+    let persisted = rt.export();
+    drop(rt);
+    let Command::StickBatch { node, writes, .. } = stick(2, "10.4.4.4", "o2", Some("o1")) else {
+        unreachable!("a stick batch")
+    };
+    // Proposed by the incarnation that died, a second ago.
+    let own = Command::StickBatch {
+        node,
+        at: now_ms() - 1_000,
+        writes,
+    };
+    let restarted = Runtime::start_from(persisted, 2).expect("runtime");
+    restarted.apply_committed(&own, false).expect("applies");
+    let table = restarted
+        .snapshot()
+        .tables
+        .get("other")
+        .expect("table")
+        .clone();
+    assert_eq!(
+        table.lookup("10.4.4.4").as_deref(),
+        Some("o2"),
+        "the local table follows the replicated entry its last incarnation wrote"
+    );
+}
