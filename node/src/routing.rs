@@ -303,6 +303,19 @@ pub struct FrontendRt {
     pub bufsize: usize,
     /// `tune.http.maxhdr`: most lines in a head, start line included.
     pub maxhdr: usize,
+    /// TLS `bind` lines, by the address they name (`HOST:PORT`, as the
+    /// listener's key): certificates and settings loaded for this snapshot.
+    pub tls: TlsBinds,
+}
+
+/// A frontend's TLS acceptors by `bind` address (see [`FrontendRt::tls`]).
+pub type TlsBinds = Vec<(Box<str>, Arc<crate::tls::Acceptor>)>;
+
+impl FrontendRt {
+    /// The TLS acceptor of the `bind` line naming `addr`, if it has `ssl`.
+    pub fn tls_for(&self, addr: &str) -> Option<&Arc<crate::tls::Acceptor>> {
+        self.tls.iter().find(|(a, _)| &**a == addr).map(|(_, t)| t)
+    }
 }
 
 /// A frontend's stats page settings, compiled.

@@ -62,6 +62,12 @@ pub(super) fn build(
     let mut frontend_by_name = HashMap::new();
     for proxy in config.proxies.iter().filter(|x| x.kind.is_frontend()) {
         let reused = previous.and_then(|prev| {
+            // A new config (a reload) re-reads TLS certificates even for
+            // an unchanged frontend, as HAProxy's reload does.
+            let has_tls = proxy.binds.iter().any(|b| b.tls.is_some());
+            if has_tls && !Arc::ptr_eq(&prev.config, &config) {
+                return None;
+            }
             let same_routes = prev.backend_by_name == backend_by_name;
             let same_proxy = prev
                 .config
@@ -105,6 +111,7 @@ pub(super) fn build(
             stats: stats_page(proxy)?,
             bufsize: config.global.bufsize_or_default() as usize,
             maxhdr: config.global.maxhdr_or_default() as usize,
+            tls: tls_acceptors(proxy)?,
         }));
     }
     let global_limit = config.global.maxconn.map(|max| limit(p, "global", max));
@@ -117,6 +124,23 @@ pub(super) fn build(
         global_limit,
         tables,
     })
+}
+
+/// The TLS acceptors of a frontend's `bind ... ssl` lines (certificates
+/// read from disk here), keyed as the listeners are.
+fn tls_acceptors(proxy: &Proxy) -> Result<crate::routing::TlsBinds, BuildError> {
+    let mut out = Vec::new();
+    for bind in &proxy.binds {
+        if let Some(tls) = &bind.tls {
+            let acceptor = crate::tls::Acceptor::new(tls).map_err(|reason| BuildError::Rules {
+                frontend: proxy.name.clone(),
+                reason,
+            })?;
+            let key = format!("{}:{}", bind.host, bind.port).into_boxed_str();
+            out.push((key, Arc::new(acceptor)));
+        }
+    }
+    Ok(out)
 }
 
 /// The stats page of an HTTP frontend with `stats enable` (or any other

@@ -51,6 +51,10 @@ pub struct Global {
     /// `tune.http.maxhdr`: the most header lines a message may carry
     /// (HAProxy's default is 101).
     pub tune_maxhdr: Option<u32>,
+    /// `ssl-default-bind-*`: already applied to every `bind ... ssl`; kept
+    /// so that the printer writes them back.
+    #[serde(default)]
+    pub ssl_bind: SslBindDefaults,
 }
 
 impl Global {
@@ -273,6 +277,84 @@ impl Proxy {
 pub struct Bind {
     pub host: String,
     pub port: u16,
+    /// `ssl` and its options: the listener terminates TLS.
+    #[serde(default)]
+    pub tls: Option<Box<BindTls>>,
+}
+
+/// A TLS protocol version, as `ssl-min-ver`/`ssl-max-ver` name it. Only
+/// the versions rustls offers exist here; the parser refuses the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    /// The keyword as written in the config.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        }
+    }
+}
+
+/// The TLS settings of a `bind ... ssl` line, with the `ssl-default-bind-*`
+/// globals already applied (as `defaults` are folded into proxies).
+/// Names are canonical: OpenSSL's suite names, `TLS_*` suite names and the
+/// group names `X25519`, `P-256`, `P-384`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindTls {
+    /// `crt` paths in order: PEM files (chain and key) or directories of
+    /// them. The first certificate loaded is the default one.
+    pub crts: Vec<String>,
+    /// `alpn` protocols in preference order; empty means no ALPN, so
+    /// clients speak HTTP/1.1 (HAProxy 2.6's default).
+    pub alpn: Vec<String>,
+    /// `ssl-min-ver` (or `no-tlsv12`, `force-tlsv13`).
+    pub min_ver: Option<TlsVersion>,
+    /// `ssl-max-ver` (or `no-tlsv13`, `force-tlsv12`).
+    pub max_ver: Option<TlsVersion>,
+    /// `ciphers`: the TLS 1.2 suites offered; `None` means rustls's set.
+    pub ciphers: Option<Vec<String>>,
+    /// `ciphersuites`: the TLS 1.3 suites offered; `None` means rustls's set.
+    pub ciphersuites: Option<Vec<String>>,
+    /// `curves` / `ecdhe`: the key-exchange groups; `None` means rustls's set.
+    pub curves: Option<Vec<String>>,
+    /// `strict-sni`: refuse handshakes whose SNI names no certificate.
+    pub strict_sni: bool,
+    /// Where the `bind` line is (`FILE:LINE`), for errors found when the
+    /// node loads the certificates. Not part of the config's meaning.
+    pub at: SourceLine,
+}
+
+/// `FILE:LINE` of a config line, for diagnostics found after parsing.
+/// Equal to every other, so that moving a line does not change a config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SourceLine(pub String);
+
+impl PartialEq for SourceLine {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for SourceLine {}
+
+/// `ssl-default-bind-*` globals: the TLS settings of `bind ... ssl` lines
+/// that do not set their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SslBindDefaults {
+    /// `ssl-default-bind-ciphers`.
+    pub ciphers: Option<Vec<String>>,
+    /// `ssl-default-bind-ciphersuites`.
+    pub ciphersuites: Option<Vec<String>>,
+    /// `ssl-default-bind-curves`.
+    pub curves: Option<Vec<String>>,
+    /// `ssl-default-bind-options ssl-min-ver ...` (or `no-tlsv12`).
+    pub min_ver: Option<TlsVersion>,
+    /// `ssl-default-bind-options ssl-max-ver ...` (or `no-tlsv13`).
+    pub max_ver: Option<TlsVersion>,
 }
 
 /// HTTP sample an ACL looks at.

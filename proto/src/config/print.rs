@@ -89,6 +89,9 @@ fn global(out: &mut Out, g: &Global) {
     if let Some(t) = g.stats_timeout {
         out.line(["stats".into(), "timeout".into(), duration(t)]);
     }
+    for l in super::parse::print_ssl_defaults(&g.ssl_bind) {
+        out.line(l.iter().map(|w| word(w)));
+    }
     timeouts(out, &g.timeouts, true, true);
 }
 
@@ -98,10 +101,15 @@ fn proxy(out: &mut Out, p: &Proxy) {
     out.line(["mode", if p.mode == Mode::Http { "http" } else { "tcp" }]);
     if fe {
         for b in &p.binds {
-            out.line([
-                "bind".into(),
-                word(&host_port(&b.host, Some(b.port), b.host.is_empty())),
-            ]);
+            let tls = b.tls.as_deref().map(super::parse::print_bind_tls);
+            out.line(
+                [
+                    "bind".into(),
+                    word(&host_port(&b.host, Some(b.port), b.host.is_empty())),
+                ]
+                .into_iter()
+                .chain(tls.into_iter().flatten().map(|w| word(&w))),
+            );
         }
         if let Some(n) = p.maxconn {
             out.line(["maxconn".into(), n.to_string()]);
