@@ -311,7 +311,7 @@ fn dispatch(
                     .await;
             }
             (None, Mode::Tcp) => {
-                crate::tcp::serve(stream, peer, local, fe, snapshot, observer).await;
+                crate::tcp::serve(stream, peer, local, fe, snapshot, observer, None).await;
             }
         }
         counters.close();

@@ -303,6 +303,8 @@ pub struct FrontendRt {
     pub bufsize: usize,
     /// `tune.http.maxhdr`: most lines in a head, start line included.
     pub maxhdr: usize,
+    /// `http-request` rules.
+    pub http_request: crate::http::rules::Rules,
     /// TLS `bind` lines, by the address they name (`HOST:PORT`, as the
     /// listener's key): certificates and settings loaded for this snapshot.
     pub tls: TlsBinds,

@@ -484,3 +484,151 @@ fn certificate_errors_name_the_bind_line_and_the_file() {
         "{err}"
     );
 }
+
+/// The usual pair: plain HTTP redirected to https, the TLS side telling
+/// the backend with `X-Forwarded-Proto`; `ssl_fc_sni` routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_is_redirected_and_tls_requests_carry_x_forwarded_proto() {
+    let certs = Certs::new();
+    let (web, beta) = (Backend::http("web"), Backend::http("beta"));
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0\n    bind 127.0.0.2:0 ssl crt {} crt {} alpn h2,http/1.1\n\
+         \x20   acl sni_beta ssl_fc_sni -i beta.test\n\
+         \x20   http-request redirect scheme https unless {{ ssl_fc }}\n\
+         \x20   http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}\n\
+         \x20   use_backend beta if sni_beta\n    default_backend be\n\
+         backend be\n    server web {}\nbackend beta\n    server beta {}\n",
+        certs.alpha.display(),
+        certs.beta.display(),
+        web.addr,
+        beta.addr
+    );
+    let mut shoal = Shoal::start(&cfg, &["fe"]);
+    let plain = shoal.addr("fe");
+    let line = shoal
+        .proc
+        .wait_line("frontend 'fe' listening on 127.0.0.2:");
+    let secure: SocketAddr = line
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("addr");
+    // Plain: HAProxy's 302, on a connection that stays open.
+    let mut client = Client::connect(plain).await;
+    for path in ["/a/b?x=1", "/again"] {
+        let resp = client.request(path, &[("host", "alpha.test:8443")]).await;
+        assert_eq!(resp.status, 302, "{resp:?}");
+        let location = resp.headers.get("location").and_then(|v| v.to_str().ok());
+        assert_eq!(
+            location,
+            Some(format!("https://alpha.test:8443{path}").as_str())
+        );
+        assert_eq!(
+            resp.headers.get("cache-control").map(|v| v.as_bytes()),
+            Some(&b"no-cache"[..])
+        );
+        assert!(resp.body.is_empty());
+    }
+    // TLS, HTTP/1.1: a client's own X-Forwarded-Proto is replaced.
+    let tls = connect(secure, Some("alpha.test"), &[b"http/1.1"])
+        .await
+        .expect("handshake");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .expect("h1");
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/echo-headers")
+        .header("host", "alpha.test")
+        .header("x-forwarded-proto", "http")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let echo = read(sender.send_request(req).await.expect("response")).await;
+    assert_eq!(echo.status, 200, "{echo:?}");
+    let xfp: Vec<&str> = echo
+        .body
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("x-forwarded-proto:"))
+        .collect();
+    assert_eq!(xfp, ["x-forwarded-proto: https"], "{}", echo.body);
+    // TLS, HTTP/2: the same rules, and routing by SNI.
+    for (sni, server) in [("alpha.test", "web"), ("beta.test", "beta")] {
+        let tls = connect(secure, Some(sni), &[b"h2"])
+            .await
+            .expect("handshake");
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(tls),
+        )
+        .await
+        .expect("h2");
+        tokio::spawn(conn);
+        let req = hyper::Request::get(format!("https://{sni}/echo-headers"))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let echo = read(sender.send_request(req).await.expect("response")).await;
+        assert_eq!(
+            (echo.status, echo.server().as_str()),
+            (200, server),
+            "{echo:?}"
+        );
+        assert!(
+            echo.body
+                .to_ascii_lowercase()
+                .contains("x-forwarded-proto: https"),
+            "{}",
+            echo.body
+        );
+    }
+}
+
+/// The redirect answer is HAProxy 2.6's, byte for byte but the connection
+/// line, for each code and request form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_scheme_answers_as_haproxy_does() {
+    let dir = TempDir::new("redirect-compare");
+    let socket = dir.0.join("haproxy.sock");
+    let codes = [302, 301, 303, 307, 308];
+    let inherited: Vec<Inherited> = codes.iter().map(|_| Inherited::new()).collect();
+    let mut shoal_cfg = DEFAULTS.to_string();
+    let mut haproxy_cfg = format!("global\n    stats socket {}\n{DEFAULTS}", socket.display());
+    for (code, fd) in codes.iter().zip(&inherited) {
+        let rule = format!(
+            "    http-request redirect scheme https code {code} if !{{ ssl_fc }}\n    default_backend be\n"
+        );
+        shoal_cfg.push_str(&format!("frontend f{code}\n    bind 127.0.0.1:0\n{rule}"));
+        haproxy_cfg.push_str(&format!("frontend f{code}\n    bind {}\n{rule}", fd.bind()));
+    }
+    let tail = "backend be\n    server s 127.0.0.1:1\n";
+    shoal_cfg.push_str(tail);
+    haproxy_cfg.push_str(tail);
+    let _haproxy = Haproxy::start(&haproxy_cfg, &socket);
+    let names: Vec<String> = codes.iter().map(|c| format!("f{c}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let shoal = Shoal::start(&shoal_cfg, &names);
+    let requests: [&[u8]; 3] = [
+        b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.com:8080\r\nConnection: close\r\n\r\n",
+        b"GET http://abs.example/p?q HTTP/1.1\r\nHost: abs.example\r\nConnection: close\r\n\r\n",
+        b"GET /p HTTP/1.0\r\n\r\n",
+    ];
+    // Header names and values, in order, without `connection`.
+    let head = |text: &str| -> Vec<String> {
+        text.split("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+            .map(str::to_string)
+            .collect()
+    };
+    for (code, fd) in codes.iter().zip(&inherited) {
+        for req in requests {
+            let want = head(&raw(fd.addr, req).await);
+            let got = head(&raw(shoal.addr(&format!("f{code}")), req).await);
+            assert!(
+                want[0].starts_with(&format!("HTTP/1.1 {code} ")),
+                "{want:?}"
+            );
+            assert_eq!(got, want, "code {code}, {}", String::from_utf8_lossy(req));
+        }
+    }
+}

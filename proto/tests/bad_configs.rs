@@ -245,11 +245,13 @@ backend be
     assert_eq!(
         e,
         [
+            // No `mode http` here: the set-header rule that Shoal now
+            // implements cannot apply.
+            "bad.cfg:1: 'http-request' rules need 'mode http', but frontend 'fe' is in mode tcp".to_string(),
             format!("bad.cfg:2: bind option 'ca-file' is not implemented by Shoal; {tls}"),
             format!("bad.cfg:2: bind option 'verify' is not implemented by Shoal; {tls}"),
             format!("bad.cfg:3: bind option 'crt-list' is not implemented by Shoal; {tls}"),
-            format!("bad.cfg:4: 'http-request' is not implemented by Shoal; {rules}"),
-            format!("bad.cfg:5: 'http-request' is not implemented by Shoal; {rules}"),
+            format!("bad.cfg:4: 'http-request deny' is not implemented by Shoal; {rules}"),
             "bad.cfg:6: 'tcp-request' is not implemented by Shoal; refusing to start because ignoring it would skip its connection and content filtering rules".to_string(),
             format!("bad.cfg:9: server option 'ssl' is not implemented by Shoal; {tls}"),
             format!("bad.cfg:9: server option 'verify' is not implemented by Shoal; {tls}"),

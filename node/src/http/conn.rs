@@ -67,7 +67,6 @@ pub(super) struct Client {
     /// The client address as an `X-Forwarded-For` value, built once.
     pub xff: Option<Box<str>>,
     /// The client's TLS session, when it came through a TLS `bind`.
-    #[allow(dead_code)] // read by the `ssl_fc` fetches, next
     pub tls: Option<Arc<crate::tls::Session>>,
     /// Our side is shut (see `linger`).
     shut: bool,

@@ -112,6 +112,12 @@ pub(super) fn build(
             bufsize: config.global.bufsize_or_default() as usize,
             maxhdr: config.global.maxhdr_or_default() as usize,
             tls: tls_acceptors(proxy)?,
+            http_request: crate::http::rules::Rules::compile(proxy).map_err(|reason| {
+                BuildError::Rules {
+                    frontend: proxy.name.clone(),
+                    reason,
+                }
+            })?,
         }));
     }
     let global_limit = config.global.maxconn.map(|max| limit(p, "global", max));

@@ -68,8 +68,11 @@ impl Engine {
                 }
                 Mode::Tcp => {
                     let snapshot = e.runtime.snapshot();
-                    crate::tcp::serve(stream, e.peer, e.local, e.frontend, snapshot, e.observer)
-                        .await;
+                    let tls = Some(e.session);
+                    crate::tcp::serve(
+                        stream, e.peer, e.local, e.frontend, snapshot, e.observer, tls,
+                    )
+                    .await;
                 }
             }
         });

@@ -231,6 +231,30 @@ pub struct Proxy {
     pub stats: StatsPage,
     /// `log` lines of this proxy; `log global` is kept as a target with args `["global"]`.
     pub logs: Vec<LogTarget>,
+    /// `http-request` rules of a frontend, in order.
+    #[serde(default)]
+    pub http_request: Vec<HttpRequestRule>,
+}
+
+/// `http-request ACTION ... [if|unless COND]` (the actions Shoal implements).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRequestRule {
+    pub action: HttpRequestAction,
+    pub cond: Condition,
+}
+
+/// What an `http-request` rule does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HttpRequestAction {
+    /// `redirect scheme SCHEME [code N]`: answer with a redirect to the
+    /// same host and URI under another scheme; HAProxy's default code is 302.
+    RedirectScheme { scheme: String, code: u16 },
+    /// `set-header NAME VALUE`: replace every `NAME` line by one.
+    SetHeader { name: String, value: String },
+    /// `add-header NAME VALUE`: add a line.
+    AddHeader { name: String, value: String },
+    /// `del-header NAME`: remove every `NAME` line.
+    DelHeader { name: String },
 }
 
 impl Proxy {
@@ -262,6 +286,7 @@ impl Proxy {
             external_check_path: None,
             stats: StatsPage::default(),
             logs: Vec::new(),
+            http_request: Vec::new(),
         }
     }
 
@@ -372,6 +397,10 @@ pub enum Sample {
     Src,
     /// Local port the client connected to.
     DstPort,
+    /// `ssl_fc`: the client connection came through TLS (a boolean).
+    SslFc,
+    /// `ssl_fc_sni`: the server name the TLS client asked for.
+    SslFcSni,
 }
 
 /// How an ACL compares the sample with its values (HAProxy's `-m` methods).
@@ -397,6 +426,8 @@ pub enum MatchKind {
     Int,
     /// The sample exists (`-m found`).
     Found,
+    /// A boolean sample is true (`-m bool`, the default of `ssl_fc`).
+    Bool,
 }
 
 impl MatchKind {
@@ -413,6 +444,7 @@ impl MatchKind {
             MatchKind::Ip => "ip",
             MatchKind::Int => "int",
             MatchKind::Found => "found",
+            MatchKind::Bool => "bool",
         }
     }
 }

@@ -19,6 +19,7 @@ mod diags;
 mod duration;
 mod gaps;
 mod global;
+mod http_rules;
 mod keywords;
 mod lexer;
 mod lines;
@@ -34,6 +35,7 @@ mod tls;
 mod validate;
 
 pub use diags::MAX_ERRORS;
+pub(crate) use http_rules::print as print_http_request;
 pub use lexer::EnvLookup;
 pub use lines::{MAX_CONFIG_BYTES, MAX_LINE_BYTES};
 pub(crate) use tls::{print_bind as print_bind_tls, print_defaults as print_ssl_defaults};

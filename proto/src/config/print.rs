@@ -129,6 +129,15 @@ fn proxy(out: &mut Out, p: &Proxy) {
     for acl in &p.acls {
         out.line([format!("acl {} {}", word(&acl.name), acl_body(acl))]);
     }
+    if fe {
+        for rule in &p.http_request {
+            let words: Vec<String> = super::parse::print_http_request(rule)
+                .iter()
+                .map(|w| word(w))
+                .collect();
+            out.line([format!("{}{}", words.join(" "), condition(&rule.cond))]);
+        }
+    }
     for rule in &p.use_backends {
         out.line([format!(
             "use_backend {}{}",
@@ -505,6 +514,8 @@ fn acl_body(acl: &AclDef) -> String {
         Sample::Method => ("method".into(), MatchKind::Str),
         Sample::Src => ("src".into(), MatchKind::Ip),
         Sample::DstPort => ("dst_port".into(), MatchKind::Int),
+        Sample::SslFc => ("ssl_fc".into(), MatchKind::Bool),
+        Sample::SslFcSni => ("ssl_fc_sni".into(), MatchKind::Str),
     };
     let mut l = word(&fetch);
     if acl.ignore_case {

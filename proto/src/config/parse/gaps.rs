@@ -49,6 +49,9 @@ const LISTENER: Gap = refuse("change where or how connections are accepted");
 const CONFINEMENT: Gap = refuse("run the process with fewer restrictions than configured");
 const SOCKET_ACCESS: Gap = refuse("change who may use the socket");
 const SECURITY: Gap = refuse("drop a security measure the peers rely on");
+/// `http-request` actions and forms Shoal does not implement.
+pub(super) const HTTP_REQUEST: Gap =
+    refuse("skip its access-control, rewriting and redirect rules");
 
 // --- Warned: ignoring them changes nothing but the following. ---
 const PERF: Gap = warn("it only tunes performance or resource use");
@@ -125,10 +128,6 @@ pub(super) const PROXY: &[(&str, Gap)] = &[
     ("hash-balance-factor", PERF),
     ("http-after-response", REWRITE),
     ("http-error", RESPONSES),
-    (
-        "http-request",
-        refuse("skip its access-control, rewriting and redirect rules"),
-    ),
     (
         "http-response",
         refuse("skip its response filtering and rewriting rules"),
@@ -733,7 +732,6 @@ mod tests {
             assert!(server(k).is_some_and(|g| g.refuse), "server {k}");
         }
         for k in [
-            "http-request",
             "tcp-request",
             "http-response",
             "tcp-response",

@@ -40,6 +40,7 @@ pub(super) fn line(
             }
         }
         "acl" => acl::def_line(d, st, no, args),
+        "http-request" => super::http_rules::line(d, st, no, args),
         "use_backend" => use_backend(d, st, no, args),
         "balance" => backend::balance(d, st, no, args),
         "hash-type" => backend::hash_type(d, st, no, args),

@@ -53,6 +53,16 @@ pub(super) fn end_of_proxy(d: &mut Diags, st: &mut ProxyState) {
                 d.error(line, format!("anonymous acl uses '{sample}', which needs 'mode http', but {kind} '{name}' is in mode tcp"));
             }
         }
+        if !p.http_request.is_empty() {
+            // HAProxy ignores them with a warning; ignoring a redirect or a
+            // header rule would change what traffic means.
+            d.error(
+                lines.header,
+                format!(
+                    "'http-request' rules need 'mode http', but {kind} '{name}' is in mode tcp"
+                ),
+            );
+        }
         if p.options.httplog {
             let msg = format!(
                 "'option httplog' needs 'mode http'; {kind} '{name}' falls back to 'option tcplog'"
