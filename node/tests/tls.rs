@@ -632,3 +632,47 @@ async fn redirect_scheme_answers_as_haproxy_does() {
         }
     }
 }
+
+/// A reload reads the certificates again even when the config text is
+/// the same (a renewed certificate), keeps the listener, and a reload
+/// whose certificate does not load is refused with the old one serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_rereads_certificates_and_refuses_a_broken_one() {
+    let certs = Certs::new();
+    let web = Backend::http("web");
+    let live = certs.dir.0.join("live.pem");
+    std::fs::copy(&certs.alpha, &live).expect("copy");
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\nbackend be\n    server web {}\n",
+        live.display(),
+        web.addr
+    );
+    let mut shoal = Shoal::start(&cfg, &["fe"]);
+    let addr = shoal.addr("fe");
+    assert!(served_cert(addr, Some("alpha.test")).await == certs.alpha_der);
+    // Renewed in place: beta's chain and key now live in the same file.
+    let beta = format!(
+        "{}{}",
+        std::fs::read_to_string(&certs.beta).expect("beta"),
+        std::fs::read_to_string(certs.dir.0.join("beta.pem.key")).expect("key")
+    );
+    std::fs::write(&live, beta).expect("renew");
+    shoal.reload(&cfg, &[]);
+    eventually("the renewed certificate is served", || async {
+        served_cert(addr, Some("alpha.test")).await == certs.beta_der
+    })
+    .await;
+    // Broken: the reload is refused, naming the line; beta still serves.
+    std::fs::write(&live, "garbage\n").expect("break");
+    std::fs::write(&shoal.cfg, &cfg).expect("config");
+    shoal.proc.signal("HUP");
+    let line = shoal.proc.wait_line("reload refused");
+    assert!(
+        line.contains(&format!(
+            "shoal.cfg:7: cannot load certificate '{}'",
+            live.display()
+        )),
+        "{line}"
+    );
+    assert!(served_cert(addr, Some("alpha.test")).await == certs.beta_der);
+}
