@@ -676,3 +676,161 @@ async fn a_reload_rereads_certificates_and_refuses_a_broken_one() {
     );
     assert!(served_cert(addr, Some("alpha.test")).await == certs.beta_der);
 }
+
+/// A client that offers only these suites, versions and groups.
+async fn connect_with(
+    addr: SocketAddr,
+    suites: &[rustls::SupportedCipherSuite],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    groups: Option<&[&'static dyn rustls::crypto::SupportedKxGroup]>,
+) -> Result<TlsStream<TcpStream>, std::io::Error> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = suites.to_vec();
+    if let Some(groups) = groups {
+        provider.kx_groups = groups.to_vec();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert))
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("alpha.test").expect("name"), tcp)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_suites_and_groups_are_the_ones_configured() {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    let certs = Certs::new();
+    let web = Backend::http("web");
+    let cfg = format!(
+        "{DEFAULTS}frontend tls12\n    bind 127.0.0.1:0 ssl crt {alpha} ssl-max-ver TLSv1.2 ciphers ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384\n    default_backend be\n\
+         frontend tls13\n    bind 127.0.0.1:0 ssl crt {alpha} ssl-min-ver TLSv1.3 ciphersuites TLS_CHACHA20_POLY1305_SHA256 curves P-384\n    default_backend be\n\
+         backend be\n    server web {}\n",
+        web.addr,
+        alpha = certs.alpha.display(),
+    );
+    let shoal = Shoal::start(&cfg, &["tls12", "tls13"]);
+    let (v12, v13) = (shoal.addr("tls12"), shoal.addr("tls13"));
+    let all: Vec<_> = rustls::crypto::ring::default_provider().cipher_suites;
+    let both = [&rustls::version::TLS13, &rustls::version::TLS12];
+    // TLS 1.2 only; the server's first listed suite wins over the
+    // client's preference (rustls clients put AES-256-GCM first).
+    let tls = connect_with(v12, &all, &both, None)
+        .await
+        .expect("handshake");
+    let conn = tls.get_ref().1;
+    assert_eq!(
+        conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    assert_eq!(
+        conn.negotiated_cipher_suite().map(|s| s.suite()),
+        Some(cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256.suite())
+    );
+    let unlisted = [cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256];
+    assert!(
+        connect_with(v12, &unlisted, &[&rustls::version::TLS12], None)
+            .await
+            .is_err()
+    );
+    assert!(connect_with(v12, &all, &[&rustls::version::TLS13], None)
+        .await
+        .is_err());
+    // TLS 1.3 only, one suite, one group.
+    let tls = connect_with(v13, &all, &both, None)
+        .await
+        .expect("handshake");
+    let conn = tls.get_ref().1;
+    assert_eq!(
+        conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    assert_eq!(
+        conn.negotiated_cipher_suite().map(|s| s.suite()),
+        Some(cs::TLS13_CHACHA20_POLY1305_SHA256.suite())
+    );
+    assert_eq!(
+        conn.negotiated_key_exchange_group().map(|g| g.name()),
+        Some(kx_group::SECP384R1.name())
+    );
+    assert!(connect_with(v13, &all, &[&rustls::version::TLS12], None)
+        .await
+        .is_err());
+    let x25519: &[&'static dyn rustls::crypto::SupportedKxGroup] = &[kx_group::X25519];
+    assert!(connect_with(v13, &all, &both, Some(x25519)).await.is_err());
+    // And the connection that was allowed carries requests.
+    assert_eq!(get_h1(tls, "/", "alpha.test").await.status, 200);
+}
+
+/// A client that connects and never says hello is dropped after
+/// `timeout client`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_dropped_after_timeout_client() {
+    use tokio::io::AsyncReadExt;
+    let certs = Certs::new();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 300ms\n    timeout server 1s\n\
+         frontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\nbackend be\n    server s 127.0.0.1:1\n",
+        certs.alpha.display()
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let mut tcp = TcpStream::connect(shoal.addr("fe")).await.expect("connect");
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(DEADLINE, tcp.read(&mut buf))
+        .await
+        .expect("closed within the deadline")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without a byte");
+    assert!(
+        start.elapsed() >= std::time::Duration::from_millis(250),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A WebSocket upgrade through TLS becomes a tunnel, as over plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrades_work_through_tls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs = Certs::new();
+    let web = Backend::http("web");
+    let cfg = format!(
+        "{DEFAULTS}    timeout tunnel 10s\nfrontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\nbackend be\n    server web {}\n",
+        certs.alpha.display(),
+        web.addr
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let mut tls = connect(shoal.addr("fe"), Some("alpha.test"), &[])
+        .await
+        .expect("handshake");
+    tls.write_all(b"GET /ws HTTP/1.1\r\nHost: alpha.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(DEADLINE, tls.read(&mut byte))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(n, 1, "closed early: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tls.write_all(b"ping over tls").await.expect("write");
+    let mut echo = [0u8; 13];
+    tokio::time::timeout(DEADLINE, tls.read_exact(&mut echo))
+        .await
+        .expect("echo in time")
+        .expect("read");
+    assert_eq!(&echo, b"ping over tls");
+}
