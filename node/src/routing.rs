@@ -177,6 +177,8 @@ pub struct ServerRt {
     /// This node's own checks had it DOWN when the snapshot was built: no
     /// traffic from here, though the cluster verdict may say UP.
     pub avoided: bool,
+    /// `ssl`: connections to it are TLS.
+    pub tls: Option<Arc<crate::tls::Upstream>>,
 }
 
 impl ServerRt {

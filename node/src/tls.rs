@@ -12,13 +12,15 @@
 //!   engine or to the TCP proxy, as for a plain connection.
 //!
 //! Modules: [`certs`] loads `crt` files, [`sni`] picks a certificate by
-//! SNI, [`suites`] maps the config's suite and group names onto rustls.
+//! SNI, [`suites`] maps the config's suite and group names onto rustls,
+//! [`upstream`] opens TLS towards `server ... ssl`.
 
 mod bridge;
 mod certs;
 mod h2;
 mod sni;
 mod suites;
+mod upstream;
 
 pub use bridge::Engine;
 use rustls::ServerConfig;
@@ -26,6 +28,7 @@ use shoal_proto::config::{BindTls, Config, Mode};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
+pub use upstream::Upstream;
 
 /// The ALPN name of HTTP/2.
 const H2: &[u8] = b"h2";
@@ -80,16 +83,23 @@ impl Acceptor {
     }
 }
 
-/// Loads every TLS `bind` line's certificates, as `shoal check` and a
-/// reload do before anything changes: `FILE:LINE: why` for each failure.
+/// Loads every TLS `bind` line's certificates and every `server ... ssl`
+/// line's `ca-file`, as `shoal check` and a reload do before anything
+/// changes: `FILE:LINE: why` for each failure.
 pub fn check(config: &Config) -> Vec<String> {
-    config
+    let binds = config
         .proxies
         .iter()
         .flat_map(|p| &p.binds)
         .filter_map(|b| b.tls.as_deref())
-        .filter_map(|tls| Acceptor::new(tls).err())
-        .collect()
+        .filter_map(|tls| Acceptor::new(tls).err());
+    let servers = config
+        .proxies
+        .iter()
+        .flat_map(|p| &p.servers)
+        .filter(|s| s.tls.ssl)
+        .filter_map(|s| Upstream::new(&s.tls, std::net::Ipv4Addr::LOCALHOST.into()).err());
+    binds.chain(servers).collect()
 }
 
 /// Serves one accepted connection on a TLS listener: handshake, then the

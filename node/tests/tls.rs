@@ -834,3 +834,91 @@ async fn websocket_upgrades_work_through_tls() {
         .expect("read");
     assert_eq!(&echo, b"ping over tls");
 }
+
+/// `server ... ssl`: a Shoal that speaks TLS to another Shoal terminating
+/// it, verifying the chain against `ca-file` and the name against `sni`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_are_reached_over_tls_and_verified() {
+    let certs = Certs::new();
+    let stranger = Certs::new();
+    let web = Backend::http("web");
+    let origin_cfg = format!(
+        "{DEFAULTS}frontend origin\n    bind 127.0.0.1:0 ssl crt {}\n\
+         \x20   http-request set-header X-Origin-Sni alpha if {{ ssl_fc_sni alpha.test }}\n\
+         \x20   default_backend be\nbackend be\n    server web {}\n",
+        certs.alpha.display(),
+        web.addr
+    );
+    let origin = Shoal::start(&origin_cfg, &["origin"]);
+    let o = origin.addr("origin");
+    let ca = certs.ca.display();
+    let cases = [
+        ("sni", format!("ssl ca-file {ca} sni str(alpha.test)"), 200),
+        ("chain", format!("ssl ca-file {ca}"), 200),
+        ("none", "ssl verify none".to_string(), 200),
+        (
+            "badname",
+            format!("ssl ca-file {ca} sni str(other.test)"),
+            503,
+        ),
+        (
+            "badca",
+            format!("ssl ca-file {}", stranger.ca.display()),
+            503,
+        ),
+    ];
+    let mut edge_cfg = format!("{DEFAULTS}    retries 0\nfrontend edge\n    bind 127.0.0.1:0\n");
+    for (name, _, _) in &cases {
+        edge_cfg.push_str(&format!(
+            "    use_backend {name} if {{ hdr(x-case) {name} }}\n"
+        ));
+    }
+    for (name, opts, _) in &cases {
+        edge_cfg.push_str(&format!("backend {name}\n    server o {o} {opts}\n"));
+    }
+    let edge = Shoal::start(&edge_cfg, &["edge"]);
+    let e = edge.addr("edge");
+    for (name, _, status) in &cases {
+        let resp = get_with(e, "/echo-headers", &[("x-case", name)]).await;
+        assert_eq!(resp.status, *status, "{name}: {resp:?}");
+        if *status == 200 {
+            assert_eq!(resp.server(), "web", "{name}");
+            let sni_seen = resp
+                .body
+                .to_ascii_lowercase()
+                .contains("x-origin-sni: alpha");
+            assert_eq!(sni_seen, *name == "sni", "{name}: {}", resp.body);
+        }
+    }
+    // Kept-alive TLS server connections carry several requests.
+    let mut client = Client::connect(e).await;
+    for _ in 0..5 {
+        let resp = client.request("/", &[("x-case", "sni")]).await;
+        assert_eq!((resp.status, resp.server().as_str()), (200, "web"));
+    }
+    // A ca-file that does not load refuses the config, naming the line.
+    let bad = edge_cfg.replace(
+        &format!("ssl ca-file {ca} sni"),
+        "ssl ca-file /nonexistent/ca.pem sni",
+    );
+    let path = certs.dir.file("bad-edge.cfg", &bad);
+    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["check", "-f"])
+        .arg(&path)
+        .output()
+        .expect("shoal");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let line = bad
+        .lines()
+        .position(|l| l.contains("/nonexistent/"))
+        .expect("line")
+        + 1;
+    assert!(
+        err.contains(&format!(
+            "{}:{line}: cannot load ca-file '/nonexistent/ca.pem'",
+            path.display()
+        )),
+        "{err}"
+    );
+}

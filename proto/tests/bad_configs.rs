@@ -253,9 +253,8 @@ backend be
             format!("bad.cfg:3: bind option 'crt-list' is not implemented by Shoal; {tls}"),
             format!("bad.cfg:4: 'http-request deny' is not implemented by Shoal; {rules}"),
             "bad.cfg:6: 'tcp-request' is not implemented by Shoal; refusing to start because ignoring it would skip its connection and content filtering rules".to_string(),
-            format!("bad.cfg:9: server option 'ssl' is not implemented by Shoal; {tls}"),
-            format!("bad.cfg:9: server option 'verify' is not implemented by Shoal; {tls}"),
             "bad.cfg:9: server option 'send-proxy' is not implemented by Shoal; refusing to start because ignoring it would drop or misread the PROXY protocol header peers rely on".to_string(),
+            "bad.cfg:9: server 's': verify is enabled by default but no CA file specified. If you're running on a LAN where you're certain to trust the server's certificate, please set an explicit 'verify none' statement on the 'server' line".to_string(),
         ]
     );
 }

@@ -264,6 +264,7 @@ fn build_backend(
     let mut servers = Vec::with_capacity(proxy.servers.len());
     // slowstart: how far each server is into its ramp (None: full speed).
     let mut ramps = Vec::with_capacity(proxy.servers.len());
+    let model = &state.config().model;
     for server in &proxy.servers {
         let id = ServerRef::new(&proxy.name, &server.name);
         let state = match state.server(&id) {
@@ -297,7 +298,26 @@ fn build_backend(
         let avoided = shared
             .locally_down
             .load(std::sync::atomic::Ordering::Acquire);
+        // TLS to the server: `ca-file` is read with a new config (a
+        // reload), not again for every weight or state change.
+        let tls = match server.tls.ssl {
+            false => None,
+            true => {
+                let kept = previous
+                    .filter(|prev| Arc::ptr_eq(&prev.config, model))
+                    .and_then(|prev| prev.server(&proxy.name, &server.name))
+                    .and_then(|s| s.tls.clone());
+                match kept {
+                    Some(tls) => Some(tls),
+                    None => Some(Arc::new(
+                        crate::tls::Upstream::new(&server.tls, addr.ip())
+                            .map_err(BuildError::Tls)?,
+                    )),
+                }
+            }
+        };
         servers.push(ServerRt {
+            tls,
             name: server.name.clone().into(),
             addr: state.addr.unwrap_or(addr),
             backup: server.backup,

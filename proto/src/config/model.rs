@@ -590,6 +590,27 @@ pub struct Server {
     pub on_error: Option<OnError>,
     /// `on-marked-down shutdown-sessions`.
     pub on_marked_down_shutdown: bool,
+    /// `ssl` (and `verify`, `ca-file`, `sni`): TLS towards the server.
+    #[serde(default)]
+    pub tls: ServerTls,
+}
+
+/// TLS towards a server. `verify`, `ca-file` and `sni` are kept without
+/// `ssl` too (a `default-server` may set them for servers that add `ssl`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ServerTls {
+    /// `ssl`: connect with TLS.
+    pub ssl: bool,
+    /// `verify none`; `false` is HAProxy's default, `verify required`.
+    pub verify_none: bool,
+    /// `ca-file`: the CAs that sign the server's certificate.
+    pub ca_file: Option<String>,
+    /// `sni str(NAME)`: the server name sent, and checked against the
+    /// server's certificate. Without it no SNI is sent and only the chain
+    /// is verified (as HAProxy without `verifyhost`).
+    pub sni: Option<String>,
+    /// Where the `server` line is, for errors loading `ca-file`.
+    pub at: SourceLine,
 }
 
 /// What `observe` watches.
@@ -634,6 +655,7 @@ impl Server {
             error_limit: None,
             on_error: None,
             on_marked_down_shutdown: false,
+            tls: ServerTls::default(),
         }
     }
     /// Effective weight (HAProxy's default is 1).

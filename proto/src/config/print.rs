@@ -415,6 +415,19 @@ fn server(s: &Server) -> String {
     if s.check {
         opt("check", None);
     }
+    let t = &s.tls;
+    if t.ssl {
+        opt("ssl", None);
+    }
+    if t.verify_none {
+        opt("verify", Some("none".into()));
+    }
+    if let Some(ca) = &t.ca_file {
+        opt("ca-file", Some(word(ca)));
+    }
+    if let Some(sni) = &t.sni {
+        opt("sni", Some(word(&format!("str({sni})"))));
+    }
     let timed = [
         ("inter", dur(s.inter)),
         ("fastinter", dur(s.fastinter)),

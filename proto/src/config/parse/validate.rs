@@ -72,6 +72,15 @@ pub(super) fn end_of_proxy(d: &mut Diags, st: &mut ProxyState) {
             p.options.tcplog = true;
         }
     }
+    if p.options.httpchk.is_some() {
+        for (s, line) in p.servers.iter().zip(&lines.servers) {
+            if s.tls.ssl && s.check {
+                // HAProxy sends such checks over TLS; Shoal's would go in
+                // clear text to a TLS port and mark the server DOWN.
+                d.error(*line, format!("server '{}': HTTP health checks over TLS ('check' with 'ssl' and 'option httpchk') are not implemented by Shoal yet", s.name));
+            }
+        }
+    }
     if p.mode == Mode::Tcp && p.kind.is_backend() {
         if let Some(c) = &p.cookie {
             let msg = format!(

@@ -173,3 +173,43 @@ fn tls_binds_round_trip_through_the_printer() {
         "{text}"
     );
 }
+
+#[test]
+fn server_ssl_options() {
+    let p = ok("backend be\n    mode http\n    default-server ca-file /ca.pem\n    server a 10.0.0.1:443 ssl sni str(api.example.com)\n    server b 10.0.0.2:443 ssl verify none\n    server c 10.0.0.3:80\n");
+    let s = &p.config.proxies[0].servers;
+    assert!(s[0].tls.ssl && !s[0].tls.verify_none);
+    assert_eq!(s[0].tls.ca_file.as_deref(), Some("/ca.pem"));
+    assert_eq!(s[0].tls.sni.as_deref(), Some("api.example.com"));
+    assert_eq!(s[0].tls.at.0, "t.cfg:4");
+    assert!(s[1].tls.ssl && s[1].tls.verify_none);
+    assert!(!s[2].tls.ssl);
+    let text = print(&p.config);
+    assert_eq!(ok(&text).config, p.config, "{text}");
+    for (line, says) in [
+        (
+            "server a 10.0.0.1:443 ssl",
+            "verify is enabled by default but no CA file specified",
+        ),
+        (
+            "server a 10.0.0.1:443 ssl verify none sni req.hdr(host)",
+            "server option 'sni req.hdr(host)' (only 'sni str(NAME)' is) is not implemented",
+        ),
+        (
+            "server a 10.0.0.1:443 ssl verify maybe",
+            "expects 'none' or 'required'",
+        ),
+        (
+            "server a 10.0.0.1:443 ssl verify none proto h2",
+            "server option 'proto' is not implemented",
+        ),
+    ] {
+        let e = errors(&format!("backend be\n    mode http\n    {line}\n"));
+        assert!(
+            e[0].starts_with("t.cfg:3: ") && e[0].contains(says),
+            "{line}: {e:#?}"
+        );
+    }
+    let e = errors("backend be\n    mode http\n    option httpchk\n    server a 10.0.0.1:443 ssl verify none check\n");
+    assert!(e[0].contains("HTTP health checks over TLS"), "{e:#?}");
+}
