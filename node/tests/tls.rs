@@ -922,3 +922,46 @@ async fn servers_are_reached_over_tls_and_verified() {
         "{err}"
     );
 }
+
+/// An HTTP/2 connection that starts no stream for `timeout client` is
+/// closed (GOAWAY), after the requests it carried were answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed_after_timeout_client() {
+    let certs = Certs::new();
+    let web = Backend::http("web");
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 400ms\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:0 ssl crt {} alpn h2\n    default_backend be\nbackend be\n    server web {}\n",
+        certs.alpha.display(),
+        web.addr
+    );
+    let shoal = Shoal::start(&cfg, &["fe"]);
+    let tls = connect(shoal.addr("fe"), Some("alpha.test"), &[b"h2"])
+        .await
+        .expect("handshake");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .expect("h2");
+    let closed = tokio::spawn(conn);
+    // A request longer than the idle bound is answered in full.
+    let req = hyper::Request::get("https://alpha.test/delay/600")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let started = std::time::Instant::now();
+    let resp = read(sender.send_request(req).await.expect("response")).await;
+    assert_eq!(resp.status, 200);
+    tokio::time::timeout(DEADLINE, closed)
+        .await
+        .expect("the server closed the idle connection")
+        .expect("task")
+        .expect("a clean close");
+    // Idle is counted from the answer (at about 600 ms), not from the request.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -11,9 +11,10 @@
 //! A client connection keeps its idle engine connections for its next
 //! streams (at most one per concurrent stream, [`MAX_STREAMS`]); the list
 //! is locked only to take or give one back, never across I/O. An h2
-//! connection that starts no stream for `timeout client` (or
-//! `timeout http-keep-alive` when set) is sent GOAWAY, and streams in
-//! flight finish; so does graceful shutdown.
+//! connection with no request waiting for its answer for `timeout client`
+//! (or `timeout http-keep-alive` when set) since the last answer is sent
+//! GOAWAY, and response bodies still streaming finish; so does graceful
+//! shutdown.
 
 use super::bridge::{self, Engine};
 use bytes::Bytes;
@@ -24,10 +25,11 @@ use hyper::header::{HeaderValue, COOKIE, HOST};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
 /// Concurrent streams per connection: HAProxy's default
 /// `tune.h2.max-concurrent-streams`.
@@ -43,8 +45,27 @@ struct Gateway {
     engine: Engine,
     /// Engine connections between requests.
     idle: Mutex<Vec<SendRequest<Incoming>>>,
-    /// Streams started so far (the idle timer watches it move).
-    started: AtomicU64,
+    /// Requests waiting for their answer now.
+    active: AtomicUsize,
+    /// When the last answer (or the connection) began, in ms after `epoch`.
+    last: AtomicU64,
+    epoch: Instant,
+}
+
+impl Gateway {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Counts a request as waiting for its answer while it lives.
+struct Waiting<'a>(&'a Gateway);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.last.store(self.0.now_ms(), Relaxed);
+        self.0.active.fetch_sub(1, Relaxed);
+    }
 }
 
 /// Serve HTTP/2 on an established TLS session until the client goes, the
@@ -59,7 +80,9 @@ where
     let gw = Arc::new(Gateway {
         engine,
         idle: Mutex::new(Vec::new()),
-        started: AtomicU64::new(0),
+        active: AtomicUsize::new(0),
+        last: AtomicU64::new(0),
+        epoch: Instant::now(),
     });
     let service = {
         let gw = gw.clone();
@@ -73,17 +96,25 @@ where
         .max_concurrent_streams(MAX_STREAMS)
         .serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
-    let mut seen = 0;
     loop {
+        // Idle since the last answer; while a request waits, look again
+        // one period later.
+        let busy = gw.active.load(Relaxed) > 0;
+        let since = Duration::from_millis(gw.last.load(Relaxed));
+        let deadline = if busy {
+            Instant::now() + idle
+        } else {
+            gw.epoch + since + idle
+        };
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = shutdown.wait_for(|stop| *stop) => break,
-            () = tokio::time::sleep(idle) => {
-                let now = gw.started.load(Relaxed);
-                if now == seen {
+            () = tokio::time::sleep_until(deadline) => {
+                let quiet = gw.active.load(Relaxed) == 0
+                    && Duration::from_millis(gw.last.load(Relaxed)) == since;
+                if quiet && !busy {
                     break;
                 }
-                seen = now;
             }
         }
     }
@@ -94,7 +125,8 @@ where
 impl Gateway {
     /// One stream: to HTTP/1.1, through the engine, and back.
     async fn forward(&self, mut req: Request<Incoming>) -> Response<Body> {
-        self.started.fetch_add(1, Relaxed);
+        self.active.fetch_add(1, Relaxed);
+        let _waiting = Waiting(self);
         if req.method() == Method::CONNECT {
             // Tunnels over HTTP/2 streams are not implemented.
             return answer(StatusCode::METHOD_NOT_ALLOWED);
