@@ -43,6 +43,15 @@ pub trait Samples {
     fn src(&self) -> Option<IpAddr>;
     /// Local port the client connected to.
     fn dst_port(&self) -> Option<u16>;
+    /// `ssl_fc`: whether the client connection came through TLS. `None`
+    /// where that is not known (its terms are false).
+    fn ssl_fc(&self) -> Option<bool> {
+        None
+    }
+    /// `ssl_fc_sni`: the server name a TLS client asked for, lowercase.
+    fn ssl_fc_sni(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Why a frontend's ACLs or rules could not be compiled.

@@ -247,9 +247,17 @@ pub async fn connect(
         if addr.port() == 0 {
             addr = SocketAddr::new(addr.ip(), client_dst_port);
         }
-        let error = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        // A TLS server's handshake counts as part of the connect.
+        let connected = async {
+            let stream = TcpStream::connect(addr).await?;
+            let _ = stream.set_nodelay(true);
+            match &server.tls {
+                Some(tls) => tls.connect(stream).await,
+                None => Ok(stream),
+            }
+        };
+        let error = match tokio::time::timeout(timeout, connected).await {
             Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
                 server.shared.counters.connects.fetch_add(1, Relaxed);
                 observer.report(&backend.name, &server.name, Outcome::ConnectOk);
                 return Ok((stream, claim));

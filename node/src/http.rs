@@ -13,6 +13,7 @@
 //! - [`outcome`]: what the access log says about a request;
 //! - [`body`]: body framing and socket writes;
 //! - [`rewrite`]: the heads Shoal writes (hop-by-hop, XFF, cookies);
+//! - [`rules`]: `http-request` redirects and header rules;
 //! - [`reuse`] and [`crate::pool`]: `http-reuse` and idle connections;
 //! - [`errors`]: HAProxy's error pages; [`local`]: the stats page;
 //! - [`tunnel`]: WebSocket and CONNECT tunnels.
@@ -29,6 +30,7 @@ mod outcome;
 mod proxy;
 mod reuse;
 mod rewrite;
+pub mod rules;
 mod samples;
 mod send;
 pub mod sweeper;

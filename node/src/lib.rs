@@ -30,3 +30,4 @@ pub mod stats;
 pub mod stats_page;
 pub mod stick;
 pub mod tcp;
+pub mod tls;

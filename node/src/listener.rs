@@ -138,8 +138,14 @@ pub struct AcceptCtx {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// Start accepting on `listener` for the frontend called `frontend`.
-pub fn spawn(listener: TcpListener, frontend: String, ctx: AcceptCtx) -> std::io::Result<Handle> {
+/// Start accepting on `listener` for the frontend called `frontend`, on
+/// behalf of its `bind` line naming `addr` (which says whether TLS is on).
+pub fn spawn(
+    listener: TcpListener,
+    frontend: String,
+    addr: Box<str>,
+    ctx: AcceptCtx,
+) -> std::io::Result<Handle> {
     let local = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -154,7 +160,9 @@ pub fn spawn(listener: TcpListener, frontend: String, ctx: AcceptCtx) -> std::io
                 a = listener.accept() => a,
             };
             match accepted {
-                Ok((stream, peer)) => dispatch(stream, peer, local, &frontend, &ctx, permits),
+                Ok((stream, peer)) => {
+                    dispatch(stream, peer, local, &frontend, &addr, &ctx, permits);
+                }
                 Err(e) => {
                     drop(permits);
                     let out_of_fds = out_of_descriptors(&e);
@@ -266,6 +274,7 @@ fn dispatch(
     peer: SocketAddr,
     local: SocketAddr,
     frontend: &str,
+    addr: &str,
     ctx: &AcceptCtx,
     permits: Permits,
 ) {
@@ -273,6 +282,7 @@ fn dispatch(
     let Some(fe) = snapshot.frontend(frontend).cloned() else {
         return;
     };
+    let tls = fe.tls_for(addr).cloned();
     let _ = stream.set_nodelay(true);
     let guard = ctx.tracker.enter();
     let runtime = ctx.runtime.clone();
@@ -281,11 +291,28 @@ fn dispatch(
     fe.counters.open();
     tokio::spawn(async move {
         let counters = fe.counters.clone();
-        match fe.mode {
-            Mode::Http => {
-                crate::http::serve(stream, peer, local, fe, runtime, observer, shutdown).await
+        match (tls, fe.mode) {
+            (Some(tls), _) => {
+                // The handshake runs here, in the connection's own task.
+                drop(snapshot);
+                let engine = crate::tls::Engine {
+                    peer,
+                    local,
+                    frontend: fe,
+                    runtime,
+                    observer,
+                    shutdown,
+                    session: Default::default(),
+                };
+                crate::tls::serve(tls, stream, engine).await;
             }
-            Mode::Tcp => crate::tcp::serve(stream, peer, local, fe, snapshot, observer).await,
+            (None, Mode::Http) => {
+                crate::http::serve(stream, peer, local, fe, runtime, observer, shutdown, None)
+                    .await;
+            }
+            (None, Mode::Tcp) => {
+                crate::tcp::serve(stream, peer, local, fe, snapshot, observer, None).await;
+            }
         }
         counters.close();
         drop(permits);

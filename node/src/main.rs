@@ -144,6 +144,13 @@ fn check(file: &std::path::Path) -> ExitCode {
             for w in &parsed.warnings {
                 eprintln!("[WARNING] {w}");
             }
+            let tls_errors = shoal_node::tls::check(&parsed.config);
+            if !tls_errors.is_empty() {
+                for e in &tls_errors {
+                    eprintln!("{e}");
+                }
+                return ExitCode::FAILURE;
+            }
             println!("Configuration file is valid");
             ExitCode::SUCCESS
         }

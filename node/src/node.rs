@@ -91,6 +91,11 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
     };
     let parsed = config::parse(&text, &file)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    // Certificates are files of their own: a bad one names its bind line.
+    let tls_errors = crate::tls::check(&parsed.config);
+    if !tls_errors.is_empty() {
+        return Err(tls_errors);
+    }
     Ok(Loaded { file, text, parsed })
 }
 
@@ -502,7 +507,7 @@ impl Node {
             shutdown: self.shutdown.subscribe(),
         };
         for (key, l) in opened {
-            match listener::spawn(l, key.0.clone(), ctx.clone()) {
+            match listener::spawn(l, key.0.clone(), key.1.clone().into(), ctx.clone()) {
                 Ok(handle) => {
                     // Tests and scripts read this line to learn ports bound as :0.
                     println!(

@@ -177,6 +177,8 @@ pub struct ServerRt {
     /// This node's own checks had it DOWN when the snapshot was built: no
     /// traffic from here, though the cluster verdict may say UP.
     pub avoided: bool,
+    /// `ssl`: connections to it are TLS.
+    pub tls: Option<Arc<crate::tls::Upstream>>,
 }
 
 impl ServerRt {
@@ -303,6 +305,21 @@ pub struct FrontendRt {
     pub bufsize: usize,
     /// `tune.http.maxhdr`: most lines in a head, start line included.
     pub maxhdr: usize,
+    /// `http-request` rules.
+    pub http_request: crate::http::rules::Rules,
+    /// TLS `bind` lines, by the address they name (`HOST:PORT`, as the
+    /// listener's key): certificates and settings loaded for this snapshot.
+    pub tls: TlsBinds,
+}
+
+/// A frontend's TLS acceptors by `bind` address (see [`FrontendRt::tls`]).
+pub type TlsBinds = Vec<(Box<str>, Arc<crate::tls::Acceptor>)>;
+
+impl FrontendRt {
+    /// The TLS acceptor of the `bind` line naming `addr`, if it has `ssl`.
+    pub fn tls_for(&self, addr: &str) -> Option<&Arc<crate::tls::Acceptor>> {
+        self.tls.iter().find(|(a, _)| &**a == addr).map(|(_, t)| t)
+    }
 }
 
 /// A frontend's stats page settings, compiled.

@@ -73,6 +73,9 @@ pub enum BuildError {
     Resolve(#[from] ResolveError),
     #[error("frontend {frontend}: {reason}")]
     Rules { frontend: String, reason: String },
+    /// A `server ... ssl` whose `ca-file` does not load (`FILE:LINE: why`).
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// Why a node could not start or a reload was refused.

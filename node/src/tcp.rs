@@ -23,6 +23,8 @@ pub mod tunnel;
 pub struct TcpSamples {
     pub src: IpAddr,
     pub dst_port: u16,
+    /// The connection's TLS session, if it came through TLS.
+    pub tls: Option<Arc<crate::tls::Session>>,
 }
 
 impl Samples for TcpSamples {
@@ -43,6 +45,12 @@ impl Samples for TcpSamples {
     }
     fn dst_port(&self) -> Option<u16> {
         Some(self.dst_port)
+    }
+    fn ssl_fc(&self) -> Option<bool> {
+        Some(self.tls.is_some())
+    }
+    fn ssl_fc_sni(&self) -> Option<&str> {
+        self.tls.as_ref().and_then(|t| t.sni.as_deref())
     }
 }
 
@@ -74,12 +82,14 @@ pub async fn serve(
     frontend: Arc<FrontendRt>,
     snapshot: Arc<Snapshot>,
     observer: crate::observe::Observer,
+    tls: Option<Arc<crate::tls::Session>>,
 ) {
     let accepted = SystemTime::now();
     let start = Instant::now();
     let samples = TcpSamples {
         src: peer.ip(),
         dst_port: local.port(),
+        tls,
     };
     let Some(index) = frontend.router.route(&samples) else {
         tracing::debug!(frontend = %frontend.name, "no backend for connection from {peer}");

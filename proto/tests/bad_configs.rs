@@ -230,8 +230,8 @@ defaults
 fn haproxy_keywords_that_change_traffic_are_refused_on_every_line() {
     let e = errors(
         "frontend fe
-    bind :443 ssl crt /etc/ssl/site.pem
-    bind :444 ssl crt /etc/ssl/other.pem
+    bind :443 ssl crt /etc/ssl/site.pem ca-file /etc/ssl/ca.pem verify required
+    bind :444 ssl crt /etc/ssl/other.pem crt-list /etc/ssl/list
     http-request deny if { src 10.0.0.1 }
     http-request set-header X-Forwarded-Proto https
     tcp-request connection reject if { src 10.0.0.2 }
@@ -245,16 +245,16 @@ backend be
     assert_eq!(
         e,
         [
-            format!("bad.cfg:2: bind option 'ssl' is not implemented by Shoal; {tls}"),
-            format!("bad.cfg:2: bind option 'crt' is not implemented by Shoal; {tls}"),
-            format!("bad.cfg:3: bind option 'ssl' is not implemented by Shoal; {tls}"),
-            format!("bad.cfg:3: bind option 'crt' is not implemented by Shoal; {tls}"),
-            format!("bad.cfg:4: 'http-request' is not implemented by Shoal; {rules}"),
-            format!("bad.cfg:5: 'http-request' is not implemented by Shoal; {rules}"),
+            // No `mode http` here: the set-header rule that Shoal now
+            // implements cannot apply.
+            "bad.cfg:1: 'http-request' rules need 'mode http', but frontend 'fe' is in mode tcp".to_string(),
+            format!("bad.cfg:2: bind option 'ca-file' is not implemented by Shoal; {tls}"),
+            format!("bad.cfg:2: bind option 'verify' is not implemented by Shoal; {tls}"),
+            format!("bad.cfg:3: bind option 'crt-list' is not implemented by Shoal; {tls}"),
+            format!("bad.cfg:4: 'http-request deny' is not implemented by Shoal; {rules}"),
             "bad.cfg:6: 'tcp-request' is not implemented by Shoal; refusing to start because ignoring it would skip its connection and content filtering rules".to_string(),
-            format!("bad.cfg:9: server option 'ssl' is not implemented by Shoal; {tls}"),
-            format!("bad.cfg:9: server option 'verify' is not implemented by Shoal; {tls}"),
             "bad.cfg:9: server option 'send-proxy' is not implemented by Shoal; refusing to start because ignoring it would drop or misread the PROXY protocol header peers rely on".to_string(),
+            "bad.cfg:9: server 's': verify is enabled by default but no CA file specified. If you're running on a LAN where you're certain to trust the server's certificate, please set an explicit 'verify none' statement on the 'server' line".to_string(),
         ]
     );
 }

@@ -22,6 +22,8 @@ enum Fetch {
     Hdr(Box<str>),
     Src,
     DstPort,
+    SslFc,
+    SslFcSni,
 }
 
 impl Matcher {
@@ -35,6 +37,8 @@ impl Matcher {
             Sample::Hdr(name) => Fetch::Hdr(name.to_ascii_lowercase().into()),
             Sample::Src => Fetch::Src,
             Sample::DstPort => Fetch::DstPort,
+            Sample::SslFc => Fetch::SslFc,
+            Sample::SslFcSni => Fetch::SslFcSni,
         };
         // HAProxy has no address-to-integer or integer-to-address cast, so
         // these combinations are rejected when the config is loaded.
@@ -70,6 +74,8 @@ impl Matcher {
                 Pattern::Int(_) | Pattern::Found => p.matches_int(i64::from(port)),
                 _ => with_text(format_args!("{port}"), |t| p.matches_str(t)),
             }),
+            Fetch::SslFc => s.ssl_fc().is_some_and(|on| p.matches_bool(on)),
+            Fetch::SslFcSni => s.ssl_fc_sni().is_some_and(|v| p.matches_str(v)),
         }
     }
 }
@@ -95,6 +101,8 @@ fn sample_name(sample: &Sample) -> &'static str {
         Sample::Method => "method",
         Sample::Src => "src",
         Sample::DstPort => "dst_port",
+        Sample::SslFc => "ssl_fc",
+        Sample::SslFcSni => "ssl_fc_sni",
     }
 }
 

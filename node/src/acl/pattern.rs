@@ -24,6 +24,8 @@ pub(super) enum Pattern {
     Ip(Box<[Net]>),
     Int(Box<[IntRange]>),
     Found,
+    /// `-m bool`: a boolean sample that is true.
+    Bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,7 @@ impl Pattern {
             ),
             MatchKind::Int => Pattern::Int(parse_ints(values, label)?),
             MatchKind::Found => Pattern::Found,
+            MatchKind::Bool => Pattern::Bool,
         })
     }
 
@@ -97,6 +100,8 @@ impl Pattern {
             Pattern::Ip(_) => text_to_ip(s).is_some_and(|ip| self.matches_ip(ip)),
             Pattern::Int(_) => text_to_int(s).is_some_and(|n| self.matches_int(n)),
             Pattern::Found => true,
+            // The parser gives `-m bool` to boolean samples only.
+            Pattern::Bool => false,
         }
     }
 
@@ -105,6 +110,15 @@ impl Pattern {
     pub(super) fn matches_ip(&self, ip: IpAddr) -> bool {
         match self {
             Pattern::Ip(nets) => nets.iter().any(|n| n.contains(ip)),
+            Pattern::Found => true,
+            _ => false,
+        }
+    }
+
+    /// Matches a boolean sample: true under `Bool`, present under `Found`.
+    pub(super) fn matches_bool(&self, on: bool) -> bool {
+        match self {
+            Pattern::Bool => on,
             Pattern::Found => true,
             _ => false,
         }

@@ -391,6 +391,7 @@ fn external_check_arguments_and_environment() {
     listen.binds.push(Bind {
         host: String::new(),
         port: 80,
+        tls: None,
     });
     let ext = ExternalCheck::new(&listen, "chk", 1, "s1", 1);
     assert_eq!(

@@ -66,6 +66,8 @@ pub(super) struct Client {
     pub last_conn: Option<u64>,
     /// The client address as an `X-Forwarded-For` value, built once.
     pub xff: Option<Box<str>>,
+    /// The client's TLS session, when it came through a TLS `bind`.
+    pub tls: Option<Arc<crate::tls::Session>>,
     /// Our side is shut (see `linger`).
     shut: bool,
     pub shutdown: watch::Receiver<bool>,
@@ -98,7 +100,9 @@ pub(super) struct Incoming {
 }
 
 /// Serve one accepted HTTP-mode client connection until it closes, a
-/// timeout fires, or `shutdown` asks for a graceful close.
+/// timeout fires, or `shutdown` asks for a graceful close. `tls` is the
+/// client's TLS session when [`crate::tls`] terminated it.
+#[allow(clippy::too_many_arguments)] // each is one fact about the connection
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -107,6 +111,7 @@ pub async fn serve(
     runtime: Arc<Runtime>,
     observer: Observer,
     shutdown: watch::Receiver<bool>,
+    tls: Option<Arc<crate::tls::Session>>,
 ) {
     let mut client = Client {
         stream,
@@ -122,6 +127,7 @@ pub async fn serve(
         private: None,
         last_conn: None,
         xff: None,
+        tls,
         shut: false,
         shutdown,
         accepted: Instant::now(),

@@ -15,6 +15,7 @@ use super::head::{self, Framing, Method, RequestHead};
 pub(super) use super::outcome::Outcome;
 use super::reuse;
 use super::rewrite::{self, ConnHeader, CookieEdit, RequestEdits, ResponseEdits};
+use super::rules::{HeaderSet, Verdict};
 use super::samples::{hash_key, HttpSamples};
 use super::tunnel::Tunnel;
 use crate::dispatch::{self, Claim, DispatchError};
@@ -70,21 +71,36 @@ pub(super) async fn handle(c: &mut Client, incoming: Incoming) -> Next {
         upload_pending: 0,
         upload_cut: false,
         head_consumed: false,
+        headers: HeaderSet::default(),
     };
     let mut cbuf = c.buf.take().unwrap_or_else(|| Buf::new(c.limits().bufsize));
+    let mut redirect = None;
     let route = {
         let samples = HttpSamples {
             buf: cbuf.filled(),
             head: &x.head,
             src: c.peer.ip(),
             dst_port: c.local.port(),
+            tls: c.tls.as_deref(),
         };
+        // `http-request` rules run first, as in HAProxy.
+        if !frontend.http_request.is_empty() {
+            match frontend.http_request.eval(&samples) {
+                Verdict::Forward(set) => x.headers = set,
+                Verdict::Redirect { code, scheme } => redirect = Some((code, scheme)),
+            }
+        }
         match &frontend.stats {
             Some(stats) if is_stats_uri(&samples, &stats.uri) => None,
             _ => Some(frontend.router.route(&samples)),
         }
     };
     let next = match route {
+        _ if redirect.is_some() => {
+            drop(snapshot);
+            let (code, scheme) = redirect.unwrap_or((302, "https".into()));
+            x.redirect(c, &cbuf, code, &scheme).await
+        }
         // The stats page, served by Shoal itself.
         None => {
             drop(snapshot);
@@ -146,6 +162,8 @@ pub(super) struct Exchange {
     pub upload_cut: bool,
     /// The head has left the client's buffer (forwarded or served).
     pub head_consumed: bool,
+    /// `http-request` header rules that hold for this request.
+    pub headers: HeaderSet,
 }
 
 /// Why an exchange stopped early.
@@ -265,18 +283,59 @@ impl Exchange {
         }
     }
 
+    /// Answer with an `http-request redirect scheme`: the same host and
+    /// URI (origin form) under `scheme`. Logged with HAProxy's `LR`.
+    async fn redirect(&mut self, c: &mut Client, cbuf: &Buf, code: u16, scheme: &str) -> Next {
+        let close = self.client_must_close(c, None);
+        let buf = cbuf.filled();
+        let host = self
+            .head
+            .fields
+            .iter()
+            .find(|f| f.name.of(buf).eq_ignore_ascii_case(b"host"))
+            .map_or(&[][..], |f| f.value.of(buf));
+        let uri = match head::origin_part(self.head.target.of(buf)) {
+            b"" => &b"/"[..],
+            uri => uri,
+        };
+        let connection = match self.client_connection(close) {
+            ConnHeader::Close => Some("close"),
+            ConnHeader::KeepAlive => Some("keep-alive"),
+            _ => None,
+        };
+        c.out.clear();
+        let location: [&[u8]; 4] = [scheme.as_bytes(), b"://", host, uri];
+        super::rules::redirect(&mut c.out, code, &location, connection);
+        let fe = self.outcome.frontend.clone();
+        let sent = within(fe.timeouts.client, body::write_all(&c.stream, &c.out)).await;
+        let ok = matches!(sent, Some(Ok(())));
+        self.outcome.status = Some(code);
+        self.outcome.termination = "LR";
+        let bytes = if ok { c.out.len() as u64 } else { 0 };
+        self.outcome.bytes = bytes;
+        fe.counters.bytes_out.fetch_add(bytes, Relaxed);
+        fe.counters.count_response(code);
+        if close || !ok {
+            Next::Close
+        } else {
+            Next::KeepAlive
+        }
+    }
+
     /// Route to a server of `backend`, exchange, relay the answer.
     async fn forward(&mut self, c: &mut Client, backend: &Arc<BackendRt>, cbuf: &mut Buf) -> Next {
         let first = c.requests == 1;
         let persistent = backend.cookie.is_some() || !backend.stick.is_empty();
         // Persistence and hash keys read the head, which stays in `cbuf`
         // until the request has been written to the server.
+        let tls = c.tls.clone();
         let got = {
             let samples = HttpSamples {
                 buf: cbuf.filled(),
                 head: &self.head,
                 src: c.peer.ip(),
                 dst_port: c.local.port(),
+                tls: tls.as_deref(),
             };
             let mut key_mem = [0u8; 16];
             let key = hash_key(&backend.balance, &samples, &mut key_mem);
@@ -360,6 +419,7 @@ impl Exchange {
                 .filter(|_| fe.forwardfor || backend.forwardfor),
             cookie: backend.cookie.as_ref(),
             connection,
+            headers: (&fe.http_request, self.headers),
         };
         c.out.clear();
         rewrite::request(&mut c.out, cbuf.filled(), &self.head, &edits);

@@ -6,6 +6,7 @@
 
 use super::cookie;
 use super::head::{Field, Kind, RequestHead, ResponseHead};
+use super::rules::{HeaderSet, Rules};
 use crate::persist;
 use shoal_proto::config::{CookieConfig, CookieMode};
 use std::io::Write as _;
@@ -40,6 +41,8 @@ pub struct RequestEdits<'a> {
     /// Cookie persistence: hide or unprefix the persistence cookie.
     pub cookie: Option<&'a CookieConfig>,
     pub connection: ConnHeader,
+    /// `http-request set-header|add-header|del-header` rules that hold.
+    pub headers: (&'a Rules, HeaderSet),
 }
 
 fn raw_line(out: &mut Vec<u8>, buf: &[u8], f: &Field) {
@@ -64,7 +67,11 @@ pub fn request(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, edits: &Reques
     } else {
         b" HTTP/1.1\r\n"
     });
+    let (rules, set) = edits.headers;
     for f in head.fields.iter().filter(|f| !f.hop) {
+        if rules.drops(set, f.name.of(buf)) {
+            continue;
+        }
         if let (Kind::Cookie, Some(cfg)) = (f.kind, edits.cookie) {
             let value = String::from_utf8_lossy(f.value.of(buf));
             match cookie::for_server(&value, cfg) {
@@ -82,6 +89,7 @@ pub fn request(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, edits: &Reques
     if head.te_trailers {
         out.extend_from_slice(b"TE: trailers\r\n");
     }
+    rules.added(set, |name, value| line(out, name, value));
     if let Some(ip) = edits.forwarded_for {
         // HAProxy appends its own line rather than editing an existing one.
         line(out, b"X-Forwarded-For", ip.as_bytes());
@@ -221,6 +229,50 @@ mod tests {
         }
     }
 
+    /// `http-request set-header|add-header|del-header`, as HAProxy: a set
+    /// replaces every line of the name (any case), a later set or del
+    /// removes what an earlier add put, rules whose condition fails do
+    /// nothing.
+    #[test]
+    fn header_rules_edit_the_request_head() {
+        let cfg = "frontend fe\n    mode http\n    bind :80\n\
+            \x20   http-request add-header X-Gone early\n\
+            \x20   http-request set-header X-Forwarded-Proto https\n\
+            \x20   http-request add-header X-Via shoal\n\
+            \x20   http-request del-header x-debug\n\
+            \x20   http-request set-header x-gone late\n\
+            \x20   http-request set-header X-Never no if { src 10.9.9.9 }\n";
+        let parsed = shoal_proto::config::parse(cfg, "t.cfg").expect("config");
+        let rules = Rules::compile(&parsed.config.proxies[0]).expect("rules");
+        let raw: &[u8] = b"GET / HTTP/1.1\r\nhost: x\r\nx-forwarded-proto: http\r\nX-Debug: 1\r\nX-FORWARDED-PROTO: ftp\r\nX-Never: kept\r\n\r\n";
+        let head = parse_request(raw, &LIMITS, &mut Vec::new())
+            .expect("valid")
+            .expect("complete");
+        let samples = super::super::samples::HttpSamples {
+            buf: raw,
+            head: &head,
+            src: "127.0.0.1".parse().expect("ip"),
+            dst_port: 80,
+            tls: None,
+        };
+        let super::super::rules::Verdict::Forward(set) = rules.eval(&samples) else {
+            panic!("no redirect here");
+        };
+        let mut out = Vec::new();
+        let edits = RequestEdits {
+            forwarded_for: None,
+            cookie: None,
+            connection: ConnHeader::None,
+            headers: (&rules, set),
+        };
+        request(&mut out, raw, &head, &edits);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "GET / HTTP/1.1\r\nhost: x\r\nX-Never: kept\r\n\
+             X-Forwarded-Proto: https\r\nX-Via: shoal\r\nx-gone: late\r\n\r\n"
+        );
+    }
+
     #[test]
     fn request_keeps_lines_and_edits_only_what_it_must() {
         let raw: &[u8] = b"POST /a HTTP/1.0\r\nhost: x\r\nCookie: a=1; SRV=s1\r\nConnection: keep-alive\r\nX-Odd:  spaced\r\nContent-Length: 2, 2\r\n\r\nhi";
@@ -229,10 +281,12 @@ mod tests {
             .expect("complete");
         let cfg = cookie(CookieMode::Insert);
         let mut out = Vec::new();
+        let rules = Rules::default();
         let edits = RequestEdits {
             forwarded_for: Some("10.0.0.9"),
             cookie: Some(&cfg),
             connection: ConnHeader::KeepAlive,
+            headers: (&rules, HeaderSet::default()),
         };
         request(&mut out, raw, &head, &edits);
         assert_eq!(

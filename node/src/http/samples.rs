@@ -13,6 +13,8 @@ pub struct HttpSamples<'a> {
     pub head: &'a RequestHead,
     pub src: IpAddr,
     pub dst_port: u16,
+    /// The connection's TLS session, if it came through TLS.
+    pub tls: Option<&'a crate::tls::Session>,
 }
 
 impl HttpSamples<'_> {
@@ -66,6 +68,12 @@ impl Samples for HttpSamples<'_> {
     }
     fn dst_port(&self) -> Option<u16> {
         Some(self.dst_port)
+    }
+    fn ssl_fc(&self) -> Option<bool> {
+        Some(self.tls.is_some())
+    }
+    fn ssl_fc_sni(&self) -> Option<&str> {
+        self.tls.and_then(|t| t.sni.as_deref())
     }
 }
 
@@ -138,6 +146,7 @@ mod tests {
             head: &head,
             src: "10.0.0.1".parse().expect("ip"),
             dst_port: 80,
+            tls: None,
         };
         assert_eq!(s.path(), Some("/a/b"));
         assert_eq!(s.url(), Some("http://h.example/a/b?x=1&u=7"));

@@ -62,6 +62,12 @@ pub(super) fn build(
     let mut frontend_by_name = HashMap::new();
     for proxy in config.proxies.iter().filter(|x| x.kind.is_frontend()) {
         let reused = previous.and_then(|prev| {
+            // A new config (a reload) re-reads TLS certificates even for
+            // an unchanged frontend, as HAProxy's reload does.
+            let has_tls = proxy.binds.iter().any(|b| b.tls.is_some());
+            if has_tls && !Arc::ptr_eq(&prev.config, &config) {
+                return None;
+            }
             let same_routes = prev.backend_by_name == backend_by_name;
             let same_proxy = prev
                 .config
@@ -105,6 +111,13 @@ pub(super) fn build(
             stats: stats_page(proxy)?,
             bufsize: config.global.bufsize_or_default() as usize,
             maxhdr: config.global.maxhdr_or_default() as usize,
+            tls: tls_acceptors(proxy)?,
+            http_request: crate::http::rules::Rules::compile(proxy).map_err(|reason| {
+                BuildError::Rules {
+                    frontend: proxy.name.clone(),
+                    reason,
+                }
+            })?,
         }));
     }
     let global_limit = config.global.maxconn.map(|max| limit(p, "global", max));
@@ -117,6 +130,23 @@ pub(super) fn build(
         global_limit,
         tables,
     })
+}
+
+/// The TLS acceptors of a frontend's `bind ... ssl` lines (certificates
+/// read from disk here), keyed as the listeners are.
+fn tls_acceptors(proxy: &Proxy) -> Result<crate::routing::TlsBinds, BuildError> {
+    let mut out = Vec::new();
+    for bind in &proxy.binds {
+        if let Some(tls) = &bind.tls {
+            let acceptor = crate::tls::Acceptor::new(tls).map_err(|reason| BuildError::Rules {
+                frontend: proxy.name.clone(),
+                reason,
+            })?;
+            let key = format!("{}:{}", bind.host, bind.port).into_boxed_str();
+            out.push((key, Arc::new(acceptor)));
+        }
+    }
+    Ok(out)
 }
 
 /// The stats page of an HTTP frontend with `stats enable` (or any other
@@ -234,6 +264,7 @@ fn build_backend(
     let mut servers = Vec::with_capacity(proxy.servers.len());
     // slowstart: how far each server is into its ramp (None: full speed).
     let mut ramps = Vec::with_capacity(proxy.servers.len());
+    let model = &state.config().model;
     for server in &proxy.servers {
         let id = ServerRef::new(&proxy.name, &server.name);
         let state = match state.server(&id) {
@@ -267,7 +298,26 @@ fn build_backend(
         let avoided = shared
             .locally_down
             .load(std::sync::atomic::Ordering::Acquire);
+        // TLS to the server: `ca-file` is read with a new config (a
+        // reload), not again for every weight or state change.
+        let tls = match server.tls.ssl {
+            false => None,
+            true => {
+                let kept = previous
+                    .filter(|prev| Arc::ptr_eq(&prev.config, model))
+                    .and_then(|prev| prev.server(&proxy.name, &server.name))
+                    .and_then(|s| s.tls.clone());
+                match kept {
+                    Some(tls) => Some(tls),
+                    None => Some(Arc::new(
+                        crate::tls::Upstream::new(&server.tls, addr.ip())
+                            .map_err(BuildError::Tls)?,
+                    )),
+                }
+            }
+        };
         servers.push(ServerRt {
+            tls,
             name: server.name.clone().into(),
             addr: state.addr.unwrap_or(addr),
             backup: server.backup,

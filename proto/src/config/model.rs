@@ -51,6 +51,10 @@ pub struct Global {
     /// `tune.http.maxhdr`: the most header lines a message may carry
     /// (HAProxy's default is 101).
     pub tune_maxhdr: Option<u32>,
+    /// `ssl-default-bind-*`: already applied to every `bind ... ssl`; kept
+    /// so that the printer writes them back.
+    #[serde(default)]
+    pub ssl_bind: SslBindDefaults,
 }
 
 impl Global {
@@ -227,6 +231,30 @@ pub struct Proxy {
     pub stats: StatsPage,
     /// `log` lines of this proxy; `log global` is kept as a target with args `["global"]`.
     pub logs: Vec<LogTarget>,
+    /// `http-request` rules of a frontend, in order.
+    #[serde(default)]
+    pub http_request: Vec<HttpRequestRule>,
+}
+
+/// `http-request ACTION ... [if|unless COND]` (the actions Shoal implements).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRequestRule {
+    pub action: HttpRequestAction,
+    pub cond: Condition,
+}
+
+/// What an `http-request` rule does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HttpRequestAction {
+    /// `redirect scheme SCHEME [code N]`: answer with a redirect to the
+    /// same host and URI under another scheme; HAProxy's default code is 302.
+    RedirectScheme { scheme: String, code: u16 },
+    /// `set-header NAME VALUE`: replace every `NAME` line by one.
+    SetHeader { name: String, value: String },
+    /// `add-header NAME VALUE`: add a line.
+    AddHeader { name: String, value: String },
+    /// `del-header NAME`: remove every `NAME` line.
+    DelHeader { name: String },
 }
 
 impl Proxy {
@@ -258,6 +286,7 @@ impl Proxy {
             external_check_path: None,
             stats: StatsPage::default(),
             logs: Vec::new(),
+            http_request: Vec::new(),
         }
     }
 
@@ -273,6 +302,84 @@ impl Proxy {
 pub struct Bind {
     pub host: String,
     pub port: u16,
+    /// `ssl` and its options: the listener terminates TLS.
+    #[serde(default)]
+    pub tls: Option<Box<BindTls>>,
+}
+
+/// A TLS protocol version, as `ssl-min-ver`/`ssl-max-ver` name it. Only
+/// the versions rustls offers exist here; the parser refuses the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    /// The keyword as written in the config.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        }
+    }
+}
+
+/// The TLS settings of a `bind ... ssl` line, with the `ssl-default-bind-*`
+/// globals already applied (as `defaults` are folded into proxies).
+/// Names are canonical: OpenSSL's suite names, `TLS_*` suite names and the
+/// group names `X25519`, `P-256`, `P-384`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindTls {
+    /// `crt` paths in order: PEM files (chain and key) or directories of
+    /// them. The first certificate loaded is the default one.
+    pub crts: Vec<String>,
+    /// `alpn` protocols in preference order; empty means no ALPN, so
+    /// clients speak HTTP/1.1 (HAProxy 2.6's default).
+    pub alpn: Vec<String>,
+    /// `ssl-min-ver` (or `no-tlsv12`, `force-tlsv13`).
+    pub min_ver: Option<TlsVersion>,
+    /// `ssl-max-ver` (or `no-tlsv13`, `force-tlsv12`).
+    pub max_ver: Option<TlsVersion>,
+    /// `ciphers`: the TLS 1.2 suites offered; `None` means rustls's set.
+    pub ciphers: Option<Vec<String>>,
+    /// `ciphersuites`: the TLS 1.3 suites offered; `None` means rustls's set.
+    pub ciphersuites: Option<Vec<String>>,
+    /// `curves` / `ecdhe`: the key-exchange groups; `None` means rustls's set.
+    pub curves: Option<Vec<String>>,
+    /// `strict-sni`: refuse handshakes whose SNI names no certificate.
+    pub strict_sni: bool,
+    /// Where the `bind` line is (`FILE:LINE`), for errors found when the
+    /// node loads the certificates. Not part of the config's meaning.
+    pub at: SourceLine,
+}
+
+/// `FILE:LINE` of a config line, for diagnostics found after parsing.
+/// Equal to every other, so that moving a line does not change a config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SourceLine(pub String);
+
+impl PartialEq for SourceLine {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for SourceLine {}
+
+/// `ssl-default-bind-*` globals: the TLS settings of `bind ... ssl` lines
+/// that do not set their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SslBindDefaults {
+    /// `ssl-default-bind-ciphers`.
+    pub ciphers: Option<Vec<String>>,
+    /// `ssl-default-bind-ciphersuites`.
+    pub ciphersuites: Option<Vec<String>>,
+    /// `ssl-default-bind-curves`.
+    pub curves: Option<Vec<String>>,
+    /// `ssl-default-bind-options ssl-min-ver ...` (or `no-tlsv12`).
+    pub min_ver: Option<TlsVersion>,
+    /// `ssl-default-bind-options ssl-max-ver ...` (or `no-tlsv13`).
+    pub max_ver: Option<TlsVersion>,
 }
 
 /// HTTP sample an ACL looks at.
@@ -290,6 +397,10 @@ pub enum Sample {
     Src,
     /// Local port the client connected to.
     DstPort,
+    /// `ssl_fc`: the client connection came through TLS (a boolean).
+    SslFc,
+    /// `ssl_fc_sni`: the server name the TLS client asked for.
+    SslFcSni,
 }
 
 /// How an ACL compares the sample with its values (HAProxy's `-m` methods).
@@ -315,6 +426,8 @@ pub enum MatchKind {
     Int,
     /// The sample exists (`-m found`).
     Found,
+    /// A boolean sample is true (`-m bool`, the default of `ssl_fc`).
+    Bool,
 }
 
 impl MatchKind {
@@ -331,6 +444,7 @@ impl MatchKind {
             MatchKind::Ip => "ip",
             MatchKind::Int => "int",
             MatchKind::Found => "found",
+            MatchKind::Bool => "bool",
         }
     }
 }
@@ -476,6 +590,27 @@ pub struct Server {
     pub on_error: Option<OnError>,
     /// `on-marked-down shutdown-sessions`.
     pub on_marked_down_shutdown: bool,
+    /// `ssl` (and `verify`, `ca-file`, `sni`): TLS towards the server.
+    #[serde(default)]
+    pub tls: ServerTls,
+}
+
+/// TLS towards a server. `verify`, `ca-file` and `sni` are kept without
+/// `ssl` too (a `default-server` may set them for servers that add `ssl`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ServerTls {
+    /// `ssl`: connect with TLS.
+    pub ssl: bool,
+    /// `verify none`; `false` is HAProxy's default, `verify required`.
+    pub verify_none: bool,
+    /// `ca-file`: the CAs that sign the server's certificate.
+    pub ca_file: Option<String>,
+    /// `sni str(NAME)`: the server name sent, and checked against the
+    /// server's certificate. Without it no SNI is sent and only the chain
+    /// is verified (as HAProxy without `verifyhost`).
+    pub sni: Option<String>,
+    /// Where the `server` line is, for errors loading `ca-file`.
+    pub at: SourceLine,
 }
 
 /// What `observe` watches.
@@ -520,6 +655,7 @@ impl Server {
             error_limit: None,
             on_error: None,
             on_marked_down_shutdown: false,
+            tls: ServerTls::default(),
         }
     }
     /// Effective weight (HAProxy's default is 1).

@@ -19,6 +19,7 @@ mod diags;
 mod duration;
 mod gaps;
 mod global;
+mod http_rules;
 mod keywords;
 mod lexer;
 mod lines;
@@ -30,11 +31,15 @@ mod stick;
 #[cfg(test)]
 mod tests;
 mod timeout;
+mod tls;
 mod validate;
 
 pub use diags::MAX_ERRORS;
+pub(crate) use http_rules::print as print_http_request;
 pub use lexer::EnvLookup;
 pub use lines::{MAX_CONFIG_BYTES, MAX_LINE_BYTES};
+pub(crate) use tls::{print_bind as print_bind_tls, print_defaults as print_ssl_defaults};
+pub use tls::{GROUPS as TLS_GROUPS, TLS12_SUITES, TLS13_SUITES};
 
 use super::{Config, Diagnostic, Global, Parsed, ProxyKind};
 use diags::Diags;
@@ -199,7 +204,7 @@ impl<'e> Parser<'e> {
             Section::Global => global::line(&mut self.d, &mut self.global, no, &args),
             Section::Proxy => {
                 if let Some(st) = self.cur.as_mut() {
-                    proxy::line(&mut self.d, st, no, &args);
+                    proxy::line(&mut self.d, st, no, &args, &self.global.ssl_bind);
                 }
             }
             Section::Skipped => {}
@@ -298,7 +303,7 @@ impl<'e> Parser<'e> {
         if let Some(addr) = rest.first() {
             let mut bind_args = vec!["bind".to_string(), addr.clone()];
             bind_args.extend(rest.get(1..).unwrap_or_default().iter().cloned());
-            proxy::line(&mut self.d, &mut st, no, &bind_args);
+            proxy::line(&mut self.d, &mut st, no, &bind_args, &self.global.ssl_bind);
         }
         self.cur = Some(st);
     }

@@ -89,6 +89,9 @@ fn global(out: &mut Out, g: &Global) {
     if let Some(t) = g.stats_timeout {
         out.line(["stats".into(), "timeout".into(), duration(t)]);
     }
+    for l in super::parse::print_ssl_defaults(&g.ssl_bind) {
+        out.line(l.iter().map(|w| word(w)));
+    }
     timeouts(out, &g.timeouts, true, true);
 }
 
@@ -98,10 +101,15 @@ fn proxy(out: &mut Out, p: &Proxy) {
     out.line(["mode", if p.mode == Mode::Http { "http" } else { "tcp" }]);
     if fe {
         for b in &p.binds {
-            out.line([
-                "bind".into(),
-                word(&host_port(&b.host, Some(b.port), b.host.is_empty())),
-            ]);
+            let tls = b.tls.as_deref().map(super::parse::print_bind_tls);
+            out.line(
+                [
+                    "bind".into(),
+                    word(&host_port(&b.host, Some(b.port), b.host.is_empty())),
+                ]
+                .into_iter()
+                .chain(tls.into_iter().flatten().map(|w| word(&w))),
+            );
         }
         if let Some(n) = p.maxconn {
             out.line(["maxconn".into(), n.to_string()]);
@@ -120,6 +128,15 @@ fn proxy(out: &mut Out, p: &Proxy) {
     }
     for acl in &p.acls {
         out.line([format!("acl {} {}", word(&acl.name), acl_body(acl))]);
+    }
+    if fe {
+        for rule in &p.http_request {
+            let words: Vec<String> = super::parse::print_http_request(rule)
+                .iter()
+                .map(|w| word(w))
+                .collect();
+            out.line([format!("{}{}", words.join(" "), condition(&rule.cond))]);
+        }
     }
     for rule in &p.use_backends {
         out.line([format!(
@@ -398,6 +415,19 @@ fn server(s: &Server) -> String {
     if s.check {
         opt("check", None);
     }
+    let t = &s.tls;
+    if t.ssl {
+        opt("ssl", None);
+    }
+    if t.verify_none {
+        opt("verify", Some("none".into()));
+    }
+    if let Some(ca) = &t.ca_file {
+        opt("ca-file", Some(word(ca)));
+    }
+    if let Some(sni) = &t.sni {
+        opt("sni", Some(word(&format!("str({sni})"))));
+    }
     let timed = [
         ("inter", dur(s.inter)),
         ("fastinter", dur(s.fastinter)),
@@ -497,6 +527,8 @@ fn acl_body(acl: &AclDef) -> String {
         Sample::Method => ("method".into(), MatchKind::Str),
         Sample::Src => ("src".into(), MatchKind::Ip),
         Sample::DstPort => ("dst_port".into(), MatchKind::Int),
+        Sample::SslFc => ("ssl_fc".into(), MatchKind::Bool),
+        Sample::SslFcSni => ("ssl_fc_sni".into(), MatchKind::Str),
     };
     let mut l = word(&fetch);
     if acl.ignore_case {

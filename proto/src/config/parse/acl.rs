@@ -9,10 +9,37 @@ use std::collections::BTreeSet;
 
 /// Fetches Shoal implements, for the near-miss hint.
 const FETCHES: &[&str] = &[
-    "path", "path_beg", "path_end", "path_sub", "path_reg", "path_dir", "path_dom", "url",
-    "url_beg", "url_end", "url_sub", "url_reg", "url_dir", "url_dom", "hdr", "req.hdr", "hdr_beg",
-    "hdr_end", "hdr_sub", "hdr_reg", "hdr_dir", "hdr_dom", "hdr_ip", "hdr_val", "method", "src",
+    "path",
+    "path_beg",
+    "path_end",
+    "path_sub",
+    "path_reg",
+    "path_dir",
+    "path_dom",
+    "url",
+    "url_beg",
+    "url_end",
+    "url_sub",
+    "url_reg",
+    "url_dir",
+    "url_dom",
+    "hdr",
+    "req.hdr",
+    "hdr_beg",
+    "hdr_end",
+    "hdr_sub",
+    "hdr_reg",
+    "hdr_dir",
+    "hdr_dom",
+    "hdr_ip",
+    "hdr_val",
+    "method",
+    "src",
     "dst_port",
+    "ssl_fc",
+    "ssl_fc_sni",
+    "ssl_fc_sni_end",
+    "ssl_fc_sni_reg",
 ];
 
 /// `acl NAME FETCH [flags] [VALUES]`.
@@ -104,7 +131,7 @@ fn parse_def(d: &mut Diags, no: usize, name: &str, words: &[String]) -> Option<A
         d.error(no, format!("{label}: {e}"));
         return None;
     }
-    if values.is_empty() && kind != MatchKind::Found {
+    if values.is_empty() && !matches!(kind, MatchKind::Found | MatchKind::Bool) {
         d.warn(
             no,
             format!("{label} has no value to match and will never match"),
@@ -135,7 +162,9 @@ fn fetch(word: &str) -> Result<(Sample, MatchKind, bool), String> {
         None => (word, None),
     };
     let (stem, suffix) = match base {
-        "dst_port" | "req.hdr" => (base, None),
+        "dst_port" | "req.hdr" | "ssl_fc" | "ssl_fc_sni" => (base, None),
+        // HAProxy's older `ssl_fc_sni_end`/`ssl_fc_sni_reg` spellings.
+        _ if base.starts_with("ssl_fc_sni_") => ("ssl_fc_sni", base.strip_prefix("ssl_fc_sni_")),
         _ => match base.split_once('_') {
             Some((stem, suffix)) => (stem, Some(suffix)),
             None => (base, None),
@@ -147,6 +176,8 @@ fn fetch(word: &str) -> Result<(Sample, MatchKind, bool), String> {
         "method" if suffix.is_none() => Sample::Method,
         "src" if suffix.is_none() => Sample::Src,
         "dst_port" => Sample::DstPort,
+        "ssl_fc" => Sample::SslFc,
+        "ssl_fc_sni" => Sample::SslFcSni,
         "hdr" | "req.hdr" => {
             let name = arg.unwrap_or_default();
             if name.is_empty() {
@@ -167,6 +198,7 @@ fn fetch(word: &str) -> Result<(Sample, MatchKind, bool), String> {
     let default = match sample {
         Sample::Src => MatchKind::Ip,
         Sample::DstPort => MatchKind::Int,
+        Sample::SslFc => MatchKind::Bool,
         _ => MatchKind::Str,
     };
     let kind = match (suffix, &sample) {
@@ -219,14 +251,15 @@ fn match_method(m: &str) -> Result<MatchKind, String> {
         "ip" => MatchKind::Ip,
         "int" => MatchKind::Int,
         "found" => MatchKind::Found,
-        "bool" | "bin" | "len" => {
+        "bool" => MatchKind::Bool,
+        "bin" | "len" => {
             return Err(format!(
                 "match method '-m {m}' is not implemented by Shoal yet"
             ))
         }
         other => {
             let names = [
-                "str", "beg", "end", "sub", "reg", "dom", "dir", "ip", "int", "found",
+                "str", "beg", "end", "sub", "reg", "dom", "dir", "ip", "int", "found", "bool",
             ];
             return Err(format!(
                 "unknown match method '{other}'{}",
@@ -241,8 +274,10 @@ fn compatible(sample: &Sample, kind: MatchKind) -> Result<(), String> {
     let ok = match sample {
         Sample::Src => matches!(kind, MatchKind::Ip | MatchKind::Found),
         Sample::DstPort => matches!(kind, MatchKind::Int | MatchKind::Found),
+        Sample::SslFc => matches!(kind, MatchKind::Bool | MatchKind::Found),
+        _ if kind == MatchKind::Bool => false,
         Sample::Hdr(_) => true,
-        Sample::Path | Sample::Url | Sample::Method => {
+        Sample::Path | Sample::Url | Sample::Method | Sample::SslFcSni => {
             !matches!(kind, MatchKind::Ip | MatchKind::Int)
         }
     };
@@ -268,6 +303,7 @@ fn check_values(kind: MatchKind, ignore_case: bool, values: &[String]) -> Result
         },
         MatchKind::Int => check_ints(values),
         MatchKind::Found if !values.is_empty() => Err("'-m found' takes no values".into()),
+        MatchKind::Bool if !values.is_empty() => Err("'-m bool' takes no values".into()),
         _ => Ok(()),
     }
 }
@@ -325,6 +361,8 @@ pub(super) fn sample_name(sample: &Sample) -> String {
         Sample::Method => "method".into(),
         Sample::Src => "src".into(),
         Sample::DstPort => "dst_port".into(),
+        Sample::SslFc => "ssl_fc".into(),
+        Sample::SslFcSni => "ssl_fc_sni".into(),
     }
 }
 

@@ -37,6 +37,7 @@ pub(super) fn parse_binds(word: &str) -> Result<Vec<Bind>, String> {
             binds.push(Bind {
                 host: host.clone(),
                 port,
+                tls: None,
             });
         }
     }

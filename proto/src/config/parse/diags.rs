@@ -96,6 +96,10 @@ impl Diags {
             message: shorten(message),
         }
     }
+    /// `FILE:LINE` of line `line`, for errors found after parsing.
+    pub fn at(&self, line: usize) -> String {
+        format!("{}:{line}", self.file)
+    }
     /// Records an error.
     pub fn error(&mut self, line: usize, message: impl Into<String>) {
         if self.is_full() {

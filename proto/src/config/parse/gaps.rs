@@ -49,6 +49,11 @@ const LISTENER: Gap = refuse("change where or how connections are accepted");
 const CONFINEMENT: Gap = refuse("run the process with fewer restrictions than configured");
 const SOCKET_ACCESS: Gap = refuse("change who may use the socket");
 const SECURITY: Gap = refuse("drop a security measure the peers rely on");
+/// TLS forms Shoal does not implement.
+pub(super) const UNIMPLEMENTED_TLS: Gap = TLS;
+/// `http-request` actions and forms Shoal does not implement.
+pub(super) const HTTP_REQUEST: Gap =
+    refuse("skip its access-control, rewriting and redirect rules");
 
 // --- Warned: ignoring them changes nothing but the following. ---
 const PERF: Gap = warn("it only tunes performance or resource use");
@@ -125,10 +130,6 @@ pub(super) const PROXY: &[(&str, Gap)] = &[
     ("hash-balance-factor", PERF),
     ("http-after-response", REWRITE),
     ("http-error", RESPONSES),
-    (
-        "http-request",
-        refuse("skip its access-control, rewriting and redirect rules"),
-    ),
     (
         "http-response",
         refuse("skip its response filtering and rewriting rules"),
@@ -470,7 +471,6 @@ pub(super) const SERVER_OPTIONS: &[(&str, usize, Gap)] = &[
     ("agent-send", 1, INERT),
     ("allow-0rtt", 0, TLS),
     ("alpn", 1, TLS),
-    ("ca-file", 1, TLS),
     ("check-alpn", 1, CHECKS),
     ("check-pool-conn-name", 1, CHECKS),
     ("check-proto", 1, CHECKS),
@@ -512,7 +512,6 @@ pub(super) const SERVER_OPTIONS: &[(&str, usize, Gap)] = &[
     ("no-send-proxy-v2", 0, ALREADY),
     ("no-send-proxy-v2-ssl", 0, ALREADY),
     ("no-send-proxy-v2-ssl-cn", 0, ALREADY),
-    ("no-ssl", 0, ALREADY),
     ("no-ssl-reuse", 0, TLS),
     ("no-sslv3", 0, TLS),
     ("no-tfo", 0, ALREADY),
@@ -563,10 +562,8 @@ pub(super) const SERVER_OPTIONS: &[(&str, usize, Gap)] = &[
     ("set-proxy-v2-tlv-fmt", 1, PROXY_PROTOCOL),
     ("shard", 1, PEERS),
     ("sigalgs", 1, TLS),
-    ("sni", 1, TLS),
     ("socks4", 1, ROUTING),
     ("source", 1, SOURCE),
-    ("ssl", 0, TLS),
     ("ssl-max-ver", 1, TLS),
     ("ssl-min-ver", 1, TLS),
     ("ssl-reuse", 0, TLS),
@@ -577,7 +574,6 @@ pub(super) const SERVER_OPTIONS: &[(&str, usize, Gap)] = &[
     ("tfo", 0, PERF),
     ("tls-tickets", 0, TLS),
     ("track", 1, CHECKS),
-    ("verify", 1, TLS),
     ("verifyhost", 1, TLS),
     ("ws", 1, PROTOCOL),
 ];
@@ -729,11 +725,10 @@ mod tests {
         ] {
             assert!(bind(k).is_some_and(|g| g.refuse), "bind {k}");
         }
-        for k in ["ssl", "verify", "send-proxy", "send-proxy-v2", "source"] {
+        for k in ["send-proxy", "send-proxy-v2", "source"] {
             assert!(server(k).is_some_and(|g| g.refuse), "server {k}");
         }
         for k in [
-            "http-request",
             "tcp-request",
             "http-response",
             "tcp-response",

@@ -85,6 +85,9 @@ pub(super) fn line(d: &mut Diags, g: &mut Global, no: usize, args: &[String]) {
             }
         }
         _ => {
+            if super::tls::global(d, &mut g.ssl_bind, no, args) {
+                return;
+            }
             if let Some(gap) = gaps::global(kw) {
                 return d.gap(no, &format!("'{kw}'"), gap);
             }

@@ -22,6 +22,7 @@ pub(super) const PROXY_IMPLEMENTED: &[&str] = &[
     "external-check",
     "hash-type",
     "http-check",
+    "http-request",
     "http-reuse",
     "log",
     "maxconn",

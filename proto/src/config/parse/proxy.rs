@@ -4,11 +4,19 @@
 use super::gaps::{self, BIND_OPTIONS};
 use super::keywords;
 use super::state::{ProxyState, Scope};
-use super::{acl, addr, backend, options, server, stick, timeout, Diags};
-use crate::config::{Condition, HealthRule, HttpReuse, LogTarget, Mode, UseBackend};
+use super::{acl, addr, backend, options, server, stick, timeout, tls, Diags};
+use crate::config::{
+    Condition, HealthRule, HttpReuse, LogTarget, Mode, SslBindDefaults, UseBackend,
+};
 
 /// Handles one line of a proxy or defaults section.
-pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
+pub(super) fn line(
+    d: &mut Diags,
+    st: &mut ProxyState,
+    no: usize,
+    args: &[String],
+    ssl: &SslBindDefaults,
+) {
     let Some(kw) = args.first().map(String::as_str) else {
         return;
     };
@@ -19,7 +27,7 @@ pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String
     }
     match kw {
         "mode" => mode(d, st, no, args),
-        "bind" => bind(d, st, no, args),
+        "bind" => bind(d, st, no, args, ssl),
         "maxconn" => {
             if let Some(n) = one_arg(d, no, args, "a number").and_then(|w| maxconn(d, no, w)) {
                 st.proxy.maxconn = n;
@@ -32,6 +40,7 @@ pub(super) fn line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String
             }
         }
         "acl" => acl::def_line(d, st, no, args),
+        "http-request" => super::http_rules::line(d, st, no, args),
         "use_backend" => use_backend(d, st, no, args),
         "balance" => backend::balance(d, st, no, args),
         "hash-type" => backend::hash_type(d, st, no, args),
@@ -235,7 +244,7 @@ fn mode(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
     st.proxy.mode = mode;
 }
 
-fn bind(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
+fn bind(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String], ssl: &SslBindDefaults) {
     let Some(word) = d.need(no, args, 1, "an address such as ':80' or '10.0.0.1:443'") else {
         return;
     };
@@ -256,11 +265,36 @@ fn bind(d: &mut Diags, st: &mut ProxyState, no: usize, args: &[String]) {
             format!("address family '{family}' in 'bind {word}' is not implemented by Shoal (use ipv4@ or ipv6@)"),
         );
     }
+    // TLS options are Shoal's; the rest are refused or warned about.
+    let words = args.get(2..).unwrap_or_default();
+    let mut tls_words = tls::BindTlsWords::default();
+    let mut others = Vec::new();
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        let arg = words.get(i + 1).map(String::as_str);
+        match tls::bind_option(d, no, w, arg, &mut tls_words) {
+            Some(nargs) => i += 1 + nargs,
+            None => {
+                // Another option keeps its arguments with it.
+                let nargs = BIND_OPTIONS
+                    .iter()
+                    .find(|(k, _, _)| k == w)
+                    .map_or(0, |(_, n, _)| *n);
+                let end = (i + 1 + nargs).min(words.len());
+                others.extend(words.get(i..end).unwrap_or_default().iter().cloned());
+                i = end;
+            }
+        }
+    }
+    bind_options(d, no, &others, "bind option");
+    let tls = tls::finish_bind(d, no, tls_words, ssl);
     match addr::parse_binds(word) {
-        Ok(binds) => st.proxy.binds.extend(binds),
+        Ok(binds) => st.proxy.binds.extend(binds.into_iter().map(|mut b| {
+            b.tls.clone_from(&tls);
+            b
+        })),
         Err(e) => d.error(no, e),
     }
-    bind_options(d, no, args.get(2..).unwrap_or_default(), "bind option");
 }
 
 /// `bind` (or `stats socket`) options: Shoal implements none, so each is

@@ -28,6 +28,11 @@ pub(super) fn server_line(d: &mut Diags, st: &mut ProxyState, no: usize, args: &
     let mut srv = st.server_defaults.clone();
     srv.name = name.to_string();
     options(d, no, args.get(3..).unwrap_or_default(), &mut srv);
+    srv.tls.at = crate::config::SourceLine(d.at(no));
+    if srv.tls.ssl && !srv.tls.verify_none && srv.tls.ca_file.is_none() {
+        // HAProxy's wording.
+        return d.error(no, format!("server '{name}': verify is enabled by default but no CA file specified. If you're running on a LAN where you're certain to trust the server's certificate, please set an explicit 'verify none' statement on the 'server' line"));
+    }
     if let Some(&i) = st.server_index.get(name) {
         let first = st.lines.servers.get(i).copied().unwrap_or_default();
         let (kind, proxy) = (st.scope.name(), &st.proxy.name);
@@ -60,6 +65,10 @@ fn options(d: &mut Diags, no: usize, words: &[String], srv: &mut Server) {
     while let Some(opt) = words.get(i) {
         i += 1;
         let opt = opt.as_str();
+        if let Some(n) = tls_option(d, no, opt, words.get(i), srv) {
+            i += n;
+            continue;
+        }
         let known = SERVER_IMPLEMENTED
             .iter()
             .map(|(k, n)| (*k, *n, None))
@@ -186,6 +195,53 @@ fn apply(d: &mut Diags, no: usize, srv: &mut Server, opt: &str, arg: &str) {
         },
         _ => {}
     }
+}
+
+/// The TLS server options Shoal implements: `ssl`, `no-ssl`, `verify
+/// none|required`, `ca-file FILE`, `sni str(NAME)`. `None` when `opt` is
+/// none of them, else the arguments it took.
+fn tls_option(
+    d: &mut Diags,
+    no: usize,
+    opt: &str,
+    arg: Option<&String>,
+    srv: &mut Server,
+) -> Option<usize> {
+    let t = &mut srv.tls;
+    match opt {
+        "ssl" | "no-ssl" => {
+            t.ssl = opt == "ssl";
+            return Some(0);
+        }
+        "verify" | "ca-file" | "sni" => {}
+        _ => return None,
+    }
+    let Some(arg) = arg else {
+        d.error(no, format!("server option '{opt}' expects an argument"));
+        return Some(0);
+    };
+    match opt {
+        "verify" => match arg.as_str() {
+            "none" => t.verify_none = true,
+            "required" => t.verify_none = false,
+            other => d.error(
+                no,
+                format!("server option 'verify' expects 'none' or 'required', got '{other}'"),
+            ),
+        },
+        "ca-file" => t.ca_file = Some(arg.clone()),
+        _ => match arg.strip_prefix("str(").and_then(|a| a.strip_suffix(')')) {
+            Some(name) if !name.is_empty() && !name.contains(['(', ')', ',']) => {
+                t.sni = Some(name.to_string());
+            }
+            _ => d.gap(
+                no,
+                &format!("server option 'sni {arg}' (only 'sni str(NAME)' is)"),
+                super::gaps::UNIMPLEMENTED_TLS,
+            ),
+        },
+    }
+    Some(1)
 }
 
 /// An integer option within `min..=max` (both within `u32`).

@@ -53,6 +53,16 @@ pub(super) fn end_of_proxy(d: &mut Diags, st: &mut ProxyState) {
                 d.error(line, format!("anonymous acl uses '{sample}', which needs 'mode http', but {kind} '{name}' is in mode tcp"));
             }
         }
+        if !p.http_request.is_empty() {
+            // HAProxy ignores them with a warning; ignoring a redirect or a
+            // header rule would change what traffic means.
+            d.error(
+                lines.header,
+                format!(
+                    "'http-request' rules need 'mode http', but {kind} '{name}' is in mode tcp"
+                ),
+            );
+        }
         if p.options.httplog {
             let msg = format!(
                 "'option httplog' needs 'mode http'; {kind} '{name}' falls back to 'option tcplog'"
@@ -60,6 +70,15 @@ pub(super) fn end_of_proxy(d: &mut Diags, st: &mut ProxyState) {
             d.warn(line_or(lines.httplog, lines.header), msg);
             p.options.httplog = false;
             p.options.tcplog = true;
+        }
+    }
+    if p.options.httpchk.is_some() {
+        for (s, line) in p.servers.iter().zip(&lines.servers) {
+            if s.tls.ssl && s.check {
+                // HAProxy sends such checks over TLS; Shoal's would go in
+                // clear text to a TLS port and mark the server DOWN.
+                d.error(*line, format!("server '{}': HTTP health checks over TLS ('check' with 'ssl' and 'option httpchk') are not implemented by Shoal yet", s.name));
+            }
         }
     }
     if p.mode == Mode::Tcp && p.kind.is_backend() {
