@@ -26,3 +26,4 @@ mod seven;
 mod sighup;
 mod stats_page;
 mod sticky;
+mod zero_downtime;

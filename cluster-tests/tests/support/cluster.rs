@@ -173,8 +173,14 @@ impl Cluster {
     /// Start a node again from its data directory, without `-f`, on the
     /// addresses the membership records for it.
     pub fn restart(&mut self, old: Node) -> &mut Node {
+        self.restart_program(old, &bin("shoal"))
+    }
+
+    /// [`Cluster::restart`] with another `shoal` binary (a rolling upgrade).
+    pub fn restart_program(&mut self, old: Node, program: &Path) -> &mut Node {
         let id = old.id;
-        let node = Node::start(
+        let node = Node::start_program(
+            program,
             &self.dir.0,
             &Start {
                 id,
@@ -185,6 +191,7 @@ impl Cluster {
                 admin: Some(old.admin),
                 snapshot_every: self.snapshot_every,
             },
+            &[],
         );
         drop(old);
         self.nodes.insert(id, node);
@@ -222,6 +229,24 @@ impl Cluster {
             .unwrap_or_else(|| panic!("node {id} is not running"));
         node.proc.kill9();
         let log = node.proc.log();
+        self.dead.push((id, log));
+        node
+    }
+
+    /// Stop node `id` as an operator does (SIGTERM: it stops accepting,
+    /// finishes what is in flight, exits); returns it for a restart.
+    pub fn stop(&mut self, id: u64) -> Node {
+        let mut node = self
+            .nodes
+            .remove(&id)
+            .unwrap_or_else(|| panic!("node {id} is not running"));
+        node.proc.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = node.proc.wait_exit(Duration::from_secs(60));
+        let log = node.proc.log();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "node {id} did not exit cleanly on SIGTERM ({status:?}):\n{log}"
+        );
         self.dead.push((id, log));
         node
     }

@@ -70,10 +70,15 @@ pub fn node_ip(id: u64) -> IpAddr {
 /// The `shoal run` command line for a cluster node under `base`
 /// (`base/nodeN` is its `SHOAL_DIR`, `base/nodeN/data` its data directory).
 pub fn run_command(base: &Path, s: &Start) -> Command {
+    run_command_of(&bin("shoal"), base, s)
+}
+
+/// [`run_command`] with another `shoal` binary (an upgrade).
+pub fn run_command_of(program: &Path, base: &Path, s: &Start) -> Command {
     let ip = node_ip(s.id);
     let dir = base.join(format!("node{}", s.id));
     std::fs::create_dir_all(&dir).expect("node dir");
-    let mut cmd = Command::new(bin("shoal"));
+    let mut cmd = Command::new(program);
     cmd.arg("run");
     if let Some(cfg) = s.config {
         cmd.arg("-f").arg(cfg);
@@ -110,7 +115,12 @@ impl Node {
     /// [`Node::start`] with more environment variables: a node whose
     /// environment differs from the others'.
     pub fn start_with_env(base: &Path, s: &Start, env: &[(&str, &str)]) -> Node {
-        let mut cmd = run_command(base, s);
+        Node::start_program(&bin("shoal"), base, s, env)
+    }
+
+    /// [`Node::start_with_env`] running `program` (another build of shoal).
+    pub fn start_program(program: &Path, base: &Path, s: &Start, env: &[(&str, &str)]) -> Node {
+        let mut cmd = run_command_of(program, base, s);
         cmd.envs(env.iter().copied());
         let proc = Proc::spawn(&format!("node {}", s.id), cmd);
         let dir = base.join(format!("node{}", s.id));

@@ -1,0 +1,287 @@
+//! Zero downtime under load: while clients spread over the nodes as
+//! round-robin DNS would (moving to the next address when one refuses the
+//! connection), every operator action below completes without a single
+//! failed client request:
+//!
+//! 1. weight changes through different nodes;
+//! 2. a server drained, taken out (`maint`) and put back;
+//! 3. a config apply that adds a backend and a server and removes a server;
+//! 4. a node drained, stopped (SIGTERM), restarted and made ready;
+//! 5. a rolling upgrade: every node in turn drained, stopped, started on
+//!    another build of `shoal` (a copy of the binary), made ready.
+
+use crate::support::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CLIENTS: u8 = 4;
+
+/// `web` (`stick on src`) and `cookies` (cookie persistence) over the
+/// backends, with retries and redispatch; `extra` is appended.
+fn zd_config(backends: &[&Backend], extra: &str) -> String {
+    let servers = |cookie: bool| {
+        backends
+            .iter()
+            .map(|b| {
+                let ck = if cookie {
+                    format!(" cookie {}", b.name)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "    server {0} {1} check inter 200ms fall 2 rise 2{ck}\n",
+                    b.name, b.addr
+                )
+            })
+            .collect::<String>()
+    };
+    format!(
+        "global\n\
+         \x20   stats socket \"${{SHOAL_DIR}}/admin.sock\" level admin\n\
+         defaults\n\
+         \x20   mode http\n\
+         \x20   timeout connect 2s\n\
+         \x20   timeout client 30s\n\
+         \x20   timeout server 30s\n\
+         \x20   retries 3\n\
+         \x20   option redispatch\n\
+         frontend web\n\
+         \x20   bind \"${{NODE_IP}}:0\"\n\
+         \x20   default_backend app\n\
+         frontend cookies\n\
+         \x20   bind \"${{NODE_IP}}:0\"\n\
+         \x20   default_backend ck\n\
+         backend app\n\
+         \x20   balance roundrobin\n\
+         \x20   stick-table type ip size 10k expire 30m\n\
+         \x20   stick on src\n\
+         {app}\
+         backend ck\n\
+         \x20   balance roundrobin\n\
+         \x20   cookie SRV insert indirect nocache\n\
+         {ck}{extra}",
+        app = servers(false),
+        ck = servers(true),
+    )
+}
+
+/// The clients' requests so far, taken phase by phase.
+struct Load {
+    stop: Arc<AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<Vec<Request>>>,
+    started: Instant,
+}
+
+impl Load {
+    fn start(dns: &Dns) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (1..=CLIENTS)
+            .map(|i| spawn_client(i, dns.clone(), stop.clone()))
+            .collect();
+        Load {
+            stop,
+            clients,
+            started: Instant::now(),
+        }
+    }
+
+    async fn finish(self) -> Vec<Request> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut all = Vec::new();
+        for c in self.clients {
+            all.extend(c.await.expect("client task"));
+        }
+        all
+    }
+}
+
+/// Point the DNS entry of node `id` at its frontends as last opened.
+fn publish(c: &mut Cluster, dns: &Dns, id: u64) {
+    let node = c.node_mut(id);
+    let (web, cookies) = (node.front("web"), node.front("cookies"));
+    dns.set(id, web, cookies);
+}
+
+async fn cli(args: &[&str]) {
+    shoal(args).await.ok();
+}
+
+/// Drain node `id` through node `via`, wait until it refuses connections,
+/// stop it, start it again (on `program`, when given), make it ready,
+/// publish its new ports.
+async fn cycle_node(
+    c: &mut Cluster,
+    dns: &Dns,
+    id: u64,
+    via: u64,
+    program: Option<&std::path::Path>,
+) {
+    let admin = c.node(via).admin.to_string();
+    cli(&["node", "drain", &id.to_string(), "--admin", &admin]).await;
+    let front = c.node_mut(id).front("web");
+    poll(
+        &format!("node {id} refuses new connections"),
+        || async move {
+            tokio::net::TcpStream::connect(front)
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    let old = tokio::task::block_in_place(|| c.stop(id));
+    tokio::task::block_in_place(|| match program {
+        Some(p) => {
+            c.restart_program(old, p);
+        }
+        None => {
+            c.restart(old);
+        }
+    });
+    c.converged(&c.ids()).await;
+    cli(&["node", "ready", &id.to_string(), "--admin", &admin]).await;
+    tokio::task::block_in_place(|| publish(c, dns, id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_actions_under_load_fail_no_request() {
+    let (s1, s2, s3, s4) = (
+        Backend::http("s1"),
+        Backend::http("s2"),
+        Backend::http("s3"),
+        Backend::http("s4"),
+    );
+    let mut c = Cluster::start(3, &zd_config(&[&s1, &s2, &s3], "")).await;
+    let dns = Dns::default();
+    for id in c.ids() {
+        publish(&mut c, &dns, id);
+    }
+    let admin = |c: &Cluster, id: u64| c.node(id).admin.to_string();
+
+    let mut phases: Vec<(&str, Vec<Request>, Duration)> = Vec::new();
+    let mut phase = |name: &'static str, load: Load, requests: Vec<Request>| {
+        let took = load.started.elapsed();
+        phases.push((name, requests, took));
+    };
+
+    // 1. Weights, through every node in turn.
+    let load = Load::start(&dns);
+    for round in 0..3u64 {
+        let via = 1 + round % 3;
+        cli(&[
+            "server",
+            "weight",
+            "app/s1",
+            "0",
+            "--admin",
+            &admin(&c, via),
+        ])
+        .await;
+        cli(&["server", "weight", "ck/s2", "0", "--admin", &admin(&c, via)]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cli(&[
+            "server",
+            "weight",
+            "app/s1",
+            "1",
+            "--admin",
+            &admin(&c, via),
+        ])
+        .await;
+        cli(&["server", "weight", "ck/s2", "1", "--admin", &admin(&c, via)]).await;
+    }
+    let (load, requests) = finish_phase(load).await;
+    phase("weight changes", load, requests);
+
+    // 2. A server drained, taken out, put back.
+    let load = Load::start(&dns);
+    for state in ["drain", "maint", "ready"] {
+        for b in ["app", "ck"] {
+            let server = format!("{b}/s2");
+            cli(&["server", "state", &server, state, "--admin", &admin(&c, 2)]).await;
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let (load, requests) = finish_phase(load).await;
+    phase("server drain, maint, ready", load, requests);
+
+    // 3. A config apply: s4 and a backend added, s3 removed; then back.
+    let load = Load::start(&dns);
+    let extra = "backend spare\n    server x 127.0.0.1:9\n";
+    let next = c.dir.file("next.cfg", &zd_config(&[&s1, &s2, &s4], extra));
+    let first = c.dir.file("first.cfg", &zd_config(&[&s1, &s2, &s3], ""));
+    for file in [&next, &first, &next] {
+        let file = file.display().to_string();
+        cli(&["config", "apply", "-f", &file, "--admin", &admin(&c, 3)]).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let (load, requests) = finish_phase(load).await;
+    phase("config apply (add and remove)", load, requests);
+
+    // 4. Node 2 drained, stopped, restarted, ready.
+    let load = Load::start(&dns);
+    cycle_node(&mut c, &dns, 2, 1, None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (load, requests) = finish_phase(load).await;
+    phase("node drained and restarted", load, requests);
+
+    // 5. A rolling upgrade onto another build (a copy of the binary).
+    let upgraded = c.dir.path("shoal-next");
+    std::fs::copy(bin("shoal"), &upgraded).expect("copy the shoal binary");
+    let load = Load::start(&dns);
+    for id in [1, 2, 3] {
+        let via = if id == 1 { 2 } else { 1 };
+        cycle_node(&mut c, &dns, id, via, Some(&upgraded)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (load, requests) = finish_phase(load).await;
+    phase("rolling upgrade of 3 nodes", load, requests);
+
+    // Every node runs the new build and has the same state.
+    for id in [1, 2, 3] {
+        let pid = c.node(id).proc.child.id();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
+        assert_eq!(exe, upgraded, "node {id} runs the upgraded binary");
+    }
+    c.converged(&[1, 2, 3]).await;
+
+    eprintln!("| phase | took | requests | requests/s | failed |");
+    eprintln!("|---|---:|---:|---:|---:|");
+    let mut failures = Vec::new();
+    for (name, requests, took) in &phases {
+        let failed: Vec<&Request> = requests.iter().filter(|r| r.outcome.is_err()).collect();
+        eprintln!(
+            "| {name} | {:.1} s | {} | {:.0} | {} |",
+            took.as_secs_f64(),
+            requests.len(),
+            requests.len() as f64 / took.as_secs_f64(),
+            failed.len()
+        );
+        assert!(
+            requests.len() > 20,
+            "{name}: the load hardly ran ({})",
+            requests.len()
+        );
+        failures.extend(
+            failed
+                .into_iter()
+                .map(|r| format!("{name}: {} via node {}: {:?}", r.who, r.via, r.outcome)),
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "failed requests:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Stop a phase's load; its requests.
+async fn finish_phase(load: Load) -> (Load, Vec<Request>) {
+    let marker = Load {
+        stop: load.stop.clone(),
+        clients: Vec::new(),
+        started: load.started,
+    };
+    (marker, load.finish().await)
+}
