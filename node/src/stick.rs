@@ -227,6 +227,34 @@ impl StickTable {
         (stored, prev)
     }
 
+    /// A key typed by an operator (`set table`) as the request path would
+    /// store it, or `None` when it is not a key of this table's type: an
+    /// IPv4 address for `ip`; an IPv4 or IPv6 address for `ipv6` (IPv4
+    /// clients are keyed by their IPv4 text there too); a 32-bit unsigned
+    /// number for `integer`; any text for `string` (cut to `len` when
+    /// stored).
+    pub fn parse_key(&self, text: &str) -> Option<String> {
+        use std::net::IpAddr;
+        match self.config.key {
+            StickKeyType::Ip => text
+                .parse::<std::net::Ipv4Addr>()
+                .ok()
+                .map(|ip| ip.to_string()),
+            StickKeyType::Ipv6 => match text.parse::<IpAddr>().ok()? {
+                IpAddr::V6(v6) => Some(
+                    v6.to_ipv4_mapped()
+                        .map_or(v6.to_string(), |v4| v4.to_string()),
+                ),
+                v4 => Some(v4.to_string()),
+            },
+            StickKeyType::Integer if text.bytes().all(|b| b.is_ascii_digit()) => {
+                text.parse::<u32>().ok().map(|n| n.to_string())
+            }
+            StickKeyType::Integer => None,
+            StickKeyType::String { .. } => Some(text.to_string()),
+        }
+    }
+
     /// String keys are cut to the table's `len`, as HAProxy stores them.
     fn normalise(&self, key: &str) -> Box<str> {
         match self.config.key {

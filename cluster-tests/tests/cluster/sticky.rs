@@ -277,3 +277,40 @@ async fn a_cut_off_leader_loses_no_committed_entry_and_converges() {
         isolated.len()
     );
 }
+
+/// `set table` on one node's runtime socket writes an entry that every
+/// node serves: a client with that key goes, through another node, to
+/// the server the operator named (not where round robin would send it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_set_on_one_node_is_served_through_another() {
+    let backends = [
+        Backend::http("s1"),
+        Backend::http("s2"),
+        Backend::http("s3"),
+    ];
+    let mut c = Cluster::start(3, &sticky_config(&backends)).await;
+    let all = c.ids();
+    let (a, b) = (all[0], all[1]);
+    let web_b = c.node_mut(b).front("web");
+    // Both clients to the same server: round robin alone would not.
+    let set: BTreeMap<String, String> = [(250, "s3"), (251, "s3")]
+        .into_iter()
+        .map(|(i, s)| (source(i).to_string(), s.to_string()))
+        .collect();
+    for key in set.keys() {
+        let answer = socat(
+            &c.node(a).socket(),
+            &format!("set table app key {key} data.server_id 3"),
+        );
+        assert_eq!(answer, "\n", "set table {key} on node {a}");
+    }
+    poll("node B holds the entries set on node A", || async {
+        holds(c.node(b), &set).then_some(())
+    })
+    .await;
+    for key in set.keys() {
+        let src: IpAddr = key.parse().expect("an address");
+        let (server, _) = ok_from(src, web_b, None).await;
+        assert_eq!(server, "s3", "client {key} through node {b}");
+    }
+}

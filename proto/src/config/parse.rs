@@ -35,6 +35,7 @@ mod validate;
 pub use diags::MAX_ERRORS;
 pub use lexer::EnvLookup;
 pub use lines::{MAX_CONFIG_BYTES, MAX_LINE_BYTES};
+pub use stick::is_data_type;
 
 use super::{Config, Diagnostic, Global, Parsed, ProxyKind};
 use diags::Diags;
