@@ -52,6 +52,18 @@ fn sticky_config(backends: &[Backend]) -> String {
     )
 }
 
+/// Three nodes running [`sticky_config`] over three demo backends (kept
+/// alive with the cluster).
+async fn sticky_cluster() -> (Cluster, [Backend; 3]) {
+    let backends = [
+        Backend::http("s1"),
+        Backend::http("s2"),
+        Backend::http("s3"),
+    ];
+    let cluster = Cluster::start(3, &sticky_config(&backends)).await;
+    (cluster, backends)
+}
+
 /// Sticks clients `sources` through `front`: source address -> server.
 async fn stick_clients(
     front: SocketAddr,
@@ -73,12 +85,7 @@ fn holds(node: &Node, want: &BTreeMap<String, String>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_made_through_a_killed_node_keep_their_servers() {
-    let backends = [
-        Backend::http("s1"),
-        Backend::http("s2"),
-        Backend::http("s3"),
-    ];
-    let mut c = Cluster::start(3, &sticky_config(&backends)).await;
+    let (mut c, _backends) = sticky_cluster().await;
     let all = c.ids();
     let leader = c.leader(&all).await;
     // A: a follower (its loss needs no election); B and C survive.
@@ -192,12 +199,7 @@ async fn sessions_made_through_a_killed_node_keep_their_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_leader_loses_no_committed_entry_and_converges() {
-    let backends = [
-        Backend::http("s1"),
-        Backend::http("s2"),
-        Backend::http("s3"),
-    ];
-    let mut c = Cluster::start(3, &sticky_config(&backends)).await;
+    let (mut c, _backends) = sticky_cluster().await;
     let all = c.ids();
     let leader = c.leader(&all).await;
     let majority: Vec<u64> = all.iter().copied().filter(|&id| id != leader).collect();
@@ -283,12 +285,7 @@ async fn a_cut_off_leader_loses_no_committed_entry_and_converges() {
 /// the server the operator named (not where round robin would send it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_set_on_one_node_is_served_through_another() {
-    let backends = [
-        Backend::http("s1"),
-        Backend::http("s2"),
-        Backend::http("s3"),
-    ];
-    let mut c = Cluster::start(3, &sticky_config(&backends)).await;
+    let (mut c, _backends) = sticky_cluster().await;
     let all = c.ids();
     let (a, b) = (all[0], all[1]);
     let web_b = c.node_mut(b).front("web");
