@@ -400,6 +400,41 @@ mod tests {
         assert_eq!(t.dump()[0].key, "01234567");
     }
 
+    #[test]
+    fn operator_keys_are_checked_and_stored_as_requests_store_them() {
+        let typed = |key: StickKeyType| {
+            StickTable::new(
+                "t",
+                StickTableConfig {
+                    key,
+                    size: 10,
+                    expire: None,
+                    store: vec![],
+                },
+                Default::default(),
+            )
+        };
+        let ip = typed(StickKeyType::Ip);
+        assert_eq!(ip.parse_key("10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(ip.parse_key("10.0.0.999"), None);
+        assert_eq!(ip.parse_key("::1"), None);
+        let v6 = typed(StickKeyType::Ipv6);
+        assert_eq!(v6.parse_key("::ffff:10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            v6.parse_key("2001:DB8::0001").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(v6.parse_key("10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(v6.parse_key("zz"), None);
+        let int = typed(StickKeyType::Integer);
+        assert_eq!(int.parse_key("012").as_deref(), Some("12"));
+        for bad in ["-3", "+3", "abc", "4294967296", ""] {
+            assert_eq!(int.parse_key(bad), None, "{bad}");
+        }
+        let text = table(10, None);
+        assert_eq!(text.parse_key("any text").as_deref(), Some("any text"));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn entries_expire() {
         let t = table(10, Some(Duration::from_secs(5)));
