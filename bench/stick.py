@@ -4,20 +4,22 @@
 
 Run by bench/stick.sh (which builds, starts the demo backends and fills in
 bench/stick.cfg). Measures:
-1. stick entries replicated per second: wrk through node 1 with a new
-   X-Key on every request (`stick on req.hdr(X-Key)`), while the `used`
-   count of nodes 2 and 3 (`show table` on their runtime sockets) is
-   sampled; then how long after the load stops they hold every entry;
-2. visibility: a request with a fresh key through node 1, then the time
-   until nodes 2 and 3 both show the key (`show table servers key K`),
-   repeated while the wrk load of part 1 runs; p50/p99/max;
+1. stick entries replicated per second: bench/stick_writer.py sends
+   `set table` commands to node 1's runtime socket at fixed offered rates
+   (50,000/s and more), then wrk through node 1 with a new X-Key on every
+   request (`stick on req.hdr(X-Key)`: the request path's rate), while the
+   `used` count of nodes 2 and 3 (`show table`) is sampled; then how long
+   after each load stops they hold every entry;
+2. visibility, under each load of part 1: a fresh key set on node 1, then
+   the time until nodes 2 and 3 both show it (`show table servers key K`
+   on connections kept open); p50/p99/max;
 3. data-plane CPU per request with stickiness on, clustered node 1 against
    a standalone node, same config and load (10,000 client keys cycled).
 Python 3 standard library only.
 """
 
 import argparse
-import http.client
+import json
 import re
 import os
 import signal
@@ -48,6 +50,35 @@ def runtime(path, line, timeout=5.0):
                 break
             chunks.append(b)
     return b"".join(chunks).decode()
+
+
+class Cli:
+    """A runtime-socket connection kept open in `prompt` mode."""
+
+    def __init__(self, path, timeout=10.0):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.ask("prompt")
+
+    def ask(self, line):
+        """One command; its answer (without the prompt)."""
+        self.s.sendall(line.encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n> "):
+            b = self.s.recv(65536)
+            if not b:
+                raise cb.BenchError(f"runtime socket closed after {line!r}")
+            buf += b
+        return buf[:-2].decode()
+
+    def close(self):
+        self.s.close()
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def used(node):
@@ -96,54 +127,145 @@ class StickBench(cb.Bench):
     # -- 1 and 2 --
 
     def replication(self):
+        """Part 1 (rates) and part 2 (visibility), under each load: `set
+        table` through node 1's runtime socket at each offered rate, then
+        wrk through node 1's HTTP frontend (the request path's rate)."""
         a = self.args
-        n1, others = self.nodes[1], [self.nodes[2], self.nodes[3]]
         out = self.section(1)
-        self.keys, self.prefix = 0, "r"
-        before = {n.id: used(n) for n in others}
-        samples = []
-        probes = []
+        self.spread(False)
+        rows, vis = [], []
+        for rate in a.rates:
+            cb.log(f"1. set table at {rate}/s offered")
+            row, probes = self.under_load(f"w{rate}-", lambda p, r=rate: self.writer_run(p, r))
+            rows.append((f"`set table` over node 1's runtime socket, {rate:,}/s offered", row))
+            vis.append((f"`set table` at {rate:,}/s", probes))
+        cb.log("1. HTTP through node 1 (wrk)")
+        self.keys = 0
+        row, probes = self.under_load("h", self.http_run)
+        rows.append((f"HTTP through node 1 (`wrk -t1 -c{a.conns}`, a new X-Key per request)", row))
+        vis.append(("HTTP (wrk)", probes))
+        out += [
+            "### 1. Stick entries replicated per second",
+            "",
+            f"Each load runs {a.seconds_wrk:g} s and writes a new key with every command or request. "
+            "`set table` rows: bench/stick_writer.py (its own process) sends `set table servers key K "
+            "data.server_id N` in `prompt` mode on one connection to node 1 (the leader), up to 500 "
+            "`;`-separated commands per line, paced every 2 ms. The HTTP row: wrk and bench/stick.lua "
+            "through node 1's frontend. The `used` count of nodes 2 and 3 is sampled every 200 ms "
+            "(`show table`).",
+            "",
+            "| load | load average | written/s on node 1 | replicated/s on node 2 | on node 3 | followers "
+            "hold all entries after the load stops | entries written / on 2 / on 3 | dropped writes "
+            "(node 1) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for label, r in rows:
+            out.append(f"| {label} | {r['load']} | {r['written']:.0f} | {r['rates'][0]:.0f} | {r['rates'][1]:.0f} "
+                       f"| {cb.ms(r['caught_up'])} | {r['n']} / {r['got'][0]} / {r['got'][1]} "
+                       f"| {r['dropped']} |")
+        out += [
+            "",
+            "### 2. Visibility of a new entry on the other nodes (under each load of part 1)",
+            "",
+            "Every 20 ms a probe sets a fresh key on node 1 (`set table`, on its own connection); the clock "
+            "starts when the command is sent. Nodes 2 and 3 are then asked `show table servers key K` every "
+            "1 ms on connections kept open in `prompt` mode, until both show it. "
+            "The figure is the later of the two nodes.",
+            "",
+            "| load | probes | p50 | p99 | max | not visible within 5 s |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for label, probes in vis:
+            finite = [p for p in probes if p != float("inf")]
+            lost = len(probes) - len(finite)
+            self.failed |= lost > 0 or not finite
+            f = (lambda q: cb.ms(cb.pct(finite, q)) if finite else "-")
+            out.append(f"| {label} | {len(probes)} | {f(0.5)} | {f(0.99)} "
+                       f"| {cb.ms(max(finite)) if finite else '-'} | {lost} |")
+        out.append("")
+
+    def spread(self, pinned):
+        """Pin node 1 to core 0 and the other nodes to core 1 (part 3:
+        one core is node 1's alone, so its CPU time is its own work), or
+        let every node run on both cores (parts 1 and 2: the followers and
+        the load generators must not starve on one core while node 1 has
+        the other to itself)."""
+        if not self.args.pinned:
+            return
+        for node in self.nodes.values():
+            cores = ("0" if node.id == 1 else "1") if pinned else "0,1"
+            subprocess.run(["taskset", "-a", "-p", "-c", cores, str(node.proc.pid)],
+                           stdout=subprocess.DEVNULL, check=True)
+
+    def writer_run(self, prefix, rate):
+        """bench/stick_writer.py at `rate` for the run's seconds; the number
+        of entries it wrote and the seconds it took."""
+        a = self.args
+        sock = os.path.join(self.nodes[1].dir, "admin.sock")
+        cmd = [sys.executable, os.path.join(HERE, "stick_writer.py"), "--socket", sock,
+                                 "--rate", str(rate), "--seconds", str(a.seconds_wrk), "--prefix", prefix]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            got = json.loads(res.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise cb.BenchError(f"stick_writer failed: {res.stdout} {res.stderr}")
+        if got["refused"] or got["answered"] != got["sent"]:
+            raise cb.BenchError(f"stick_writer: {got}")
+        return got["answered"], got["seconds"]
+
+    def http_run(self, prefix):
+        self.prefix = prefix
+        n1 = self.nodes[1]
+        got = self.wrk_run(n1.proc.pid, n1.frontend(), warmup=False)
+        return got["n"], got["n"] / got["rps"]
+
+    def under_load(self, prefix, load):
+        """Run `load(prefix)` (it returns entries written and seconds)
+        while sampling the followers' `used` and probing visibility;
+        then wait until the followers hold everything node 1 has."""
+        n1, others = self.nodes[1], [self.nodes[2], self.nodes[3]]
+        before = {n.id: used(n) for n in [n1] + others}
+        load_before = loadavg()
+        samples, probes = [], []
         stop = threading.Event()
 
         def sample():
             while not stop.is_set():
                 samples.append((now(), [used(n) for n in others]))
-                time.sleep(0.1)
+                time.sleep(0.2)
 
         def probe():
-            # One probe at a time through node 1, then poll nodes 2 and 3.
-            host, port = n1.frontend().rsplit(":", 1)
+            writer = Cli(os.path.join(n1.dir, "admin.sock"))
+            readers = {n.id: Cli(os.path.join(n.dir, "admin.sock")) for n in others}
             i = 0
             while not stop.is_set():
                 i += 1
-                key = f"probe-{i}"
-                conn = http.client.HTTPConnection(host, int(port), timeout=10)
-                conn.request("GET", "/", headers={"X-Key": key})
-                conn.getresponse().read()
-                conn.close()
+                key = f"{prefix}probe-{i}"
                 t0 = now()
-                pending = {n.id: os.path.join(n.dir, "admin.sock") for n in others}
+                writer.ask(f"set table servers key {key} data.server_id 1")
+                pending = dict(readers)
                 while pending and now() - t0 < 5.0:
-                    for nid, path in list(pending.items()):
-                        if f"key={key} " in runtime(path, f"show table servers key {key}"):
+                    for nid, cli in list(pending.items()):
+                        if f"key={key} " in cli.ask(f"show table servers key {key}"):
                             del pending[nid]
                     if pending:
-                        time.sleep(0.002)
+                        time.sleep(0.001)
                 probes.append(now() - t0 if not pending else float("inf"))
                 time.sleep(0.02)
+            for c in [writer, *readers.values()]:
+                c.close()
 
         threads = [threading.Thread(target=sample), threading.Thread(target=probe)]
         for t in threads:
             t.start()
         t_start = now()
         try:
-            got = self.wrk_run(n1.proc.pid, n1.frontend(), seconds=a.seconds_wrk, warmup=False)
+            n, seconds = load(prefix)
         finally:
             t_end = now()
             stop.set()
             for t in threads:
                 t.join()
-        # Until both followers hold everything node 1 wrote.
         target = used(n1)
         deadline = now() + 60
         while any(used(n) < target for n in others) and now() < deadline:
@@ -151,39 +273,13 @@ class StickBench(cb.Bench):
         caught_up = now() - t_end
         after = {n.id: used(n) for n in others}
         during = [(t, u) for t, u in samples if t_start <= t <= t_end]
-        rates = []
+        rates = [0, 0]
         if len(during) >= 2:
             (ta, ua), (tb, ub) = during[0], during[-1]
             rates = [(ub[i] - ua[i]) / (tb - ta) for i in range(2)]
-        finite = [p for p in probes if p != float("inf")]
-        lost = len(probes) - len(finite)
-        out += [
-            "### 1. Stick entries replicated per second",
-            "",
-            f"`wrk -t1 -c{a.conns} -d{a.seconds_wrk:g}s -s bench/stick.lua` through node 1 (leader, pinned to "
-            "core 0), a new X-Key on every request: every request writes one new entry. The `used` count of "
-            "nodes 2 and 3 is sampled every 100 ms.",
-            "",
-            "| entries written/s (node 1 req/s) | replicated/s on node 2 | on node 3 | followers hold all "
-            "entries after the load stops | entries on 2 / 3 at the end | dropped writes (node 1) |",
-            "|---:|---:|---:|---:|---:|---:|",
-            f"| {got['rps']:.0f} | {rates[0] if rates else 0:.0f} | {rates[1] if rates else 0:.0f} "
-            f"| {cb.ms(caught_up)} | {after[2] - before[2]} / {after[3] - before[3]} "
-            f"| {self.dropped(n1)} |",
-            "",
-            "### 2. Visibility of a new entry on the other nodes (under the load of part 1)",
-            "",
-            "A request with a fresh key through node 1, answered; then `show table servers key K` on "
-            "nodes 2 and 3 every 2 ms until both show it.",
-            "",
-            "| probes | p50 | p99 | max | not visible within 5 s |",
-            "|---:|---:|---:|---:|---:|",
-            f"| {len(probes)} | {cb.ms(cb.pct(finite, 0.5)) if finite else '-'} "
-            f"| {cb.ms(cb.pct(finite, 0.99)) if finite else '-'} | {cb.ms(max(finite)) if finite else '-'} "
-            f"| {lost} |",
-            "",
-        ]
-        self.failed |= lost > 0
+        return ({"load": load_before, "written": n / seconds, "rates": rates, "caught_up": caught_up, "n": n,
+                 "got": [after[o.id] - before[o.id] for o in others], "dropped": self.dropped(n1)},
+                probes)
 
     # -- 3 --
 
@@ -192,6 +288,14 @@ class StickBench(cb.Bench):
         out = self.section(3)
         node1 = self.nodes[1]
         self.keys, self.prefix = 10_000, "c"
+        self.spread(True)
+        # The same state as the standalone node: an empty table (part 1
+        # left a million entries in the cluster's).
+        if runtime(os.path.join(node1.dir, "admin.sock"), "clear table servers").strip():
+            raise cb.BenchError("clear table servers refused on node 1")
+        deadline = now() + 60
+        while any(used(n) for n in self.nodes.values()) and now() < deadline:
+            time.sleep(0.05)
         self.settled()
         out += [
             "### 3. Data-plane CPU per request with stickiness on: clustered node 1 against standalone",
@@ -200,12 +304,17 @@ class StickBench(cb.Bench):
             "client keys cycled (each request refreshes its key's entry, which is replicated), after a "
             f"{a.warmup:g} s warm-up; measured proxy on core 0, the rest on core 1.",
             "",
-            "| round | standalone µs/req | clustered µs/req | ratio | standalone req/s | clustered req/s |",
-            "|---:|---:|---:|---:|---:|---:|",
+            "Both start from an empty table (the cluster's is cleared first); the rounds alternate which "
+            "runs first; the load average is read as each round starts.",
+            "",
+            "| round | load average | standalone µs/req | clustered µs/req | ratio | standalone req/s "
+            "| clustered req/s |",
+            "|---:|---|---:|---:|---:|---:|---:|",
         ]
         ratios = []
         for rnd in range(1, a.rounds + 1):
             order = ("standalone", "clustered") if rnd % 2 else ("clustered", "standalone")
+            load = loadavg()
             got = {}
             for kind in order:
                 cb.log(f"3. round {rnd}: {kind}")
@@ -214,7 +323,7 @@ class StickBench(cb.Bench):
             s, c = got["standalone"], got["clustered"]
             ratios.append(c["us"] / s["us"])
             self.failed |= s["errors"] + c["errors"] > 0
-            out.append(f"| {rnd} | {s['us']:.1f} | {c['us']:.1f} | {ratios[-1]:.3f} | {s['rps']:.0f} "
+            out.append(f"| {rnd} | {load} | {s['us']:.1f} | {c['us']:.1f} | {ratios[-1]:.3f} | {s['rps']:.0f} "
                        f"| {c['rps']:.0f} |")
         med = statistics.median(ratios)
         out += ["", f"Median ratio clustered/standalone: {med:.3f}; target within 10%: "
@@ -233,9 +342,12 @@ def main():
     p.add_argument("--conns", type=int, default=50)
     p.add_argument("--pinned", action="store_true")
     p.add_argument("--parts", default="1,3")
+    p.add_argument("--rates", default="50000,100000",
+                   help="offered `set table` rates of part 1, per second, comma-separated")
     p.add_argument("--head", action="append", default=[])
     args = p.parse_args()
     parts = set(args.parts.split(","))
+    args.rates = [int(r) for r in args.rates.split(",") if r]
     bench = StickBench(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:

@@ -13,6 +13,7 @@
 #   BENCH_WARMUP=2          wrk warm-up seconds (part 3)
 #   BENCH_CONNS=50          wrk connections
 #   BENCH_PARTS=1,3         which measurements to run (2 runs with 1)
+#   BENCH_RATES=50000,100000  offered `set table` rates of part 1, per second
 #   BENCH_SKIP_BUILD=1      use the binaries already in target/release
 #   SHOAL_BIN=PATH          Shoal binary (default: target/release/shoal)
 set -euo pipefail
@@ -31,7 +32,8 @@ source "$ROOT/bench/cluster_setup.sh"
 python3 "$ROOT/bench/stick.py" --shoal "$SHOAL" --config "$WORK/stick.cfg" \
     --work "$WORK" --results "$RESULTS" "${PINNED[@]}" "${HEAD_ARGS[@]}" \
     --rounds "${BENCH_ROUNDS:-3}" --seconds-wrk "${BENCH_SECONDS:-10}" \
-    --warmup "${BENCH_WARMUP:-2}" --conns "${BENCH_CONNS:-50}" --parts "${BENCH_PARTS:-1,3}" &
+    --warmup "${BENCH_WARMUP:-2}" --conns "${BENCH_CONNS:-50}" --parts "${BENCH_PARTS:-1,3}" \
+    --rates "${BENCH_RATES:-50000,100000}" &
 DRIVER=$!
 status=0
 wait "$DRIVER" || status=$?

@@ -12,7 +12,7 @@ use crate::routing::{AdminState, BackendRt};
 use crate::runtime::{ChangeError, Runtime};
 use shoal_proto::command::{Command, StickWrite};
 use shoal_proto::config::{StickAction, StickPattern};
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -22,8 +22,9 @@ const BATCH_WINDOW: Duration = Duration::from_millis(5);
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
 /// Most writes in one `StickBatch` (one Raft entry); more wait for the next.
 const MAX_BATCH: usize = 8192;
-/// Most writes kept for retry while batches fail to commit (no quorum);
-/// beyond it the oldest are dropped and counted.
+/// Most writes taken from the queue and waiting for a batch (kept for retry
+/// while batches fail to commit, or more than one batch holds); beyond it
+/// the oldest are dropped and counted.
 const MAX_RETAINED: usize = 100_000;
 /// Pause after a batch failed, before the next attempt.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
@@ -41,10 +42,15 @@ pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
     let queue = runtime.stick_queue().clone();
     let mut tick = tokio::time::interval(EXPIRY_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Writes whose batch failed to commit, oldest first.
-    let mut retained: Vec<StickWrite> = Vec::new();
+    // Writes taken from the queue and not yet committed, oldest first:
+    // batches that failed to commit, and whatever did not fit in the last
+    // batch. Each round sends the oldest MAX_BATCH of them; only those are
+    // coalesced, so a backlog costs each round what it sends, not its
+    // whole length (coalescing the whole backlog every round made a
+    // writer at 50,000/s fall further behind with every batch).
+    let mut backlog: VecDeque<StickWrite> = VecDeque::new();
     loop {
-        let expiry = if retained.is_empty() {
+        let expiry = if backlog.is_empty() {
             tokio::select! {
                 () = queue.ready.notified() => false,
                 _ = tick.tick() => true,
@@ -52,13 +58,15 @@ pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
         } else {
             false
         };
-        if !expiry && queue.len() < crate::stick::FLUSH_AT {
+        if !expiry && backlog.len() + queue.len() < crate::stick::FLUSH_AT {
             // Group commit: let more writes join this batch.
             let _ = tokio::time::timeout(BATCH_WINDOW, queue.full.notified()).await;
         }
-        let mut writes = std::mem::take(&mut retained);
-        writes.extend(queue.take());
-        let mut writes = coalesce(writes);
+        backlog.extend(queue.take());
+        bound(&mut backlog);
+        // One Raft entry carries at most MAX_BATCH writes; the rest go
+        // first in the next round.
+        let writes = coalesce(backlog.drain(..backlog.len().min(MAX_BATCH)).collect());
         if expiry {
             for table in runtime.snapshot().tables.values() {
                 table.purge();
@@ -69,57 +77,82 @@ pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
         if writes.is_empty() && !state_has_entries {
             continue;
         }
-        // One Raft entry carries at most MAX_BATCH writes; the rest go
-        // first in the next round.
-        let later = writes.split_off(writes.len().min(MAX_BATCH));
         let batch = Command::StickBatch {
             node: runtime.node(),
             at: crate::runtime::now_ms(),
             writes,
         };
-        match runtime.change(&batch).await {
-            Ok(()) => retained = later,
+        let started = std::time::Instant::now();
+        let result = runtime.change(&batch).await;
+        tracing::debug!(
+            writes = batch_len(&batch),
+            backlog = backlog.len(),
+            queued = queue.len(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "stick batch"
+        );
+        match result {
+            Ok(()) => {}
             Err(ChangeError::Cluster(why)) => {
-                // Not committed (or not known to be): propose it again.
-                // A batch that did commit meanwhile is harmless to apply
-                // twice (a write naming its own server is a refresh).
+                // Not committed (or not known to be): propose it again,
+                // first. A batch that did commit meanwhile is harmless to
+                // apply twice (a write naming its own server is a refresh).
                 tracing::warn!("stick batch not committed, kept for retry: {why}");
-                let Command::StickBatch { mut writes, .. } = batch else {
+                let Command::StickBatch { writes, .. } = batch else {
                     unreachable!("built above")
                 };
-                writes.extend(later);
-                retained = writes;
-                let excess = retained.len().saturating_sub(MAX_RETAINED);
-                if excess > 0 {
-                    retained.drain(..excess);
-                    crate::stick::WRITES_DROPPED.fetch_add(excess as u64, Relaxed);
+                for w in writes.into_iter().rev() {
+                    backlog.push_front(w);
                 }
+                bound(&mut backlog);
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
-            Err(e) => {
-                tracing::warn!("stick batch refused: {e}");
-                retained = later;
-            }
+            Err(e) => tracing::warn!("stick batch refused: {e}"),
         }
+    }
+}
+
+/// Keep at most [`MAX_RETAINED`] writes waiting; drop (and count) the
+/// oldest beyond it.
+fn bound(backlog: &mut VecDeque<StickWrite>) {
+    let excess = backlog.len().saturating_sub(MAX_RETAINED);
+    if excess > 0 {
+        backlog.drain(..excess);
+        crate::stick::WRITES_DROPPED.fetch_add(excess as u64, Relaxed);
+    }
+}
+
+fn batch_len(batch: &Command) -> usize {
+    match batch {
+        Command::StickBatch { writes, .. } => writes.len(),
+        _ => 0,
     }
 }
 
 /// Merge writes of one key into one: the last server, with the `prev` of
 /// the first (what the replicated entry said before any of them), in the
-/// order keys were first written.
+/// order keys were first written. Keys are compared in place (no copy of
+/// a key or table name per write).
 fn coalesce(writes: Vec<StickWrite>) -> Vec<StickWrite> {
     if writes.len() < 2 {
         return writes;
     }
-    let mut index: HashMap<(String, String), usize> = HashMap::with_capacity(writes.len());
+    // The merged position of each write: keys numbered by first appearance.
+    let slots: Vec<usize> = {
+        let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(writes.len());
+        writes
+            .iter()
+            .map(|w| {
+                let next = first.len();
+                *first.entry((&w.table, &w.key)).or_insert(next)
+            })
+            .collect()
+    };
     let mut merged: Vec<StickWrite> = Vec::with_capacity(writes.len());
-    for w in writes {
-        match index.entry((w.table.clone(), w.key.clone())) {
-            Entry::Occupied(at) => merged[*at.get()].server = w.server,
-            Entry::Vacant(slot) => {
-                slot.insert(merged.len());
-                merged.push(w);
-            }
+    for (w, slot) in writes.into_iter().zip(slots) {
+        match merged.get_mut(slot) {
+            Some(kept) => kept.server = w.server,
+            None => merged.push(w),
         }
     }
     merged

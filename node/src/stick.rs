@@ -227,6 +227,34 @@ impl StickTable {
         (stored, prev)
     }
 
+    /// A key typed by an operator (`set table`) as the request path would
+    /// store it, or `None` when it is not a key of this table's type: an
+    /// IPv4 address for `ip`; an IPv4 or IPv6 address for `ipv6` (IPv4
+    /// clients are keyed by their IPv4 text there too); a 32-bit unsigned
+    /// number for `integer`; any text for `string` (cut to `len` when
+    /// stored).
+    pub fn parse_key(&self, text: &str) -> Option<String> {
+        use std::net::IpAddr;
+        match self.config.key {
+            StickKeyType::Ip => text
+                .parse::<std::net::Ipv4Addr>()
+                .ok()
+                .map(|ip| ip.to_string()),
+            StickKeyType::Ipv6 => match text.parse::<IpAddr>().ok()? {
+                IpAddr::V6(v6) => Some(
+                    v6.to_ipv4_mapped()
+                        .map_or(v6.to_string(), |v4| v4.to_string()),
+                ),
+                v4 => Some(v4.to_string()),
+            },
+            StickKeyType::Integer if text.bytes().all(|b| b.is_ascii_digit()) => {
+                text.parse::<u32>().ok().map(|n| n.to_string())
+            }
+            StickKeyType::Integer => None,
+            StickKeyType::String { .. } => Some(text.to_string()),
+        }
+    }
+
     /// String keys are cut to the table's `len`, as HAProxy stores them.
     fn normalise(&self, key: &str) -> Box<str> {
         match self.config.key {
@@ -370,6 +398,41 @@ mod tests {
         let t = table(3, None);
         t.store("0123456789", "s1", 1);
         assert_eq!(t.dump()[0].key, "01234567");
+    }
+
+    #[test]
+    fn operator_keys_are_checked_and_stored_as_requests_store_them() {
+        let typed = |key: StickKeyType| {
+            StickTable::new(
+                "t",
+                StickTableConfig {
+                    key,
+                    size: 10,
+                    expire: None,
+                    store: vec![],
+                },
+                Default::default(),
+            )
+        };
+        let ip = typed(StickKeyType::Ip);
+        assert_eq!(ip.parse_key("10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(ip.parse_key("10.0.0.999"), None);
+        assert_eq!(ip.parse_key("::1"), None);
+        let v6 = typed(StickKeyType::Ipv6);
+        assert_eq!(v6.parse_key("::ffff:10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            v6.parse_key("2001:DB8::0001").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(v6.parse_key("10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(v6.parse_key("zz"), None);
+        let int = typed(StickKeyType::Integer);
+        assert_eq!(int.parse_key("012").as_deref(), Some("12"));
+        for bad in ["-3", "+3", "abc", "4294967296", ""] {
+            assert_eq!(int.parse_key(bad), None, "{bad}");
+        }
+        let text = table(10, None);
+        assert_eq!(text.parse_key("any text").as_deref(), Some("any text"));
     }
 
     #[tokio::test(start_paused = true)]

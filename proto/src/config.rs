@@ -14,8 +14,8 @@ mod print;
 
 pub use model::*;
 pub use parse::{
-    parse, parse_file, parse_reader, parse_with_env, EnvLookup, MAX_CONFIG_BYTES, MAX_ERRORS,
-    MAX_LINE_BYTES, TLS12_SUITES, TLS13_SUITES, TLS_GROUPS,
+    is_data_type, parse, parse_file, parse_reader, parse_with_env, EnvLookup, MAX_CONFIG_BYTES,
+    MAX_ERRORS, MAX_LINE_BYTES, TLS12_SUITES, TLS13_SUITES, TLS_GROUPS,
 };
 pub use print::print;
 

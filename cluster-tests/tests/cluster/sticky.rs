@@ -52,6 +52,18 @@ fn sticky_config(backends: &[Backend]) -> String {
     )
 }
 
+/// Three nodes running [`sticky_config`] over three demo backends (kept
+/// alive with the cluster).
+async fn sticky_cluster() -> (Cluster, [Backend; 3]) {
+    let backends = [
+        Backend::http("s1"),
+        Backend::http("s2"),
+        Backend::http("s3"),
+    ];
+    let cluster = Cluster::start(3, &sticky_config(&backends)).await;
+    (cluster, backends)
+}
+
 /// Sticks clients `sources` through `front`: source address -> server.
 async fn stick_clients(
     front: SocketAddr,
@@ -73,12 +85,7 @@ fn holds(node: &Node, want: &BTreeMap<String, String>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_made_through_a_killed_node_keep_their_servers() {
-    let backends = [
-        Backend::http("s1"),
-        Backend::http("s2"),
-        Backend::http("s3"),
-    ];
-    let mut c = Cluster::start(3, &sticky_config(&backends)).await;
+    let (mut c, _backends) = sticky_cluster().await;
     let all = c.ids();
     let leader = c.leader(&all).await;
     // A: a follower (its loss needs no election); B and C survive.
@@ -192,12 +199,7 @@ async fn sessions_made_through_a_killed_node_keep_their_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_leader_loses_no_committed_entry_and_converges() {
-    let backends = [
-        Backend::http("s1"),
-        Backend::http("s2"),
-        Backend::http("s3"),
-    ];
-    let mut c = Cluster::start(3, &sticky_config(&backends)).await;
+    let (mut c, _backends) = sticky_cluster().await;
     let all = c.ids();
     let leader = c.leader(&all).await;
     let majority: Vec<u64> = all.iter().copied().filter(|&id| id != leader).collect();
@@ -276,4 +278,36 @@ async fn a_cut_off_leader_loses_no_committed_entry_and_converges() {
         committed.len(),
         isolated.len()
     );
+}
+
+/// `set table` on one node's runtime socket writes an entry that every
+/// node serves: a client with that key goes, through another node, to
+/// the server the operator named (not where round robin would send it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_set_on_one_node_is_served_through_another() {
+    let (mut c, _backends) = sticky_cluster().await;
+    let all = c.ids();
+    let (a, b) = (all[0], all[1]);
+    let web_b = c.node_mut(b).front("web");
+    // Both clients to the same server: round robin alone would not.
+    let set: BTreeMap<String, String> = [(250, "s3"), (251, "s3")]
+        .into_iter()
+        .map(|(i, s)| (source(i).to_string(), s.to_string()))
+        .collect();
+    for key in set.keys() {
+        let answer = socat(
+            &c.node(a).socket(),
+            &format!("set table app key {key} data.server_id 3"),
+        );
+        assert_eq!(answer, "\n", "set table {key} on node {a}");
+    }
+    poll("node B holds the entries set on node A", || async {
+        holds(c.node(b), &set).then_some(())
+    })
+    .await;
+    for key in set.keys() {
+        let src: IpAddr = key.parse().expect("an address");
+        let (server, _) = ok_from(src, web_b, None).await;
+        assert_eq!(server, "s3", "client {key} through node {b}");
+    }
 }

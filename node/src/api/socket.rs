@@ -13,6 +13,7 @@ mod commands;
 mod line;
 mod servers;
 mod session;
+mod set_table;
 mod show;
 #[cfg(test)]
 mod tests;

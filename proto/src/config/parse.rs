@@ -38,6 +38,7 @@ pub use diags::MAX_ERRORS;
 pub(crate) use http_rules::print as print_http_request;
 pub use lexer::EnvLookup;
 pub use lines::{MAX_CONFIG_BYTES, MAX_LINE_BYTES};
+pub use stick::is_data_type;
 pub(crate) use tls::{print_bind as print_bind_tls, print_defaults as print_ssl_defaults};
 pub use tls::{GROUPS as TLS_GROUPS, TLS12_SUITES, TLS13_SUITES};
 

@@ -76,6 +76,10 @@ const HELP: &[(&str, &str)] = &[
         "set server <bk>/<srv> [opts]",
         "change a server's state, weight or address",
     ),
+    (
+        "set table <table> key <k> [data.* <v>]*",
+        "update or create a table entry's data",
+    ),
     ("set timeout [cli] <delay>", "change a timeout setting"),
     (
         "set weight <bk>/<srv>  (DEPRECATED)",
@@ -225,6 +229,7 @@ pub async fn execute(runtime: &Runtime, session: &mut Session, words: &[String])
         ["set", "maxconn", "server", args @ ..] => {
             servers::set_maxconn(runtime, session, args).await
         }
+        ["set", "table", args @ ..] => super::set_table::set_table(runtime, session, args),
         ["set", "timeout", args @ ..] => set_timeout(session, args),
         [verb @ ("enable" | "disable"), what @ ("server" | "health" | "agent"), args @ ..] => {
             servers::toggle(runtime, session, *verb == "enable", what, args).await

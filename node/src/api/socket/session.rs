@@ -3,7 +3,7 @@
 //! Without `prompt` a connection carries one request line (several
 //! commands may be separated by `;`) and closes after the answers; lines
 //! that already arrived with it are answered too, as HAProxy does. After
-//! `prompt` it stays open, prints `> ` after every line and closes on
+//! `prompt` it stays open, prints `> ` after every answer and closes on
 //! `quit`, on a second `prompt`, at end of input or after `stats timeout`
 //! of silence. Every answer ends with an empty line.
 
@@ -56,9 +56,10 @@ where
             }
             out.push_str(&answer);
             out.push('\n');
-        }
-        if session.interactive && !quit {
-            out.push_str("> ");
+            // HAProxy prompts after each command of a `;` line.
+            if session.interactive {
+                out.push_str("> ");
+            }
         }
         let written = tokio::time::timeout(session.timeout, async {
             wr.write_all(out.as_bytes()).await?;

@@ -50,6 +50,17 @@ const DATA_RATE: &[&str] = &[
 /// takes a count and a period.
 const DATA_ARRAY: &[&str] = &["gpt", "gpc", "gpc_rate"];
 
+/// Whether `name` is one of HAProxy's stick-table data types (without
+/// its argument): what `set table ... data.NAME` tells apart from an
+/// unknown type.
+pub fn is_data_type(name: &str) -> bool {
+    DATA_PLAIN
+        .iter()
+        .chain(DATA_RATE)
+        .chain(DATA_ARRAY)
+        .any(|d| *d == name)
+}
+
 /// Arguments of `stick-table` (for the near-miss hint).
 const TABLE_ARGS: &[&str] = &[
     "type",
