@@ -263,6 +263,12 @@ async fn operator_actions_under_load_fail_no_request() {
             "{name}: the load hardly ran ({})",
             requests.len()
         );
+        for id in [1, 2, 3] {
+            assert!(
+                requests.iter().any(|r| r.via == id && r.outcome.is_ok()),
+                "{name}: no request was served through node {id}"
+            );
+        }
         failures.extend(
             failed
                 .into_iter()
