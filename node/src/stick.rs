@@ -87,9 +87,6 @@ struct Entry {
     server: Box<str>,
     server_id: usize,
     touched: Instant,
-    /// When the cluster last heard of this entry with this server (a
-    /// write queued here, or an entry copied from the replicated state).
-    replicated: Instant,
     /// Matches the newest `order` record for this key.
     seq: u64,
 }
@@ -161,27 +158,10 @@ impl StickTable {
         Some(entry.server.clone())
     }
 
-    /// How often a refresh that keeps an entry's server is replicated:
-    /// an eighth of `expire` (at most a minute; a minute without
-    /// `expire`). Replicating every refresh would make every request a
-    /// write for the whole cluster; this way the replicated entry of a key
-    /// in use never expires, and a key idle since may expire on the
-    /// cluster up to this much early.
-    pub fn refresh_every(&self) -> Duration {
-        const MOST: Duration = Duration::from_secs(60);
-        self.config.expire.map_or(MOST, |e| (e / 8).min(MOST))
-    }
-
     /// Store or refresh `key -> server` (the request path), and queue the
-    /// write for replication with the server the key stuck to before,
-    /// unless it only refreshes an entry the cluster heard of within
-    /// [`StickTable::refresh_every`].
+    /// write for replication with the server the key stuck to before.
     pub fn store(&self, key: &str, server: &str, server_id: usize) {
-        let now = Instant::now();
-        let (key, prev, replicate) = self.put(key, server, server_id, now, Some(now));
-        if !replicate {
-            return;
-        }
+        let (key, prev) = self.put(key, server, server_id, Instant::now());
         self.queue.push(StickWrite {
             table: self.name.to_string(),
             key: key.into(),
@@ -193,7 +173,7 @@ impl StickTable {
     /// Store or refresh `key -> server` locally only (a replicated entry),
     /// evicting the oldest entries when full; returns the key as stored.
     pub fn write(&self, key: &str, server: &str, server_id: usize) -> Box<str> {
-        self.put(key, server, server_id, Instant::now(), None).0
+        self.put(key, server, server_id, Instant::now()).0
     }
 
     /// [`StickTable::write`] of an entry last written `age` ago (entries
@@ -201,48 +181,30 @@ impl StickTable {
     pub fn load(&self, key: &str, server: &str, server_id: usize, age: Duration) {
         let now = Instant::now();
         let touched = now.checked_sub(age).unwrap_or(now);
-        self.put(key, server, server_id, touched, None);
+        self.put(key, server, server_id, touched);
     }
 
     /// Store `key -> server` as touched at `touched`; returns the key as
-    /// stored, the server of the live entry it replaced, and whether the
-    /// write must be replicated. `written`: a write of this node made at
-    /// that time (`None`: an entry that comes from the replicated state).
+    /// stored and the server of the live entry it replaced.
     fn put(
         &self,
         key: &str,
         server: &str,
         server_id: usize,
         touched: Instant,
-        written: Option<Instant>,
-    ) -> (Box<str>, Option<Box<str>>, bool) {
+    ) -> (Box<str>, Option<Box<str>>) {
         let key = self.normalise(key);
         let stored = key.clone();
         let now = Instant::now();
-        let refresh_every = self.refresh_every();
         let mut inner = self.lock();
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        // A refresh that keeps the server, of an entry the cluster heard of
-        // recently, stays local (no allocation for it: compared in place).
-        let heard = inner
-            .map
-            .get(&key)
-            .filter(|e| !self.expired(e, now) && *e.server == *server)
-            .map(|e| e.replicated)
-            .filter(|&heard| now.saturating_duration_since(heard) < refresh_every);
-        let (replicated, replicate) = match (written, heard) {
-            (Some(_), Some(heard)) => (heard, false),
-            (Some(at), None) => (at, true),
-            (None, _) => (touched, false),
-        };
         let old = inner.map.insert(
             key.clone(),
             Entry {
                 server: server.into(),
                 server_id,
                 touched,
-                replicated,
                 seq,
             },
         );
@@ -262,7 +224,7 @@ impl StickTable {
             let Inner { map, order, .. } = &mut *inner;
             order.retain(|(k, s)| map.get(k).is_some_and(|e| e.seq == *s));
         }
-        (stored, prev, replicate)
+        (stored, prev)
     }
 
     /// A key typed by an operator (`set table`) as the request path would
@@ -471,48 +433,6 @@ mod tests {
         }
         let text = table(10, None);
         assert_eq!(text.parse_key("any text").as_deref(), Some("any text"));
-    }
-
-    /// Every new entry and every change of server is replicated; a refresh
-    /// that keeps the server only once per `refresh_every` (expire / 8).
-    #[tokio::test(start_paused = true)]
-    async fn refreshes_are_replicated_once_per_eighth_of_expire() {
-        let t = table(10, Some(Duration::from_secs(80)));
-        assert_eq!(t.refresh_every(), Duration::from_secs(10));
-        let queued = |t: &StickTable| t.queue.take();
-        t.store("a", "s1", 1);
-        let first = queued(&t);
-        assert_eq!(first.len(), 1, "a new entry is replicated");
-        assert_eq!(first[0].prev, None);
-        for _ in 0..5 {
-            tokio::time::advance(Duration::from_secs(1)).await;
-            t.store("a", "s1", 1);
-        }
-        assert!(queued(&t).is_empty(), "refreshes within 10 s stay local");
-        t.store("a", "s2", 2);
-        let moved = queued(&t);
-        assert_eq!(moved.len(), 1, "a new server is replicated at once");
-        assert_eq!(moved[0].prev.as_deref(), Some("s1"));
-        tokio::time::advance(Duration::from_secs(9)).await;
-        t.store("a", "s2", 2);
-        assert!(queued(&t).is_empty(), "9 s after the last replicated write");
-        tokio::time::advance(Duration::from_secs(1)).await;
-        t.store("a", "s2", 2);
-        let refreshed = queued(&t);
-        assert_eq!(
-            refreshed.len(),
-            1,
-            "10 s after it: the refresh is replicated"
-        );
-        assert_eq!(refreshed[0].prev.as_deref(), Some("s2"));
-        // An entry copied from the cluster counts as heard of.
-        t.write("b", "s1", 1);
-        t.store("b", "s1", 1);
-        assert!(
-            queued(&t).is_empty(),
-            "a replicated entry refreshed at once stays local"
-        );
-        assert_eq!(table(1, None).refresh_every(), Duration::from_secs(60));
     }
 
     #[tokio::test(start_paused = true)]
