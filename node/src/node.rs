@@ -233,10 +233,15 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
     // Checks first: the passive-health registry must be in place before
     // the first request can arrive.
     node.checks = health::start(&runtime, &config, &node.observer);
-    let opened = node
-        .open_listeners(&config)
-        .map_err(|mut e| anyhow::anyhow!(e.remove(0)))?;
-    node.activate(opened);
+    // A node restarting drained (its replicated state says so) opens no
+    // listener: not even for the moment before `reconcile` would close it,
+    // when a client behind a VIP or DNS could connect and be cut off.
+    if !runtime.read(|s| s.is_drained(node_id)) {
+        let opened = node
+            .open_listeners(&config)
+            .map_err(|mut e| anyhow::anyhow!(e.remove(0)))?;
+        node.activate(opened);
+    }
     let sockets = crate::api::socket::start(runtime.clone(), &config)
         .await
         .context("opening stats socket")?;

@@ -130,3 +130,42 @@ async fn drained_node_finishes_in_flight_requests_and_takes_no_new_ones() {
         "through node 2 again"
     );
 }
+
+/// A node restarted while drained opens no frontend listener until it is
+/// made ready: before, it listened from its start until its first
+/// reconcile closed the listeners again, and a client sent there by DNS
+/// in that moment was cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_while_drained_listens_only_once_ready() {
+    let s1 = Backend::http("s1");
+    let mut c = Cluster::start(3, &config(&[&s1], "")).await;
+    let admin1 = c.node(1).admin.to_string();
+    shoal(&["node", "drain", "2", "--admin", &admin1])
+        .await
+        .ok();
+    poll("node 2's /ready answers 503", || async {
+        (ready(c.node(2).admin).await == 503).then_some(())
+    })
+    .await;
+    let old = tokio::task::block_in_place(|| c.stop(2));
+    let node = tokio::task::block_in_place(|| c.restart(old));
+    // The admin API notice comes after the first reconcile.
+    node.proc.wait_line("admin API listening on ");
+    let listening = node.proc.count("frontend 'web' listening on ");
+    assert_eq!(
+        listening, 0,
+        "the drained node opened its frontend at start"
+    );
+    c.converged(&[1, 2, 3]).await;
+    shoal(&["node", "ready", "2", "--admin", &admin1])
+        .await
+        .ok();
+    let front = c.node_mut(2).front("web");
+    assert_eq!(c.node_mut(2).proc.count("frontend 'web' listening on "), 1);
+    let r = get(front, "/").await;
+    assert_eq!(
+        (r.status, r.server().as_str()),
+        (200, "s1"),
+        "through node 2 once ready"
+    );
+}
