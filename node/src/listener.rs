@@ -144,6 +144,7 @@ pub fn spawn(
     listener: TcpListener,
     frontend: String,
     addr: Box<str>,
+    wants_tls: bool,
     ctx: AcceptCtx,
 ) -> std::io::Result<Handle> {
     let local = listener.local_addr()?;
@@ -161,7 +162,9 @@ pub fn spawn(
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    dispatch(stream, peer, local, &frontend, &addr, &ctx, permits);
+                    dispatch(
+                        stream, peer, local, &frontend, &addr, wants_tls, &ctx, permits,
+                    );
                 }
                 Err(e) => {
                     drop(permits);
@@ -269,12 +272,14 @@ async fn acquire(ctx: &AcceptCtx, frontend: &str) -> Permits {
     permits
 }
 
+#[allow(clippy::too_many_arguments)]
 fn dispatch(
     stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
     frontend: &str,
     addr: &str,
+    wants_tls: bool,
     ctx: &AcceptCtx,
     permits: Permits,
 ) {
@@ -283,6 +288,12 @@ fn dispatch(
         return;
     };
     let tls = fe.tls_for(addr).cloned();
+    // A `bind ... ssl` whose routing could not be built here (a missing
+    // certificate): refuse the connection rather than speak plaintext.
+    if wants_tls && tls.is_none() {
+        tracing::debug!("frontend '{frontend}': {addr} wants TLS but has no certificate loaded here; connection closed");
+        return;
+    }
     let _ = stream.set_nodelay(true);
     let guard = ctx.tracker.enter();
     let runtime = ctx.runtime.clone();

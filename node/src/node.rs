@@ -103,7 +103,9 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
 type Key = (String, String);
 
 /// Listening sockets opened for a config that is not applied yet.
-type Opened = Vec<(Key, TcpListener)>;
+/// (whether its `bind` asks for TLS, so that a listener never serves
+/// plaintext on a TLS port when the routing for it could not be built).
+type Opened = Vec<(Key, bool, TcpListener)>;
 
 struct Node {
     opts: RunOptions,
@@ -444,11 +446,11 @@ impl Node {
         let mut opened = Vec::new();
         let mut failures = Vec::new();
         for (key, bind) in wanted(config) {
-            if self.listeners.contains_key(&key) || opened.iter().any(|(k, _)| *k == key) {
+            if self.listeners.contains_key(&key) || opened.iter().any(|(k, _, _)| *k == key) {
                 continue;
             }
             match open_one(&key, bind) {
-                Ok(l) => opened.push((key, l)),
+                Ok(l) => opened.push((key, bind.tls.is_some(), l)),
                 Err(e) => failures.push(e),
             }
         }
@@ -486,11 +488,11 @@ impl Node {
         let target = if drained { &none } else { &*config };
         let mut opened = Vec::new();
         for (key, bind) in wanted(target) {
-            if self.listeners.contains_key(&key) || opened.iter().any(|(k, _)| *k == key) {
+            if self.listeners.contains_key(&key) || opened.iter().any(|(k, _, _)| *k == key) {
                 continue;
             }
             match open_one(&key, bind) {
-                Ok(l) => opened.push((key, l)),
+                Ok(l) => opened.push((key, bind.tls.is_some(), l)),
                 Err(e) => tracing::error!("{e}"),
             }
         }
@@ -511,8 +513,8 @@ impl Node {
             tracker: self.tracker.clone(),
             shutdown: self.shutdown.subscribe(),
         };
-        for (key, l) in opened {
-            match listener::spawn(l, key.0.clone(), key.1.clone().into(), ctx.clone()) {
+        for (key, tls, l) in opened {
+            match listener::spawn(l, key.0.clone(), key.1.clone().into(), tls, ctx.clone()) {
                 Ok(handle) => {
                     // Tests and scripts read this line to learn ports bound as :0.
                     println!(

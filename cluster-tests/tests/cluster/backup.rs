@@ -111,6 +111,16 @@ async fn a_backup_taken_through_one_node_is_restored_through_another() {
     let out = shoal(&["cluster", "backup", "--out", &file_arg, "--admin", &admin2]).await;
     let saved = printed_hash(out.ok());
     assert!(out.stdout.contains("6 stick entries"), "{}", out.stdout);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&file)
+        .expect("the backup")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "a backup is readable by its owner only"
+    );
     let now = c.converged(&[1, 2, 3]).await;
     assert_eq!(saved, now, "the backup's hash is the cluster's");
 
@@ -163,7 +173,7 @@ async fn a_backup_taken_through_one_node_is_restored_through_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_refuses_other_files_and_damaged_backups() {
     let s1 = Backend::http("s1");
-    let c = Cluster::start(3, &backup_config(&[&s1])).await;
+    let mut c = Cluster::start(3, &backup_config(&[&s1])).await;
     let admin = c.node(2).admin.to_string();
     let dir = TempDir::new("backup-bad");
     let good = dir.path("good.shoalbak");
@@ -215,6 +225,24 @@ async fn restore_refuses_other_files_and_damaged_backups() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("damaged"), "{body}");
     assert_eq!(c.converged(&[1, 2, 3]).await, before, "nothing changed");
+
+    // A node not in a cluster yet refuses (the restore would be replaced
+    // by the cluster's state at init or join).
+    let admin4 = c.spawn(4, None).admin.to_string();
+    let out = shoal(&[
+        "cluster",
+        "restore",
+        &good.display().to_string(),
+        "--admin",
+        &admin4,
+    ])
+    .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("409") && out.stderr.contains("not in a cluster yet"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

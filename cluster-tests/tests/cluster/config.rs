@@ -88,3 +88,71 @@ async fn config_applied_through_a_follower_runs_everywhere_and_a_bad_one_changes
         assert_eq!((r.status, r.server().as_str()), (200, "s2"), "node {id}");
     }
 }
+
+/// A `bind ... ssl` whose certificate one node lacks: that node cannot
+/// build the new routing and keeps the old one, but it must never answer
+/// plaintext on the TLS port (it used to: the listener fell back to
+/// plain HTTP when no TLS acceptor was found for its address).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_port_without_its_certificate_never_speaks_plaintext() {
+    let s1 = Backend::http("s1");
+    let mut c = Cluster::start(2, &config(&[&s1], "")).await;
+    // A certificate and key (the cluster CA issues one) in node 1's own
+    // directory only: `"${SHOAL_DIR}"` differs per node.
+    let certs = c.dir.path("site");
+    shoal(&[
+        "cluster",
+        "cert",
+        "--ca",
+        &c.ca.display().to_string(),
+        "--node-id",
+        "9",
+        "--out",
+        &certs.display().to_string(),
+    ])
+    .await
+    .ok();
+    let pem = std::fs::read_to_string(certs.join("node.pem")).expect("cert")
+        + &std::fs::read_to_string(certs.join("node-key.pem")).expect("key");
+    std::fs::write(c.node(1).dir.join("site.pem"), pem).expect("write site.pem");
+    // A second, TLS, bind on the existing frontend `web` (whose old
+    // routing node 2 keeps): 127.0.0.1:0, distinct from "${NODE_IP}:0".
+    let text = config(&[&s1], "").replace(
+        "    bind \"${NODE_IP}:0\"\n",
+        "    bind \"${NODE_IP}:0\"\n    bind 127.0.0.1:0 ssl crt \"${SHOAL_DIR}/site.pem\"\n",
+    );
+    assert!(text.contains("ssl crt"), "{text}");
+    let file = c.dir.file("tls.cfg", &text);
+    let admin1 = c.node(1).admin.to_string();
+    shoal(&[
+        "config",
+        "apply",
+        "-f",
+        &file.display().to_string(),
+        "--admin",
+        &admin1,
+    ])
+    .await
+    .ok();
+    // Node 2 opens the port (the config parses there) but cannot load the
+    // certificate: a plaintext request gets no HTTP answer there.
+    let port = c.node_mut(2).front_nth("web", 2);
+    assert_eq!(port.ip().to_string(), "127.0.0.1", "the TLS bind's port");
+    let r = try_http(port, "GET", "/", &[], "", std::time::Duration::from_secs(5)).await;
+    assert!(
+        r.as_ref().map_or(true, |r| r.status != 200),
+        "node 2 answered plaintext on its TLS port: {r:?}"
+    );
+    // Node 1 serves TLS there and refuses plaintext too.
+    let port1 = c.node_mut(1).front_nth("web", 2);
+    let r = try_http(
+        port1,
+        "GET",
+        "/",
+        &[],
+        "",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert!(r.as_ref().map_or(true, |r| r.status != 200), "{r:?}");
+}

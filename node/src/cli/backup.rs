@@ -55,9 +55,23 @@ pub fn offline(dir: &Path, out: &Path) -> Result<Output, CliError> {
 /// Write `bytes` to `out` through a temporary file in the same directory,
 /// so a reader never sees half a backup.
 fn write(bytes: &[u8], out: &Path) -> Result<(), CliError> {
-    let tmp = out.with_extension("partial");
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut name = out.as_os_str().to_owned();
+    name.push(".partial");
+    let tmp = std::path::PathBuf::from(name);
     let failed = |e: std::io::Error| CliError::Output(format!("{}: {e}", out.display()));
-    std::fs::write(&tmp, bytes).map_err(failed)?;
+    // Mode 0600: a backup holds the config (its `stats auth` passwords
+    // too) and the stick tables (client addresses).
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(failed)?;
+    file.write_all(bytes).map_err(failed)?;
+    file.sync_all().map_err(failed)?;
     std::fs::rename(&tmp, out).map_err(failed)
 }
 

@@ -57,11 +57,19 @@ pub struct Restored {
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, description = "Restored", body = Restored), Denied,
         (status = 400, description = "Not a backup, damaged, or refused"),
-        (status = 409, description = "Standalone node"),
+        (status = 409, description = "Standalone node, or not in a cluster yet"),
         (status = 413, description = "Larger than a change may be"),
         (status = 503, description = "Quorum lost")))]
 pub async fn restore(State(api): State<Arc<Api>>, req: Request) -> Result<Reply, Failure> {
     let cluster = cluster(&api)?;
+    // Not a member yet: the command would be applied to this node alone
+    // and replaced by the cluster's state at `init` or `join`.
+    if api.runtime.awaiting_cluster() {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            "this node is not in a cluster yet: run `shoal cluster init` (or join it) first, then restore",
+        ));
+    }
     let bytes = read_body(req, MAX_BACKUP).await?;
     let backup = tokio::task::spawn_blocking(move || Backup::from_bytes(&bytes))
         .await
