@@ -272,14 +272,14 @@ pub(super) const OPTIONS: &[(&str, Gap)] = &[
 pub(super) const GLOBAL: &[(&str, Gap)] = &[
     ("anonkey", OPS),
     ("busy-polling", PERF),
-    ("ca-base", INERT),
+    ("ca-base", TLS),
     ("chroot", CONFINEMENT),
     ("close-spread-time", OPS),
     ("cluster-secret", INERT),
     ("cpu-map", PERF),
     ("cpu-policy", PERF),
     ("cpu-set", PERF),
-    ("crt-base", INERT),
+    ("crt-base", TLS),
     ("debug", OPS),
     (
         "default-path",
@@ -341,6 +341,14 @@ pub(super) const GLOBAL: &[(&str, Gap)] = &[
     ("set-var-fmt", INERT),
     ("setenv", INERT),
     ("spread-checks", PERF),
+    ("ssl-default-bind-client-sigalgs", TLS),
+    ("ssl-default-bind-sigalgs", TLS),
+    ("ssl-default-server-ciphers", TLS),
+    ("ssl-default-server-ciphersuites", TLS),
+    ("ssl-default-server-client-sigalgs", TLS),
+    ("ssl-default-server-curves", TLS),
+    ("ssl-default-server-options", TLS),
+    ("ssl-default-server-sigalgs", TLS),
     ("strict-limits", OPS),
     ("thread-group", PERF),
     ("thread-groups", PERF),
@@ -744,8 +752,25 @@ mod tests {
         ] {
             assert!(find(PROXY, k).is_some_and(|g| g.refuse), "{k}");
         }
-        for k in ["tune.maxaccept", "cpu-map", "nbproc", "spread-checks"] {
+        for k in [
+            "tune.maxaccept",
+            "cpu-map",
+            "nbproc",
+            "spread-checks",
+            "ssl-dh-param-file",
+        ] {
             assert!(global(k).is_some_and(|g| !g.refuse), "{k}");
+        }
+        // TLS globals that would change which certificates are found or
+        // how strict TLS towards servers is.
+        for k in [
+            "crt-base",
+            "ca-base",
+            "ssl-default-server-options",
+            "ssl-default-server-ciphers",
+            "ssl-default-bind-sigalgs",
+        ] {
+            assert!(global(k).is_some_and(|g| g.refuse), "{k}");
         }
         assert_eq!(
             form("an unlisted form"),

@@ -1063,7 +1063,7 @@ global
     stats timeout 30s
     cpu-map auto:1/1-4 0-3
     tune.ssl.default-dh-param 2048
-    ssl-default-server-ciphers HIGH
+    ssl-dh-param-file /etc/haproxy/dh.pem
     timeout connect 4s
 ");
     let g = &p.config.global;
@@ -1092,7 +1092,7 @@ global
     for want in [
         "'cpu-map' is not implemented by Shoal yet; ignored (it only tunes performance or resource use)",
         "'tune.ssl.default-dh-param' is not implemented by Shoal yet; ignored (it only tunes performance or resource use)",
-        "'ssl-default-server-ciphers' is not implemented by Shoal yet; ignored (it only takes effect through keywords that Shoal refuses)",
+        "'ssl-dh-param-file' is not implemented by Shoal yet; ignored (it only takes effect through keywords that Shoal refuses)",
         "stats socket option 'expose-fd' is not implemented by Shoal yet; ignored (it only changes how the process is run or debugged)",
     ] {
         assert!(msgs.contains(&want), "missing {want:?} in {msgs:#?}");
