@@ -167,9 +167,12 @@ async fn tunnel_and_fin_timeouts_end_connections_like_haproxy() {
             want.contains(&s_term.as_str()),
             "shoal: {s_term} with{extra}"
         );
+        // When HAProxy raced (`CC` at once) its Tt says nothing about the
+        // timeout: compare Shoal's with the configured 500 ms alone.
+        let near_haproxy = haproxy_raced || (s_tt - h_tt).abs() < 400;
         assert!(
-            (s_tt - h_tt).abs() < 400 && s_tt >= 450,
-            "with{extra}: shoal Tt {s_tt} ms, haproxy {h_tt} ms"
+            near_haproxy && (450..1500).contains(&s_tt),
+            "with{extra}: shoal Tt {s_tt} ms, haproxy {h_tt} ms ({h_term})"
         );
     }
 }
