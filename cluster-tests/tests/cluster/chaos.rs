@@ -22,61 +22,17 @@ const CHECK: &str = "check inter 200ms fall 2 rise 2";
 const CLIENTS: u8 = 3;
 const WRITERS: usize = 3;
 
-/// `web` -> `app` (`stick on src`), `cookies` -> `ck` (cookie
-/// persistence), both over the real backends with `retries 3` and
-/// `option redispatch`; backend `w` holds the writers' servers (no
-/// traffic).
+/// [`sticky_pair_config`] over the real backends, checked with [`CHECK`];
+/// backend `w` holds the writers' servers (no traffic).
 fn chaos_config(backends: &[Backend], series: usize) -> String {
-    let servers = |cookie: bool| {
-        backends
-            .iter()
-            .map(|b| {
-                let ck = if cookie {
-                    format!(" cookie {}", b.name)
-                } else {
-                    String::new()
-                };
-                format!("    server {0} {1} {CHECK}{ck}\n", b.name, b.addr)
-            })
-            .collect::<String>()
-    };
     let mut w = String::from("backend w\n");
     for k in 0..WRITERS {
         for name in writer_servers(k, series) {
             w.push_str(&format!("    server {name} {}\n", backends[0].addr));
         }
     }
-    format!(
-        "global\n\
-         \x20   stats socket \"${{SHOAL_DIR}}/admin.sock\" level admin\n\
-         defaults\n\
-         \x20   mode http\n\
-         \x20   timeout connect 2s\n\
-         \x20   timeout client 30s\n\
-         \x20   timeout server 30s\n\
-         frontend web\n\
-         \x20   bind \"${{NODE_IP}}:0\"\n\
-         \x20   default_backend app\n\
-         frontend cookies\n\
-         \x20   bind \"${{NODE_IP}}:0\"\n\
-         \x20   default_backend ck\n\
-         backend app\n\
-         \x20   balance roundrobin\n\
-         \x20   retries 3\n\
-         \x20   option redispatch\n\
-         \x20   stick-table type ip size 100k expire 30m\n\
-         \x20   stick on src\n\
-         {app}\
-         backend ck\n\
-         \x20   balance roundrobin\n\
-         \x20   retries 3\n\
-         \x20   option redispatch\n\
-         \x20   cookie SRV insert indirect nocache\n\
-         {ck}\
-         {w}",
-        app = servers(false),
-        ck = servers(true),
-    )
+    let refs: Vec<&Backend> = backends.iter().collect();
+    sticky_pair_config(&refs, CHECK, &w)
 }
 
 /// The chaos loop's state: at most one node down or cut, at most one

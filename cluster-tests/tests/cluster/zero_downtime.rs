@@ -17,53 +17,9 @@ use std::time::{Duration, Instant};
 
 const CLIENTS: u8 = 4;
 
-/// `web` (`stick on src`) and `cookies` (cookie persistence) over the
-/// backends, with retries and redispatch; `extra` is appended.
+/// [`sticky_pair_config`] with health checks every 200 ms.
 fn zd_config(backends: &[&Backend], extra: &str) -> String {
-    let servers = |cookie: bool| {
-        backends
-            .iter()
-            .map(|b| {
-                let ck = if cookie {
-                    format!(" cookie {}", b.name)
-                } else {
-                    String::new()
-                };
-                format!(
-                    "    server {0} {1} check inter 200ms fall 2 rise 2{ck}\n",
-                    b.name, b.addr
-                )
-            })
-            .collect::<String>()
-    };
-    format!(
-        "global\n\
-         \x20   stats socket \"${{SHOAL_DIR}}/admin.sock\" level admin\n\
-         defaults\n\
-         \x20   mode http\n\
-         \x20   timeout connect 2s\n\
-         \x20   timeout client 30s\n\
-         \x20   timeout server 30s\n\
-         \x20   retries 3\n\
-         \x20   option redispatch\n\
-         frontend web\n\
-         \x20   bind \"${{NODE_IP}}:0\"\n\
-         \x20   default_backend app\n\
-         frontend cookies\n\
-         \x20   bind \"${{NODE_IP}}:0\"\n\
-         \x20   default_backend ck\n\
-         backend app\n\
-         \x20   balance roundrobin\n\
-         \x20   stick-table type ip size 10k expire 30m\n\
-         \x20   stick on src\n\
-         {app}\
-         backend ck\n\
-         \x20   balance roundrobin\n\
-         \x20   cookie SRV insert indirect nocache\n\
-         {ck}{extra}",
-        app = servers(false),
-        ck = servers(true),
-    )
+    sticky_pair_config(backends, "check inter 200ms fall 2 rise 2", extra)
 }
 
 /// The clients' requests so far, taken phase by phase.

@@ -31,6 +31,55 @@ pub fn config(backends: &[&Backend], extra: &str) -> String {
     text
 }
 
+/// Two frontends over the same backends with `retries 3` and `option
+/// redispatch`: `web` -> `app` (`stick on src`) and `cookies` -> `ck`
+/// (cookie persistence); each server line ends with `server_opts` (health
+/// checks), and `extra` sections follow. The chaos run and the
+/// zero-downtime test drive these.
+pub fn sticky_pair_config(backends: &[&Backend], server_opts: &str, extra: &str) -> String {
+    let servers = |cookie: bool| {
+        backends
+            .iter()
+            .map(|b| {
+                let ck = if cookie {
+                    format!(" cookie {}", b.name)
+                } else {
+                    String::new()
+                };
+                format!("    server {0} {1} {server_opts}{ck}\n", b.name, b.addr)
+            })
+            .collect::<String>()
+    };
+    format!(
+        "global\n\
+         \x20   stats socket \"${{SHOAL_DIR}}/admin.sock\" level admin\n\
+         defaults\n\
+         \x20   mode http\n\
+         \x20   timeout connect 2s\n\
+         \x20   timeout client 30s\n\
+         \x20   timeout server 30s\n\
+         \x20   retries 3\n\
+         \x20   option redispatch\n\
+         frontend web\n\
+         \x20   bind \"${{NODE_IP}}:0\"\n\
+         \x20   default_backend app\n\
+         frontend cookies\n\
+         \x20   bind \"${{NODE_IP}}:0\"\n\
+         \x20   default_backend ck\n\
+         backend app\n\
+         \x20   balance roundrobin\n\
+         \x20   stick-table type ip size 100k expire 30m\n\
+         \x20   stick on src\n\
+         {app}\
+         backend ck\n\
+         \x20   balance roundrobin\n\
+         \x20   cookie SRV insert indirect nocache\n\
+         {ck}{extra}",
+        app = servers(false),
+        ck = servers(true),
+    )
+}
+
 /// One cluster member: a `shoal run` process with the cluster flags.
 pub struct Node {
     pub id: u64,
