@@ -738,10 +738,25 @@ async fn check_columns_match_haproxy() {
     };
     eventually("haproxy checked every server", || async { settled(&hsock) }).await;
     eventually("shoal checked every server", || async { settled(&ssock) }).await;
-    let (hrows, srows) = (
-        table(&cli(&hsock, "show stat")),
-        table(&cli(&ssock, "show stat")),
-    );
+    // HAProxy clears a server's check cells while its check runs (the
+    // `* ` mark in check_status): read its table between checks.
+    let servers = [
+        ("tcpchk", "up1"),
+        ("tcpchk", "down1"),
+        ("httpchk", "up2"),
+        ("httpchk", "down2"),
+    ];
+    let mut hrows = table(&cli(&hsock, "show stat"));
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while servers
+        .iter()
+        .any(|(b, s)| cell(&hrows, b, s, "check_status").starts_with("* "))
+        && std::time::Instant::now() < end
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        hrows = table(&cli(&hsock, "show stat"));
+    }
+    let srows = table(&cli(&ssock, "show stat"));
     for (b, s) in [
         ("tcpchk", "up1"),
         ("tcpchk", "down1"),
