@@ -10,7 +10,8 @@
 use crate::acl::Samples;
 use crate::routing::{AdminState, BackendRt};
 use crate::runtime::{ChangeError, Runtime};
-use shoal_proto::command::{Command, StickWrite};
+use crate::stick::Queued;
+use shoal_proto::command::Command;
 use shoal_proto::config::{StickAction, StickPattern};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -48,7 +49,7 @@ pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
     // coalesced, so a backlog costs each round what it sends, not its
     // whole length (coalescing the whole backlog every round made a
     // writer at 50,000/s fall further behind with every batch).
-    let mut backlog: VecDeque<StickWrite> = VecDeque::new();
+    let mut backlog: VecDeque<Queued> = VecDeque::new();
     loop {
         let expiry = if backlog.is_empty() {
             tokio::select! {
@@ -63,7 +64,7 @@ pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
             let _ = tokio::time::timeout(BATCH_WINDOW, queue.full.notified()).await;
         }
         backlog.extend(queue.take());
-        bound(&mut backlog);
+        bound(&runtime, &mut backlog);
         // One Raft entry carries at most MAX_BATCH writes; the rest go
         // first in the next round.
         let writes = coalesce(backlog.drain(..backlog.len().min(MAX_BATCH)).collect());
@@ -77,15 +78,11 @@ pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
         if writes.is_empty() && !state_has_entries {
             continue;
         }
-        let batch = Command::StickBatch {
-            node: runtime.node(),
-            at: crate::runtime::now_ms(),
-            writes,
-        };
+        let (batch, gens) = runtime.own_stick_batch(writes);
         let started = std::time::Instant::now();
         let result = runtime.change(&batch).await;
         tracing::debug!(
-            writes = batch_len(&batch),
+            writes = gens.len(),
             backlog = backlog.len(),
             queued = queue.len(),
             ms = started.elapsed().as_secs_f64() * 1e3,
@@ -98,42 +95,58 @@ pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
                 // first. A batch that did commit meanwhile is harmless to
                 // apply twice (a write naming its own server is a refresh).
                 tracing::warn!("stick batch not committed, kept for retry: {why}");
-                let Command::StickBatch { writes, .. } = batch else {
-                    unreachable!("built above")
-                };
-                for w in writes.into_iter().rev() {
-                    backlog.push_front(w);
+                for q in queued(batch, gens).rev() {
+                    backlog.push_front(q);
                 }
-                bound(&mut backlog);
+                bound(&runtime, &mut backlog);
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
-            Err(e) => tracing::warn!("stick batch refused: {e}"),
+            Err(e) => {
+                tracing::warn!("stick batch refused: {e}");
+                abandon(&runtime, queued(batch, gens));
+            }
+        }
+    }
+}
+
+/// The writes of a batch built by [`Runtime::own_stick_batch`], back with
+/// their `gen`s.
+fn queued(batch: Command, gens: Vec<u64>) -> impl DoubleEndedIterator<Item = Queued> {
+    let writes = match batch {
+        Command::StickBatch { writes, .. } => writes,
+        _ => Vec::new(),
+    };
+    writes
+        .into_iter()
+        .zip(gens)
+        .map(|(write, gen)| Queued { write, gen })
+}
+
+/// Writes that will never reach the log: their entries stop waiting.
+fn abandon(runtime: &Runtime, writes: impl IntoIterator<Item = Queued>) {
+    let snapshot = runtime.snapshot();
+    for q in writes {
+        if let Some(table) = snapshot.tables.get(q.write.table.as_str()) {
+            table.abandon(&q.write.key, q.gen);
         }
     }
 }
 
 /// Keep at most [`MAX_RETAINED`] writes waiting; drop (and count) the
 /// oldest beyond it.
-fn bound(backlog: &mut VecDeque<StickWrite>) {
+fn bound(runtime: &Runtime, backlog: &mut VecDeque<Queued>) {
     let excess = backlog.len().saturating_sub(MAX_RETAINED);
     if excess > 0 {
-        backlog.drain(..excess);
+        abandon(runtime, backlog.drain(..excess));
         crate::stick::WRITES_DROPPED.fetch_add(excess as u64, Relaxed);
     }
 }
 
-fn batch_len(batch: &Command) -> usize {
-    match batch {
-        Command::StickBatch { writes, .. } => writes.len(),
-        _ => 0,
-    }
-}
-
-/// Merge writes of one key into one: the last server, with the `prev` of
-/// the first (what the replicated entry said before any of them), in the
-/// order keys were first written. Keys are compared in place (no copy of
-/// a key or table name per write).
-fn coalesce(writes: Vec<StickWrite>) -> Vec<StickWrite> {
+/// Merge writes of one key into one: the last server (and its `gen`),
+/// with the `prev` of the first (what the replicated entry said before
+/// any of them), in the order keys were first written. Keys are compared
+/// in place (no copy of a key or table name per write).
+fn coalesce(writes: Vec<Queued>) -> Vec<Queued> {
     if writes.len() < 2 {
         return writes;
     }
@@ -142,17 +155,20 @@ fn coalesce(writes: Vec<StickWrite>) -> Vec<StickWrite> {
         let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(writes.len());
         writes
             .iter()
-            .map(|w| {
+            .map(|q| {
                 let next = first.len();
-                *first.entry((&w.table, &w.key)).or_insert(next)
+                *first.entry((&q.write.table, &q.write.key)).or_insert(next)
             })
             .collect()
     };
-    let mut merged: Vec<StickWrite> = Vec::with_capacity(writes.len());
-    for (w, slot) in writes.into_iter().zip(slots) {
+    let mut merged: Vec<Queued> = Vec::with_capacity(writes.len());
+    for (q, slot) in writes.into_iter().zip(slots) {
         match merged.get_mut(slot) {
-            Some(kept) => kept.server = w.server,
-            None => merged.push(w),
+            Some(kept) => {
+                kept.write.server = q.write.server;
+                kept.gen = q.gen;
+            }
+            None => merged.push(q),
         }
     }
     merged
@@ -278,27 +294,31 @@ fn key_of(pattern: &StickPattern, samples: &dyn Samples) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shoal_proto::command::StickWrite;
 
-    fn write(key: &str, server: &str, prev: Option<&str>) -> StickWrite {
-        StickWrite {
-            table: "t".into(),
-            key: key.into(),
-            server: server.into(),
-            prev: prev.map(str::to_string),
+    fn write(key: &str, server: &str, prev: Option<&str>, gen: u64) -> Queued {
+        Queued {
+            write: StickWrite {
+                table: "t".into(),
+                key: key.into(),
+                server: server.into(),
+                prev: prev.map(str::to_string),
+            },
+            gen,
         }
     }
 
     #[test]
     fn writes_of_one_key_merge_into_the_last_with_the_first_prev() {
         let merged = coalesce(vec![
-            write("a", "s1", Some("s9")),
-            write("b", "s2", None),
-            write("a", "s2", Some("s1")),
-            write("a", "s3", Some("s2")),
+            write("a", "s1", Some("s9"), 1),
+            write("b", "s2", None, 2),
+            write("a", "s2", Some("s1"), 3),
+            write("a", "s3", Some("s2"), 4),
         ]);
         assert_eq!(
             merged,
-            vec![write("a", "s3", Some("s9")), write("b", "s2", None)]
+            vec![write("a", "s3", Some("s9"), 4), write("b", "s2", None, 2)]
         );
     }
 }

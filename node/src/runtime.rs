@@ -30,7 +30,7 @@ use shoal_proto::command::{Command, Millis, NodeId};
 use shoal_proto::state::{Applied, ClusterState, Effect, Refusal};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::watch;
 
 /// Why a change asked through [`Runtime::change`] did not take effect.
@@ -103,15 +103,29 @@ pub struct Prepared {
     resolved: Vec<(local::HostKey, std::net::SocketAddr)>,
 }
 
+/// Most of this node's stick batches remembered while on their way; beyond
+/// it the oldest (batches that failed and were proposed again) are
+/// forgotten.
+const OWN_BATCHES_KEPT: usize = 4096;
+
+/// This node's stick batches proposed and not applied yet: the `at` of
+/// each (unique: one batcher makes them, each a millisecond later at
+/// least) and the `gen` of each of its writes.
+#[derive(Debug, Default)]
+struct OwnBatches {
+    last_at: Millis,
+    gens: std::collections::BTreeMap<Millis, Vec<u64>>,
+}
+
 /// The state, the routing snapshot and the projector that joins them.
 pub struct Runtime {
     shared: Arc<project::Shared>,
     projector: Option<std::thread::JoinHandle<()>>,
     node: NodeId,
-    /// When this process started (wall clock, ms): a stick batch of this
-    /// node proposed earlier comes from an incarnation that died, and its
-    /// writes are not in the local tables yet.
-    started_ms: Millis,
+    /// This process's stick batches not yet applied from the log (a batch
+    /// of this node that is not here was proposed by an incarnation that
+    /// died, and its writes are not in the local tables).
+    own_batches: Mutex<OwnBatches>,
     /// Set when the node runs in a cluster: changes go through Raft.
     proposer: OnceLock<Arc<dyn Proposer>>,
     /// Bumped whenever the node's listeners, checks or sockets may have
@@ -143,7 +157,6 @@ impl Runtime {
     /// A config that does not load with this node's environment is
     /// logged, and the node serves nothing until one that loads is applied.
     pub fn start_from(state: ClusterState, node: NodeId) -> Result<Runtime, LoadError> {
-        let started_ms = now_ms();
         if let Some(why) = &state.config().local_error {
             does_not_load(why, &state.config().model);
         }
@@ -160,7 +173,7 @@ impl Runtime {
             shared,
             projector: Some(projector),
             node,
-            started_ms,
+            own_batches: Mutex::default(),
             proposer: OnceLock::new(),
             reconfigured: watch::channel(0).0,
         })
@@ -464,9 +477,12 @@ impl Runtime {
                         // tables already: a batch of this node that a
                         // killed incarnation proposed, and that committed
                         // after what its data directory holds, comes back
-                        // from the log on restart and must be copied in.
-                        let own = *node == self.node && *at >= self.started_ms;
-                        self.absorb(&snapshot, own, writes, rejected);
+                        // from the log on restart and is copied in like
+                        // another node's.
+                        let gens = (*node == self.node)
+                            .then(|| self.own_batches().gens.remove(at))
+                            .flatten();
+                        self.absorb(&snapshot, gens.as_deref(), writes, rejected);
                     }
                 }
                 // Pooled connections may lead to servers that moved; the
@@ -571,44 +587,64 @@ impl Runtime {
         load_tables(snapshot, &local.tables, &state);
     }
 
-    /// Make the local tables follow a committed stick batch. Another
-    /// node's accepted writes are copied in (ours are there already); for
-    /// a write that lost a conflict, the local table takes the replicated
-    /// winner, so this node's later requests go where the cluster's do.
+    /// Make the local tables follow a committed stick batch: each written
+    /// key takes the server the log now gives it (see
+    /// [`crate::stick::StickTable::follow`]). `gens`: the batch is this
+    /// process's own, and these are its writes' places in its write order.
     fn absorb(
         &self,
         snapshot: &Snapshot,
-        own: bool,
+        gens: Option<&[u64]>,
         writes: &[shoal_proto::command::StickWrite],
         rejected: &[usize],
     ) {
         let mut rejected = rejected.iter().copied().peekable();
         for (i, w) in writes.iter().enumerate() {
             let lost = rejected.next_if_eq(&i).is_some();
-            if own && !lost {
-                continue;
-            }
             let Some(table) = snapshot.tables.get(w.table.as_str()) else {
                 continue;
             };
-            let server = match lost {
-                false => Some(w.server.clone()),
-                true => self.read(|s| {
-                    s.tables()
-                        .get(&w.table)
-                        .and_then(|t| t.get(&w.key))
-                        .map(|e| e.server.clone())
-                }),
+            let winner = lost
+                .then(|| {
+                    self.read(|s| {
+                        s.tables()
+                            .get(&w.table)
+                            .and_then(|t| t.get(&w.key))
+                            .map(|e| e.server.clone())
+                    })
+                })
+                .flatten();
+            let server = if lost {
+                winner.as_deref()
+            } else {
+                Some(w.server.as_str())
             };
-            match server {
-                Some(server) => {
-                    table.write(&w.key, &server, server_id(snapshot, &w.table, &server));
-                }
-                None => {
-                    table.clear(Some(&w.key));
-                }
-            }
+            let replicated = server.map(|s| (s, server_id(snapshot, &w.table, s)));
+            table.follow(&w.key, replicated, gens.and_then(|g| g.get(i).copied()));
         }
+    }
+
+    fn own_batches(&self) -> std::sync::MutexGuard<'_, OwnBatches> {
+        self.own_batches.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `StickBatch` of this node's queued `writes`, remembered until
+    /// it comes back from the log; also returns the writes' `gen`s.
+    pub fn own_stick_batch(&self, writes: Vec<crate::stick::Queued>) -> (Command, Vec<u64>) {
+        let (writes, gens): (Vec<_>, Vec<_>) = writes.into_iter().map(|q| (q.write, q.gen)).unzip();
+        let mut own = self.own_batches();
+        let at = now_ms().max(own.last_at + 1);
+        own.last_at = at;
+        own.gens.insert(at, gens.clone());
+        while own.gens.len() > OWN_BATCHES_KEPT {
+            own.gens.pop_first();
+        }
+        let batch = Command::StickBatch {
+            node: self.node,
+            at,
+            writes,
+        };
+        (batch, gens)
     }
 }
 

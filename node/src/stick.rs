@@ -30,10 +30,26 @@ pub const FLUSH_AT: usize = 4096;
 /// for `/metrics`). They stay in the writing node's local table.
 pub static WRITES_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// A write waiting for a batch, with its place in this node's write
+/// order (`gen`, increasing): when the batch that carries it comes back
+/// from the log, the local entry is settled only if no newer write of the
+/// key is still on its way (see [`StickTable::follow`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub write: StickWrite,
+    pub gen: u64,
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    writes: Vec<Queued>,
+    next_gen: u64,
+}
+
 /// Stick-table writes waiting for the next batch.
 #[derive(Debug, Default)]
 pub struct StickQueue {
-    pending: Mutex<Vec<StickWrite>>,
+    waiting: Mutex<Waiting>,
     /// Signalled when the queue stops being empty.
     pub ready: Notify,
     /// Signalled when [`FLUSH_AT`] writes are queued.
@@ -41,23 +57,32 @@ pub struct StickQueue {
 }
 
 impl StickQueue {
-    fn push(&self, write: StickWrite) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.len() >= MAX_PENDING {
+    /// Queue `write`; its `gen`, or `None` when it was dropped (too many
+    /// waiting).
+    fn push(&self, write: StickWrite) -> Option<u64> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if waiting.writes.len() >= MAX_PENDING {
             WRITES_DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return;
+            return None;
         }
-        pending.push(write);
-        match pending.len() {
+        let gen = waiting.next_gen;
+        waiting.next_gen += 1;
+        waiting.writes.push(Queued { write, gen });
+        match waiting.writes.len() {
             1 => self.ready.notify_one(),
             FLUSH_AT => self.full.notify_one(),
             _ => {}
         }
+        Some(gen)
     }
 
     /// Writes queued now.
     pub fn len(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .writes
+            .len()
     }
 
     /// Whether nothing is queued.
@@ -65,9 +90,15 @@ impl StickQueue {
         self.len() == 0
     }
 
-    /// Everything queued so far.
-    pub fn take(&self) -> Vec<StickWrite> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    /// Everything queued so far, oldest first.
+    pub fn take(&self) -> Vec<Queued> {
+        std::mem::take(
+            &mut self
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .writes,
+        )
     }
 }
 
@@ -87,8 +118,15 @@ struct Entry {
     server: Box<str>,
     server_id: usize,
     touched: Instant,
+    /// When the cluster last heard of this entry with this server: a
+    /// write of it queued here, or the entry copied from the log.
+    replicated: Instant,
     /// Matches the newest `order` record for this key.
     seq: u64,
+    /// The `gen` of this node's newest write of the key that the log has
+    /// not settled yet: while it is on its way, entries from the log do
+    /// not overwrite it (it would be overwritten with an older value).
+    pending: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -158,22 +196,58 @@ impl StickTable {
         Some(entry.server.clone())
     }
 
-    /// Store or refresh `key -> server` (the request path), and queue the
-    /// write for replication with the server the key stuck to before.
-    pub fn store(&self, key: &str, server: &str, server_id: usize) {
-        let (key, prev) = self.put(key, server, server_id, Instant::now());
-        self.queue.push(StickWrite {
-            table: self.name.to_string(),
-            key: key.into(),
-            server: server.to_string(),
-            prev: prev.map(Into::into),
-        });
+    /// How often a refresh that keeps an entry's server is replicated:
+    /// an eighth of `expire` (at most a minute; a minute without
+    /// `expire`). Replicating every refresh would make every request a
+    /// write for the whole cluster; this way the replicated entry of a key
+    /// in use never expires, and a key idle since may expire on the other
+    /// nodes up to this much earlier than here.
+    pub fn refresh_every(&self) -> Duration {
+        const MOST: Duration = Duration::from_secs(60);
+        self.config.expire.map_or(MOST, |e| (e / 8).min(MOST))
     }
 
-    /// Store or refresh `key -> server` locally only (a replicated entry),
-    /// evicting the oldest entries when full; returns the key as stored.
+    /// Store or refresh `key -> server` (the request path), and queue the
+    /// write for replication with the server the key stuck to before,
+    /// unless it only refreshes an entry the cluster heard of within
+    /// [`StickTable::refresh_every`].
+    pub fn store(&self, key: &str, server: &str, server_id: usize) {
+        let now = Instant::now();
+        let key = self.normalise(key);
+        let mut inner = self.lock();
+        let heard = inner
+            .map
+            .get(&key)
+            .filter(|e| !self.expired(e, now) && *e.server == *server)
+            .filter(|e| now.saturating_duration_since(e.replicated) < self.refresh_every())
+            .map(|e| (e.replicated, e.pending));
+        let (key, prev) = self.put_normalised(&mut inner, key, server, server_id, now);
+        let (replicated, pending) = match heard {
+            Some(kept) => kept,
+            // Queued under the table's lock, so that the queue holds one
+            // key's writes in the order the table took them (a batch's
+            // last write of a key is the one the table kept).
+            None => (
+                now,
+                self.queue.push(StickWrite {
+                    table: self.name.to_string(),
+                    key: key.to_string(),
+                    server: server.to_string(),
+                    prev: prev.map(Into::into),
+                }),
+            ),
+        };
+        if let Some(entry) = inner.map.get_mut(&key) {
+            entry.replicated = replicated;
+            entry.pending = pending;
+        }
+    }
+
+    /// Store or refresh `key -> server` locally only, evicting the oldest
+    /// entries when full; returns the key as stored.
     pub fn write(&self, key: &str, server: &str, server_id: usize) -> Box<str> {
-        self.put(key, server, server_id, Instant::now()).0
+        self.put(&mut self.lock(), key, server, server_id, Instant::now())
+            .0
     }
 
     /// [`StickTable::write`] of an entry last written `age` ago (entries
@@ -181,22 +255,78 @@ impl StickTable {
     pub fn load(&self, key: &str, server: &str, server_id: usize, age: Duration) {
         let now = Instant::now();
         let touched = now.checked_sub(age).unwrap_or(now);
-        self.put(key, server, server_id, touched);
+        self.put(&mut self.lock(), key, server, server_id, touched);
     }
 
-    /// Store `key -> server` as touched at `touched`; returns the key as
-    /// stored and the server of the live entry it replaced.
+    /// Make the local entry of `key` what the log says it is now
+    /// (`replicated`: the server and its id, or `None` when the entry is
+    /// gone), as a committed batch is applied. `settles`: the batch carried
+    /// this node's own write of the key with that `gen`.
+    ///
+    /// While a newer write of this node is on its way the entry is left as
+    /// it is: that write settles it when it comes back (accepted, the log
+    /// says what the table holds; refused, the table takes the winner).
+    /// Without this, another node's refresh of the old server, committed
+    /// between this node's write and its batch, put the old server back
+    /// here while the log took this node's new one.
+    pub fn follow(&self, key: &str, replicated: Option<(&str, usize)>, settles: Option<u64>) {
+        let mut inner = self.lock();
+        if let Some(entry) = inner.map.get_mut(key) {
+            match (entry.pending, settles) {
+                (Some(newest), Some(gen)) if newest > gen => return,
+                (Some(_), None) => return,
+                _ => entry.pending = None,
+            }
+            if settles.is_some() && replicated.is_some_and(|(s, _)| *entry.server == *s) {
+                // Our own write, accepted: the table holds it already.
+                return;
+            }
+        }
+        match replicated {
+            Some((server, server_id)) => {
+                self.put(&mut inner, key, server, server_id, Instant::now());
+            }
+            None => {
+                inner.map.remove(key);
+            }
+        }
+    }
+
+    /// A write of this node that will never reach the log (dropped from
+    /// the backlog): the entry stops waiting for it.
+    pub fn abandon(&self, key: &str, gen: u64) {
+        if let Some(entry) = self.lock().map.get_mut(key) {
+            if entry.pending == Some(gen) {
+                entry.pending = None;
+            }
+        }
+    }
+
+    /// Store `key -> server` as touched at `touched`, as an entry the
+    /// cluster heard of then; returns the key as stored and the server of
+    /// the live entry it replaced.
     fn put(
         &self,
+        inner: &mut Inner,
         key: &str,
         server: &str,
         server_id: usize,
         touched: Instant,
     ) -> (Box<str>, Option<Box<str>>) {
-        let key = self.normalise(key);
+        self.put_normalised(inner, self.normalise(key), server, server_id, touched)
+    }
+
+    /// [`StickTable::put`] of a key already cut to the table's `len`.
+    fn put_normalised(
+        &self,
+        inner: &mut Inner,
+        key: Box<str>,
+        server: &str,
+        server_id: usize,
+        touched: Instant,
+    ) -> (Box<str>, Option<Box<str>>) {
         let stored = key.clone();
         let now = Instant::now();
-        let mut inner = self.lock();
         let seq = inner.next_seq;
         inner.next_seq += 1;
         let old = inner.map.insert(
@@ -205,7 +335,9 @@ impl StickTable {
                 server: server.into(),
                 server_id,
                 touched,
+                replicated: touched,
                 seq,
+                pending: None,
             },
         );
         let prev = old.filter(|e| !self.expired(e, now)).map(|e| e.server);
@@ -221,7 +353,7 @@ impl StickTable {
         }
         // Bound the lazy order queue: rebuild it when mostly stale.
         if inner.order.len() > 2 * inner.map.len() + 64 {
-            let Inner { map, order, .. } = &mut *inner;
+            let Inner { map, order, .. } = inner;
             order.retain(|(k, s)| map.get(k).is_some_and(|e| e.seq == *s));
         }
         (stored, prev)
@@ -433,6 +565,49 @@ mod tests {
         }
         let text = table(10, None);
         assert_eq!(text.parse_key("any text").as_deref(), Some("any text"));
+    }
+
+    /// Every new entry and every change of server is replicated; a refresh
+    /// that keeps the server only once per `refresh_every` (expire / 8).
+    #[tokio::test(start_paused = true)]
+    async fn refreshes_are_replicated_once_per_eighth_of_expire() {
+        let t = table(10, Some(Duration::from_secs(80)));
+        assert_eq!(t.refresh_every(), Duration::from_secs(10));
+        let queued = |t: &StickTable| t.queue.take();
+        t.store("a", "s1", 1);
+        let first = queued(&t);
+        assert_eq!(first.len(), 1, "a new entry is replicated");
+        assert_eq!(first[0].write.prev, None);
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            t.store("a", "s1", 1);
+        }
+        assert!(queued(&t).is_empty(), "refreshes within 10 s stay local");
+        assert_eq!(
+            t.view("a").and_then(|v| v.expires_in_ms),
+            Some(80_000),
+            "a local refresh still renews the entry here"
+        );
+        t.store("a", "s2", 2);
+        let moved = queued(&t);
+        assert_eq!(moved.len(), 1, "a new server is replicated at once");
+        assert_eq!(moved[0].write.prev.as_deref(), Some("s1"));
+        tokio::time::advance(Duration::from_secs(9)).await;
+        t.store("a", "s2", 2);
+        assert!(queued(&t).is_empty(), "9 s after the last replicated write");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        t.store("a", "s2", 2);
+        let refreshed = queued(&t);
+        assert_eq!(refreshed.len(), 1, "10 s after it: replicated");
+        assert_eq!(refreshed[0].write.prev.as_deref(), Some("s2"));
+        // An entry copied from the cluster counts as heard of.
+        t.write("b", "s1", 1);
+        t.store("b", "s1", 1);
+        assert!(
+            queued(&t).is_empty(),
+            "a replicated entry refreshed at once stays local"
+        );
+        assert_eq!(table(1, None).refresh_every(), Duration::from_secs(60));
     }
 
     #[tokio::test(start_paused = true)]

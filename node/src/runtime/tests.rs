@@ -210,21 +210,73 @@ fn a_node_that_lost_a_conflict_follows_the_winner() {
     // This node (0) stuck a new key to o1; node 7 stuck it to o2 first.
     table.store("10.2.2.2", "o1", 1);
     let ours = rt.stick_queue().take();
-    assert_eq!(ours[0].prev, None, "a new key names no previous server");
-    submit(&rt, &stick(7, "10.2.2.2", "o2", None));
-    submit(
-        &rt,
-        &Command::StickBatch {
-            node: 0,
-            at: now_ms(),
-            writes: ours,
-        },
+    assert_eq!(
+        ours[0].write.prev, None,
+        "a new key names no previous server"
     );
+    submit(&rt, &stick(7, "10.2.2.2", "o2", None));
+    submit(&rt, &rt.own_stick_batch(ours).0);
     assert_eq!(table.lookup("10.2.2.2").as_deref(), Some("o2"));
     assert_eq!(table.dump()[0].server_id, 2);
-    // A refresh names the server the key stuck to.
-    table.store("10.2.2.2", "o2", 2);
-    assert_eq!(rt.stick_queue().take()[0].prev.as_deref(), Some("o2"));
+    // A later move names the server the key stuck to.
+    table.store("10.2.2.2", "o1", 1);
+    assert_eq!(rt.stick_queue().take()[0].write.prev.as_deref(), Some("o2"));
+}
+
+#[test]
+fn another_nodes_refresh_does_not_undo_a_newer_write_on_its_way() {
+    // Found by the chaos run: this node moved a key from o1 to o2 (o1 was
+    // down here); before its batch committed, node 7's refresh of o1 did.
+    // The refresh put o1 back in the local table, then this node's batch
+    // was accepted (the entry still said o1, its `prev`): the cluster said
+    // o2 and this node went on sending the client to o1.
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    let table = rt.snapshot().tables.get("other").expect("table").clone();
+    submit(&rt, &stick(7, "10.5.5.5", "o1", None));
+    assert_eq!(table.lookup("10.5.5.5").as_deref(), Some("o1"));
+    table.store("10.5.5.5", "o2", 2);
+    let ours = rt.stick_queue().take();
+    assert_eq!(ours[0].write.prev.as_deref(), Some("o1"));
+    submit(&rt, &stick(7, "10.5.5.5", "o1", Some("o1")));
+    assert_eq!(
+        table.lookup("10.5.5.5").as_deref(),
+        Some("o2"),
+        "the write on its way is kept"
+    );
+    submit(&rt, &rt.own_stick_batch(ours).0);
+    let replicated = rt.read(|s| {
+        s.tables()["other"]
+            .get("10.5.5.5")
+            .map(|e| e.server.clone())
+    });
+    assert_eq!(replicated.as_deref(), Some("o2"));
+    assert_eq!(table.lookup("10.5.5.5").as_deref(), Some("o2"));
+    assert_eq!(table.dump()[0].server_id, 2);
+}
+
+#[test]
+fn a_lost_write_follows_the_winner_once_no_newer_write_is_on_its_way() {
+    let rt = Runtime::from_text(CONFIG).expect("runtime");
+    let table = rt.snapshot().tables.get("other").expect("table").clone();
+    table.store("10.6.6.6", "o1", 1);
+    let first = rt.stick_queue().take();
+    table.store("10.6.6.6", "o2", 2);
+    let second = rt.stick_queue().take();
+    // Node 7 stuck the new key to o3 before either batch.
+    submit(&rt, &stick(7, "10.6.6.6", "o3", None));
+    assert_eq!(table.lookup("10.6.6.6").as_deref(), Some("o2"));
+    submit(&rt, &rt.own_stick_batch(first).0);
+    assert_eq!(
+        table.lookup("10.6.6.6").as_deref(),
+        Some("o2"),
+        "a newer write is still on its way"
+    );
+    submit(&rt, &rt.own_stick_batch(second).0);
+    assert_eq!(
+        table.lookup("10.6.6.6").as_deref(),
+        Some("o3"),
+        "the winner"
+    );
 }
 
 #[test]
