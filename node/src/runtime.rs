@@ -512,7 +512,15 @@ impl Runtime {
                     self.reconfigured.send_modify(|v| *v += 1);
                 }
                 Effect::NodeDrained { .. } => self.reconfigured.send_modify(|v| *v += 1),
-                Effect::CertificatesChanged => self.rebuild_certs(),
+                Effect::CertificatesChanged => {
+                    self.rebuild_certs();
+                    let names = self.read(|s| s.certificates().keys().cloned().collect::<Vec<_>>());
+                    tracing::info!(
+                        "cluster certificates changed: TLS binds now serve {} ({})",
+                        names.len(),
+                        names.join(", ")
+                    );
+                }
                 Effect::Verdict { server, up, detail } => {
                     crate::health::log_verdict(self.clustered(), server, *up, detail);
                 }
