@@ -21,6 +21,8 @@ mod h2;
 mod sni;
 mod store;
 mod suites;
+#[cfg(test)]
+mod tests;
 mod upstream;
 
 pub use bridge::Engine;
