@@ -129,8 +129,9 @@ async fn a_certificate_added_through_one_node_is_served_by_another() {
     );
     let mut c = Cluster::start(3, &config(&[&s1], &tls)).await;
     let tls_a = c.node_mut(1).front("tls");
-    let admin = |id: u64| c.node(id).admin.to_string();
-    let (a, b, cc) = (admin(1), admin(2), admin(3));
+    // Restarts keep these addresses.
+    let admins: Vec<String> = [1, 2, 3].map(|id| c.node(id).admin.to_string()).to_vec();
+    let (a, b, cc) = (admins[0].clone(), admins[1].clone(), admins[2].clone());
 
     // Before: node A has only its file certificate, the default.
     assert_eq!(
@@ -179,6 +180,20 @@ async fn a_certificate_added_through_one_node_is_served_by_another() {
         metrics.body
     );
 
+    // Node C killed and started again from its data directory serves it
+    // at once.
+    let mut dead = c.kill(3);
+    let dead_log = dead.proc.log();
+    c.restart(dead);
+    let tls_c = c.node_mut(3).front("tls");
+    wait_served(
+        tls_c,
+        "site.test",
+        &site_leaf,
+        "restarted node C serves site.test",
+    )
+    .await;
+
     // Bad uploads: a clear 400, nothing replicated.
     for (file, why) in [
         (&mismatched, "does not fit the certificate"),
@@ -193,8 +208,8 @@ async fn a_certificate_added_through_one_node_is_served_by_another() {
         assert!(!out.stderr.contains(&secret), "{out:?}");
     }
     let hash = c.converged(&[1, 2, 3]).await;
-    for id in [1, 2, 3] {
-        let json = shoal(&["cert", "list", "--json", "--admin", &admin(id)]).await;
+    for (id, admin) in [1, 2, 3].into_iter().zip(&admins) {
+        let json = shoal(&["cert", "list", "--json", "--admin", admin]).await;
         let views: serde_json::Value = serde_json::from_str(json.ok()).expect("JSON");
         assert_eq!(
             views.as_array().map(Vec::len),
@@ -225,6 +240,21 @@ async fn a_certificate_added_through_one_node_is_served_by_another() {
         "the backup holds the private key"
     );
 
+    // Restoring it keeps the cluster's certificate (it could not restore
+    // a key it does not hold).
+    let file_arg = file.display().to_string();
+    let restored = shoal(&["cluster", "restore", &file_arg, "--admin", &b]).await;
+    assert!(
+        restored
+            .ok()
+            .contains("the cluster's 1 certificate(s) were kept"),
+        "{restored:?}"
+    );
+    assert_eq!(
+        served(tls_a, "site.test").await.as_deref(),
+        Some(&*site_leaf)
+    );
+
     // Removed through node A: its next handshake no longer gets it.
     assert_eq!(
         shoal(&["cert", "remove", "site", "--admin", &a]).await.ok(),
@@ -245,10 +275,15 @@ async fn a_certificate_added_through_one_node_is_served_by_another() {
     for text in [listed, &status.stdout, &metrics.body, &added.stdout] {
         assert!(!text.contains(&secret), "{text}");
     }
+    let added = "cluster certificates changed: TLS binds now serve 1 (site)";
+    let removed = "cluster certificates changed: TLS binds now serve 0 ()";
     for id in [1, 2, 3] {
-        let log = c.node_mut(id).proc.log();
-        let change = "cluster certificates changed: TLS binds now serve 1 (site)";
-        assert!(log.contains(change), "node {id} logs changes:\n{log}");
+        let mut log = c.node_mut(id).proc.log();
+        if id == 3 {
+            log = format!("{dead_log}\n{log}");
+        }
+        assert!(log.contains(added), "node {id} logs the addition:\n{log}");
+        assert!(log.contains(removed), "node {id} logs the removal:\n{log}");
         assert!(!log.contains(&secret), "node {id} logged the key");
         assert!(!log.contains("PRIVATE KEY"), "node {id} logged a key");
     }
