@@ -19,6 +19,9 @@ pub const MAX_CERT_NAME: usize = 128;
 pub const MAX_CHAIN_PEM: usize = 256 * 1024;
 /// Largest PEM private key, in bytes (an RSA-16384 key is about 13 KiB).
 pub const MAX_KEY_PEM: usize = 32 * 1024;
+/// Most PEM bytes (chains and keys) the whole store holds, so that the
+/// state stays far below what a snapshot may carry.
+pub const MAX_STORE_BYTES: usize = 16 * 1024 * 1024;
 /// Most DNS names one certificate may serve.
 pub const MAX_CERT_NAMES: usize = 1000;
 
@@ -108,4 +111,11 @@ pub fn bad_certificate(cert: &Certificate) -> Option<String> {
         return Some("a certificate needs its chain and its private key".into());
     }
     None
+}
+
+impl Certificate {
+    /// Its PEM bytes, as counted against [`MAX_STORE_BYTES`].
+    pub fn pem_bytes(&self) -> usize {
+        self.chain_pem.len() + self.key_pem.expose().len()
+    }
 }

@@ -1,7 +1,9 @@
 //! The certificate store: add, replace, remove, limits, and that keys
 //! stay out of `Debug` and backups.
 
-use super::certs::{Certificate, Secret, MAX_CERTIFICATES, MAX_CHAIN_PEM, MAX_KEY_PEM};
+use super::certs::{
+    Certificate, Secret, MAX_CERTIFICATES, MAX_CHAIN_PEM, MAX_KEY_PEM, MAX_STORE_BYTES,
+};
 use super::{ClusterState, Effect, Refusal};
 use crate::backup::Backup;
 use crate::command::Command;
@@ -95,6 +97,28 @@ fn bad_names_sizes_and_a_full_store_are_refused() {
     let mut keyless = cert(&["a"], 1);
     keyless.key_pem = Secret::new(String::new());
     assert!(state.validate(&add("keyless", keyless)).is_err());
+
+    // The store's total size is bounded too (it travels in snapshots).
+    let mut large = cert(&["a"], 1);
+    large.chain_pem = "A".repeat(MAX_CHAIN_PEM);
+    let mut filled = state.clone();
+    let fit = MAX_STORE_BYTES / large.pem_bytes();
+    for i in 0..fit {
+        filled
+            .execute(&add(&format!("l{i}"), large.clone()))
+            .expect("within the total");
+    }
+    let over = filled.validate(&add("one-more", large.clone()));
+    assert!(
+        over.as_ref()
+            .is_err_and(|e| e.to_string().contains("more than")),
+        "{over:?}"
+    );
+    assert_eq!(
+        filled.validate(&add("l0", large)),
+        Ok(()),
+        "a replacement fits"
+    );
 
     for i in 0..MAX_CERTIFICATES {
         state

@@ -82,6 +82,18 @@ impl ClusterState {
                 {
                     return Err(Refusal::Certificate(why));
                 }
+                let others: usize = self
+                    .certificates
+                    .iter()
+                    .filter(|(n, _)| *n != name)
+                    .map(|(_, c)| c.pem_bytes())
+                    .sum();
+                if others + certificate.pem_bytes() > super::certs::MAX_STORE_BYTES {
+                    return Err(Refusal::Certificate(format!(
+                        "the cluster's certificates would take more than {} bytes",
+                        super::certs::MAX_STORE_BYTES
+                    )));
+                }
                 let full = self.certificates.len() >= super::certs::MAX_CERTIFICATES;
                 if full && !self.certificates.contains_key(name) {
                     return Err(Refusal::Certificate(format!(
