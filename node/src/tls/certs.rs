@@ -147,6 +147,13 @@ pub fn parse_upload(pem: &[u8], at: Millis) -> Result<Certificate, String> {
     if chain_der.is_empty() {
         return Err("no certificate (PEM 'CERTIFICATE' block) in the text".into());
     }
+    // rustls skips blocks it does not know: say why such a key is missing.
+    let encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    if keys.is_empty() && pem.windows(encrypted.len()).any(|w| w == encrypted) {
+        return Err("the private key is encrypted: store it decrypted \
+                    (openssl pkey -in KEY -out PLAIN.key)"
+            .into());
+    }
     let (label, key_der) = match keys.len() {
         0 => {
             return Err("no private key in the text: give the chain and its key in one PEM".into())

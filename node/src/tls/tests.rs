@@ -83,6 +83,10 @@ fn bad_uploads_say_why_without_quoting_the_key() {
             "not valid PEM",
         ),
         ("hello".to_string(), "no certificate"),
+        (
+            format!("{chain}-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"),
+            "the private key is encrypted",
+        ),
     ];
     for (text, why) in cases {
         let err = parse_upload(text.as_bytes(), 1).expect_err(why);
