@@ -155,9 +155,14 @@ async fn a_certificate_added_through_one_node_is_served_by_another() {
         Some(&*file_leaf)
     );
 
-    // Listed through node C with its expiry, flagged under 30 days.
-    let list = shoal(&["cert", "list", "--admin", &cc]).await;
-    let listed = list.ok();
+    // Listed through node C (once it applied the change: a read answers
+    // from the node's own state) with its expiry, flagged under 30 days.
+    let listed = poll("node C lists site", || async {
+        let list = shoal(&["cert", "list", "--admin", &cc]).await;
+        list.ok().contains("site ").then(|| list.stdout.clone())
+    })
+    .await;
+    let listed = listed.as_str();
     let row = listed
         .lines()
         .find(|l| l.starts_with("site "))
@@ -267,8 +272,18 @@ async fn a_certificate_added_through_one_node_is_served_by_another() {
         "node A falls back to its file",
     )
     .await;
+    // Gone from node B too (once applied there): removing again is 404.
+    poll("node B lists no certificate", || async {
+        let list = shoal(&["cert", "list", "--admin", &b]).await;
+        (list.ok() == "no certificates\n").then_some(())
+    })
+    .await;
     let again = shoal(&["cert", "remove", "site", "--admin", &b]).await;
-    assert!(again.stderr.contains("404"), "{again:?}");
+    assert_eq!(again.code, Some(1), "{again:?}");
+    assert!(
+        again.stderr.contains("404 Not Found: No such certificate."),
+        "{again:?}"
+    );
     assert_ne!(c.converged(&[1, 2, 3]).await, hash);
 
     // The key never showed: not in any answer above, nor in any log.
