@@ -1,5 +1,6 @@
 //! The client commands of the `shoal` binary: `shoal cluster ...`,
-//! `shoal server ...`, `shoal node ...` and `shoal config ...`. Each is
+//! `shoal server ...`, `shoal node ...`, `shoal config ...` and
+//! `shoal cert ...`. Each is
 //! one request to a node's admin HTTP API (`--admin`, default
 //! 127.0.0.1:9090) with the bearer token from `--token-file` or
 //! `SHOAL_ADMIN_TOKEN`, as `shoal run` takes it.
@@ -55,6 +56,9 @@ pub enum ClientCommand {
     /// Show the running configuration, or replace it.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The cluster's TLS certificates, served by every `bind ... ssl`.
+    #[command(subcommand)]
+    Cert(CertCommand),
 }
 
 /// `shoal cluster ...`. (`ca` and `cert`, which work on files rather than
@@ -204,6 +208,41 @@ pub enum ConfigCommand {
         /// The new configuration (haproxy.cfg dialect).
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// `shoal cert ...`.
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// Store a certificate on the whole cluster (replacing one of the same
+    /// name): FILE is PEM with the chain, leaf first, and its private key.
+    Add {
+        /// The PEM file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Its name in the store [default: the file name without its
+        /// extension].
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// List the cluster's certificates: names served, expiry, fingerprint.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Remove a certificate from the whole cluster.
+    Remove {
+        /// The certificate's name.
+        #[arg(value_name = "NAME")]
+        name: String,
         #[command(flatten)]
         target: Target,
     },

@@ -214,6 +214,14 @@ fn civil(t: SystemTime) -> (i64, usize, u32, u32, u32, u32, u32) {
     )
 }
 
+/// `secs` since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (before 1970:
+/// the epoch).
+pub fn utc_text(secs: i64) -> String {
+    let t = UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    let (y, mon, d, h, m, s, _) = civil(t);
+    format!("{y:04}-{mon:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
 fn push_date(out: &mut String, t: SystemTime) {
     let (y, mon, d, h, m, s, ms) = civil(t);
     let _ = write!(

@@ -59,6 +59,27 @@ pub fn cluster(text: &mut String, m: &shoal_raft::cluster::Metrics) {
     text.push_str(&w.finish());
 }
 
+/// Append the cluster certificates' expiry: one gauge per certificate,
+/// `not_after` in seconds since the Unix epoch, for alerts such as
+/// `shoal_certificate_expiry_seconds - time() < 30 * 86400`. Nothing when
+/// the cluster holds none.
+pub fn certificates(text: &mut String, expiries: &[(String, i64)]) {
+    if expiries.is_empty() {
+        return;
+    }
+    let mut w = Writer::default();
+    let name = "shoal_certificate_expiry_seconds";
+    w.family(
+        name,
+        Kind::Gauge,
+        "When a cluster certificate (shoal cert add) expires, in seconds since the Unix epoch.",
+    );
+    for (cert, not_after) in expiries {
+        w.sample(name, &[("name", cert.as_str())], not_after);
+    }
+    text.push_str(&w.finish());
+}
+
 /// Response classes with their `code` label values.
 const CLASSES: [(StatusClass, &str); 6] = [
     (StatusClass::C1xx, "1xx"),

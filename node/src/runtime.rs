@@ -131,6 +131,9 @@ pub struct Runtime {
     /// Bumped whenever the node's listeners, checks or sockets may have
     /// to follow the state (a config loaded, a drain, a snapshot).
     reconfigured: watch::Sender<u64>,
+    /// The cluster's certificates as the TLS binds serve them, rebuilt
+    /// whenever the replicated store changes.
+    certs: Arc<crate::tls::ClusterCerts>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -161,7 +164,9 @@ impl Runtime {
             does_not_load(why, &state.config().model);
         }
         let queue = Arc::new(StickQueue::default());
-        let mut local = local::Local::new(queue.clone());
+        let certs = crate::tls::ClusterCerts::empty();
+        certs.rebuild(|| state.certificates().clone());
+        let mut local = local::Local::new(queue.clone(), certs.clone());
         local.remember(local::resolve_all(&state.config().model).map_err(BuildError::from)?);
         let snapshot = build::build(&mut local, &state, None, std::time::SystemTime::now())?;
         // A node restarting from its data directory serves the replicated
@@ -176,6 +181,7 @@ impl Runtime {
             own_batches: Mutex::default(),
             proposer: OnceLock::new(),
             reconfigured: watch::channel(0).0,
+            certs,
         })
     }
 
@@ -285,6 +291,7 @@ impl Runtime {
         };
         if fresh {
             self.reconfigured.send_modify(|v| *v += 1);
+            self.rebuild_certs();
         }
         if let Some((why, serving)) = unloadable {
             does_not_load(&why, &serving);
@@ -327,12 +334,25 @@ impl Runtime {
         if let Some((why, serving)) = unloadable {
             does_not_load(&why, &serving);
         }
+        self.rebuild_certs();
         let snapshot = self.snapshot();
         self.follow_installed_tables(&snapshot);
         for s in snapshot.backends.iter().flat_map(|b| b.servers.iter()) {
             s.shared.flush_connections();
         }
         self.reconfigured.send_modify(|v| *v += 1);
+    }
+
+    /// The cluster's certificates as this node serves them.
+    pub fn certs(&self) -> &Arc<crate::tls::ClusterCerts> {
+        &self.certs
+    }
+
+    /// Make the TLS binds serve the replicated certificate store as it is
+    /// now (from their next handshake).
+    fn rebuild_certs(&self) {
+        self.certs
+            .rebuild(|| self.read(|s| s.certificates().clone()));
     }
 
     /// Changes when listeners, checks or sockets may have to follow the
@@ -381,7 +401,7 @@ impl Runtime {
         let mut candidate = self.shared.lock_state().state.without_tables();
         candidate.execute(&command)?;
         let resolved = local::resolve_all(&candidate.config().model).map_err(BuildError::from)?;
-        let mut scratch = local::Local::new(Arc::new(StickQueue::default()));
+        let mut scratch = local::Local::new(Arc::new(StickQueue::default()), self.certs.clone());
         scratch.remember(resolved.clone());
         build::build(&mut scratch, &candidate, None, std::time::SystemTime::now())?;
         Ok(Prepared { command, resolved })
@@ -508,6 +528,15 @@ impl Runtime {
                     self.reconfigured.send_modify(|v| *v += 1);
                 }
                 Effect::NodeDrained { .. } => self.reconfigured.send_modify(|v| *v += 1),
+                Effect::CertificatesChanged => {
+                    self.rebuild_certs();
+                    let names = self.read(|s| s.certificates().keys().cloned().collect::<Vec<_>>());
+                    tracing::info!(
+                        "cluster certificates changed: TLS binds now serve {} ({})",
+                        names.len(),
+                        names.join(", ")
+                    );
+                }
                 Effect::Verdict { server, up, detail } => {
                     crate::health::log_verdict(self.clustered(), server, *up, detail);
                 }

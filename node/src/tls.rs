@@ -11,22 +11,27 @@
 //! - anything else: [`bridge`] hands the decrypted stream to the HTTP/1.1
 //!   engine or to the TCP proxy, as for a plain connection.
 //!
-//! Modules: [`certs`] loads `crt` files, [`sni`] picks a certificate by
-//! SNI, [`suites`] maps the config's suite and group names onto rustls,
+//! Modules: [`certs`] loads `crt` files, [`store`] holds the cluster's
+//! certificates (`shoal cert add`), [`sni`] picks a certificate by SNI, [`suites`] maps the config's suite and group names onto rustls,
 //! [`upstream`] opens TLS towards `server ... ssl`.
 
 mod bridge;
 mod certs;
 mod h2;
 mod sni;
+mod store;
 mod suites;
+#[cfg(test)]
+mod tests;
 mod upstream;
 
 pub use bridge::Engine;
+pub use certs::parse_upload;
 use rustls::ServerConfig;
 use shoal_proto::config::{BindTls, Config, Mode};
 use std::sync::Arc;
 use std::time::Duration;
+pub use store::ClusterCerts;
 use tokio::net::TcpStream;
 pub use upstream::Upstream;
 
@@ -57,8 +62,10 @@ impl std::fmt::Debug for Acceptor {
 
 impl Acceptor {
     /// Loads the certificates and builds the rustls configuration of a
-    /// `bind ... ssl` line. The error starts with the line's `FILE:LINE`.
-    pub fn new(tls: &BindTls) -> Result<Acceptor, String> {
+    /// `bind ... ssl` line, which also serves the certificates in
+    /// `cluster` as they are at each handshake. The error starts with the
+    /// line's `FILE:LINE`.
+    pub fn new(tls: &BindTls, cluster: Arc<ClusterCerts>) -> Result<Acceptor, String> {
         let at = &tls.at.0;
         let provider = suites::provider(tls).map_err(|e| format!("{at}: {e}"))?;
         let mut loaded = Vec::new();
@@ -72,7 +79,11 @@ impl Acceptor {
             .with_protocol_versions(&versions)
             .map_err(|e| format!("{at}: {e}"))?
             .with_no_client_auth()
-            .with_cert_resolver(Arc::new(sni::Resolver::new(loaded, tls.strict_sni)));
+            .with_cert_resolver(Arc::new(sni::Resolver::new(
+                loaded,
+                cluster,
+                tls.strict_sni,
+            )));
         config.alpn_protocols = tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
         // OpenSSL (hence HAProxy) picks the suite by the server's order
         // unless `prefer-client-ciphers`.
@@ -92,7 +103,7 @@ pub fn check(config: &Config) -> Vec<String> {
         .iter()
         .flat_map(|p| &p.binds)
         .filter_map(|b| b.tls.as_deref())
-        .filter_map(|tls| Acceptor::new(tls).err());
+        .filter_map(|tls| Acceptor::new(tls, ClusterCerts::empty()).err());
     let servers = config
         .proxies
         .iter()

@@ -681,3 +681,22 @@ async fn ready_turns_503_while_stopping() {
         "in-flight request finished"
     );
 }
+
+/// Certificates are cluster state: a standalone node lists none and
+/// refuses to store one (409), before it reads the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_need_a_cluster() {
+    let f = start();
+    let (st, list) = call(f.admin, "GET", "/v1/certificates", "").await;
+    assert_eq!((st, list), (200, Value::Array(Vec::new())));
+    let (st, err) = call(f.admin, "POST", "/v1/certificates?name=site", "x").await;
+    assert_eq!(st, 409, "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("standalone")),
+        "{err}"
+    );
+    let (st, _) = call(f.admin, "DELETE", "/v1/certificates/site", "").await;
+    assert_eq!(st, 409);
+}

@@ -4,6 +4,10 @@
 //! A file is [`MAGIC`] followed by a [`Backup`] in the project's codec
 //! (bincode 2). The state's hash travels with it, so a damaged or edited
 //! file is refused before anything is proposed.
+//!
+//! A backup holds no certificates: the cluster's private keys never leave
+//! it through a file an operator copies around. Restoring one keeps the
+//! certificates the cluster has (see `ClusterState::apply`).
 
 use crate::codec::{self, CodecError};
 use crate::command::{Millis, NodeId};
@@ -13,8 +17,9 @@ use serde::{Deserialize, Serialize};
 /// The first bytes of every backup file.
 pub const MAGIC: &[u8; 8] = b"SHOALBK\x01";
 
-/// The format this build writes and reads.
-pub const FORMAT: u32 = 1;
+/// The format this build writes and reads. 2: the state gained the
+/// certificate store (always empty in a backup).
+pub const FORMAT: u32 = 2;
 
 /// A backup: the whole replicated state and where it came from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,8 +51,10 @@ pub enum BackupError {
 }
 
 impl Backup {
-    /// A backup of `state`, taken by `node` at log index `applied`.
+    /// A backup of `state`, taken by `node` at log index `applied`,
+    /// without its certificates.
     pub fn of(state: ClusterState, node: NodeId, applied: u64, taken_at: Millis) -> Backup {
+        let state = state.without_certificates();
         Backup {
             format: FORMAT,
             taken_at,
@@ -70,6 +77,15 @@ impl Backup {
         let body = bytes
             .strip_prefix(MAGIC.as_slice())
             .ok_or(BackupError::NotABackup)?;
+        // The format comes first, as one byte while it is below 251
+        // (bincode's varint): an older file is named as such rather than
+        // failing to decode.
+        match body.first() {
+            Some(&b) if u32::from(b) != FORMAT && b < 251 => {
+                return Err(BackupError::Format(u32::from(b)))
+            }
+            _ => {}
+        }
         let backup: Backup = codec::decode(body)?;
         if backup.format != FORMAT {
             return Err(BackupError::Format(backup.format));

@@ -191,6 +191,16 @@ pub enum Command {
     Restore {
         state: Box<crate::state::ClusterState>,
     },
+    /// `shoal cert add FILE [--name NAME]`: store a certificate and its
+    /// key under `name` (replacing one of that name, as HAProxy's
+    /// `set ssl cert` + `commit ssl cert` does). Built by the node that
+    /// parsed and checked the PEM; its `Debug` hides the key.
+    AddCertificate {
+        name: String,
+        certificate: Box<crate::state::Certificate>,
+    },
+    /// `shoal cert remove NAME`.
+    RemoveCertificate { name: String },
 }
 
 impl Command {
@@ -256,7 +266,9 @@ impl Command {
             | Command::ClearTable { .. }
             | Command::SetNodeDrained { .. }
             | Command::ForgetNode { .. }
-            | Command::Restore { .. } => None,
+            | Command::Restore { .. }
+            | Command::AddCertificate { .. }
+            | Command::RemoveCertificate { .. } => None,
         }
     }
 }

@@ -20,6 +20,9 @@
 //! a change follow from applying it, in one place.
 
 mod apply;
+pub mod certs;
+#[cfg(test)]
+mod certs_tests;
 #[cfg(test)]
 mod health_tests;
 mod layout;
@@ -30,6 +33,7 @@ mod tests;
 mod validate;
 
 pub use apply::verdict_detail;
+pub use certs::{Certificate, Secret};
 pub use layout::{BackendLayout, Layout, ServerLayout};
 pub use refusal::Refusal;
 pub use tables::{StickEntry, TableChanges, TableDelta, TableState};
@@ -220,6 +224,9 @@ pub struct ClusterState {
     tables: BTreeMap<String, TableState>,
     /// Proxy nodes an operator drained (`shoal node drain N`).
     drained: BTreeSet<NodeId>,
+    /// The cluster's TLS certificates by name (`shoal cert add`), served
+    /// by every `bind ... ssl` beside its `crt` files.
+    certificates: BTreeMap<String, Certificate>,
 }
 
 /// What applying a command asks of the node besides storing the state.
@@ -243,6 +250,9 @@ pub enum Effect {
     StickStored { rejected: Vec<usize> },
     /// A proxy node was drained or made ready again.
     NodeDrained { node: NodeId, drained: bool },
+    /// A certificate was added, replaced or removed: every TLS bind
+    /// serves the new set from its next handshake.
+    CertificatesChanged,
     /// The cluster's health verdict on a server changed: every node logs
     /// it once, saying who saw what (`detail`: "nodes 1 and 3 report
     /// DOWN, node 2 UP; rule majority").
@@ -282,6 +292,20 @@ impl ClusterState {
         &self.tables
     }
 
+    /// The cluster's certificates, by name.
+    pub fn certificates(&self) -> &BTreeMap<String, Certificate> {
+        &self.certificates
+    }
+
+    /// A copy without the certificates (and so without private keys):
+    /// what a backup holds.
+    pub fn without_certificates(&self) -> ClusterState {
+        ClusterState {
+            certificates: BTreeMap::new(),
+            ..self.clone()
+        }
+    }
+
     /// Whether proxy node `node` is drained.
     pub fn is_drained(&self, node: NodeId) -> bool {
         self.drained.contains(&node)
@@ -300,6 +324,7 @@ impl ClusterState {
                 .map(|(name, t)| (name.clone(), TableState::new(t.def.clone())))
                 .collect(),
             drained: self.drained.clone(),
+            certificates: self.certificates.clone(),
         }
     }
 

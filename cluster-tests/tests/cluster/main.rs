@@ -10,6 +10,7 @@
 mod support;
 
 mod backup;
+mod cert_store;
 mod certs;
 mod changes;
 mod chaos;

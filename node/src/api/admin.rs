@@ -40,6 +40,7 @@
 
 mod auth;
 mod backup;
+mod certs;
 mod cluster;
 mod config;
 mod extract;

@@ -3,8 +3,8 @@
 use super::client::{read_error, AdminClient, Answer, CliError, Payload};
 use super::render;
 use super::{
-    ClientCommand, ClusterCommand, ConfigCommand, NodeCommand, ServerCommand, ServerName, Target,
-    DEFAULT_TIMEOUT, LONG_TIMEOUT,
+    CertCommand, ClientCommand, ClusterCommand, ConfigCommand, NodeCommand, ServerCommand,
+    ServerName, Target, DEFAULT_TIMEOUT, LONG_TIMEOUT,
 };
 use hyper::{Method, StatusCode};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -51,6 +51,7 @@ pub async fn execute(command: ClientCommand) -> Result<Output, CliError> {
         ClientCommand::Server(c) => server(c).await,
         ClientCommand::Node(c) => node(c).await,
         ClientCommand::Config(c) => config(c).await,
+        ClientCommand::Cert(c) => cert(c).await,
     }
 }
 
@@ -237,6 +238,67 @@ async fn config(command: ConfigCommand) -> Result<Output, CliError> {
         }
         ConfigCommand::Apply { file, target } => apply(&file, &target).await,
     }
+}
+
+async fn cert(command: CertCommand) -> Result<Output, CliError> {
+    match command {
+        CertCommand::Add {
+            file,
+            name,
+            target,
+            format,
+        } => {
+            let name = match name {
+                Some(name) => name,
+                None => default_cert_name(&file)?,
+            };
+            let text = std::fs::read(&file).map_err(|e| read_error(&file, &e))?;
+            let api = AdminClient::new(&target, LONG_TIMEOUT)?;
+            let path = format!("/v1/certificates?name={}", escape(&name));
+            let answer = call(&api, Method::POST, &path, Payload::Binary(text)).await?;
+            if format.json {
+                return json_as_is(&answer);
+            }
+            let view = answer.json()?;
+            render::cert_added(&view)
+                .map(Output::line)
+                .ok_or_else(|| answer.bad("no certificate in the answer".into()))
+        }
+        CertCommand::List { target, format } => {
+            let api = AdminClient::new(&target, DEFAULT_TIMEOUT)?;
+            let answer = call(&api, Method::GET, "/v1/certificates", Payload::Empty).await?;
+            if format.json {
+                return json_as_is(&answer);
+            }
+            let list: Vec<render::Cert> = serde_json::from_slice(&answer.body)
+                .map_err(|e| answer.bad(format!("not a certificate list ({e})")))?;
+            Ok(Output {
+                stdout: render::certificates(&list),
+                warnings: Vec::new(),
+            })
+        }
+        CertCommand::Remove { name, target } => {
+            let api = AdminClient::new(&target, LONG_TIMEOUT)?;
+            let path = format!("/v1/certificates/{}", escape(&name));
+            call(&api, Method::DELETE, &path, Payload::Empty).await?;
+            Ok(Output::line(format!("certificate {name} removed")))
+        }
+    }
+}
+
+/// `shoal cert add site.pem` stores `site`: the file name without its
+/// last extension.
+fn default_cert_name(file: &Path) -> Result<String, CliError> {
+    file.file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            CliError::Certificates(format!(
+                "{}: cannot name the certificate after this file; give --name",
+                file.display()
+            ))
+        })
 }
 
 /// `config apply`: the node validates the text and answers 400 (or 422)

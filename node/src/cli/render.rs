@@ -17,6 +17,20 @@ pub struct ClusterStatus {
     pub quorum: Option<bool>,
     #[serde(default)]
     pub members: Vec<Member>,
+    #[serde(default)]
+    pub certificates: Vec<Cert>,
+}
+
+/// One certificate of `GET /v1/certificates` (and of the cluster status).
+#[derive(Debug, Deserialize)]
+pub struct Cert {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub names: Vec<String>,
+    pub not_after_utc: Option<String>,
+    pub days_left: Option<i64>,
+    pub expiry: Option<String>,
+    pub sha256_fingerprint: Option<String>,
 }
 
 /// One member of [`ClusterStatus`].
@@ -101,7 +115,56 @@ pub fn cluster_status(status: &ClusterStatus) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    if !status.certificates.is_empty() {
+        out.push('\n');
+        out.push_str(&certificates(&status.certificates));
+    }
     out
+}
+
+/// The expiry column: the date, days left, and a `!` mark with a word
+/// when under 30 days are left or the certificate expired.
+fn expiry(c: &Cert) -> String {
+    let date = c.not_after_utc.as_deref().map_or(NONE.into(), sanitize);
+    let days = c.days_left.map_or(NONE.into(), |d| d.to_string());
+    match c.expiry.as_deref() {
+        Some("expired") => format!("{date} (EXPIRED) !"),
+        Some("expiring") => format!("{date} ({days} days left) !"),
+        _ => format!("{date} ({days} days left)"),
+    }
+}
+
+/// The certificate table of `cert list` and `cluster status`: name,
+/// names served, expiry (marked `!` under 30 days), fingerprint.
+pub fn certificates(list: &[Cert]) -> String {
+    if list.is_empty() {
+        return "no certificates\n".into();
+    }
+    let mut rows = vec![["CERTIFICATE", "NAMES", "EXPIRES", "SHA256"].map(String::from)];
+    for c in list {
+        let text = |v: &Option<String>| v.as_deref().map_or_else(|| NONE.to_string(), sanitize);
+        rows.push([
+            text(&c.name),
+            sanitize(&c.names.join(",")),
+            expiry(c),
+            text(&c.sha256_fingerprint),
+        ]);
+    }
+    table(&rows)
+}
+
+/// `cert add`'s line: `certificate site added (a.example, b.example),
+/// expires 2027-03-01T12:00:00Z (90 days left)`.
+pub fn cert_added(view: &Value) -> Option<String> {
+    let status = view["status"].as_str()?;
+    let cert: Cert = serde_json::from_value(view["certificate"].clone()).ok()?;
+    Some(format!(
+        "certificate {} {} ({}), expires {}",
+        cert.name.as_deref().map_or(NONE.into(), sanitize),
+        sanitize(status),
+        sanitize(&cert.names.join(", ")),
+        expiry(&cert)
+    ))
 }
 
 /// Columns left-aligned, two spaces apart, no trailing blanks.

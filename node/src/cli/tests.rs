@@ -204,3 +204,20 @@ fn warnings_beside_an_accepted_config() {
     assert!(render::warnings(b"ok").is_empty());
     assert!(render::warnings(b"{}").is_empty());
 }
+
+#[test]
+fn certificates_show_expiry_and_mark_the_near_ones() {
+    let doc = r#"[
+      {"name":"ok","names":["a.test","b.test"],"not_after_utc":"2027-06-01T00:00:00Z","days_left":200,"expiry":"ok","sha256_fingerprint":"aa"},
+      {"name":"soon","names":["c.test"],"not_after_utc":"2026-12-10T00:00:00Z","days_left":9,"expiry":"expiring","sha256_fingerprint":"bb"},
+      {"name":"old","names":[],"not_after_utc":"2026-01-01T00:00:00Z","days_left":-333,"expiry":"expired","sha256_fingerprint":"cc"}]"#;
+    let list: Vec<render::Cert> = serde_json::from_str(doc).expect("parses");
+    let want = "\
+CERTIFICATE  NAMES          EXPIRES                               SHA256
+ok           a.test,b.test  2027-06-01T00:00:00Z (200 days left)  aa
+soon         c.test         2026-12-10T00:00:00Z (9 days left) !  bb
+old                         2026-01-01T00:00:00Z (EXPIRED) !      cc
+";
+    assert_eq!(render::certificates(&list), want);
+    assert_eq!(render::certificates(&[]), "no certificates\n");
+}

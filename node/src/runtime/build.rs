@@ -111,7 +111,7 @@ pub(super) fn build(
             stats: stats_page(proxy)?,
             bufsize: config.global.bufsize_or_default() as usize,
             maxhdr: config.global.maxhdr_or_default() as usize,
-            tls: tls_acceptors(proxy)?,
+            tls: tls_acceptors(proxy, &p.certs)?,
             http_request: crate::http::rules::Rules::compile(proxy).map_err(|reason| {
                 BuildError::Rules {
                     frontend: proxy.name.clone(),
@@ -133,14 +133,20 @@ pub(super) fn build(
 }
 
 /// The TLS acceptors of a frontend's `bind ... ssl` lines (certificates
-/// read from disk here), keyed as the listeners are.
-fn tls_acceptors(proxy: &Proxy) -> Result<crate::routing::TlsBinds, BuildError> {
+/// read from disk here; the cluster's come from `certs` at each
+/// handshake), keyed as the listeners are.
+fn tls_acceptors(
+    proxy: &Proxy,
+    certs: &Arc<crate::tls::ClusterCerts>,
+) -> Result<crate::routing::TlsBinds, BuildError> {
     let mut out = Vec::new();
     for bind in &proxy.binds {
         if let Some(tls) = &bind.tls {
-            let acceptor = crate::tls::Acceptor::new(tls).map_err(|reason| BuildError::Rules {
-                frontend: proxy.name.clone(),
-                reason,
+            let acceptor = crate::tls::Acceptor::new(tls, certs.clone()).map_err(|reason| {
+                BuildError::Rules {
+                    frontend: proxy.name.clone(),
+                    reason,
+                }
             })?;
             let key = format!("{}:{}", bind.host, bind.port).into_boxed_str();
             out.push((key, Arc::new(acceptor)));

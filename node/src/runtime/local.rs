@@ -42,10 +42,12 @@ pub(super) struct Local {
     pub stick: Arc<StickQueue>,
     /// The last snapshot has a server in its `slowstart` ramp.
     pub ramping: bool,
+    /// The cluster's certificates, which every TLS bind serves.
+    pub certs: Arc<crate::tls::ClusterCerts>,
 }
 
 impl Local {
-    pub fn new(stick: Arc<StickQueue>) -> Local {
+    pub fn new(stick: Arc<StickQueue>, certs: Arc<crate::tls::ClusterCerts>) -> Local {
         Local {
             servers: HashMap::new(),
             proxies: HashMap::new(),
@@ -55,6 +57,7 @@ impl Local {
             tables: HashMap::new(),
             stick,
             ramping: false,
+            certs,
         }
     }
 

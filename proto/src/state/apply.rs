@@ -120,6 +120,15 @@ impl ClusterState {
                 }
                 None => Applied::default(),
             },
+            Command::AddCertificate { name, certificate } => {
+                self.certificates
+                    .insert(name.clone(), certificate.as_ref().clone());
+                certificates_changed()
+            }
+            Command::RemoveCertificate { name } => match self.certificates.remove(name) {
+                Some(_) => certificates_changed(),
+                None => Applied::default(),
+            },
             Command::SetNodeDrained { node, drained } => {
                 if *drained {
                     self.drained.insert(*node);
@@ -245,9 +254,13 @@ impl ClusterState {
     /// a `LoadConfig` that does not load here. Every table is written
     /// whole by the store (entries of tables the backup lacks go with
     /// their tables).
+    /// A backup holds no certificates (no private keys leave the
+    /// cluster through one), so restoring keeps the ones the cluster has.
     fn restore(&mut self, state: &ClusterState) -> Applied {
         let serving = self.config.model.clone();
+        let certificates = std::mem::take(&mut self.certificates);
         *self = state.clone();
+        self.certificates = certificates;
         self.keep_serving(&serving);
         self.mark_tables_changed();
         Applied {
@@ -267,6 +280,14 @@ impl ClusterState {
         configured.iter().eq(self.servers.keys())
             && self.servers.values().all(|s| s.weight <= 256)
             && tables_match
+    }
+}
+
+/// What adding or removing a certificate asks of the node.
+fn certificates_changed() -> Applied {
+    Applied {
+        routing: false,
+        effects: vec![Effect::CertificatesChanged],
     }
 }
 

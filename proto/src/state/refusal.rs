@@ -23,6 +23,12 @@ pub enum Refusal {
     /// A stick batch breaks a size limit.
     #[error("stick batch refused: {0}")]
     StickBatch(String),
+    /// A certificate that cannot be stored (name, size or contents).
+    #[error("certificate refused: {0}")]
+    Certificate(String),
+    /// `shoal cert remove NAME` of a name the store lacks.
+    #[error("No such certificate.")]
+    NoSuchCertificate,
     /// A backup that cannot be restored.
     #[error("backup refused: {0}")]
     Restore(String),
@@ -38,7 +44,10 @@ impl Refusal {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            Refusal::NoSuchBackend | Refusal::NoSuchServer | Refusal::NoSuchTable
+            Refusal::NoSuchBackend
+                | Refusal::NoSuchServer
+                | Refusal::NoSuchTable
+                | Refusal::NoSuchCertificate
         )
     }
 }

@@ -301,6 +301,7 @@ impl ClusterState {
                 .map(|(name, t)| (name.clone(), t.without_entries()))
                 .collect(),
             drained: self.drained.clone(),
+            certificates: self.certificates.clone(),
         }
     }
 

@@ -76,6 +76,41 @@ impl ClusterState {
             // Membership is Raft's, not the state's: the surfaces check
             // that the node is a member before they propose.
             Command::SetNodeDrained { .. } | Command::ForgetNode { .. } => Ok(()),
+            Command::AddCertificate { name, certificate } => {
+                if let Some(why) = super::certs::bad_name(name)
+                    .or_else(|| super::certs::bad_certificate(certificate))
+                {
+                    return Err(Refusal::Certificate(why));
+                }
+                let others: usize = self
+                    .certificates
+                    .iter()
+                    .filter(|(n, _)| *n != name)
+                    .map(|(_, c)| c.pem_bytes())
+                    .sum();
+                if others + certificate.pem_bytes() > super::certs::MAX_STORE_BYTES {
+                    return Err(Refusal::Certificate(format!(
+                        "the cluster's certificates would take more than {} bytes",
+                        super::certs::MAX_STORE_BYTES
+                    )));
+                }
+                let full = self.certificates.len() >= super::certs::MAX_CERTIFICATES;
+                if full && !self.certificates.contains_key(name) {
+                    return Err(Refusal::Certificate(format!(
+                        "the cluster holds {} certificates already (at most {})",
+                        self.certificates.len(),
+                        super::certs::MAX_CERTIFICATES
+                    )));
+                }
+                Ok(())
+            }
+            Command::RemoveCertificate { name } => {
+                if self.certificates.contains_key(name) {
+                    Ok(())
+                } else {
+                    Err(Refusal::NoSuchCertificate)
+                }
+            }
             // A decoded backup is whole state: its servers and tables
             // must be the ones its config declares.
             Command::Restore { state } => {

@@ -2,7 +2,9 @@
 //! replicated state to a file, and back. A backup is read after a read
 //! barrier, so it holds every write acknowledged before it was asked for;
 //! a restore is one `Restore` command through the log, so every node
-//! becomes the backup's state at the same point of the log.
+//! becomes the backup's state at the same point of the log. Backups hold
+//! no certificates (no private key leaves the cluster in a file), and a
+//! restore keeps the certificates the cluster has.
 
 use super::cluster::cluster;
 use super::extract::read_body;
@@ -46,7 +48,8 @@ pub struct Restored {
     /// What was done.
     status: String,
     /// The state hash every node now has: the backup's, unless health
-    /// reports of non-members were forgotten.
+    /// reports of non-members were forgotten or the cluster has
+    /// certificates (a backup holds none; restoring keeps the cluster's).
     state_hash: String,
 }
 
@@ -105,6 +108,10 @@ pub async fn restore(State(api): State<Arc<Api>>, req: Request) -> Result<Reply,
             "; the health reports of nodes {} (not members here) were forgotten",
             ids.join(", ")
         );
+    }
+    let kept = api.runtime.read(|s| s.certificates().len());
+    if kept > 0 {
+        status += &format!("; the cluster's {kept} certificate(s) were kept (backups hold none)");
     }
     let hash = api.runtime.read(shoal_proto::state::ClusterState::hash);
     Ok(json(

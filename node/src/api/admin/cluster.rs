@@ -47,6 +47,8 @@ pub struct ClusterView {
     quorum: bool,
     committed: Option<u64>,
     members: Vec<MemberView>,
+    /// The cluster's TLS certificates and their expiry.
+    certificates: Vec<super::certs::CertificateView>,
 }
 
 /// Body of `POST /v1/cluster/join`.
@@ -151,6 +153,7 @@ pub async fn status(State(api): State<Arc<Api>>) -> Result<Reply, Failure> {
                 state_hash: m.state_hash,
             })
             .collect(),
+        certificates: super::certs::views(&api),
     };
     Ok(json(StatusCode::OK, &view))
 }

@@ -54,6 +54,13 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Reply {
     if let Some(cluster) = &api.cluster {
         crate::metrics::cluster(&mut text, &cluster.metrics());
     }
+    let expiries: Vec<(String, i64)> = api.runtime.read(|s| {
+        s.certificates()
+            .iter()
+            .map(|(name, c)| (name.clone(), c.not_after))
+            .collect()
+    });
+    crate::metrics::certificates(&mut text, &expiries);
     body(StatusCode::OK, crate::metrics::CONTENT_TYPE, text)
 }
 

@@ -6,7 +6,7 @@
 //! the router serves).
 
 use super::reply::{error, Reply};
-use super::{auth, backup, cluster, config, probes, servers, tables, Api};
+use super::{auth, backup, certs, cluster, config, probes, servers, tables, Api};
 use axum::http::StatusCode;
 use axum::Router;
 use std::sync::Arc;
@@ -45,6 +45,8 @@ pub fn build() -> (Router<Arc<Api>>, utoipa::openapi::OpenApi) {
         .routes(routes!(cluster::remove))
         .routes(routes!(cluster::node_state))
         .routes(routes!(config::show_config, cluster::apply_config))
+        .routes(routes!(certs::list, certs::add))
+        .routes(routes!(certs::remove))
         .split_for_parts()
 }
 
