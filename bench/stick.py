@@ -82,8 +82,12 @@ def loadavg():
 
 
 def used(node):
-    """The `used` count of table `servers` on a node."""
-    out = runtime(os.path.join(node.dir, "admin.sock"), "show table")
+    """The `used` count of table `servers` on a node (a node too busy to
+    answer within 30 s fails the run, saying so)."""
+    try:
+        out = runtime(os.path.join(node.dir, "admin.sock"), "show table", timeout=30.0)
+    except socket.timeout:
+        raise cb.BenchError(f"node {node.id}: `show table` not answered within 30 s")
     for line in out.splitlines():
         if line.startswith("# table: servers,"):
             return int(line.rsplit("used:", 1)[1])
@@ -277,6 +281,9 @@ class StickBench(cb.Bench):
         if len(during) >= 2:
             (ta, ua), (tb, ub) = during[0], during[-1]
             rates = [(ub[i] - ua[i]) / (tb - ta) for i in range(2)]
+        cb.log(f"   written {n} in {seconds:.1f} s; followers got {[after[o.id] - before[o.id] for o in others]}, "
+               f"caught up {caught_up:.1f} s after; visibility probes: {len(probes)}, "
+               f"median {statistics.median(probes) if probes else float('nan'):.3f} s")
         return ({"load": load_before, "written": n / seconds, "rates": rates, "caught_up": caught_up, "n": n,
                  "got": [after[o.id] - before[o.id] for o in others], "dropped": self.dropped(n1)},
                 probes)

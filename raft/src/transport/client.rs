@@ -43,7 +43,20 @@ pub(super) struct Peers {
 #[derive(Default)]
 struct Slot {
     conn: tokio::sync::Mutex<Option<quinn::Connection>>,
+    /// When the peer was last heard on the connection: its id, the count
+    /// of acknowledgements received then, and when that count was seen.
+    heard: std::sync::Mutex<Option<(usize, u64, Instant)>>,
 }
+
+/// How long a connection may hear nothing from its peer (not even an
+/// acknowledgement) before a timed-out call drops it and the next call
+/// connects afresh. A killed or restarted peer never answers on the old
+/// connection; a live one that is only slow (a starved CPU, a long fsync)
+/// still acknowledges within this. Dropping at the first silent timeout
+/// (75 ms for an append) made a loaded cluster reconnect again and again,
+/// each handshake given up at its own short deadline, and replication
+/// stalled for seconds behind the backoff.
+const SILENCE: Duration = Duration::from_secs(1);
 
 /// The sending half of an RPC's stream, reset unless the RPC was
 /// answered. An RPC given up (timed out, or dropped because the caller
@@ -197,11 +210,17 @@ impl Peers {
         let acks = conn.stats().frame_rx.acks;
         let Ok(answer) = timeout_at(deadline, exchange).await else {
             // A live peer acknowledges what we sent within a round trip
-            // and its ack delay, however slow its answer. Silence means it
-            // is gone (killed, or restarted with a new endpoint): drop the
-            // connection, so that the next call connects afresh instead
-            // of waiting out the idle timeout on it.
-            if conn.stats().frame_rx.acks == acks {
+            // and its ack delay, however slow its answer. Silence for
+            // longer than SILENCE means it is gone (killed, or restarted
+            // with a new endpoint): drop the connection, so that the next
+            // call connects afresh instead of waiting out the idle timeout
+            // on it. A one-off connection (no node yet) had one chance.
+            let silent = if node == 0 {
+                conn.stats().frame_rx.acks == acks
+            } else {
+                self.silent_for_long(node, &conn)
+            };
+            if silent {
                 conn.close(0u32.into(), b"no answer");
             }
             return Err(TransportError::Timeout {
@@ -210,7 +229,28 @@ impl Peers {
                 after: timeout,
             });
         };
+        if node != 0 {
+            self.silent_for_long(node, &conn);
+        }
         answer
+    }
+
+    /// Note what `conn` to `node` received; whether it has heard nothing
+    /// from the peer for [`SILENCE`].
+    fn silent_for_long(&self, node: NodeId, conn: &quinn::Connection) -> bool {
+        let acks = conn.stats().frame_rx.acks;
+        let now = Instant::now();
+        let slot = self.slot(node);
+        let mut heard = slot.heard.lock().unwrap_or_else(|e| e.into_inner());
+        match *heard {
+            Some((id, seen, since)) if id == conn.stable_id() && seen == acks => {
+                now.duration_since(since) >= SILENCE
+            }
+            _ => {
+                *heard = Some((conn.stable_id(), acks, now));
+                false
+            }
+        }
     }
 
     /// Send an application request to whichever member listens at `addr`
