@@ -347,6 +347,14 @@ impl Runtime {
         error.map_or(Ok(()), Err)
     }
 
+    /// Whether the last routing build worked. `false`: the state asks for
+    /// a table this node could not build (a certificate or a name this
+    /// node lacks), and routing runs on an older one until a later build
+    /// works; `/ready` then answers 503.
+    pub fn routing_current(&self) -> bool {
+        self.shared.published.borrow().error.is_none()
+    }
+
     /// [`Runtime::settled`] for tests outside an async context.
     #[cfg(test)]
     pub fn settled_blocking(&self) {
