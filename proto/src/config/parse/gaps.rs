@@ -289,7 +289,6 @@ pub(super) const GLOBAL: &[(&str, Gap)] = &[
     ("expose-experimental-directives", OPS),
     ("fd-hard-limit", PERF),
     ("gid", CONFINEMENT),
-    ("grace", OPS),
     ("h1-accept-payload-with-any-method", ACCEPTANCE),
     ("h1-case-adjust", INERT),
     ("h1-case-adjust-file", INERT),
