@@ -78,7 +78,7 @@ impl ClusterState {
             Command::SetNodeDrained { .. } | Command::ForgetNode { .. } => Ok(()),
             // A decoded backup is whole state: its servers and tables
             // must be the ones its config declares.
-            Command::Restore { state } => {
+            Command::Restore { state, .. } | Command::RestoreState { state } => {
                 if state.invariants_hold() {
                     Ok(())
                 } else {
