@@ -125,7 +125,6 @@ pub(super) const PROXY: &[(&str, Gap)] = &[
     ),
     ("force-persist", PERSISTENCE),
     ("fullconn", PERF),
-    ("grace", OPS),
     ("guid", COSMETIC),
     ("hash-balance-factor", PERF),
     ("http-after-response", REWRITE),

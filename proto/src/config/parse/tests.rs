@@ -1443,6 +1443,10 @@ fn global_grace() {
         ("global\n    grace\n", "t.cfg:2:"),
         ("global\n    grace 2x\n", "'grace'"),
         ("global\n    grace 1s 2s\n", "t.cfg:2:"),
+        (
+            "defaults\n    grace 2s\n",
+            "t.cfg:2: the 'grace' keyword is not supported any more since HAProxy version 2.5",
+        ),
     ] {
         let e = errors(text);
         assert!(e.iter().any(|e| e.contains(want)), "{text}: {e:?}");
