@@ -1,16 +1,18 @@
-//! `deploy/local-cluster.sh start|status|stop`, run as an operator would:
-//! bash at the repository root, with this build's binaries (`SHOAL_BIN`)
-//! and its files in a scratch directory (`SHOAL_LOCAL_DIR`). It uses the
-//! fixed addresses the script documents (127.0.0.11-13 ports 7000, 8080
-//! and 9090; backends on 127.0.0.1:9001-9002), like the README
-//! walkthrough, which is in another test binary: cargo runs test binaries
-//! one after the other.
+//! What an operator runs by hand, run as written: README.md's "3-node
+//! cluster in five minutes" walkthrough, `deploy/local-cluster.sh
+//! start|status|stop`, and the deploy/ files' own checks. Bash at the
+//! repository root, with this build's binaries (`SHOAL_BIN`) and files in
+//! a scratch directory. The walkthrough and the script use the same fixed
+//! addresses (127.0.0.11-13 ports 7000, 8080 and 9090; backends on
+//! 127.0.0.1:9001-9003), so both live in this one test binary and hold its
+//! lock ([`serial_blocking`]): they never run at the same time.
 
 #![forbid(unsafe_code)]
 
 #[path = "support/mod.rs"]
 mod support;
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -235,6 +237,153 @@ fn local_cluster_script_starts_reports_stops_and_resumes() {
         String::from_utf8_lossy(&again.stderr)
     );
     script.ok("stop");
+}
+
+/// The shell blocks of README.md's walkthrough (every ```sh block between
+/// `<!-- walkthrough:start -->` and `<!-- walkthrough:end -->`), in order,
+/// as one bash script that stops at the first failing command.
+fn walkthrough(readme: &str) -> String {
+    let start = readme
+        .find("<!-- walkthrough:start -->")
+        .expect("README.md has <!-- walkthrough:start -->");
+    let end = readme
+        .find("<!-- walkthrough:end -->")
+        .expect("README.md has <!-- walkthrough:end -->");
+    let mut section = &readme[start..end];
+    let mut script = String::from("set -euo pipefail\n");
+    while let Some(open) = section.find("```sh\n") {
+        let body = &section[open + "```sh\n".len()..];
+        let close = body
+            .find("```")
+            .expect("a closing fence for each ```sh block");
+        script.push_str(&body[..close]);
+        section = &body[close + 3..];
+    }
+    assert!(
+        script.lines().count() > 20,
+        "no walkthrough blocks:\n{script}"
+    );
+    script
+}
+
+/// Kills a whole process group (the walkthrough's shell and everything it
+/// started in the background) when the test ends, passed or not.
+struct Group(i32);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        use nix::sys::signal::{killpg, Signal};
+        let _ = killpg(nix::unistd::Pid::from_raw(self.0), Signal::SIGKILL);
+    }
+}
+
+#[test]
+fn readme_walkthrough_runs_as_written() {
+    let _serial = serial_blocking();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the repository root");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("read README.md");
+    let tmp = TempDir::new("walkthrough");
+    let file = tmp.file("walkthrough.sh", &walkthrough(&readme));
+    let shoal = bin("shoal");
+    bin("shoal-demo-backend");
+    let bin_dir = shoal.parent().expect("the binaries' directory");
+
+    let mut cmd = Command::new("bash");
+    cmd.arg(&file)
+        .current_dir(root)
+        .env("SHOAL_BIN", bin_dir)
+        // `mktemp -d` puts the nodes' files here, removed with it.
+        .env("TMPDIR", &tmp.0)
+        // Its own process group, so that a failed or stuck run still
+        // stops every node and backend it started.
+        .process_group(0);
+    let mut run = Proc::spawn("the walkthrough", cmd);
+    let _group = Group(run.child.id() as i32);
+    let status = run.wait_exit(Duration::from_secs(120));
+    let out = run.log();
+    let status =
+        status.unwrap_or_else(|| panic!("the walkthrough did not finish in 120 s:\n{out}"));
+    assert!(
+        status.success(),
+        "the walkthrough failed ({status}):\n{out}"
+    );
+    // The answers, without the runtime socket's blank line after each.
+    let lines: Vec<&str> = out
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    for l in &lines {
+        assert!(
+            !l.starts_with("shoal: ")
+                && !l.contains("command not found")
+                && !l.contains("No such file"),
+            "a command of the walkthrough failed: {l}\n{out}"
+        );
+    }
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line containing {needle:?} in:\n{out}"))
+    };
+    let is_web = |l: &str| ["web1", "web2"].contains(&l);
+
+    // Step 2: `cluster status` through node 3: one leader, three
+    // reachable voters, quorum.
+    let table = at("node 3  leader ");
+    assert!(lines[table].ends_with("quorum ok"), "{}", lines[table]);
+    let rows = &lines[table + 2..table + 5];
+    assert!(
+        rows.iter().all(|l| l.contains("  voter  yes  ")),
+        "three reachable voters:\n{out}"
+    );
+    assert_eq!(
+        rows.iter().filter(|l| l.contains("(leader)")).count(),
+        1,
+        "one leader:\n{out}"
+    );
+    // Step 3: every node answers.
+    assert!(
+        lines[table + 5..table + 8].iter().all(|l| is_web(l)),
+        "an answer through each node after the status table:\n{out}"
+    );
+    // Step 4: weight 0 through node 3 shows on node 1's runtime socket, and
+    // only web2 answers through node 1.
+    let weight = at("web/web1: weight 0");
+    assert_eq!(lines[weight + 1], "0 (initial 1)", "{out}");
+    assert_eq!(
+        lines[weight + 2..weight + 5],
+        ["web2", "web2", "web2"],
+        "web2 only, through node 1:\n{out}"
+    );
+    // Step 5: the applied config's new server takes traffic.
+    let apply = at("cluster-v2.cfg applied");
+    let counts: Vec<&str> = lines[apply + 1..]
+        .iter()
+        .take_while(|l| l.trim_start().starts_with(char::is_numeric))
+        .map(|l| l.split_whitespace().last().unwrap_or(""))
+        .collect();
+    assert_eq!(counts, ["web1", "web2", "web3"], "{out}");
+    // Step 6: drained node 2 is not ready, refuses; the others serve.
+    let drain = at("node 2: drain");
+    assert_eq!(lines[drain + 1], "node 2 /ready: 503", "{out}");
+    assert_eq!(lines[drain + 2], "node 2 refuses new connections", "{out}");
+    assert!(
+        lines[drain + 3..drain + 5].iter().all(|l| is_web(l)),
+        "nodes 1 and 3 serve while node 2 is drained:\n{out}"
+    );
+    let row: Vec<&str> = lines[drain + 5].split_whitespace().collect();
+    assert_eq!(
+        (row[0], row[5]),
+        ("2", "yes"),
+        "node 2 DRAINED yes: {}",
+        lines[drain + 5]
+    );
+    assert_eq!(lines[drain + 6], "node 2: ready", "{out}");
+    assert_eq!(lines[drain + 7], "node 2 serves again", "{out}");
 }
 
 /// The repository's deploy/ directory.

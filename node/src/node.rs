@@ -126,6 +126,9 @@ struct Node {
     load: Option<Arc<crate::load::Board>>,
     /// Housekeeping: stick-table batches, idle pooled connections.
     background: [tokio::task::JoinHandle<()>; 2],
+    /// While this node is drained but its listeners still accept during
+    /// `global grace`: when they close.
+    drain_closes_at: Option<tokio::time::Instant>,
 }
 
 /// Run a node until SIGTERM/SIGINT. `store`: the opened data directory of
@@ -231,6 +234,7 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
         running: config.clone(),
         cluster,
         load,
+        drain_closes_at: None,
     };
     // Checks first: the passive-health registry must be in place before
     // the first request can arrive.
@@ -317,13 +321,29 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
                     node.reconcile(admin.as_ref()).await;
                 }
             }
+            // A drain's grace is over: close the listeners.
+            () = sleep_until(node.drain_closes_at) => node.reconcile(admin.as_ref()).await,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
-    // Tell load balancers in front of us to stop sending first.
+    // Tell load balancers in front of us to stop sending first, and keep
+    // accepting for `global grace` while they move clients away (a second
+    // SIGTERM or SIGINT cuts it short).
     if let Some(admin) = &admin {
         admin.set_ready(false);
+    }
+    let grace = node.running.global.grace.unwrap_or_default();
+    if !grace.is_zero() && !node.listeners.is_empty() {
+        println!(
+            "[NOTICE] stopping: /ready answers 503; listeners close in {} ms (global grace)",
+            grace.as_millis()
+        );
+        tokio::select! {
+            () = tokio::time::sleep(grace) => {}
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
     let cluster = node.cluster.clone();
     node.stop().await;
@@ -331,6 +351,14 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
         cluster.shutdown().await;
     }
     Ok(())
+}
+
+/// Wait until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Check the `user`/`group` lines and open the logs `config` asks for.
@@ -462,9 +490,10 @@ impl Node {
     }
 
     /// Follow the applied state: listeners, checks and sockets for its
-    /// config (none while this node is drained), and `/ready` (503 while
-    /// drained or while the config does not load here). A listener
-    /// that cannot be opened here is logged; the others open.
+    /// config (none while this node is drained, once `global grace` is
+    /// over), and `/ready` (503 while drained or while the config does not
+    /// load here). A listener that cannot be opened here is logged; the
+    /// others open.
     async fn reconcile(&mut self, admin: Option<&crate::api::admin::Admin>) {
         if let Err(e) = self.runtime.built().await {
             tracing::error!("the routing table for the applied state could not be built: {e}");
@@ -484,8 +513,20 @@ impl Node {
             self.checks = health::start(&self.runtime, &config, &self.observer);
             self.running = config.clone();
         }
+        // Not ready before any listener closes: balancers in front move
+        // away first.
+        if let (Some(admin), true) = (admin, drained || !loads) {
+            admin.set_ready(false);
+        }
+        if !drained {
+            self.drain_closes_at = None;
+        }
         let none = Config::default();
-        let target = if drained { &none } else { &*config };
+        let target = if drained && self.drain_grace_over(&config) {
+            &none
+        } else {
+            &*config
+        };
         let mut opened = Vec::new();
         for (key, bind) in wanted(target) {
             if self.listeners.contains_key(&key) || opened.iter().any(|(k, _, _)| *k == key) {
@@ -503,6 +544,33 @@ impl Node {
         if let Some(admin) = admin {
             admin.set_ready(!drained && loads);
         }
+    }
+
+    /// Whether a drained node's listeners close now: at once without
+    /// `global grace`, else once the grace that began when this node first
+    /// saw itself drained is over (meanwhile `/ready` already answers 503,
+    /// so a VIP or DNS health check moves clients away before connections
+    /// are refused, as HAProxy's `grace` does for a soft stop). The main
+    /// loop wakes `reconcile` when it ends.
+    fn drain_grace_over(&mut self, config: &Config) -> bool {
+        let grace = config.global.grace.unwrap_or_default();
+        if grace.is_zero() || self.listeners.is_empty() {
+            self.drain_closes_at = None;
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        let closes_at = *self.drain_closes_at.get_or_insert_with(|| {
+            println!(
+                "[NOTICE] drained: /ready answers 503; listeners close in {} ms (global grace)",
+                grace.as_millis()
+            );
+            now + grace
+        });
+        if now >= closes_at {
+            self.drain_closes_at = None;
+            return true;
+        }
+        false
     }
 
     /// Start accepting on newly opened listeners.

@@ -89,6 +89,21 @@ pub enum LoadError {
     Thread(std::io::Error),
 }
 
+/// Resolve the server names of `state`'s config and build its routing
+/// table with a scratch copy of the node-local facts, changing nothing:
+/// the trial of [`Runtime::prepare`] and [`Runtime::prepare_restore`].
+/// The resolved addresses, for [`Runtime::commit`]. Blocking (DNS).
+fn trial_build(
+    state: &ClusterState,
+    certs: &Arc<crate::tls::ClusterCerts>,
+) -> Result<Vec<(local::HostKey, std::net::SocketAddr)>, LoadError> {
+    let resolved = local::resolve_all(&state.config().model).map_err(BuildError::from)?;
+    let mut scratch = local::Local::new(Arc::new(StickQueue::default()), certs.clone());
+    scratch.remember(resolved.clone());
+    build::build(&mut scratch, state, None, std::time::SystemTime::now())?;
+    Ok(resolved)
+}
+
 /// Milliseconds since the Unix epoch: the `at` of commands made now.
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()
@@ -272,8 +287,10 @@ impl Runtime {
             }
             let applied = cell.state.execute(command);
             let mut unloadable = None;
-            if let (Ok(_), Command::LoadConfig { .. } | Command::Restore { .. }) =
-                (&applied, command)
+            if let (
+                Ok(_),
+                Command::LoadConfig { .. } | Command::Restore { .. } | Command::RestoreState { .. },
+            ) = (&applied, command)
             {
                 // Only differs from what apply kept when `fresh` reset it.
                 cell.state.keep_serving(&served);
@@ -380,6 +397,14 @@ impl Runtime {
         error.map_or(Ok(()), Err)
     }
 
+    /// Whether the last routing build worked. `false`: the state asks for
+    /// a table this node could not build (a certificate or a name this
+    /// node lacks), and routing runs on an older one until a later build
+    /// works; `/ready` then answers 503.
+    pub fn routing_current(&self) -> bool {
+        self.shared.published.borrow().error.is_none()
+    }
+
     /// [`Runtime::settled`] for tests outside an async context.
     #[cfg(test)]
     pub fn settled_blocking(&self) {
@@ -400,10 +425,25 @@ impl Runtime {
         let command = Command::load_config(file, text, now_ms())?;
         let mut candidate = self.shared.lock_state().state.without_tables();
         candidate.execute(&command)?;
-        let resolved = local::resolve_all(&candidate.config().model).map_err(BuildError::from)?;
-        let mut scratch = local::Local::new(Arc::new(StickQueue::default()), self.certs.clone());
-        scratch.remember(resolved.clone());
-        build::build(&mut scratch, &candidate, None, std::time::SystemTime::now())?;
+        let resolved = trial_build(&candidate, &self.certs)?;
+        Ok(Prepared { command, resolved })
+    }
+
+    /// [`Runtime::prepare`] for a restore: `state` (a backup's) must load
+    /// and build here as a config applied with `config apply` must, so
+    /// that a backup whose certificates or server names this node lacks
+    /// is refused before it is proposed. `forget`: the node ids whose
+    /// health reports go in the same step (not members here).
+    pub fn prepare_restore(
+        &self,
+        state: ClusterState,
+        forget: std::collections::BTreeSet<NodeId>,
+    ) -> Result<Prepared, LoadError> {
+        let candidate = state.without_tables();
+        // A config that does not load here is refused with its errors
+        // first (its model would be empty, and build).
+        let command = Command::restore(state, forget, now_ms())?;
+        let resolved = trial_build(&candidate, &self.certs)?;
         Ok(Prepared { command, resolved })
     }
 

@@ -700,3 +700,46 @@ async fn certificates_need_a_cluster() {
     let (st, _) = call(f.admin, "DELETE", "/v1/certificates/site", "").await;
     assert_eq!(st, 409);
 }
+
+/// With `global grace` (HAProxy's: keep accepting for that long after a
+/// soft stop began), SIGTERM turns `/ready` to 503 at once while the
+/// listeners still accept; they close once the grace is over, and the
+/// process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_keeps_accepting_for_the_grace_while_not_ready() {
+    let grace = std::time::Duration::from_secs(3);
+    let (s1, s2) = (Backend::http("s1"), Backend::http("s2"));
+    let cfg = format!("global\n    grace 3s\n{}", config(&s1, &s2));
+    let mut shoal = Shoal::start_with_env(
+        &cfg,
+        &["fe", "sfe"],
+        &["--admin", "127.0.0.1:0"],
+        &[("SHOAL_ADMIN_TOKEN", TOKEN)],
+    );
+    let admin = shoal.admin_addr();
+    let fe = shoal.addr("fe");
+    assert_eq!(call(admin, "GET", "/ready", "").await.0, 200);
+    let termed_at = std::time::Instant::now();
+    shoal.proc.signal("TERM");
+    eventually("/ready says 503", || async {
+        call(admin, "GET", "/ready", "").await.0 == 503
+    })
+    .await;
+    let r = get(fe, "/").await;
+    let served_at = termed_at.elapsed();
+    assert_eq!(r.status, 200, "a new connection during the grace");
+    assert!(
+        served_at < grace,
+        "the machine took {served_at:?}: longer than the grace"
+    );
+    eventually("the listener closes", || async {
+        tokio::net::TcpStream::connect(fe).await.is_err()
+    })
+    .await;
+    let refused_at = termed_at.elapsed();
+    assert!(
+        refused_at >= grace,
+        "refused after {refused_at:?}, before the {grace:?} grace"
+    );
+    assert_eq!(shoal.proc.wait_exit(DEADLINE), Some(0), "exits after it");
+}

@@ -21,6 +21,12 @@ pub const MAGIC: &[u8; 8] = b"SHOALBK\x01";
 /// certificate store (always empty in a backup).
 pub const FORMAT: u32 = 2;
 
+/// Largest backup file, written or read: a restore is one change, and a
+/// change must reach the leader from any node in one forwarded request
+/// (16 MiB between nodes, less room for the request around it). A backup
+/// is refused when larger, rather than written and found unrestorable.
+pub const MAX_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
+
 /// A backup: the whole replicated state and where it came from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Backup {
@@ -48,6 +54,8 @@ pub enum BackupError {
     Decode(#[from] CodecError),
     #[error("the backup is damaged: its state hashes to {found:016x}, it says {said:016x}")]
     Hash { found: u64, said: u64 },
+    #[error("the backup is {0} bytes, more than the {MAX_BYTES} a restore can carry (what one change may carry between nodes)")]
+    TooLarge(usize),
 }
 
 impl Backup {
@@ -65,15 +73,21 @@ impl Backup {
         }
     }
 
-    /// The file's bytes.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, CodecError> {
+    /// The file's bytes; refused beyond [`MAX_BYTES`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>, BackupError> {
         let mut out = MAGIC.to_vec();
         out.extend(codec::encode(self)?);
+        if out.len() > MAX_BYTES {
+            return Err(BackupError::TooLarge(out.len()));
+        }
         Ok(out)
     }
 
-    /// Read a file's bytes, checking header, format and hash.
+    /// Read a file's bytes, checking size, header, format and hash.
     pub fn from_bytes(bytes: &[u8]) -> Result<Backup, BackupError> {
+        if bytes.len() > MAX_BYTES {
+            return Err(BackupError::TooLarge(bytes.len()));
+        }
         let body = bytes
             .strip_prefix(MAGIC.as_slice())
             .ok_or(BackupError::NotABackup)?;
@@ -131,13 +145,22 @@ mod tests {
                     server b 127.0.0.1:3\n";
         other.apply(&Command::load_config("o.cfg", text, 5).expect("loads"));
         assert_ne!(other.hash(), backup.hash());
-        let restore = Command::restore(backup.clone()).expect("loads here");
+        let restore = Command::restore(backup.clone(), Default::default(), 9).expect("loads here");
         assert_eq!(other.validate(&restore), Ok(()));
         let applied = other.apply(&restore);
         assert!(applied.routing);
         assert_eq!(applied.effects, vec![crate::state::Effect::Restored]);
         assert_eq!(other, backup);
         assert_eq!(other.hash(), backup.hash());
+    }
+
+    #[test]
+    fn a_file_over_the_size_limit_is_refused_unread() {
+        let huge = vec![0u8; MAX_BYTES + 1];
+        assert!(matches!(
+            Backup::from_bytes(&huge),
+            Err(BackupError::TooLarge(n)) if n == MAX_BYTES + 1
+        ));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 use crate::config::EnvLookup;
 use crate::state::{Layout, Refusal};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// A node of the cluster. A standalone node is node 0.
@@ -185,11 +186,24 @@ pub enum Command {
     /// every verdict is derived again without them (proposed by the leader
     /// after a removal, so that apply never reads Raft's membership).
     ForgetNode { node: NodeId, at: Millis },
+    /// A restore as builds before [`Command::Restore`] wrote it (the
+    /// health reports of non-members were forgotten by separate
+    /// `ForgetNode`s after it). Kept at its place so that older logs
+    /// decode; applied as a `Restore` that forgets nobody.
+    RestoreState {
+        state: Box<crate::state::ClusterState>,
+    },
     /// `shoal cluster restore FILE`: replace the whole replicated state
     /// (config, server states, health reports, stick tables, drained
-    /// nodes) with a backup's. Build it with [`Command::restore`].
+    /// nodes) with a backup's, then forget the health reports of the
+    /// nodes in `forget` (node ids that are not members of the cluster
+    /// restored into), as `ForgetNode` does, in the same step: no node
+    /// ever routes by the backup's verdicts with strangers' reports in
+    /// them. Build it with [`Command::restore`].
     Restore {
         state: Box<crate::state::ClusterState>,
+        forget: BTreeSet<NodeId>,
+        at: Millis,
     },
     /// `shoal cert add FILE [--name NAME]`: store a certificate and its
     /// key under `name` (replacing one of that name, as HAProxy's
@@ -226,9 +240,14 @@ impl Command {
     }
 
     /// A `Restore` of `state` (decoded from a backup here, so its config
-    /// was parsed with this process's environment): refused when that
-    /// config does not load here, with its errors, as `LoadConfig` is.
-    pub fn restore(state: crate::state::ClusterState) -> Result<Command, Refusal> {
+    /// was parsed with this process's environment) that forgets the
+    /// reports of `forget`: refused when that config does not load here,
+    /// with its errors, as `LoadConfig` is.
+    pub fn restore(
+        state: crate::state::ClusterState,
+        forget: BTreeSet<NodeId>,
+        at: Millis,
+    ) -> Result<Command, Refusal> {
         if let Some(why) = &state.config().local_error {
             return Err(Refusal::Restore(format!(
                 "its configuration does not load on this node: {why}"
@@ -236,6 +255,8 @@ impl Command {
         }
         Ok(Command::Restore {
             state: Box::new(state),
+            forget,
+            at,
         })
     }
 
@@ -266,6 +287,7 @@ impl Command {
             | Command::ClearTable { .. }
             | Command::SetNodeDrained { .. }
             | Command::ForgetNode { .. }
+            | Command::RestoreState { .. }
             | Command::Restore { .. }
             | Command::AddCertificate { .. }
             | Command::RemoveCertificate { .. } => None,

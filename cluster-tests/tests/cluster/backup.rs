@@ -347,3 +347,50 @@ async fn a_cluster_that_lost_its_majority_for_good_starts_again_from_one_nodes_d
     }
     assert!(Path::new(&file_arg).exists());
 }
+
+/// A restore is trial-built on the node asked, as `config apply` is: a
+/// backup whose certificate this node lacks is refused with a 400 naming
+/// it, and nothing changes anywhere. (It used to be proposed, and the
+/// node kept routing by its previous table.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_that_does_not_build_here_is_refused_before_it_is_proposed() {
+    let s1 = Backend::http("s1");
+    let plain = config(&[&s1], "");
+    let c = Cluster::start(2, &plain).await;
+    let (admin1, admin2) = (c.node(1).admin.to_string(), c.node(2).admin.to_string());
+    // A certificate in node 1's directory only, and a config using it.
+    let certs = c.dir.path("site");
+    issue_cert(&c.ca, 9, &certs);
+    let pem = std::fs::read_to_string(certs.join("node.pem")).expect("cert")
+        + &std::fs::read_to_string(certs.join("node-key.pem")).expect("key");
+    std::fs::write(c.node(1).dir.join("site.pem"), &pem).expect("write site.pem");
+    let tls = plain.replace(
+        "    bind \"${NODE_IP}:0\"\n",
+        "    bind \"${NODE_IP}:0\"\n    bind 127.0.0.1:0 ssl crt \"${SHOAL_DIR}/site.pem\"\n",
+    );
+    let apply = |text: &str, name: &str| {
+        let file = c.dir.file(name, text).display().to_string();
+        let admin = admin1.clone();
+        async move { shoal(&["config", "apply", "-f", &file, "--admin", &admin]).await }
+    };
+    apply(&tls, "tls.cfg").await.ok();
+    let file = c.dir.path("tls.shoalbak").display().to_string();
+    shoal(&["cluster", "backup", "--out", &file, "--admin", &admin1])
+        .await
+        .ok();
+    apply(&format!("{plain}# again\n"), "plain.cfg").await.ok();
+    let before = c.converged(&[1, 2]).await;
+
+    let out = shoal(&["cluster", "restore", &file, "--admin", &admin2]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("400") && out.stderr.contains("site.pem"),
+        "the refusal names the certificate: {}",
+        out.stderr
+    );
+    assert_eq!(c.converged(&[1, 2]).await, before, "nothing changed");
+    // Node 1 has the certificate: through it the same file restores.
+    let out = shoal(&["cluster", "restore", &file, "--admin", &admin1]).await;
+    let restored = printed_hash(out.ok());
+    all_have(&c, &[1, 2], &restored).await;
+}

@@ -156,3 +156,64 @@ async fn a_tls_port_without_its_certificate_never_speaks_plaintext() {
     .await;
     assert!(r.as_ref().map_or(true, |r| r.status != 200), "{r:?}");
 }
+
+/// `GET /ready` on an admin API (no token needed): its status.
+async fn ready(admin: std::net::SocketAddr) -> u16 {
+    try_http(admin, "GET", "/ready", &[], "", DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .status
+}
+
+/// A config the cluster accepted (it built on the node that proposed it)
+/// whose routing one node cannot build (a certificate it lacks): that
+/// node answers 503 on `/ready`, so a VIP or DNS health check moves
+/// clients to the others, and 200 again once a later build works there.
+/// It used to stay 200 while routing by the previous config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_build_the_routing_is_not_ready_until_a_build_works() {
+    let s1 = Backend::http("s1");
+    let c = Cluster::start(2, &config(&[&s1], "")).await;
+    let (admin1, admin2) = (c.node(1).admin, c.node(2).admin);
+    for admin in [admin1, admin2] {
+        poll("both nodes ready", || async {
+            (ready(admin).await == 200).then_some(())
+        })
+        .await;
+    }
+    // A certificate and key in node 1's directory only.
+    let certs = c.dir.path("site");
+    issue_cert(&c.ca, 9, &certs);
+    let pem = std::fs::read_to_string(certs.join("node.pem")).expect("cert")
+        + &std::fs::read_to_string(certs.join("node-key.pem")).expect("key");
+    std::fs::write(c.node(1).dir.join("site.pem"), &pem).expect("write site.pem");
+    let text = config(&[&s1], "").replace(
+        "    bind \"${NODE_IP}:0\"\n",
+        "    bind \"${NODE_IP}:0\"\n    bind 127.0.0.1:0 ssl crt \"${SHOAL_DIR}/site.pem\"\n",
+    );
+    let file = c.dir.file("tls.cfg", &text);
+    shoal(&[
+        "config",
+        "apply",
+        "-f",
+        &file.display().to_string(),
+        "--admin",
+        &admin1.to_string(),
+    ])
+    .await
+    .ok();
+    poll("node 2 (no certificate) answers 503 on /ready", || async {
+        (ready(admin2).await == 503).then_some(())
+    })
+    .await;
+    assert_eq!(ready(admin1).await, 200, "node 1 built the config");
+
+    // The certificate arrives on node 2; the next change rebuilds there.
+    std::fs::write(c.node(2).dir.join("site.pem"), &pem).expect("write site.pem");
+    let r = c.put_weight(1, "app", "s1", 2).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    poll("node 2 answers 200 on /ready again", || async {
+        (ready(admin2).await == 200).then_some(())
+    })
+    .await;
+}

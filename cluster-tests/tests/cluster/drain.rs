@@ -169,3 +169,55 @@ async fn a_node_restarted_while_drained_listens_only_once_ready() {
         "through node 2 once ready"
     );
 }
+
+/// With `global grace`, a drained node answers 503 on `/ready` at once but
+/// keeps accepting connections for the grace, so that clients behind a
+/// VIP that has not moved yet (keepalived needs about 2 s) are not
+/// refused; then its listeners close. Without it they closed at the
+/// moment `/ready` turned 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_node_keeps_accepting_for_its_grace() {
+    let grace = Duration::from_secs(4);
+    let s1 = Backend::http("s1");
+    let text = config(&[&s1], "").replacen("global\n", "global\n    grace 4s\n", 1);
+    assert!(text.contains("grace 4s"), "{text}");
+    let mut c = Cluster::start(2, &text).await;
+    let front2 = c.node_mut(2).front("web");
+    let (admin1, admin2) = (c.node(1).admin.to_string(), c.node(2).admin);
+    assert_eq!(ready(admin2).await, 200, "node 2 is ready before the drain");
+
+    let drained_at = std::time::Instant::now();
+    let out = shoal(&["node", "drain", "2", "--admin", &admin1]).await;
+    assert_eq!(out.ok().trim(), "node 2: drain");
+    poll("node 2's /ready answers 503", || async {
+        (ready(admin2).await == 503).then_some(())
+    })
+    .await;
+    // Not ready, yet a new connection is accepted and served.
+    let r = try_http(front2, "GET", "/", &[], "", DEADLINE).await;
+    let served_at = drained_at.elapsed();
+    assert!(
+        served_at < grace,
+        "the machine took {served_at:?} to see the drain: longer than the grace"
+    );
+    let r = r.unwrap_or_else(|e| panic!("node 2 refused during its grace: {e}"));
+    assert_eq!((r.status, r.server().as_str()), (200, "s1"));
+    assert!(
+        !track_script_passes(admin2),
+        "keepalived's track script fails during the grace"
+    );
+    // Then the listener closes, not before the grace is over.
+    poll("node 2 refuses new connections", || async {
+        tokio::net::TcpStream::connect(front2)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    let refused_at = drained_at.elapsed();
+    assert!(
+        refused_at >= grace,
+        "node 2 refused after {refused_at:?}, before its {grace:?} grace"
+    );
+    assert_eq!(ready(admin2).await, 503);
+}

@@ -9,6 +9,13 @@
 //! 4. a node drained, stopped (SIGTERM), restarted and made ready;
 //! 5. a rolling upgrade: every node in turn drained, stopped, started on
 //!    another build of `shoal` (a copy of the binary), made ready.
+//!
+//! A node is drained as in production: its `/ready` turns 503, the DNS
+//! health check withdraws its record, and its listeners stay open for the
+//! config's `grace` (1 s) for clients that resolved it just before, then
+//! close. Each node drained and stopped also has slow requests in flight
+//! through it (answered after [`SLOW_MS`], longer than the drain and the
+//! SIGTERM take), which must all complete whole.
 
 use crate::support::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,9 +24,56 @@ use std::time::{Duration, Instant};
 
 const CLIENTS: u8 = 4;
 
-/// [`sticky_pair_config`] with health checks every 200 ms.
+/// Slow requests in flight through a node when it is drained and stopped.
+const SLOW: usize = 4;
+/// How long the backend takes to answer each of them.
+const SLOW_MS: u64 = 5000;
+
+/// [`sticky_pair_config`] with health checks every 200 ms, `grace 1s`,
+/// and a frontend `slow` that only the slow requests use (so that its
+/// `scur` counts them alone).
 fn zd_config(backends: &[&Backend], extra: &str) -> String {
-    sticky_pair_config(backends, "check inter 200ms fall 2 rise 2", extra)
+    let slow =
+        format!("frontend slow\n    bind \"${{NODE_IP}}:0\"\n    default_backend ck\n{extra}");
+    sticky_pair_config(backends, "check inter 200ms fall 2 rise 2", &slow).replacen(
+        "global\n",
+        "global\n    grace 1s\n",
+        1,
+    )
+}
+
+/// Start [`SLOW`] slow requests through node `id`'s frontend `slow` and
+/// wait until the node has them all in progress.
+async fn slow_requests(
+    c: &mut Cluster,
+    id: u64,
+) -> Vec<tokio::task::JoinHandle<(Result<Resp, String>, Duration)>> {
+    let front = c.node_mut(id).front("slow");
+    let path = format!("/delay/{SLOW_MS}");
+    let requests = (0..SLOW)
+        .map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let r = try_http(front, "GET", &path, &[], "", Duration::from_secs(60)).await;
+                (r, started.elapsed())
+            })
+        })
+        .collect();
+    let socket = c.node(id).dir.join("admin.sock");
+    poll(
+        &format!("node {id} has the {SLOW} slow requests in progress"),
+        || {
+            let socket = socket.clone();
+            async move {
+                let scur =
+                    tokio::task::block_in_place(|| stat_field(&socket, "slow", "FRONTEND", "scur"));
+                (scur == SLOW.to_string()).then_some(())
+            }
+        },
+    )
+    .await;
+    requests
 }
 
 /// The clients' requests so far, taken phase by phase.
@@ -74,7 +128,15 @@ async fn cycle_node(
     program: Option<&std::path::Path>,
 ) {
     let admin = c.node(via).admin.to_string();
+    let slow = slow_requests(c, id).await;
     cli(&["node", "drain", &id.to_string(), "--admin", &admin]).await;
+    let probe = c.node(id).admin;
+    poll(&format!("node {id}'s /ready answers 503"), || async move {
+        let r = try_http(probe, "GET", "/ready", &[], "", DEADLINE).await;
+        r.is_ok_and(|r| r.status == 503).then_some(())
+    })
+    .await;
+    dns.withdraw(id);
     let front = c.node_mut(id).front("web");
     poll(
         &format!("node {id} refuses new connections"),
@@ -86,7 +148,21 @@ async fn cycle_node(
         },
     )
     .await;
+    assert!(
+        slow.iter().all(|r| !r.is_finished()),
+        "the slow requests must still be in flight at the SIGTERM (the machine was too slow for this test)"
+    );
     let old = tokio::task::block_in_place(|| c.stop(id));
+    // SIGTERM let them finish: each whole, none cut short.
+    for r in slow {
+        let (r, took) = r.await.expect("slow request task");
+        let r = r.unwrap_or_else(|e| panic!("a slow request through node {id} failed: {e}"));
+        assert_eq!(r.status, 200, "a slow request through node {id}: {r:?}");
+        assert!(
+            took >= Duration::from_millis(SLOW_MS),
+            "a slow request through node {id} answered after {took:?}"
+        );
+    }
     tokio::task::block_in_place(|| match program {
         Some(p) => {
             c.restart_program(old, p);

@@ -44,6 +44,15 @@ impl Dns {
             .insert(id, [web, cookies]);
     }
 
+    /// Take node `id`'s record out, as a DNS health check does once the
+    /// node's `/ready` answers 503 ([`Dns::set`] puts it back).
+    pub fn withdraw(&self, id: u64) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
     /// The `i`th node in the rotation (wrapping) and its `front`.
     fn nth(&self, i: usize, front: Front) -> (u64, SocketAddr) {
         let map = self.0.read().unwrap_or_else(|e| e.into_inner());

@@ -40,6 +40,11 @@ pub struct Global {
     pub stats_sockets: Vec<StatsSocket>,
     /// `stats timeout`.
     pub stats_timeout: Option<Duration>,
+    /// `grace`: how long the node keeps accepting connections after a soft
+    /// stop or a drain began (`/ready` already answers 503), so that a VIP
+    /// or DNS health check moves clients away before the listeners close.
+    /// HAProxy's default is 0: close at once.
+    pub grace: Option<Duration>,
     /// `timeout ...` written in `global`. Not valid in HAProxy, but the seed
     /// guide does it; Shoal accepts it with a warning and uses each value as a
     /// fallback for proxies that set no such timeout themselves.

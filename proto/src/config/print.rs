@@ -89,6 +89,9 @@ fn global(out: &mut Out, g: &Global) {
     if let Some(t) = g.stats_timeout {
         out.line(["stats".into(), "timeout".into(), duration(t)]);
     }
+    if let Some(t) = g.grace {
+        out.line(["grace".into(), duration(t)]);
+    }
     for l in super::parse::print_ssl_defaults(&g.ssl_bind) {
         out.line(l.iter().map(|w| word(w)));
     }

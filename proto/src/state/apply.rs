@@ -6,7 +6,7 @@ use super::{
 use crate::command::{AdminState, Command, Millis, NodeId, OpState, ServerRef};
 use crate::config::EnvLookup;
 use crate::config::HealthRule;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -56,7 +56,8 @@ impl ClusterState {
                 at,
             } => self.report(server, *node, *up, reason, *at),
             Command::ForgetNode { node, at } => self.forget_node(*node, *at),
-            Command::Restore { state } => self.restore(state),
+            Command::RestoreState { state } => self.restore(state, &BTreeSet::new(), 0),
+            Command::Restore { state, forget, at } => self.restore(state, forget, *at),
             Command::SetCheckEnabled { server, enabled } => {
                 self.change(server, None, |s| s.check_enabled = *enabled)
             }
@@ -249,24 +250,29 @@ impl ClusterState {
         }
     }
 
-    /// Become `state` (a backup). When its config does not load with this
+    /// Become `state` (a backup), then forget the reports of `forget`
+    /// (see `forget_node`). When its config does not load with this
     /// node's environment, keep serving the model running now, as after
     /// a `LoadConfig` that does not load here. Every table is written
     /// whole by the store (entries of tables the backup lacks go with
     /// their tables).
     /// A backup holds no certificates (no private keys leave the
     /// cluster through one), so restoring keeps the ones the cluster has.
-    fn restore(&mut self, state: &ClusterState) -> Applied {
+    fn restore(&mut self, state: &ClusterState, forget: &BTreeSet<NodeId>, at: Millis) -> Applied {
         let serving = self.config.model.clone();
         let certificates = std::mem::take(&mut self.certificates);
         *self = state.clone();
         self.certificates = certificates;
         self.keep_serving(&serving);
         self.mark_tables_changed();
-        Applied {
+        let mut applied = Applied {
             routing: true,
             effects: vec![Effect::Restored],
+        };
+        for &node in forget {
+            applied.effects.extend(self.forget_node(node, at).effects);
         }
+        applied
     }
 
     /// The config, servers and tables agree (checked in debug builds).

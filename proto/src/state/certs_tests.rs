@@ -174,7 +174,7 @@ fn backups_hold_no_certificates_and_restore_keeps_the_clusters() {
         .execute(&add("other", cert(&["c.example"], 8)))
         .expect("added");
     let kept = state.certificates().clone();
-    let restore = Command::restore(backup.state).expect("loads here");
+    let restore = Command::restore(backup.state, Default::default(), 11).expect("loads here");
     state.execute(&restore).expect("restored");
     assert_eq!(state.certificates(), &kept);
 }

@@ -300,3 +300,53 @@ proptest! {
         prop_assert_eq!(a.hash(), b.hash());
     }
 }
+
+/// A restore that forgets nodes drops their reports and derives the
+/// verdicts again in the same apply, exactly as the restore followed by a
+/// `ForgetNode` each did; the older restore (without the nodes to forget),
+/// still in old logs, applies as a restore that forgets nobody.
+#[test]
+fn a_restore_forgets_non_members_in_the_same_step() {
+    let mut backup = cluster(None);
+    for (node, up) in [(1, false), (2, false), (3, true)] {
+        backup.execute(&observe(node, up, 10)).expect("valid");
+    }
+    assert!(!backup.server(&s1()).expect("s1").verdict_up);
+    let forget: std::collections::BTreeSet<NodeId> = [1, 2].into();
+    let mut one_step = ClusterState::default();
+    let restore = Command::restore(backup.clone(), forget, 30).expect("loads here");
+    let applied = one_step.execute(&restore).expect("valid");
+    assert_eq!(applied.effects.first(), Some(&Effect::Restored));
+    assert!(applied.effects.iter().any(|e| matches!(
+        e,
+        Effect::Verdict { up: true, detail, .. } if detail == "node 3 reports UP; rule majority"
+    )));
+    let mut steps = ClusterState::default();
+    steps
+        .execute(&Command::RestoreState {
+            state: Box::new(backup.clone()),
+        })
+        .expect("valid");
+    assert_eq!(steps, backup, "the older restore forgets nobody");
+    for node in [1, 2] {
+        steps
+            .execute(&Command::ForgetNode { node, at: 30 })
+            .expect("valid");
+    }
+    assert_eq!(one_step, steps);
+    assert_eq!(one_step.hash(), steps.hash());
+    let st = one_step.server(&s1()).expect("s1");
+    assert_eq!(st.reports.keys().copied().collect::<Vec<_>>(), [3]);
+    assert!(st.verdict_up);
+}
+
+/// Commands are decoded by variant position: the older restore keeps the
+/// place `Restore { state }` had, so logs written before still decode.
+#[test]
+fn the_older_restore_keeps_its_place_in_the_codec() {
+    let state = Box::new(ClusterState::default());
+    let old = crate::codec::encode(&Command::RestoreState { state }).expect("encodes");
+    assert_eq!(old[0], 14, "RestoreState is variant 14, as Restore was");
+    let back: Command = crate::codec::decode(&old).expect("decodes");
+    assert!(matches!(back, Command::RestoreState { .. }));
+}

@@ -113,7 +113,7 @@ impl ClusterState {
             }
             // A decoded backup is whole state: its servers and tables
             // must be the ones its config declares.
-            Command::Restore { state } => {
+            Command::Restore { state, .. } | Command::RestoreState { state } => {
                 if state.invariants_hold() {
                     Ok(())
                 } else {

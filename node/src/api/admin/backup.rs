@@ -2,7 +2,9 @@
 //! replicated state to a file, and back. A backup is read after a read
 //! barrier, so it holds every write acknowledged before it was asked for;
 //! a restore is one `Restore` command through the log, so every node
-//! becomes the backup's state at the same point of the log. Backups hold
+//! becomes the backup's state at the same point of the log. A restore is
+//! trial-built here first, as `config apply` is, and both directions
+//! share one size limit ([`shoal_proto::backup::MAX_BYTES`]). Backups hold
 //! no certificates (no private key leaves the cluster in a file), and a
 //! restore keeps the certificates the cluster has.
 
@@ -14,21 +16,21 @@ use super::Api;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use serde::Serialize;
-use shoal_proto::backup::Backup;
-use shoal_proto::command::Command;
+use shoal_proto::backup::{Backup, BackupError, MAX_BYTES};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
-/// Largest backup a restore takes: what one forwarded change may carry
-/// between nodes (a larger one could not reach the leader from a follower).
-pub const MAX_BACKUP: usize = shoal_raft::transport::wire::MAX_APP - 64 * 1024;
+// A restore is one change: it must fit in what a forwarded change may
+// carry between nodes, with room for the request around it.
+const _: () = assert!(MAX_BYTES + 32 * 1024 <= shoal_raft::transport::wire::MAX_APP);
 
 /// The whole replicated state as a backup file (`shoal cluster backup`).
 #[utoipa::path(get, path = "/v1/cluster/backup", tag = "cluster",
     responses((status = 200, description = "The backup file",
             content_type = "application/octet-stream", body = Vec<u8>), Denied,
         (status = 409, description = "Standalone node"),
-        (status = 503, description = "No leader that a majority confirms")))]
+        (status = 503, description = "No leader that a majority confirms"),
+        (status = 507, description = "The state is larger than a restore can carry")))]
 pub async fn backup(State(api): State<Arc<Api>>) -> Result<Reply, Failure> {
     let cluster = cluster(&api)?;
     let index = cluster.read_barrier().await?;
@@ -38,7 +40,12 @@ pub async fn backup(State(api): State<Arc<Api>>) -> Result<Reply, Failure> {
     let bytes = tokio::task::spawn_blocking(move || file.to_bytes())
         .await
         .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| match e {
+            BackupError::TooLarge(_) => {
+                Failure::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
+            }
+            e => Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        })?;
     Ok(body(StatusCode::OK, "application/octet-stream", bytes))
 }
 
@@ -55,11 +62,14 @@ pub struct Restored {
 
 /// Replace the cluster's whole replicated state with a backup's (the
 /// body: a file `shoal cluster backup` wrote). Refused, with nothing
-/// changed, when the file is damaged or its config does not load here.
+/// changed, when the file is damaged or its config does not load and
+/// build here (names resolved, certificates loaded, as `config apply`).
+/// The health reports of nodes that are not members here are forgotten
+/// in the same command.
 #[utoipa::path(post, path = "/v1/cluster/restore", tag = "cluster",
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, description = "Restored", body = Restored), Denied,
-        (status = 400, description = "Not a backup, damaged, or refused"),
+        (status = 400, description = "Not a backup, damaged, or its config does not load or build here"),
         (status = 409, description = "Standalone node, or not in a cluster yet"),
         (status = 413, description = "Larger than a change may be"),
         (status = 503, description = "Quorum lost")))]
@@ -73,35 +83,31 @@ pub async fn restore(State(api): State<Arc<Api>>, req: Request) -> Result<Reply,
             "this node is not in a cluster yet: run `shoal cluster init` (or join it) first, then restore",
         ));
     }
-    let bytes = read_body(req, MAX_BACKUP).await?;
+    let bytes = read_body(req, MAX_BYTES).await?;
     let backup = tokio::task::spawn_blocking(move || Backup::from_bytes(&bytes))
         .await
         .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| Failure::bad(e.to_string()))?;
-    let command = Command::restore(backup.state).map_err(Failure::from)?;
-    api.runtime.change(&command).await?;
     // Health reports of nodes that are not members here (a backup of a
     // larger cluster, or of other node ids) would count in verdicts
-    // forever: forget them, as after a removal.
+    // forever: the restore forgets them, as a removal does.
     let members = cluster.members();
-    let strangers: std::collections::BTreeSet<_> = api.runtime.read(|state| {
-        state
-            .servers()
-            .values()
-            .flat_map(|s| s.reports.keys().copied())
-            .filter(|node| !members.contains_key(node))
-            .collect()
-    });
-    for &node in &strangers {
-        let at = crate::runtime::now_ms();
-        api.runtime
-            .change(&Command::ForgetNode { node, at })
-            .await?;
-    }
-    let mut status = format!(
-        "restored the backup node {} took at index {}",
-        backup.node, backup.applied
-    );
+    let strangers: std::collections::BTreeSet<_> = backup
+        .state
+        .servers()
+        .values()
+        .flat_map(|s| s.reports.keys().copied())
+        .filter(|node| !members.contains_key(node))
+        .collect();
+    let runtime = api.runtime.clone();
+    let (node, applied, forget) = (backup.node, backup.applied, strangers.clone());
+    let prepared =
+        tokio::task::spawn_blocking(move || runtime.prepare_restore(backup.state, forget))
+            .await
+            .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(restore_refused)?;
+    api.runtime.propose_config(prepared).await?;
+    let mut status = format!("restored the backup node {node} took at index {applied}");
     if !strangers.is_empty() {
         let ids: Vec<String> = strangers.iter().map(ToString::to_string).collect();
         status += &format!(
@@ -121,4 +127,9 @@ pub async fn restore(State(api): State<Arc<Api>>, req: Request) -> Result<Reply,
             state_hash: format!("{hash:016x}"),
         },
     ))
+}
+
+/// A backup that does not load or build here: why, as a 400.
+fn restore_refused(e: crate::runtime::LoadError) -> Failure {
+    Failure::bad(format!("the backup cannot be restored here: {e}"))
 }

@@ -26,16 +26,19 @@ pub async fn live() -> Reply {
 }
 
 /// Readiness: 200 once the node serves traffic; 503 while it stops, while
-/// it is drained, and while the cluster's running config does not load
-/// with its environment (the node then serves an older config, or none).
-/// The node sets the latch as it follows the state (`Node::reconcile`).
+/// it is drained, while the cluster's running config does not load with
+/// its environment, and while its last routing build failed (a
+/// certificate or server name this node lacks): the node then serves an
+/// older config, or none. The node sets the latch as it follows the state
+/// (`Node::reconcile`); the build is the projector's latest, so a later
+/// change that builds makes the node ready again at once.
 #[utoipa::path(get, path = "/ready", tag = "probes", security(()),
     responses(
         (status = 200, description = "Serving", body = ProbeStatus),
-        (status = 503, description = "Not serving yet, stopping, drained, or the running config does not load on this node", body = ProbeStatus),
+        (status = 503, description = "Not serving yet, stopping, drained, or the running config does not load or build on this node", body = ProbeStatus),
     ))]
 pub async fn ready(State(api): State<Arc<Api>>) -> Reply {
-    if api.ready.load(Ordering::SeqCst) {
+    if api.ready.load(Ordering::SeqCst) && api.runtime.routing_current() {
         json(StatusCode::OK, &ProbeStatus { status: "ready" })
     } else {
         let status = ProbeStatus {

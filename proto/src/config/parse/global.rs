@@ -50,6 +50,14 @@ pub(super) fn line(d: &mut Diags, g: &mut Global, no: usize, args: &[String]) {
             }
         }
         "stats" => stats(d, g, no, args),
+        "grace" => {
+            let Some(word) = d.need(no, args, 1, "a time") else {
+                return;
+            };
+            if d.at_most(no, args, 2) {
+                g.grace = d.duration(no, "grace", word).or(g.grace);
+            }
+        }
         // HAProxy refuses buffers of 256 MB or more when HTTP is used, and
         // cannot build its error pages below about 340 bytes; Shoal asks
         // for at least 1 kB, room for a request line and a few headers.

@@ -60,6 +60,7 @@ pub(super) const GLOBAL_IMPLEMENTED: &[&str] = &[
     "daemon",
     // HAProxy needs it to allow `option external-check`; Shoal always does.
     "external-check",
+    "grace",
     "group",
     "log",
     "maxconn",

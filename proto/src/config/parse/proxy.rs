@@ -133,6 +133,12 @@ pub(super) fn line(
         "enabled" => {
             d.at_most(no, args, 1);
         }
+        // Refused as HAProxy 2.6 refuses it: ignoring it would drop the
+        // grace the operator asked for.
+        "grace" => d.error(
+            no,
+            "the 'grace' keyword is not supported any more since HAProxy version 2.5 in a proxy; set 'grace' in the 'global' section",
+        ),
         _ => {
             if let Some(gap) = gaps::find(gaps::PROXY, kw) {
                 return d.gap(no, &format!("'{kw}'"), gap);

@@ -1428,3 +1428,27 @@ fn diagnostics_cut_long_words_on_character_boundaries() {
         e[1]
     );
 }
+
+/// `grace` in `global` (HAProxy 2.6: how long listeners keep accepting
+/// once a soft stop began), printed back as it was read.
+#[test]
+fn global_grace() {
+    let p = ok("global\n    grace 2500ms\n");
+    assert_eq!(p.config.global.grace, Some(Duration::from_millis(2500)));
+    assert_eq!(ok("global\n").config.global.grace, None, "default: none");
+    let printed = crate::config::print(&p.config);
+    assert!(printed.contains("grace 2500ms"), "{printed}");
+    assert_eq!(ok(&printed).config.global.grace, p.config.global.grace);
+    for (text, want) in [
+        ("global\n    grace\n", "t.cfg:2:"),
+        ("global\n    grace 2x\n", "'grace'"),
+        ("global\n    grace 1s 2s\n", "t.cfg:2:"),
+        (
+            "defaults\n    grace 2s\n",
+            "t.cfg:2: the 'grace' keyword is not supported any more since HAProxy version 2.5",
+        ),
+    ] {
+        let e = errors(text);
+        assert!(e.iter().any(|e| e.contains(want)), "{text}: {e:?}");
+    }
+}
