@@ -58,6 +58,15 @@ struct Slot {
 /// stalled for seconds behind the backoff.
 const SILENCE: Duration = Duration::from_secs(1);
 
+/// Most bytes of log entries in one AppendEntries (more than one entry is
+/// split into several calls to fit). openraft 0.9 gives an append the
+/// heartbeat interval to be answered, and the follower answers after
+/// writing and fsyncing what it got: a follower behind by many stick
+/// batches was sent all of them (up to 300 entries of up to 8,192 writes)
+/// in one call that could never be answered in time, and every retry
+/// sent the same, so replication stopped.
+const APPEND_BUDGET: usize = 1 << 20;
+
 /// The sending half of an RPC's stream, reset unless the RPC was
 /// answered. An RPC given up (timed out, or dropped because the caller
 /// stopped waiting, as a forwarded write does when an election starts)
@@ -162,6 +171,20 @@ impl Peers {
         // Encode first: a request too large to send is refused before any
         // connection is made.
         let body = codec::encode(request).map_err(|e| frame_error(node, addr, e.into()))?;
+        self.rpc_body(node, addr, rpc, &body, deadline, timeout)
+            .await
+    }
+
+    /// [`Peers::rpc`] of a request already encoded.
+    async fn rpc_body<Resp: DeserializeOwned>(
+        &self,
+        node: NodeId,
+        addr: SocketAddr,
+        rpc: Rpc,
+        body: &[u8],
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Resp, TransportError> {
         if body.len() > rpc.request_limit() {
             let e = FrameError::TooLarge {
                 len: body.len(),
@@ -170,7 +193,7 @@ impl Peers {
             return Err(frame_error(node, addr, e));
         }
         let conn = self.connection(node, addr, deadline).await?;
-        self.exchange(&conn, node, addr, rpc, &body, deadline, timeout)
+        self.exchange(&conn, node, addr, rpc, body, deadline, timeout)
             .await
     }
 
@@ -563,6 +586,21 @@ impl PeerClient {
         request: &Req,
         option: &RPCOption,
     ) -> Result<Resp, RaftRpcError> {
+        let body = codec::encode(request).map_err(|e| {
+            let addr = SocketAddr::from(([0, 0, 0, 0], 0));
+            self.to_rpc_error(frame_error(self.target, addr, e.into()), action, option.soft_ttl())
+        })?;
+        self.raft_rpc_body(rpc, action, &body, option).await
+    }
+
+    /// [`PeerClient::raft_rpc`] of a request already encoded.
+    async fn raft_rpc_body<Resp: DeserializeOwned>(
+        &self,
+        rpc: Rpc,
+        action: RPCTypes,
+        body: &[u8],
+        option: &RPCOption,
+    ) -> Result<Resp, RaftRpcError> {
         let ttl = option.soft_ttl();
         let deadline = Instant::now() + ttl;
         let addr = self
@@ -571,7 +609,7 @@ impl PeerClient {
             .map_err(|e| self.to_rpc_error(e, action, ttl))?;
         let reply: Result<Resp, RaftError<NodeId>> = self
             .peers
-            .rpc(self.target, addr, rpc, request, deadline, ttl)
+            .rpc_body(self.target, addr, rpc, body, deadline, ttl)
             .await
             .map_err(|e| self.to_rpc_error(e, action, ttl))?;
         reply.map_err(|e| {
@@ -622,7 +660,22 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RaftRpcError> {
         let entries = request.entries.len() as u64;
-        self.raft_rpc(Rpc::Append, RPCTypes::AppendEntries, &request, &option)
+        let body = codec::encode(&request).map_err(|e| {
+            let addr = SocketAddr::from(([0, 0, 0, 0], 0));
+            self.to_rpc_error(
+                frame_error(self.target, addr, e.into()),
+                RPCTypes::AppendEntries,
+                option.soft_ttl(),
+            )
+        })?;
+        if entries > 1 && body.len() > APPEND_BUDGET {
+            // Ask openraft for as many entries as fit the budget.
+            let fit = entries * APPEND_BUDGET as u64 / body.len() as u64;
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fit.max(1)),
+            ));
+        }
+        self.raft_rpc_body(Rpc::Append, RPCTypes::AppendEntries, &body, &option)
             .await
             .map_err(|e| match e {
                 // Ask openraft to send half as many entries next time.
