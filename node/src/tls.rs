@@ -13,7 +13,8 @@
 //!
 //! Modules: [`certs`] loads `crt` files, [`sni`] picks a certificate by
 //! SNI, [`suites`] maps the config's suite and group names onto rustls,
-//! [`upstream`] opens TLS towards `server ... ssl`.
+//! [`upstream`] opens TLS towards `server ... ssl`, [`upstream_h2`] speaks
+//! HTTP/2 towards `server ... proto h2` (or `ssl alpn h2`).
 
 mod bridge;
 mod certs;
@@ -21,6 +22,7 @@ mod h2;
 mod sni;
 mod suites;
 mod upstream;
+mod upstream_h2;
 
 pub use bridge::Engine;
 use rustls::ServerConfig;
@@ -29,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 pub use upstream::Upstream;
+pub use upstream_h2::H2Upstream;
 
 /// The ALPN name of HTTP/2.
 const H2: &[u8] = b"h2";

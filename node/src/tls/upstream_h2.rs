@@ -1,0 +1,201 @@
+//! HTTP/2 towards servers: `server ... proto h2` (clear text with prior
+//! knowledge, or over TLS with `ssl`), and `ssl alpn h2,...` when the
+//! server chooses `h2`.
+//!
+//! The HTTP/1.1 engine speaks to server sockets, so, as for TLS, a
+//! [`bridge`](super::bridge) socket pair stands in for the server: the
+//! engine writes HTTP/1.1 on its end; on ours, hyper's HTTP/1.1 server
+//! reads each request and sends it as a stream on the server's HTTP/2
+//! connection (hyper's client); the answer comes back the same way. The
+//! engine's routing, persistence, balancing, rewriting, `maxconn` and
+//! queue, retries, timeouts, error pages, logs and counters therefore
+//! apply unchanged, and the plain HTTP/1.1 path pays one branch.
+//!
+//! One HTTP/2 connection per server per node carries every stream. The
+//! first connect opens it (under `timeout connect`, with the retries and
+//! redispatch of any connect, see [`crate::dispatch`]); the first connect
+//! after it closed opens another. Simultaneous connects wait for the one
+//! opening it instead of opening their own. Bridges are pooled by the
+//! engine like server connections; a request on a bridge whose HTTP/2
+//! connection has closed gets no answer, which the engine treats as a
+//! reused connection closed by the server: one retry, on a new connect.
+
+use super::bridge;
+use super::upstream::{bridge_to, Upstream};
+use hyper::body::Incoming;
+use hyper::client::conn::http2::SendRequest;
+use hyper::header::HOST;
+use hyper::http::uri::{Authority, Scheme};
+use hyper::{Request, Response, Uri, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use tokio::net::TcpStream;
+
+/// How a server is reached over HTTP/2.
+#[derive(Debug)]
+pub struct H2Upstream {
+    /// `proto h2`: HTTP/2 whatever ALPN says. Otherwise (`alpn` with
+    /// `h2`) HTTP/2 only when the server chooses it.
+    forced: bool,
+    /// `https` with `ssl`, else `http`: the streams' `:scheme`.
+    scheme: Scheme,
+    /// The server chose `h2` by ALPN at least once (always true when
+    /// forced): connects then wait for a connection being opened.
+    speaks_h2: AtomicBool,
+    /// The open connection. Locked to find it (no I/O) or to open one.
+    live: tokio::sync::Mutex<Option<Live>>,
+}
+
+/// An open HTTP/2 connection and where it goes.
+#[derive(Debug)]
+struct Live {
+    addr: SocketAddr,
+    sender: SendRequest<Incoming>,
+}
+
+impl H2Upstream {
+    /// `forced`: `proto h2`; `ssl`: the server line has `ssl`.
+    pub fn new(forced: bool, ssl: bool) -> H2Upstream {
+        H2Upstream {
+            forced,
+            scheme: if ssl { Scheme::HTTPS } else { Scheme::HTTP },
+            speaks_h2: AtomicBool::new(forced),
+            live: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A stream for the engine to the server at `addr`: a bridge onto the
+    /// open HTTP/2 connection, or onto a new one (TCP, then TLS with
+    /// `tls`, then HTTP/2); when ALPN chose HTTP/1.1, the TLS session
+    /// itself. The flag says whether a connection was opened.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        tls: Option<&Upstream>,
+    ) -> io::Result<(TcpStream, bool)> {
+        // A server not known to speak HTTP/2 yet is connected to without
+        // the lock: its HTTP/1.1 connects must not wait in line.
+        let mut live = match self.speaks_h2.load(Relaxed) {
+            true => Some(self.live.lock().await),
+            false => None,
+        };
+        if let Some(Some(open)) = live.as_deref() {
+            if open.addr == addr && !open.sender.is_closed() {
+                let sender = open.sender.clone();
+                drop(live);
+                return Ok((self.bridge(sender, addr)?, false));
+            }
+        }
+        let tcp = TcpStream::connect(addr).await?;
+        let _ = tcp.set_nodelay(true);
+        let sender = match tls {
+            None => handshake(tcp).await?,
+            Some(tls) => {
+                let session = tls.handshake(tcp).await?;
+                if !self.forced && Upstream::chosen(&session) != Some(b"h2") {
+                    return Ok((bridge_to(session)?, true));
+                }
+                self.speaks_h2.store(true, Relaxed);
+                handshake(session).await?
+            }
+        };
+        let mut live = match live.take() {
+            Some(guard) => guard,
+            None => self.live.lock().await,
+        };
+        *live = Some(Live {
+            addr,
+            sender: sender.clone(),
+        });
+        drop(live);
+        Ok((self.bridge(sender, addr)?, true))
+    }
+
+    /// A bridge whose requests become streams on `sender`'s connection.
+    fn bridge(&self, sender: SendRequest<Incoming>, addr: SocketAddr) -> io::Result<TcpStream> {
+        let (theirs, ours) = bridge::pair()?;
+        let scheme = self.scheme.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let mut sender = sender.clone();
+            let scheme = scheme.clone();
+            async move { forward(&mut sender, &scheme, addr, req).await }
+        });
+        tokio::spawn(async move {
+            // Ends when the engine closes its end, or after a failed
+            // stream (closing the bridge tells the engine).
+            let served = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                // The engine bounds the server's silences (`timeout server`).
+                .header_read_timeout(None)
+                // The server's answer as it sent it: no added `Date`.
+                .auto_date_header(false)
+                .serve_connection(TokioIo::new(ours), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!("HTTP/2 bridge to {addr} ended: {e}");
+            }
+        });
+        Ok(theirs)
+    }
+}
+
+/// Opens HTTP/2 on a connected stream; the connection runs in its own task.
+async fn handshake<S>(io: S) -> io::Result<SendRequest<Incoming>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(io::Error::other)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("HTTP/2 connection to a server ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// One request from the engine, as a stream; the answer goes back as
+/// HTTP/1.1. hyper drops the fields HTTP/2 forbids (`Connection`,
+/// `Keep-Alive`, `Transfer-Encoding`, `Upgrade`, `TE` but `trailers`).
+async fn forward(
+    sender: &mut SendRequest<Incoming>,
+    scheme: &Scheme,
+    addr: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<Incoming>, hyper::Error> {
+    to_http2(&mut req, scheme, addr);
+    sender.ready().await?;
+    let mut resp = sender.send_request(req).await?;
+    *resp.version_mut() = Version::HTTP_11;
+    Ok(resp)
+}
+
+/// Rewrites an HTTP/1.1 request head for HTTP/2 (RFC 9113, 8.3.1): the
+/// origin-form target gets `:scheme` and, from `Host` (kept, as an
+/// intermediary may), `:authority`; without a usable `Host`, the
+/// server's address.
+fn to_http2(req: &mut Request<Incoming>, scheme: &Scheme, addr: SocketAddr) {
+    *req.version_mut() = Version::HTTP_2;
+    if req.uri().authority().is_some() {
+        return;
+    }
+    let authority = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+        .or_else(|| Authority::try_from(addr.to_string()).ok());
+    let mut parts = req.uri().clone().into_parts();
+    parts.scheme = Some(scheme.clone());
+    parts.authority = authority;
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(hyper::http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+}
