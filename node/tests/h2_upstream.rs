@@ -437,6 +437,11 @@ async fn statuses_bodies_and_checks_match_haproxy() {
         assert_eq!((a.status, &a.body), (b.status, &b.body), "{path}");
         assert_eq!(header(&b, "x-backend-proto"), "HTTP/2.0", "{path}");
     }
+    // An upgrade cannot cross HTTP/2 (no extended CONNECT): 400.
+    let ws = [("upgrade", "websocket"), ("connection", "upgrade")];
+    let (a, b) = (get_with(h, "/ws", &ws).await, get_with(s, "/ws", &ws).await);
+    assert_eq!(a.status, 400, "{a:?}");
+    assert_eq!((a.status, &a.body), (b.status, &b.body));
     // The server dies: both answer 503 with HAProxy's page.
     be.stop();
     let (a, b) = (get(h, "/").await, get(s, "/").await);

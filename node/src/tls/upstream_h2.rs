@@ -22,9 +22,11 @@
 
 use super::bridge;
 use super::upstream::{bridge_to, Upstream};
+use bytes::Bytes;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
-use hyper::header::HOST;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
 use hyper::http::uri::{Authority, Scheme};
 use hyper::{Request, Response, Uri, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -159,6 +161,10 @@ where
     Ok(sender)
 }
 
+/// What the bridge answers the engine with: the server's answer, or its
+/// own refusal.
+type Answer = Response<Either<Incoming, Full<Bytes>>>;
+
 /// One request from the engine, as a stream; the answer goes back as
 /// HTTP/1.1. hyper drops the fields HTTP/2 forbids (`Connection`,
 /// `Keep-Alive`, `Transfer-Encoding`, `Upgrade`, `TE` but `trailers`).
@@ -167,12 +173,32 @@ async fn forward(
     scheme: &Scheme,
     addr: SocketAddr,
     mut req: Request<Incoming>,
-) -> Result<Response<Incoming>, hyper::Error> {
+) -> Result<Answer, hyper::Error> {
+    if req.headers().contains_key(UPGRADE) {
+        return Ok(upgrade_refused());
+    }
     to_http2(&mut req, scheme, addr);
     sender.ready().await?;
     let mut resp = sender.send_request(req).await?;
     *resp.version_mut() = Version::HTTP_11;
-    Ok(resp)
+    Ok(resp.map(Either::Left))
+}
+
+/// An upgrade (WebSocket) cannot cross HTTP/2 without the extended
+/// CONNECT of RFC 8441, which Shoal does not speak: HAProxy 2.6 answers
+/// such a request to an HTTP/2 server 400 with its page, and so does Shoal
+/// rather than send the server a plain request in its place.
+fn upgrade_refused() -> Answer {
+    let page = crate::http::error_body(400);
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(
+        page.as_bytes(),
+    ))));
+    *resp.status_mut() = hyper::StatusCode::BAD_REQUEST;
+    let headers = resp.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    resp
 }
 
 /// Rewrites an HTTP/1.1 request head for HTTP/2 (RFC 9113, 8.3.1): the
