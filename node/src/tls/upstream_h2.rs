@@ -205,7 +205,7 @@ fn upgrade_refused() -> Answer {
 /// origin-form target gets `:scheme` and, from `Host` (kept, as an
 /// intermediary may), `:authority`; without a usable `Host`, the
 /// server's address.
-fn to_http2(req: &mut Request<Incoming>, scheme: &Scheme, addr: SocketAddr) {
+fn to_http2<B>(req: &mut Request<B>, scheme: &Scheme, addr: SocketAddr) {
     *req.version_mut() = Version::HTTP_2;
     if req.uri().authority().is_some() {
         return;
@@ -223,5 +223,48 @@ fn to_http2(req: &mut Request<Incoming>, scheme: &Scheme, addr: SocketAddr) {
     }
     if let Ok(uri) = Uri::from_parts(parts) {
         *req.uri_mut() = uri;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn converted(target: &str, host: Option<&str>, scheme: Scheme) -> Request<()> {
+        let mut req = Request::get(target);
+        if let Some(host) = host {
+            req = req.header(HOST, host);
+        }
+        let mut req = req.body(()).expect("request");
+        to_http2(&mut req, &scheme, "10.0.0.1:8443".parse().expect("addr"));
+        req
+    }
+
+    #[test]
+    fn origin_form_gets_scheme_and_authority_from_host() {
+        let req = converted("/a/b?c=d", Some("app.test:81"), Scheme::HTTP);
+        assert_eq!(req.uri(), "http://app.test:81/a/b?c=d");
+        assert_eq!(req.version(), Version::HTTP_2);
+        assert_eq!(req.headers()[HOST], "app.test:81", "Host is kept");
+        let req = converted("/", Some("app.test"), Scheme::HTTPS);
+        assert_eq!(req.uri(), "https://app.test/");
+    }
+
+    #[test]
+    fn without_a_usable_host_the_server_address_is_the_authority() {
+        assert_eq!(
+            converted("/x", None, Scheme::HTTP).uri(),
+            "http://10.0.0.1:8443/x"
+        );
+        assert_eq!(
+            converted("/x", Some("bad host"), Scheme::HTTP).uri(),
+            "http://10.0.0.1:8443/x"
+        );
+    }
+
+    #[test]
+    fn absolute_form_is_kept() {
+        let req = converted("http://other.test/y", Some("app.test"), Scheme::HTTPS);
+        assert_eq!(req.uri(), "http://other.test/y");
     }
 }
