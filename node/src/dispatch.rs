@@ -252,7 +252,9 @@ pub async fn connect(
         // (then no connection is opened: `fresh` is false).
         let connected = async {
             if let Some(h2) = &server.h2 {
-                return h2.connect(addr, server.tls.as_deref()).await;
+                // Boxed: its state would otherwise enlarge every client
+                // connection's task, HTTP/2 or not, for as long as it lives.
+                return Box::pin(h2.connect(addr, server.tls.as_deref())).await;
             }
             let stream = TcpStream::connect(addr).await?;
             let _ = stream.set_nodelay(true);
