@@ -147,6 +147,25 @@ async fn http1_requests_reach_an_h2c_server_as_streams() {
     let log = shoal.proc.wait_line("/echo?logme");
     assert!(log.contains(" fe be/s1 ") && log.contains(" 200 "), "{log}");
 
+    // A chunked request body, and an HTTP/1.0 client.
+    let chunked = raw(
+        fe,
+        b"POST /echo HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(chunked.starts_with("HTTP/1.1 200"), "{chunked}");
+    assert!(
+        chunked.contains("\r\n\r\nHTTP/2.0 POST http://a.test/echo\n"),
+        "{chunked}"
+    );
+    assert!(chunked.ends_with("\n\nhello world"), "{chunked}");
+    let old = raw(fe, b"GET /echo HTTP/1.0\r\nHost: a.test\r\n\r\n").await;
+    assert!(
+        old.starts_with("HTTP/1.0 200") || old.starts_with("HTTP/1.1 200"),
+        "{old}"
+    );
+    assert!(old.contains("HTTP/2.0 GET http://a.test/echo\n"), "{old}");
+
     // The response streams: the first chunk comes before the server's
     // second, a second later.
     let tcp = TcpStream::connect(fe).await.expect("connect");
@@ -484,4 +503,25 @@ fn misplaced_protocols_are_refused_with_the_line() {
             "{cfg}: {err}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_switches_a_server_to_http2_and_back() {
+    let be = H2Backend::start("h2s");
+    let cfg = |opts: &str| {
+        format!(
+            "{DEFAULTS}    retries 0\nfrontend fe\n    bind 127.0.0.1:0\n    default_backend be\n\
+             backend be\n    server s1 {} {opts}\n",
+            be.addr
+        )
+    };
+    let mut shoal = Shoal::start(&cfg(""), &["fe"]);
+    let fe = shoal.addr("fe");
+    // HTTP/1.1 to an HTTP/2-only server: not an answer.
+    assert_eq!(get(fe, "/").await.status, 502);
+    shoal.reload(&cfg("proto h2"), &[]);
+    let resp = get(fe, "/").await;
+    assert_eq!((resp.status, header(&resp, "x-backend-proto")), (200, "HTTP/2.0"));
+    shoal.reload(&cfg(""), &[]);
+    assert_eq!(get(fe, "/").await.status, 502);
 }
