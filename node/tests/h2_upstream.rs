@@ -456,6 +456,35 @@ async fn statuses_bodies_and_checks_match_haproxy() {
         assert_eq!((a.status, &a.body), (b.status, &b.body), "{path}");
         assert_eq!(header(&b, "x-backend-proto"), "HTTP/2.0", "{path}");
     }
+    // The server's counters agree: one answer per class, three sessions.
+    let counters = |out: String| {
+        let mut lines = out.lines();
+        let names: Vec<String> = lines
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("# ")
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        let row: Vec<String> = lines
+            .find(|l| l.starts_with("be,s1,"))
+            .unwrap_or("")
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        ["stot", "hrsp_2xx", "hrsp_4xx", "hrsp_5xx"]
+            .map(|n| {
+                let i = names.iter().position(|x| x == n).expect("column");
+                format!("{n}={}", row.get(i).map_or("", String::as_str))
+            })
+            .join(" ")
+    };
+    let (hc, sc) = (
+        counters(socat(&hsock, "show stat\n")),
+        counters(socat(&ssock, "show stat\n")),
+    );
+    assert_eq!(sc, "stot=3 hrsp_2xx=1 hrsp_4xx=1 hrsp_5xx=1");
+    assert_eq!(hc, sc);
     // An upgrade cannot cross HTTP/2 (no extended CONNECT): 400.
     let ws = [("upgrade", "websocket"), ("connection", "upgrade")];
     let (a, b) = (get_with(h, "/ws", &ws).await, get_with(s, "/ws", &ws).await);
@@ -521,7 +550,10 @@ async fn a_reload_switches_a_server_to_http2_and_back() {
     assert_eq!(get(fe, "/").await.status, 502);
     shoal.reload(&cfg("proto h2"), &[]);
     let resp = get(fe, "/").await;
-    assert_eq!((resp.status, header(&resp, "x-backend-proto")), (200, "HTTP/2.0"));
+    assert_eq!(
+        (resp.status, header(&resp, "x-backend-proto")),
+        (200, "HTTP/2.0")
+    );
     shoal.reload(&cfg(""), &[]);
     assert_eq!(get(fe, "/").await.status, 502);
 }
