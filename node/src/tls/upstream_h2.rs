@@ -97,6 +97,9 @@ impl H2Upstream {
             Some(tls) => {
                 let session = tls.handshake(tcp).await?;
                 if !self.forced && Upstream::chosen(&session) != Some(b"h2") {
+                    // The server moved to HTTP/1.1: its connects stop
+                    // waiting for each other.
+                    self.speaks_h2.store(false, Relaxed);
                     return Ok((bridge_to(session)?, true));
                 }
                 self.speaks_h2.store(true, Relaxed);
