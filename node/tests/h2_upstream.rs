@@ -147,6 +147,20 @@ async fn http1_requests_reach_an_h2c_server_as_streams() {
     let log = shoal.proc.wait_line("/echo?logme");
     assert!(log.contains(" fe be/s1 ") && log.contains(" 200 "), "{log}");
 
+    // As many header lines as the engine takes (`tune.http.maxhdr`),
+    // plus the two the frontend adds, cross to the server.
+    let mut many = String::from("GET /echo HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n");
+    for i in 0..98 {
+        many.push_str(&format!("X-{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let answer = raw(fe, many.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\nx-97: v\n") && answer.contains("\nx-added: yes\n"),
+        "{answer}"
+    );
+
     // A chunked request body, and an HTTP/1.0 client.
     let chunked = raw(
         fe,

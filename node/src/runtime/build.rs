@@ -325,7 +325,12 @@ fn build_backend(
                     .and_then(|s| s.h2.clone());
                 let forced = server.proto == Some(ServerProto::H2);
                 Some(kept.unwrap_or_else(|| {
-                    Arc::new(crate::tls::H2Upstream::new(forced, server.tls.ssl))
+                    let max_headers = model.global.maxhdr_or_default() as usize;
+                    Arc::new(crate::tls::H2Upstream::new(
+                        forced,
+                        server.tls.ssl,
+                        max_headers,
+                    ))
                 }))
             }
         };

@@ -48,7 +48,15 @@ pub struct H2Upstream {
     speaks_h2: AtomicBool,
     /// The open connection. Locked to find it (no I/O) or to open one.
     live: tokio::sync::Mutex<Option<Live>>,
+    /// Header fields the bridge reads in a request from the engine.
+    max_headers: usize,
 }
+
+/// Header fields the engine may add to a request of `tune.http.maxhdr`
+/// lines (`option forwardfor`, `http-request set-header`...) that the
+/// bridge still takes; hyper's own default (100) would answer 431 to a
+/// request the engine accepted.
+const HEADER_ROOM: usize = 64;
 
 /// An open HTTP/2 connection and where it goes.
 #[derive(Debug)]
@@ -58,9 +66,13 @@ struct Live {
 }
 
 impl H2Upstream {
-    /// `forced`: `proto h2`; `ssl`: the server line has `ssl`.
-    pub fn new(forced: bool, ssl: bool) -> H2Upstream {
+    /// `forced`: `proto h2`; `ssl`: the server line has `ssl`;
+    /// `maxhdr`: `tune.http.maxhdr`, the most lines of a request head the
+    /// engine takes.
+    pub fn new(forced: bool, ssl: bool, maxhdr: usize) -> H2Upstream {
         H2Upstream {
+            // Room for the fields the frontend adds (forwardfor, rules).
+            max_headers: maxhdr + HEADER_ROOM,
             forced,
             scheme: if ssl { Scheme::HTTPS } else { Scheme::HTTP },
             speaks_h2: AtomicBool::new(forced),
@@ -122,6 +134,7 @@ impl H2Upstream {
     fn bridge(&self, sender: SendRequest<Incoming>, addr: SocketAddr) -> io::Result<TcpStream> {
         let (theirs, ours) = bridge::pair()?;
         let scheme = self.scheme.clone();
+        let max_headers = self.max_headers;
         let service = hyper::service::service_fn(move |req| {
             let mut sender = sender.clone();
             let scheme = scheme.clone();
@@ -132,6 +145,7 @@ impl H2Upstream {
             // stream (closing the bridge tells the engine).
             let served = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                .max_headers(max_headers)
                 // The engine bounds the server's silences (`timeout server`).
                 .header_read_timeout(None)
                 // The server's answer as it sent it: no added `Date`.
