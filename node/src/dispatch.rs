@@ -254,7 +254,7 @@ pub async fn connect(
             if let Some(h2) = &server.h2 {
                 // Boxed: its state would otherwise enlarge every client
                 // connection's task, HTTP/2 or not, for as long as it lives.
-                return Box::pin(h2.connect(addr, server.tls.as_deref())).await;
+                return Box::pin(h2.connect(addr, server.tls.as_ref())).await;
             }
             let stream = TcpStream::connect(addr).await?;
             let _ = stream.set_nodelay(true);

@@ -239,11 +239,17 @@ async fn concurrent_requests_share_one_connection_and_a_dead_server_is_reconnect
     let opened = be.conns().await - before - 2;
     assert_eq!(opened, 1, "connections opened for 20 requests");
 
-    // The server dies: a new request is answered 503 (the connection is
+    // The server dies: requests are answered 503 (the connection is
     // refused), then it comes back and is reached on a new connection.
+    // (A request racing Shoal's notice that the connection closed may get
+    // 502 instead, as the connection it was sent on broke.)
     be.stop();
     let resp = get(fe, "/").await;
-    assert_eq!(resp.status, 503, "{resp:?}");
+    assert!(matches!(resp.status, 502 | 503), "{resp:?}");
+    eventually("503 once the server is gone", || async {
+        get(fe, "/").await.status == 503
+    })
+    .await;
     be.restart();
     eventually("the restarted server is reached again", || async {
         get(fe, "/").await.status == 200

@@ -33,7 +33,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 /// How a server is reached over HTTP/2.
 #[derive(Debug)]
@@ -85,10 +87,25 @@ impl H2Upstream {
     /// `tls`, then HTTP/2); when ALPN chose HTTP/1.1, the TLS session
     /// itself. The flag says whether a connection was opened.
     pub async fn connect(
-        &self,
+        self: &Arc<Self>,
         addr: SocketAddr,
-        tls: Option<&Upstream>,
+        tls: Option<&Arc<Upstream>>,
     ) -> io::Result<(TcpStream, bool)> {
+        match self.open(addr, tls.map(|t| &**t)).await? {
+            Opened::Http1(session) => Ok((bridge_to(*session)?, true)),
+            Opened::Http2(sender, fresh) => {
+                let way = Way {
+                    upstream: self.clone(),
+                    tls: tls.cloned(),
+                    addr,
+                };
+                Ok((way.bridge(sender)?, fresh))
+            }
+        }
+    }
+
+    /// The open HTTP/2 connection to `addr`, or a new connection.
+    async fn open(&self, addr: SocketAddr, tls: Option<&Upstream>) -> io::Result<Opened> {
         // A server not known to speak HTTP/2 yet is connected to without
         // the lock: its HTTP/1.1 connects must not wait in line.
         let mut live = match self.speaks_h2.load(Relaxed) {
@@ -97,9 +114,7 @@ impl H2Upstream {
         };
         if let Some(Some(open)) = live.as_deref() {
             if open.addr == addr && !open.sender.is_closed() {
-                let sender = open.sender.clone();
-                drop(live);
-                return Ok((self.bridge(sender, addr)?, false));
+                return Ok(Opened::Http2(open.sender.clone(), false));
             }
         }
         let tcp = TcpStream::connect(addr).await?;
@@ -112,7 +127,7 @@ impl H2Upstream {
                     // The server moved to HTTP/1.1: its connects stop
                     // waiting for each other.
                     self.speaks_h2.store(false, Relaxed);
-                    return Ok((bridge_to(session)?, true));
+                    return Ok(Opened::Http1(Box::new(session)));
                 }
                 self.speaks_h2.store(true, Relaxed);
                 handshake(session).await?
@@ -126,19 +141,37 @@ impl H2Upstream {
             addr,
             sender: sender.clone(),
         });
-        drop(live);
-        Ok((self.bridge(sender, addr)?, true))
+        Ok(Opened::Http2(sender, true))
     }
+}
 
+/// What [`H2Upstream::open`] found or opened.
+enum Opened {
+    /// An HTTP/2 connection; `true` when it was just opened.
+    Http2(SendRequest<Incoming>, bool),
+    /// ALPN chose HTTP/1.1 on this TLS session (boxed: it is large, and
+    /// rare).
+    Http1(Box<TlsStream<TcpStream>>),
+}
+
+/// What a bridge needs to reach its server again.
+#[derive(Clone)]
+struct Way {
+    upstream: Arc<H2Upstream>,
+    tls: Option<Arc<Upstream>>,
+    addr: SocketAddr,
+}
+
+impl Way {
     /// A bridge whose requests become streams on `sender`'s connection.
-    fn bridge(&self, sender: SendRequest<Incoming>, addr: SocketAddr) -> io::Result<TcpStream> {
+    fn bridge(self, sender: SendRequest<Incoming>) -> io::Result<TcpStream> {
         let (theirs, ours) = bridge::pair()?;
-        let scheme = self.scheme.clone();
-        let max_headers = self.max_headers;
+        let max_headers = self.upstream.max_headers;
+        let addr = self.addr;
         let service = hyper::service::service_fn(move |req| {
-            let mut sender = sender.clone();
-            let scheme = scheme.clone();
-            async move { forward(&mut sender, &scheme, addr, req).await }
+            let sender = sender.clone();
+            let way = self.clone();
+            async move { way.forward(sender, req).await }
         });
         tokio::spawn(async move {
             // Ends when the engine closes its end, or after a failed
@@ -157,6 +190,40 @@ impl H2Upstream {
             }
         });
         Ok(theirs)
+    }
+
+    /// One request from the engine, as a stream; the answer goes back as
+    /// HTTP/1.1. hyper drops the fields HTTP/2 forbids (`Connection`,
+    /// `Keep-Alive`, `Transfer-Encoding`, `Upgrade`, `TE` but `trailers`).
+    /// A request that never left because the connection had closed
+    /// (the server went away or sent GOAWAY since) is sent again, once,
+    /// on the open connection or a new one: the server has not seen it.
+    async fn forward(
+        &self,
+        mut sender: SendRequest<Incoming>,
+        mut req: Request<Incoming>,
+    ) -> io::Result<Answer> {
+        if req.headers().contains_key(UPGRADE) {
+            return Ok(upgrade_refused());
+        }
+        to_http2(&mut req, &self.upstream.scheme, self.addr);
+        let resp = match sender.try_send_request(req).await {
+            Ok(resp) => resp,
+            Err(mut e) => {
+                let Some(req) = e.take_message() else {
+                    return Err(io::Error::other(e.into_error()));
+                };
+                let opened = self.upstream.open(self.addr, self.tls.as_deref()).await?;
+                let Opened::Http2(mut sender, _) = opened else {
+                    return Err(io::Error::other("the server chose HTTP/1.1 by ALPN"));
+                };
+                sender.ready().await.map_err(io::Error::other)?;
+                sender.send_request(req).await.map_err(io::Error::other)?
+            }
+        };
+        let mut resp = resp;
+        *resp.version_mut() = Version::HTTP_11;
+        Ok(resp.map(Either::Left))
     }
 }
 
@@ -181,25 +248,6 @@ where
 /// What the bridge answers the engine with: the server's answer, or its
 /// own refusal.
 type Answer = Response<Either<Incoming, Full<Bytes>>>;
-
-/// One request from the engine, as a stream; the answer goes back as
-/// HTTP/1.1. hyper drops the fields HTTP/2 forbids (`Connection`,
-/// `Keep-Alive`, `Transfer-Encoding`, `Upgrade`, `TE` but `trailers`).
-async fn forward(
-    sender: &mut SendRequest<Incoming>,
-    scheme: &Scheme,
-    addr: SocketAddr,
-    mut req: Request<Incoming>,
-) -> Result<Answer, hyper::Error> {
-    if req.headers().contains_key(UPGRADE) {
-        return Ok(upgrade_refused());
-    }
-    to_http2(&mut req, scheme, addr);
-    sender.ready().await?;
-    let mut resp = sender.send_request(req).await?;
-    *resp.version_mut() = Version::HTTP_11;
-    Ok(resp.map(Either::Left))
-}
 
 /// An upgrade (WebSocket) cannot cross HTTP/2 without the extended
 /// CONNECT of RFC 8441, which Shoal does not speak: HAProxy 2.6 answers
