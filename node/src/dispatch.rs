@@ -247,18 +247,27 @@ pub async fn connect(
         if addr.port() == 0 {
             addr = SocketAddr::new(addr.ip(), client_dst_port);
         }
-        // A TLS server's handshake counts as part of the connect.
+        // A TLS server's handshake counts as part of the connect; so does
+        // an HTTP/2 server's, whose open connection may serve instead
+        // (then no connection is opened: `fresh` is false).
         let connected = async {
+            if let Some(h2) = &server.h2 {
+                // Boxed: its state would otherwise enlarge every client
+                // connection's task, HTTP/2 or not, for as long as it lives.
+                return Box::pin(h2.connect(addr, server.tls.as_ref())).await;
+            }
             let stream = TcpStream::connect(addr).await?;
             let _ = stream.set_nodelay(true);
             match &server.tls {
-                Some(tls) => tls.connect(stream).await,
-                None => Ok(stream),
+                Some(tls) => tls.connect(stream).await.map(|s| (s, true)),
+                None => Ok((stream, true)),
             }
         };
         let error = match tokio::time::timeout(timeout, connected).await {
-            Ok(Ok(stream)) => {
-                server.shared.counters.connects.fetch_add(1, Relaxed);
+            Ok(Ok((stream, fresh))) => {
+                if fresh {
+                    server.shared.counters.connects.fetch_add(1, Relaxed);
+                }
                 observer.report(&backend.name, &server.name, Outcome::ConnectOk);
                 return Ok((stream, claim));
             }

@@ -173,7 +173,9 @@ fn probe(proxy: &Proxy, server: &Server, (proxy_id, server_id): (usize, usize)) 
         return None;
     }
     if proxy.options.httpchk.is_some() {
-        return Some(Probe::Http(Arc::new(http::HttpCheck::new(proxy))));
+        // HAProxy checks a `proto h2` server over HTTP/2 too.
+        let h2 = server.proto == Some(shoal_proto::config::ServerProto::H2);
+        return Some(Probe::Http(Arc::new(http::HttpCheck::new(proxy, h2))));
     }
     Some(Probe::Tcp)
 }

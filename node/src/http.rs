@@ -37,4 +37,5 @@ pub mod sweeper;
 mod tunnel;
 
 pub use conn::serve;
+pub use errors::body as error_body;
 pub use samples::{hash_key, query_param, HttpSamples};

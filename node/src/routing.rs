@@ -179,6 +179,9 @@ pub struct ServerRt {
     pub avoided: bool,
     /// `ssl`: connections to it are TLS.
     pub tls: Option<Arc<crate::tls::Upstream>>,
+    /// `proto h2`, or `ssl alpn` offering `h2` in `mode http`: requests go
+    /// to it as HTTP/2 streams.
+    pub h2: Option<Arc<crate::tls::H2Upstream>>,
 }
 
 impl ServerRt {

@@ -12,8 +12,10 @@
 //!   engine or to the TCP proxy, as for a plain connection.
 //!
 //! Modules: [`certs`] loads `crt` files, [`store`] holds the cluster's
-//! certificates (`shoal cert add`), [`sni`] picks a certificate by SNI, [`suites`] maps the config's suite and group names onto rustls,
-//! [`upstream`] opens TLS towards `server ... ssl`.
+//! certificates (`shoal cert add`), [`sni`] picks a certificate by SNI,
+//! [`suites`] maps the config's suite and group names onto rustls,
+//! [`upstream`] opens TLS towards `server ... ssl`, [`upstream_h2`] speaks
+//! HTTP/2 towards `server ... proto h2` (or `ssl alpn h2`).
 
 mod bridge;
 mod certs;
@@ -24,6 +26,7 @@ mod suites;
 #[cfg(test)]
 mod tests;
 mod upstream;
+mod upstream_h2;
 
 pub use bridge::Engine;
 pub use certs::parse_upload;
@@ -34,6 +37,7 @@ use std::time::Duration;
 pub use store::ClusterCerts;
 use tokio::net::TcpStream;
 pub use upstream::Upstream;
+pub use upstream_h2::H2Upstream;
 
 /// The ALPN name of HTTP/2.
 const H2: &[u8] = b"h2";

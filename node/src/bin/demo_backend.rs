@@ -2,7 +2,7 @@
 //! README demo, the integration tests and the benchmarks.
 //!
 //! ```text
-//! shoal-demo-backend http --listen 127.0.0.1:0 --name s1 [--body-size N] [--threads N]
+//! shoal-demo-backend http --listen 127.0.0.1:0 --name s1 [--body-size N] [--threads N] [--h2]
 //! shoal-demo-backend tcp  --listen 127.0.0.1:0 --name s1 [--threads N]
 //! ```
 //!
@@ -49,6 +49,10 @@ enum Mode {
         /// the default body is NAME.
         #[arg(long, value_name = "N")]
         body_size: Option<usize>,
+        /// Serve HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1;
+        /// every answer then carries `x-backend-proto: HTTP/2.0`.
+        #[arg(long)]
+        h2: bool,
     },
     /// TCP line protocol: replies `NAME LINE` to each line; `QUIT` closes,
     /// `CONNS` answers the number of connections accepted so far.
@@ -112,9 +116,13 @@ fn main() -> anyhow::Result<()> {
 
 /// Binds every listener, announces the addresses, then serves until a signal.
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (common, body_size) = match cli.mode {
-        Mode::Http { common, body_size } => (common, Some(body_size)),
-        Mode::Tcp { common } => (common, None),
+    let (common, body_size, h2) = match cli.mode {
+        Mode::Http {
+            common,
+            body_size,
+            h2,
+        } => (common, Some(body_size), h2),
+        Mode::Tcp { common } => (common, None, false),
     };
     let shared = Arc::new(Shared {
         name: common.name,
@@ -132,7 +140,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     announce(&listeners)?;
 
-    let http_state = body_size.map(|size| Arc::new(http::State::new(shared.clone(), size)));
+    let http_state = body_size.map(|size| Arc::new(http::State::new(shared.clone(), size, h2)));
     for listener in listeners {
         match &http_state {
             Some(state) => tokio::spawn(http::serve(listener, state.clone())),

@@ -1,11 +1,15 @@
 //! `option httpchk` checks: one plain HTTP/1.x exchange per check on a
 //! fresh connection, the request written as HAProxy writes it and the
-//! response judged by the backend's `http-check expect` rules.
+//! response judged by the backend's `http-check expect` rules. A server
+//! with `proto h2` is checked over HTTP/2 (h2c), as HAProxy 2.6 does: the
+//! same request, as the one stream of a fresh connection.
 
 use super::expect::{self, Rule};
 use super::response::{self, Parsed, BODY_CAP, HEAD_CAP};
 use super::status::{CheckResult, Status};
 use super::tcp;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use shoal_proto::config::Proxy;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,17 +23,21 @@ pub struct HttpCheck {
     /// `HEAD` requests get no body back.
     head: bool,
     rules: Vec<Rule>,
+    /// `proto h2`: the check speaks HTTP/2 with prior knowledge.
+    h2: bool,
 }
 
 impl HttpCheck {
     /// Build from `option httpchk`, `http-check send` and `http-check expect`.
-    pub fn new(proxy: &Proxy) -> HttpCheck {
+    /// `h2`: the server has `proto h2`.
+    pub fn new(proxy: &Proxy, h2: bool) -> HttpCheck {
         let request = request(proxy);
         let head = request.starts_with(b"HEAD ");
         HttpCheck {
             request,
             head,
             rules: expect::compile(&proxy.http_check_expect),
+            h2,
         }
     }
 
@@ -50,10 +58,59 @@ impl HttpCheck {
             Some(t) => Instant::now() + t,
             None => started + connect,
         };
-        match tokio::time::timeout_at(deadline, self.exchange(&mut stream)).await {
+        let exchange = async {
+            match self.h2 {
+                true => self.exchange_h2(stream, addr).await,
+                false => self.exchange(&mut stream).await,
+            }
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
             Err(_) => CheckResult::new(Status::L7Tout),
         }
+    }
+
+    /// The check request as one HTTP/2 stream; the answer's status and
+    /// the first [`BODY_CAP`] bytes of its body are judged.
+    async fn exchange_h2(&self, stream: TcpStream, addr: SocketAddr) -> CheckResult {
+        let Some(req) = h2_request(&self.request, addr) else {
+            return CheckResult::new(Status::L7Rsp).info("check request not valid for HTTP/2");
+        };
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let exec = hyper_util::rt::TokioExecutor::new();
+        let (mut sender, conn) = match hyper::client::conn::http2::handshake(exec, io).await {
+            Ok(x) => x,
+            Err(e) => return CheckResult::new(Status::L7Rsp).info(e.to_string()),
+        };
+        tokio::spawn(conn);
+        let resp = match sender.send_request(req).await {
+            Ok(resp) => resp,
+            // An HTTP/1.x answer to the preface, a reset, a GOAWAY.
+            Err(_) => return CheckResult::new(Status::L7Rsp).info("invalid HTTP/2 response"),
+        };
+        let status = resp.status();
+        let mut body = resp.into_body();
+        let mut kept = Vec::new();
+        while kept.len() < BODY_CAP && !self.head {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        let room = BODY_CAP - kept.len();
+                        kept.extend_from_slice(&data[..data.len().min(room)]);
+                    }
+                }
+                Some(Err(_)) => {
+                    return CheckResult::new(Status::L7Rsp).info("truncated response");
+                }
+                None => break,
+            }
+        }
+        let resp = response::Response {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("").to_string(),
+            body: kept,
+        };
+        expect::evaluate(&self.rules, &resp)
     }
 
     async fn exchange(&self, stream: &mut TcpStream) -> CheckResult {
@@ -83,6 +140,38 @@ impl HttpCheck {
             }
         }
     }
+}
+
+/// The HTTP/1.x check request as an HTTP/2 request: method, target,
+/// headers (`:authority` from `Host`, else the server's address) and body;
+/// `Connection` and the other fields HTTP/2 forbids are dropped by hyper.
+fn h2_request(bytes: &[u8], addr: SocketAddr) -> Option<hyper::Request<Full<Bytes>>> {
+    let mut fields = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut fields);
+    let httparse::Status::Complete(len) = parsed.parse(bytes).ok()? else {
+        return None;
+    };
+    let host = parsed
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("host"))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .map_or_else(|| addr.to_string(), str::to_string);
+    let path = parsed.path?;
+    let uri = if path.starts_with('/') {
+        format!("http://{host}{path}")
+    } else {
+        path.to_string()
+    };
+    let mut req = hyper::Request::builder()
+        .method(parsed.method?)
+        .uri(uri)
+        .version(hyper::Version::HTTP_2);
+    for h in parsed.headers.iter() {
+        req = req.header(h.name, h.value);
+    }
+    req.body(Full::new(Bytes::copy_from_slice(&bytes[len..])))
+        .ok()
 }
 
 /// The request bytes. `http-check send` overrides the method, URI and

@@ -11,7 +11,7 @@ use crate::log::LogFormat;
 use crate::routing::{BackendRt, FrontendRt, Queue, ServerRt, Snapshot, StatsRt, StickRt};
 use crate::stick::StickTable;
 use shoal_proto::command::{Millis, ServerRef};
-use shoal_proto::config::Proxy;
+use shoal_proto::config::{Mode, Proxy, Server, ServerProto};
 use shoal_proto::state::{ClusterState, ServerStatus};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -322,8 +322,27 @@ fn build_backend(
                 }
             }
         };
+        let h2 = match wants_h2(proxy, server) {
+            false => None,
+            true => {
+                let kept = previous
+                    .filter(|prev| Arc::ptr_eq(&prev.config, model))
+                    .and_then(|prev| prev.server(&proxy.name, &server.name))
+                    .and_then(|s| s.h2.clone());
+                let forced = server.proto == Some(ServerProto::H2);
+                Some(kept.unwrap_or_else(|| {
+                    let max_headers = model.global.maxhdr_or_default() as usize;
+                    Arc::new(crate::tls::H2Upstream::new(
+                        forced,
+                        server.tls.ssl,
+                        max_headers,
+                    ))
+                }))
+            }
+        };
         servers.push(ServerRt {
             tls,
+            h2,
             name: server.name.clone().into(),
             addr: state.addr.unwrap_or(addr),
             backup: server.backup,
@@ -454,6 +473,18 @@ const WEIGHT_SCALE: u32 = 16;
 
 /// Progress (0..1) of a server's `slowstart` ramp, or `None` when it runs
 /// at full speed (no slowstart, up since boot, or ramp over).
+/// Requests to this server go as HTTP/2 streams: `proto h2`, or (in
+/// `mode http`, unless `proto h1`) `ssl` with `alpn` offering `h2`, when
+/// the server chooses it.
+fn wants_h2(proxy: &Proxy, server: &Server) -> bool {
+    match server.proto {
+        Some(proto) => proto == ServerProto::H2,
+        None => {
+            proxy.mode == Mode::Http && server.tls.ssl && server.tls.alpn.iter().any(|p| p == "h2")
+        }
+    }
+}
+
 fn ramp_progress(
     since: Option<Millis>,
     slowstart: Option<std::time::Duration>,

@@ -1,5 +1,5 @@
 //! TLS towards servers (`server ... ssl [verify none|required] [ca-file F]
-//! [sni str(NAME)]`).
+//! [sni str(NAME)] [alpn LIST]`).
 //!
 //! The engines speak to a server socket, so, as on the client side, a
 //! [`bridge`](super::bridge) socket pair carries the plaintext: a task
@@ -24,6 +24,7 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 /// How to open TLS to one server.
 pub struct Upstream {
@@ -79,6 +80,7 @@ impl Upstream {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
+        config.alpn_protocols = tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
         let name = match &tls.sni {
             Some(sni) => ServerName::try_from(sni.clone())
                 .map_err(|e| format!("{at}: 'sni str({sni})': {e}"))?,
@@ -96,12 +98,30 @@ impl Upstream {
     /// The TLS handshake on a connected socket; the plaintext end of a
     /// bridge is returned for the engine.
     pub async fn connect(&self, tcp: TcpStream) -> io::Result<TcpStream> {
-        let mut tls = self.connector.connect(self.name.clone(), tcp).await?;
-        let (theirs, mut ours) = bridge::pair()?;
-        tokio::spawn(async move {
-            let _ = tokio::io::copy_bidirectional(&mut tls, &mut ours).await;
-        });
-        Ok(theirs)
+        let tls = self.handshake(tcp).await?;
+        bridge_to(tls)
+    }
+
+    /// The TLS handshake alone (HTTP/2 speaks on the session itself).
+    pub async fn handshake(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        self.connector.connect(self.name.clone(), tcp).await
+    }
+}
+
+/// Hands an established TLS session to the engine: the plaintext end of
+/// a bridge.
+pub fn bridge_to(mut tls: TlsStream<TcpStream>) -> io::Result<TcpStream> {
+    let (theirs, mut ours) = bridge::pair()?;
+    tokio::spawn(async move {
+        let _ = tokio::io::copy_bidirectional(&mut tls, &mut ours).await;
+    });
+    Ok(theirs)
+}
+
+impl Upstream {
+    /// The protocol the server chose by ALPN on `tls`, if any.
+    pub fn chosen(tls: &TlsStream<TcpStream>) -> Option<&[u8]> {
+        tls.get_ref().1.alpn_protocol()
     }
 }
 

@@ -595,9 +595,41 @@ pub struct Server {
     pub on_error: Option<OnError>,
     /// `on-marked-down shutdown-sessions`.
     pub on_marked_down_shutdown: bool,
-    /// `ssl` (and `verify`, `ca-file`, `sni`): TLS towards the server.
+    /// `ssl` (and `verify`, `ca-file`, `sni`, `alpn`): TLS towards the server.
     #[serde(default)]
     pub tls: ServerTls,
+    /// `proto h1|h2|none`: the protocol forced towards the server (also
+    /// for its health checks); `None`: the mode's default (HTTP/1.1, or
+    /// what ALPN picks with `ssl alpn`).
+    #[serde(default)]
+    pub proto: Option<ServerProto>,
+}
+
+/// `proto` on a server line: HAProxy's multiplexer names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerProto {
+    /// `h1`: HTTP/1.1 (`mode http` only).
+    H1,
+    /// `h2`: HTTP/2; clear text with prior knowledge (h2c), or over TLS
+    /// with `ssl` (`mode http` only).
+    H2,
+    /// `none`: raw forwarding (`mode tcp` only).
+    None,
+}
+
+impl ServerProto {
+    /// The keyword as written after `proto`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ServerProto::H1 => "h1",
+            ServerProto::H2 => "h2",
+            ServerProto::None => "none",
+        }
+    }
+    /// Usable in a proxy of `mode`.
+    pub fn fits(self, mode: Mode) -> bool {
+        (self == ServerProto::None) == (mode == Mode::Tcp)
+    }
 }
 
 /// TLS towards a server. `verify`, `ca-file` and `sni` are kept without
@@ -614,6 +646,11 @@ pub struct ServerTls {
     /// server's certificate. Without it no SNI is sent and only the chain
     /// is verified (as HAProxy without `verifyhost`).
     pub sni: Option<String>,
+    /// `alpn h2,http/1.1`: the protocols offered by ALPN, in order of
+    /// preference; empty: no ALPN. In `mode http` the server's choice of
+    /// `h2` makes the connection HTTP/2 (unless `proto` forces one).
+    #[serde(default)]
+    pub alpn: Vec<String>,
     /// Where the `server` line is, for errors loading `ca-file`.
     pub at: SourceLine,
 }
@@ -661,6 +698,7 @@ impl Server {
             on_error: None,
             on_marked_down_shutdown: false,
             tls: ServerTls::default(),
+            proto: None,
         }
     }
     /// Effective weight (HAProxy's default is 1).

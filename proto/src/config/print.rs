@@ -431,6 +431,12 @@ fn server(s: &Server) -> String {
     if let Some(sni) = &t.sni {
         opt("sni", Some(word(&format!("str({sni})"))));
     }
+    if !t.alpn.is_empty() {
+        opt("alpn", Some(word(&t.alpn.join(","))));
+    }
+    if let Some(proto) = s.proto {
+        opt("proto", Some(proto.keyword().to_string()));
+    }
     let timed = [
         ("inter", dur(s.inter)),
         ("fastinter", dur(s.fastinter)),

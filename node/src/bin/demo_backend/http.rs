@@ -1,7 +1,9 @@
 //! HTTP mode.
 //!
 //! Every request gets `200 OK` with header `x-server: NAME` and body NAME (or
-//! `--body-size` bytes), over keep-alive HTTP/1.1. Special paths:
+//! `--body-size` bytes), over keep-alive HTTP/1.1, or over HTTP/2 with prior
+//! knowledge (h2c) with `--h2`, where every answer also carries
+//! `x-backend-proto: HTTP/2.0`. Special paths:
 //!
 //! | request                   | answer                                              |
 //! |---------------------------|-----------------------------------------------------|
@@ -11,9 +13,10 @@
 //! | `/peak`                   | body = most `/delay/MS` requests in progress at once |
 //! | `/status/NNN`             | answers with status NNN (400 if NNN is invalid)     |
 //! | `/echo-headers`           | body = request headers, `name: value` one per line  |
+//! | `/echo`                   | body = `VERSION METHOD URI`, the headers as above, an empty line, the request body |
 //! | `/set-cookie/NAME=VALUE`  | as usual, plus `Set-Cookie: NAME=VALUE; Path=/`     |
 //! | `/stall/MS`               | chunked body: `start`, then MS ms of silence, `end` |
-//! | any `Upgrade:` request    | `101 Switching Protocols`, then echoes every byte   |
+//! | any `Upgrade:` request    | `101 Switching Protocols`, then echoes every byte (HTTP/1.1 only) |
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -26,7 +29,7 @@ use hyper::body::{Body as _, Incoming};
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::future::Future as _;
 use tokio::net::TcpListener;
 
@@ -43,12 +46,14 @@ pub struct State {
     server: HeaderValue,
     /// Default response body.
     body: Bytes,
+    /// Serve HTTP/2 with prior knowledge instead of HTTP/1.1.
+    h2: bool,
 }
 
 impl State {
     /// Pre-builds the default body: NAME, or `body_size` bytes of NAME
     /// repeated.
-    pub fn new(shared: Arc<Shared>, body_size: Option<usize>) -> Self {
+    pub fn new(shared: Arc<Shared>, body_size: Option<usize>, h2: bool) -> Self {
         let name = shared.name.as_bytes();
         let body = match body_size {
             None => Bytes::copy_from_slice(name),
@@ -61,6 +66,7 @@ impl State {
             shared,
             server,
             body,
+            h2,
         }
     }
 
@@ -71,24 +77,34 @@ impl State {
         let headers = resp.headers_mut();
         headers.insert("x-server", self.server.clone());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        if self.h2 {
+            headers.insert("x-backend-proto", HeaderValue::from_static("HTTP/2.0"));
+        }
         resp
     }
 }
 
-/// Serves HTTP/1.1 (with keep-alive and upgrades) on every accepted
-/// connection.
+/// Serves HTTP/1.1 (with keep-alive and upgrades), or HTTP/2 with prior
+/// knowledge, on every accepted connection.
 pub async fn serve(listener: TcpListener, state: Arc<State>) {
     let shared = state.shared.clone();
     crate::accept_loop(listener, shared, move |stream| {
         let state = state.clone();
         async move {
+            let h2 = state.h2;
             let service = service_fn(move |req| handle(req, state.clone()));
             // Client resets and malformed requests end only this connection.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+            if h2 {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            } else {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            }
         }
     })
     .await;
@@ -99,6 +115,9 @@ async fn handle(
     mut req: Request<Incoming>,
     state: Arc<State>,
 ) -> Result<Response<Reply>, Infallible> {
+    if path_is(&req, "/echo") {
+        return Ok(echo(req, &state).await.map(Either::Left));
+    }
     if let Some(proto) = req.headers().get(UPGRADE).cloned() {
         let upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
@@ -181,6 +200,30 @@ async fn handle(
         }
     }
     Ok(resp.map(Either::Left))
+}
+
+fn path_is(req: &Request<Incoming>, path: &str) -> bool {
+    req.uri().path() == path
+}
+
+/// `/echo`: what arrived, as text: `VERSION METHOD URI`, the header lines,
+/// an empty line, then the request body.
+async fn echo(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let mut text = format!("{:?} {} {}\n", parts.version, parts.method, parts.uri);
+    for (name, value) in &parts.headers {
+        text.push_str(name.as_str());
+        text.push_str(": ");
+        text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        text.push('\n');
+    }
+    text.push('\n');
+    let mut out = text.into_bytes();
+    match body.collect().await {
+        Ok(body) => out.extend_from_slice(&body.to_bytes()),
+        Err(_) => return state.reply(StatusCode::BAD_REQUEST, Bytes::from_static(b"bad body\n")),
+    }
+    state.reply(StatusCode::OK, Bytes::from(out))
 }
 
 /// One `/delay/MS` request in progress, counted towards `/peak` (a client

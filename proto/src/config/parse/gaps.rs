@@ -51,6 +51,8 @@ const SOCKET_ACCESS: Gap = refuse("change who may use the socket");
 const SECURITY: Gap = refuse("drop a security measure the peers rely on");
 /// TLS forms Shoal does not implement.
 pub(super) const UNIMPLEMENTED_TLS: Gap = TLS;
+/// `proto` values Shoal does not implement (`fcgi`).
+pub(super) const UNIMPLEMENTED_PROTO: Gap = PROTOCOL;
 /// `http-request` actions and forms Shoal does not implement.
 pub(super) const HTTP_REQUEST: Gap =
     refuse("skip its access-control, rewriting and redirect rules");
@@ -476,7 +478,6 @@ pub(super) const SERVER_OPTIONS: &[(&str, usize, Gap)] = &[
     ("agent-port", 1, INERT),
     ("agent-send", 1, INERT),
     ("allow-0rtt", 0, TLS),
-    ("alpn", 1, TLS),
     ("check-alpn", 1, CHECKS),
     ("check-pool-conn-name", 1, CHECKS),
     ("check-proto", 1, CHECKS),
@@ -538,7 +539,6 @@ pub(super) const SERVER_OPTIONS: &[(&str, usize, Gap)] = &[
     ("pool-low-conn", 1, PERF),
     ("pool-max-conn", 1, PERF),
     ("pool-purge-delay", 1, PERF),
-    ("proto", 1, PROTOCOL),
     ("proxy-v2-options", 1, PROXY_PROTOCOL),
     ("redir", 1, REDIRECT),
     (

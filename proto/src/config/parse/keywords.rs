@@ -93,6 +93,7 @@ pub(super) const SERVER_IMPLEMENTED: &[(&str, usize)] = &[
     ("on-error", 1),
     ("on-marked-down", 1),
     ("port", 1),
+    ("proto", 1),
     ("rise", 1),
     ("slowstart", 1),
     ("weight", 1),

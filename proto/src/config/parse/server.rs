@@ -4,7 +4,7 @@ use super::gaps::SERVER_OPTIONS;
 use super::keywords::{self, SERVER_IMPLEMENTED};
 use super::state::ProxyState;
 use super::{addr, check_name, Diags};
-use crate::config::{Observe, OnError, Server};
+use crate::config::{Observe, OnError, Server, ServerProto};
 
 /// HAProxy's bound for `weight` (`SRV_UWGHT_MAX`).
 const MAX_WEIGHT: i64 = 256;
@@ -186,6 +186,22 @@ fn apply(d: &mut Diags, no: usize, srv: &mut Server, opt: &str, arg: &str) {
                 ),
             ),
         },
+        "proto" => match arg {
+            "h1" => srv.proto = Some(ServerProto::H1),
+            "h2" => srv.proto = Some(ServerProto::H2),
+            "none" => srv.proto = Some(ServerProto::None),
+            // FastCGI needs an `fcgi-app` section, which Shoal skips.
+            "fcgi" => d.gap(
+                no,
+                "server option 'proto fcgi'",
+                super::gaps::UNIMPLEMENTED_PROTO,
+            ),
+            // HAProxy's wording.
+            other => d.error(
+                no,
+                format!("server option 'proto': unknown MUX protocol '{other}' (expects 'h1', 'h2' or 'none')"),
+            ),
+        },
         "port" => match arg.parse::<u16>() {
             Ok(p) if p > 0 => srv.check_port = Some(p),
             _ => d.error(
@@ -198,8 +214,8 @@ fn apply(d: &mut Diags, no: usize, srv: &mut Server, opt: &str, arg: &str) {
 }
 
 /// The TLS server options Shoal implements: `ssl`, `no-ssl`, `verify
-/// none|required`, `ca-file FILE`, `sni str(NAME)`. `None` when `opt` is
-/// none of them, else the arguments it took.
+/// none|required`, `ca-file FILE`, `sni str(NAME)`, `alpn LIST`. `None`
+/// when `opt` is none of them, else the arguments it took.
 fn tls_option(
     d: &mut Diags,
     no: usize,
@@ -213,7 +229,7 @@ fn tls_option(
             t.ssl = opt == "ssl";
             return Some(0);
         }
-        "verify" | "ca-file" | "sni" => {}
+        "verify" | "ca-file" | "sni" | "alpn" => {}
         _ => return None,
     }
     let Some(arg) = arg else {
@@ -230,6 +246,17 @@ fn tls_option(
             ),
         },
         "ca-file" => t.ca_file = Some(arg.clone()),
+        "alpn" => {
+            let names: Vec<String> = arg.split(',').map(str::to_string).collect();
+            // ALPN names are 1..=255 bytes (RFC 7301).
+            match names.iter().find(|n| n.is_empty() || n.len() > 255) {
+                Some(_) => d.error(
+                    no,
+                    format!("server option 'alpn' expects a comma-separated list of protocol names, got '{arg}'"),
+                ),
+                None => t.alpn = names,
+            }
+        }
         _ => match arg.strip_prefix("str(").and_then(|a| a.strip_suffix(')')) {
             Some(name) if !name.is_empty() && !name.contains(['(', ')', ',']) => {
                 t.sni = Some(name.to_string());

@@ -100,6 +100,21 @@ pub(super) fn end_of_proxy(d: &mut Diags, st: &mut ProxyState) {
             p.balance = Balance::RoundRobin;
         }
     }
+    for (srv, line) in p.servers.iter().zip(&lines.servers) {
+        match srv.proto {
+            // HAProxy refuses a multiplexer that does not match the mode.
+            Some(proto) if !proto.fits(p.mode) => d.error(
+                *line,
+                format!(
+                    "MUX protocol '{}' is not usable for server '{}': {kind} '{name}' is in mode {}",
+                    proto.keyword(),
+                    srv.name,
+                    if p.mode == Mode::Tcp { "tcp" } else { "http" }
+                ),
+            ),
+            _ => {}
+        }
+    }
     if p.mode == Mode::Tcp {
         for (srv, line) in p.servers.iter().zip(&lines.servers) {
             if srv.observe == Some(Observe::Layer7) {

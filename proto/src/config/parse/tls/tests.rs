@@ -200,8 +200,8 @@ fn server_ssl_options() {
             "expects 'none' or 'required'",
         ),
         (
-            "server a 10.0.0.1:443 ssl verify none proto h2",
-            "server option 'proto' is not implemented",
+            "server a 10.0.0.1:443 ssl verify none proto fcgi",
+            "server option 'proto fcgi' is not implemented",
         ),
     ] {
         let e = errors(&format!("backend be\n    mode http\n    {line}\n"));
@@ -212,4 +212,65 @@ fn server_ssl_options() {
     }
     let e = errors("backend be\n    mode http\n    option httpchk\n    server a 10.0.0.1:443 ssl verify none check\n");
     assert!(e[0].contains("HTTP health checks over TLS"), "{e:#?}");
+}
+
+#[test]
+fn server_proto_and_alpn() {
+    let p = ok("backend be\n    mode http\n    default-server proto h2\n    server a 10.0.0.1:80\n    server b 10.0.0.2:443 ssl verify none alpn h2,http/1.1 proto h1\n    server c 10.0.0.3:443 ssl verify none alpn h2\nbackend raw\n    mode tcp\n    server d 10.0.0.4:80 proto none\n");
+    let s = &p.config.proxies[0].servers;
+    assert_eq!(s[0].proto, Some(ServerProto::H2), "default-server applies");
+    assert_eq!(s[1].proto, Some(ServerProto::H1));
+    assert_eq!(s[1].tls.alpn, ["h2", "http/1.1"]);
+    assert_eq!(s[2].proto, Some(ServerProto::H2));
+    assert_eq!(s[2].tls.alpn, ["h2"]);
+    assert_eq!(
+        p.config.proxies[1].servers[0].proto,
+        Some(ServerProto::None)
+    );
+    let text = print(&p.config);
+    assert!(
+        text.contains("server b 10.0.0.2:443 ssl verify none alpn h2,http/1.1 proto h1"),
+        "{text}"
+    );
+    assert_eq!(ok(&text).config, p.config, "{text}");
+    // A multiplexer that does not fit the mode is refused, as by HAProxy,
+    // on the server's line even when `mode` comes later or from defaults.
+    for (cfg, line, says) in [
+        (
+            "backend be\n    server a 10.0.0.1:80 proto h2\n",
+            2,
+            "MUX protocol 'h2' is not usable for server 'a': backend 'be' is in mode tcp",
+        ),
+        (
+            "defaults\n    mode tcp\nlisten l\n    bind :80\n    server a 10.0.0.1:80 proto h1\n",
+            5,
+            "MUX protocol 'h1' is not usable for server 'a': listen 'l' is in mode tcp",
+        ),
+        (
+            "backend be\n    server a 10.0.0.1:80 proto none\n    mode http\n",
+            2,
+            "MUX protocol 'none' is not usable for server 'a': backend 'be' is in mode http",
+        ),
+        (
+            "backend be\n    mode http\n    server a 10.0.0.1:80 proto h3\n",
+            3,
+            "unknown MUX protocol 'h3'",
+        ),
+        (
+            "backend be\n    mode http\n    server a 10.0.0.1:80 ssl verify none alpn h2,,x\n",
+            3,
+            "expects a comma-separated list of protocol names",
+        ),
+        (
+            "backend be\n    mode http\n    server a 10.0.0.1:80 proto h2 check-proto h2\n",
+            3,
+            "server option 'check-proto' is not implemented",
+        ),
+    ] {
+        let e = errors(cfg);
+        assert!(
+            e[0].starts_with(&format!("t.cfg:{line}: ")) && e[0].contains(says),
+            "{cfg}: {e:#?}"
+        );
+    }
 }
