@@ -283,7 +283,8 @@ class StickBench(cb.Bench):
             rates = [(ub[i] - ua[i]) / (tb - ta) for i in range(2)]
         cb.log(f"   written {n} in {seconds:.1f} s; followers got {[after[o.id] - before[o.id] for o in others]}, "
                f"caught up {caught_up:.1f} s after; visibility probes: {len(probes)}, "
-               f"median {statistics.median(probes) if probes else float('nan'):.3f} s")
+               f"median {statistics.median(probes) if probes else float('nan'):.3f} s, "
+               f"p99 {cb.pct(probes, 0.99) if probes else float('nan'):.3f} s")
         return ({"load": load_before, "written": n / seconds, "rates": rates, "caught_up": caught_up, "n": n,
                  "got": [after[o.id] - before[o.id] for o in others], "dropped": self.dropped(n1)},
                 probes)

@@ -226,6 +226,12 @@ pub enum CertCommand {
         /// extension].
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// Send the key to an admin API that is not on this machine. The
+        /// admin API is plain HTTP: the private key would cross the
+        /// network in the clear (run `cert add` on a node, or through an
+        /// SSH tunnel, instead).
+        #[arg(long)]
+        key_over_network: bool,
         #[command(flatten)]
         target: Target,
         #[command(flatten)]

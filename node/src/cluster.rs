@@ -52,11 +52,12 @@ impl Proposer for RaftProposer {
         command: Command,
     ) -> Pin<Box<dyn Future<Output = Result<(), ChangeError>> + Send + '_>> {
         Box::pin(async move {
-            let reply = self
-                .0
-                .write(command)
-                .await
-                .map_err(|e| ChangeError::Cluster(e.to_string()))?;
+            let reply = self.0.write(command).await.map_err(|e| match e {
+                shoal_raft::cluster::ClusterError::NotApplied(why) => {
+                    ChangeError::CommittedNotApplied(why)
+                }
+                e => ChangeError::Cluster(e.to_string()),
+            })?;
             match reply.refused {
                 None => Ok(()),
                 Some(why) => Err(ChangeError::RefusedInLog(why)),

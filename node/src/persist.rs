@@ -23,6 +23,11 @@ const BATCH_WINDOW: Duration = Duration::from_millis(5);
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
 /// Most writes in one `StickBatch` (one Raft entry); more wait for the next.
 const MAX_BATCH: usize = 8192;
+/// About the most bytes of writes in one `StickBatch`: one Raft entry must
+/// reach a follower and be fsynced there within openraft's append deadline
+/// (the heartbeat interval), and 8,192 writes of long string keys (up to
+/// 1 KiB each) would be several MiB.
+const MAX_BATCH_BYTES: usize = 512 * 1024;
 /// Most writes taken from the queue and waiting for a batch (kept for retry
 /// while batches fail to commit, or more than one batch holds); beyond it
 /// the oldest are dropped and counted.
@@ -65,9 +70,10 @@ pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
         }
         backlog.extend(queue.take());
         bound(&runtime, &mut backlog);
-        // One Raft entry carries at most MAX_BATCH writes; the rest go
-        // first in the next round.
-        let writes = coalesce(backlog.drain(..backlog.len().min(MAX_BATCH)).collect());
+        // One Raft entry carries at most MAX_BATCH writes and about
+        // MAX_BATCH_BYTES; the rest go first in the next round.
+        let take = batch_prefix(&backlog);
+        let writes = coalesce(backlog.drain(..take).collect());
         if expiry {
             for table in runtime.snapshot().tables.values() {
                 table.purge();
@@ -89,12 +95,17 @@ pub async fn run_batcher(runtime: std::sync::Arc<Runtime>) {
             "stick batch"
         );
         match result {
-            Ok(()) => {}
+            // Committed: a node behind the log applies it when it catches
+            // up (proposing it again would only add to the lag).
+            Ok(()) | Err(ChangeError::CommittedNotApplied(_)) => {}
             Err(ChangeError::Cluster(why)) => {
                 // Not committed (or not known to be): propose it again,
                 // first. A batch that did commit meanwhile is harmless to
                 // apply twice (a write naming its own server is a refresh).
                 tracing::warn!("stick batch not committed, kept for retry: {why}");
+                if let Command::StickBatch { at, .. } = &batch {
+                    runtime.forget_own_stick_batch(*at);
+                }
                 for q in queued(batch, gens).rev() {
                     backlog.push_front(q);
                 }
@@ -130,6 +141,23 @@ fn abandon(runtime: &Runtime, writes: impl IntoIterator<Item = Queued>) {
             table.abandon(&q.write.key, q.gen);
         }
     }
+}
+
+/// How many of the oldest waiting writes make one batch: at most
+/// [`MAX_BATCH`], and at most about [`MAX_BATCH_BYTES`] (at least one).
+fn batch_prefix(backlog: &VecDeque<Queued>) -> usize {
+    let mut bytes = 0;
+    backlog
+        .iter()
+        .take(MAX_BATCH)
+        .take_while(|q| {
+            let w = &q.write;
+            bytes += w.table.len() + w.key.len() + w.server.len();
+            bytes += w.prev.as_ref().map_or(0, String::len) + 16;
+            bytes <= MAX_BATCH_BYTES
+        })
+        .count()
+        .max(usize::from(!backlog.is_empty()))
 }
 
 /// Keep at most [`MAX_RETAINED`] writes waiting; drop (and count) the
@@ -306,6 +334,26 @@ mod tests {
             },
             gen,
         }
+    }
+
+    #[test]
+    fn a_batch_is_bounded_by_count_and_by_bytes() {
+        let short: VecDeque<Queued> = (0..10_000)
+            .map(|i| write(&format!("k{i}"), "s1", None, i))
+            .collect();
+        assert_eq!(batch_prefix(&short), MAX_BATCH);
+        let long_key = "x".repeat(1024);
+        let long: VecDeque<Queued> = (0..1000).map(|i| write(&long_key, "s1", None, i)).collect();
+        let n = batch_prefix(&long);
+        assert!(n > 400 && n < 512, "{n} writes of 1 KiB keys");
+        let huge: VecDeque<Queued> =
+            [write(&"y".repeat(MAX_BATCH_BYTES * 2), "s1", None, 0)].into();
+        assert_eq!(
+            batch_prefix(&huge),
+            1,
+            "a write larger than the bound still goes"
+        );
+        assert_eq!(batch_prefix(&VecDeque::new()), 0);
     }
 
     #[test]

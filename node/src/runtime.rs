@@ -46,6 +46,10 @@ pub enum ChangeError {
     /// The cluster could not commit it (quorum lost, no leader, timeout).
     #[error("{0}")]
     Cluster(String),
+    /// Committed, but this node had not applied it by the deadline (it is
+    /// behind the log): it takes effect here once the node catches up.
+    #[error("{0}")]
+    CommittedNotApplied(String),
 }
 
 /// Where changes go when the node is part of a cluster: the proposal is
@@ -641,6 +645,9 @@ impl Runtime {
     fn follow_installed_tables(&self, snapshot: &Snapshot) {
         let state = self.read(ClusterState::clone);
         let mut local = self.shared.lock_local();
+        for table in local.tables.values() {
+            table.settle_all();
+        }
         let queue = local.stick.clone();
         for (name, replicated) in state.tables() {
             if local
@@ -695,6 +702,14 @@ impl Runtime {
 
     fn own_batches(&self) -> std::sync::MutexGuard<'_, OwnBatches> {
         self.own_batches.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forget the batch of this node stamped `at` (it failed to commit and
+    /// its writes go out again in another batch, with the same `gen`s; if
+    /// it did commit after all, it is copied in as another node's would
+    /// be, and keys still waiting for a newer write ignore it).
+    pub fn forget_own_stick_batch(&self, at: Millis) {
+        self.own_batches().gens.remove(&at);
     }
 
     /// The `StickBatch` of this node's queued `writes`, remembered until

@@ -292,6 +292,15 @@ impl StickTable {
         }
     }
 
+    /// Every entry stops waiting for this node's writes: the log was
+    /// replaced by a snapshot (or a restore) that already holds whatever
+    /// of them committed, and those batches will not come back.
+    pub fn settle_all(&self) {
+        for entry in self.lock().map.values_mut() {
+            entry.pending = None;
+        }
+    }
+
     /// A write of this node that will never reach the log (dropped from
     /// the backlog): the entry stops waiting for it.
     pub fn abandon(&self, key: &str, gen: u64) {

@@ -463,3 +463,30 @@ fn a_peer_that_hangs_up_or_talks_nonsense_is_one_line() {
     }
     peer.join().expect("peer");
 }
+
+/// The admin API is plain HTTP: `cert add` never sends a private key to an
+/// admin address that is not on this machine unless told to.
+#[test]
+fn cert_add_sends_no_key_to_another_machine() {
+    let dir = TempDir::new("cert-add");
+    let pem = dir.0.join("site.pem");
+    std::fs::write(&pem, "not read before the address is checked").expect("write");
+    // TEST-NET-1: nothing answers there; a connection attempt would fail
+    // with another message, or wait for the timeout.
+    let r = shoal(
+        &[
+            "cert",
+            "add",
+            pem.to_str().expect("utf-8"),
+            "--admin",
+            "192.0.2.1:9090",
+        ],
+        None,
+    );
+    let line = r.failed();
+    assert!(
+        line.contains("192.0.2.1:9090 is not this machine") && line.contains("--key-over-network"),
+        "{line}"
+    );
+    assert!(r.took < Duration::from_secs(5), "{r:?}");
+}

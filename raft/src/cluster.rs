@@ -78,6 +78,10 @@ pub enum ClusterError {
     /// A step did not finish in time.
     #[error("{0}")]
     Timeout(String),
+    /// A write was committed, but this node had not applied it by the
+    /// deadline (it is behind): it takes effect once the node catches up.
+    #[error("{0}")]
+    NotApplied(String),
     /// Anything else: the reason.
     #[error("{0}")]
     Failed(String),
@@ -361,7 +365,7 @@ impl Cluster {
             .applied_index_at_least(Some(index), "write applied here")
             .await
             .map_err(|_| {
-                ClusterError::Timeout(format!(
+                ClusterError::NotApplied(format!(
                     "committed at index {index}, but not applied on this node in time"
                 ))
             })?;

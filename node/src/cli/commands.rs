@@ -240,14 +240,38 @@ async fn config(command: ConfigCommand) -> Result<Output, CliError> {
     }
 }
 
+/// Whether the admin API address `admin` (`HOST:PORT`) is on this
+/// machine: a loopback address or `localhost`.
+pub(super) fn is_local(admin: &str) -> bool {
+    let host = admin
+        .rsplit_once(':')
+        .map_or(admin, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 async fn cert(command: CertCommand) -> Result<Output, CliError> {
     match command {
         CertCommand::Add {
             file,
             name,
+            key_over_network,
             target,
             format,
         } => {
+            if !key_over_network && !is_local(&target.admin) {
+                return Err(CliError::Certificates(format!(
+                    "{} is not this machine, and the admin API is plain HTTP: the private key \
+                     would cross the network in the clear. Run `shoal cert add` on a node \
+                     (--admin 127.0.0.1:PORT) or through an SSH tunnel, or pass \
+                     --key-over-network if this network is trusted",
+                    target.admin
+                )));
+            }
             let name = match name {
                 Some(name) => name,
                 None => default_cert_name(&file)?,

@@ -221,3 +221,26 @@ old                         2026-01-01T00:00:00Z (EXPIRED) !      cc
     assert_eq!(render::certificates(&list), want);
     assert_eq!(render::certificates(&[]), "no certificates\n");
 }
+
+/// `shoal cert add` sends a private key only to an admin API on this
+/// machine (the admin API is plain HTTP).
+#[test]
+fn only_local_admin_addresses_count_as_this_machine() {
+    use super::commands::is_local;
+    for local in [
+        "127.0.0.1:9090",
+        "127.0.0.12:9090",
+        "[::1]:9090",
+        "localhost:9090",
+    ] {
+        assert!(is_local(local), "{local}");
+    }
+    for remote in [
+        "10.0.0.12:9090",
+        "[2001:db8::1]:9090",
+        "shoal-2.example:9090",
+        "0.0.0.0:9090",
+    ] {
+        assert!(!is_local(remote), "{remote}");
+    }
+}

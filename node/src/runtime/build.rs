@@ -332,10 +332,16 @@ fn build_backend(
                 let forced = server.proto == Some(ServerProto::H2);
                 Some(kept.unwrap_or_else(|| {
                     let max_headers = model.global.maxhdr_or_default() as usize;
+                    let connect = proxy
+                        .timeouts
+                        .or(global_timeouts)
+                        .connect
+                        .unwrap_or(std::time::Duration::from_secs(30));
                     Arc::new(crate::tls::H2Upstream::new(
                         forced,
                         server.tls.ssl,
                         max_headers,
+                        connect,
                     ))
                 }))
             }

@@ -52,6 +52,12 @@ pub struct H2Upstream {
     live: tokio::sync::Mutex<Option<Live>>,
     /// Header fields the bridge reads in a request from the engine.
     max_headers: usize,
+    /// The backend's `timeout connect`: the most a new connection (TCP,
+    /// TLS and HTTP/2 handshakes) may take, also when a request is sent
+    /// again after its connection closed (the lock on `live` is held
+    /// meanwhile, so an unbounded connect would stall every request to
+    /// the server).
+    connect_timeout: std::time::Duration,
 }
 
 /// Header fields the engine may add to a request of `tune.http.maxhdr`
@@ -70,9 +76,15 @@ struct Live {
 impl H2Upstream {
     /// `forced`: `proto h2`; `ssl`: the server line has `ssl`;
     /// `maxhdr`: `tune.http.maxhdr`, the most lines of a request head the
-    /// engine takes.
-    pub fn new(forced: bool, ssl: bool, maxhdr: usize) -> H2Upstream {
+    /// engine takes; `connect_timeout`: the backend's `timeout connect`.
+    pub fn new(
+        forced: bool,
+        ssl: bool,
+        maxhdr: usize,
+        connect_timeout: std::time::Duration,
+    ) -> H2Upstream {
         H2Upstream {
+            connect_timeout,
             // Room for the fields the frontend adds (forwardfor, rules).
             max_headers: maxhdr + HEADER_ROOM,
             forced,
@@ -117,21 +129,30 @@ impl H2Upstream {
                 return Ok(Opened::Http2(open.sender.clone(), false));
             }
         }
-        let tcp = TcpStream::connect(addr).await?;
-        let _ = tcp.set_nodelay(true);
-        let sender = match tls {
-            None => handshake(tcp).await?,
-            Some(tls) => {
-                let session = tls.handshake(tcp).await?;
-                if !self.forced && Upstream::chosen(&session) != Some(b"h2") {
-                    // The server moved to HTTP/1.1: its connects stop
-                    // waiting for each other.
-                    self.speaks_h2.store(false, Relaxed);
-                    return Ok(Opened::Http1(Box::new(session)));
+        let connecting = async {
+            let tcp = TcpStream::connect(addr).await?;
+            let _ = tcp.set_nodelay(true);
+            match tls {
+                None => handshake(tcp).await.map(Ok),
+                Some(tls) => {
+                    let session = tls.handshake(tcp).await?;
+                    if !self.forced && Upstream::chosen(&session) != Some(b"h2") {
+                        // The server moved to HTTP/1.1: its connects stop
+                        // waiting for each other.
+                        self.speaks_h2.store(false, Relaxed);
+                        return Ok(Err(Box::new(session)));
+                    }
+                    self.speaks_h2.store(true, Relaxed);
+                    handshake(session).await.map(Ok)
                 }
-                self.speaks_h2.store(true, Relaxed);
-                handshake(session).await?
             }
+        };
+        let opened = tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "timeout connect"))??;
+        let sender = match opened {
+            Ok(sender) => sender,
+            Err(session) => return Ok(Opened::Http1(session)),
         };
         let mut live = match live.take() {
             Some(guard) => guard,

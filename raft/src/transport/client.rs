@@ -588,7 +588,11 @@ impl PeerClient {
     ) -> Result<Resp, RaftRpcError> {
         let body = codec::encode(request).map_err(|e| {
             let addr = SocketAddr::from(([0, 0, 0, 0], 0));
-            self.to_rpc_error(frame_error(self.target, addr, e.into()), action, option.soft_ttl())
+            self.to_rpc_error(
+                frame_error(self.target, addr, e.into()),
+                action,
+                option.soft_ttl(),
+            )
         })?;
         self.raft_rpc_body(rpc, action, &body, option).await
     }

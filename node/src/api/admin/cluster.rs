@@ -116,7 +116,7 @@ impl From<ClusterError> for Failure {
             ClusterError::AlreadyInitialized
             | ClusterError::NotInitialized
             | ClusterError::Refused(_) => StatusCode::CONFLICT,
-            ClusterError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ClusterError::Timeout(_) | ClusterError::NotApplied(_) => StatusCode::GATEWAY_TIMEOUT,
             ClusterError::Failed(_) => StatusCode::BAD_GATEWAY,
         };
         Failure::new(status, e.to_string())

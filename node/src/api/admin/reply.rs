@@ -116,6 +116,7 @@ impl From<crate::runtime::ChangeError> for Failure {
             ChangeError::Refused(r) => r.into(),
             ChangeError::RefusedInLog(why) => Failure::bad(why),
             ChangeError::Cluster(why) => Failure::new(StatusCode::SERVICE_UNAVAILABLE, why),
+            ChangeError::CommittedNotApplied(why) => Failure::new(StatusCode::GATEWAY_TIMEOUT, why),
         }
     }
 }
