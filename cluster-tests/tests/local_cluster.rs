@@ -271,9 +271,19 @@ fn walkthrough(readme: &str) -> String {
 struct Group(i32);
 
 impl Drop for Group {
+    /// Kill the group and wait (bounded) until none of it is left, so that
+    /// the next test under the lock finds the fixed addresses free (a
+    /// killed process's sockets close as it dies, a moment after the
+    /// signal: the local-cluster script once found 127.0.0.1:9001 still
+    /// taken right after the walkthrough).
     fn drop(&mut self) {
         use nix::sys::signal::{killpg, Signal};
-        let _ = killpg(nix::unistd::Pid::from_raw(self.0), Signal::SIGKILL);
+        let group = nix::unistd::Pid::from_raw(self.0);
+        let _ = killpg(group, Signal::SIGKILL);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while killpg(group, None).is_ok() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
