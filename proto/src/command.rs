@@ -188,8 +188,10 @@ pub enum Command {
     ForgetNode { node: NodeId, at: Millis },
     /// A restore as builds before [`Command::Restore`] wrote it (the
     /// health reports of non-members were forgotten by separate
-    /// `ForgetNode`s after it). Kept at its place so that older logs
-    /// decode; applied as a `Restore` that forgets nobody.
+    /// `ForgetNode`s after it). Kept at its place so that the variants
+    /// after it keep their codec positions, and applied as a `Restore`
+    /// that forgets nobody. (Logs of those builds do not decode anyway:
+    /// the state gained certificates and server `proto` since.)
     RestoreState {
         state: Box<crate::state::ClusterState>,
     },
