@@ -18,43 +18,33 @@ use tokio::net::TcpStream;
 const DEFAULTS: &str =
     "defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n";
 
-/// A `shoal-demo-backend http --h2` (HTTP/2 only, prior knowledge).
-struct H2Backend {
-    proc: Proc,
-    addr: SocketAddr,
-    name: String,
+/// A `shoal-demo-backend http --h2` (HTTP/2 only, prior knowledge): the
+/// support `Backend`, started in that mode.
+struct H2Backend(Backend);
+
+/// The demo backend's arguments for h2c.
+const H2_MODE: &str = "http --h2";
+
+impl std::ops::Deref for H2Backend {
+    type Target = Backend;
+    fn deref(&self) -> &Backend {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for H2Backend {
+    fn deref_mut(&mut self) -> &mut Backend {
+        &mut self.0
+    }
 }
 
 impl H2Backend {
     fn start(name: &str) -> H2Backend {
-        H2Backend::start_on(name, "127.0.0.1:0")
+        H2Backend(Backend::start(H2_MODE, name, "127.0.0.1:0"))
     }
-    fn start_on(name: &str, listen: &str) -> H2Backend {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal-demo-backend"));
-        cmd.args(["http", "--h2", "--listen", listen, "--name", name]);
-        cmd.args(["--threads", "1"]);
-        let mut proc = spawn_proc(cmd);
-        let line = proc.wait_line("listening ");
-        let addr = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .expect("backend address");
-        H2Backend {
-            proc,
-            addr,
-            name: name.to_string(),
-        }
-    }
-    /// Kill the process: its port now refuses connections.
-    fn stop(&mut self) {
-        let _ = self.proc.child.kill();
-        let _ = self.proc.child.wait();
-    }
-    /// Start again on the same address.
+    /// Start again on the same address (after `stop`).
     fn restart(&mut self) {
-        *self = H2Backend::start_on(&self.name.clone(), &self.addr.to_string());
+        self.0.restart(H2_MODE);
     }
     /// Connections accepted so far, this query's own included.
     async fn conns(&self) -> usize {

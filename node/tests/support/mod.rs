@@ -178,7 +178,9 @@ impl Backend {
     }
     pub fn start(mode: &str, name: &str, listen: &str) -> Backend {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal-demo-backend"));
-        cmd.args([mode, "--listen", listen, "--name", name, "--threads", "1"]);
+        // `mode` may carry options after it (`http --h2`).
+        cmd.args(mode.split_whitespace());
+        cmd.args(["--listen", listen, "--name", name, "--threads", "1"]);
         let mut proc = Proc::spawn(cmd);
         let line = proc.wait_line("listening ");
         let addr = line

@@ -586,15 +586,28 @@ impl PeerClient {
         request: &Req,
         option: &RPCOption,
     ) -> Result<Resp, RaftRpcError> {
-        let body = codec::encode(request).map_err(|e| {
+        let body = self.encode(request, action, option)?;
+        self.raft_rpc_body(rpc, action, &body, option).await
+    }
+
+    /// A request's bytes; a request that does not encode is openraft's
+    /// error for `action` (no address is known yet: it is 0.0.0.0:0).
+    // openraft's error type is what the callers return anyway.
+    #[allow(clippy::result_large_err)]
+    fn encode<Req: Serialize>(
+        &self,
+        request: &Req,
+        action: RPCTypes,
+        option: &RPCOption,
+    ) -> Result<Vec<u8>, RaftRpcError> {
+        codec::encode(request).map_err(|e| {
             let addr = SocketAddr::from(([0, 0, 0, 0], 0));
             self.to_rpc_error(
                 frame_error(self.target, addr, e.into()),
                 action,
                 option.soft_ttl(),
             )
-        })?;
-        self.raft_rpc_body(rpc, action, &body, option).await
+        })
     }
 
     /// [`PeerClient::raft_rpc`] of a request already encoded.
@@ -664,14 +677,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RaftRpcError> {
         let entries = request.entries.len() as u64;
-        let body = codec::encode(&request).map_err(|e| {
-            let addr = SocketAddr::from(([0, 0, 0, 0], 0));
-            self.to_rpc_error(
-                frame_error(self.target, addr, e.into()),
-                RPCTypes::AppendEntries,
-                option.soft_ttl(),
-            )
-        })?;
+        let body = self.encode(&request, RPCTypes::AppendEntries, &option)?;
         if entries > 1 && body.len() > APPEND_BUDGET {
             // Ask openraft for as many entries as fit the budget.
             let fit = entries * APPEND_BUDGET as u64 / body.len() as u64;
