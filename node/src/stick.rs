@@ -135,6 +135,14 @@ struct Inner {
     /// Keys in update order; stale records (older seq) are skipped lazily.
     order: VecDeque<(Box<str>, u64)>,
     next_seq: u64,
+    /// The `touched` of the newest `order` record. Records are in touch
+    /// order while every put touches at or after it, so expiry only looks
+    /// at the front of `order`.
+    newest_touch: Option<Instant>,
+    /// An entry was put touched earlier than `newest_touch` (loaded with
+    /// its age into a table in use): the next expiry walks the whole map
+    /// once and puts `order` back in touch order.
+    unsorted: bool,
 }
 
 /// A stick table.
@@ -351,6 +359,10 @@ impl StickTable {
         );
         let prev = old.filter(|e| !self.expired(e, now)).map(|e| e.server);
         inner.order.push_back((key, seq));
+        match inner.newest_touch {
+            Some(newest) if touched < newest => inner.unsorted = true,
+            _ => inner.newest_touch = Some(touched),
+        }
         let size = self.config.size.max(1) as usize;
         while inner.map.len() > size {
             let Some((old, old_seq)) = inner.order.pop_front() else {
@@ -455,14 +467,13 @@ impl StickTable {
         views.into_iter().map(|(_, v)| v).collect()
     }
 
-    /// Live entries now.
+    /// Live entries now (expired ones are dropped first, from the oldest:
+    /// this costs what expired, not the size of the table, so `show
+    /// table` can be polled without holding the table from the requests).
     pub fn used(&self) -> usize {
-        let now = Instant::now();
-        self.lock()
-            .map
-            .values()
-            .filter(|e| !self.expired(e, now))
-            .count()
+        let mut inner = self.lock();
+        self.drop_expired(&mut inner, Instant::now());
+        inner.map.len()
     }
 
     /// Remove one key, or every entry; returns how many were removed.
@@ -481,13 +492,43 @@ impl StickTable {
 
     /// Drop expired entries (called periodically so idle tables shrink).
     pub fn purge(&self) {
-        let now = Instant::now();
-        let mut inner = self.lock();
-        if self.config.expire.is_some() {
-            let expire = self.config.expire.unwrap_or(Duration::MAX);
+        self.drop_expired(&mut self.lock(), Instant::now());
+    }
+
+    /// Remove the entries expired at `now`. `order` is in touch order, so
+    /// they are at its front: walk it until the first live entry.
+    fn drop_expired(&self, inner: &mut Inner, now: Instant) {
+        let Some(expire) = self.config.expire else {
+            return;
+        };
+        if inner.unsorted {
             inner
                 .map
                 .retain(|_, e| now.duration_since(e.touched) < expire);
+            let mut records: Vec<_> = inner
+                .map
+                .iter()
+                .map(|(k, e)| (e.touched, e.seq, k.clone()))
+                .collect();
+            records.sort_unstable_by_key(|(touched, seq, _)| (*touched, *seq));
+            inner.newest_touch = records.last().map(|(touched, _, _)| *touched);
+            inner.order = records.into_iter().map(|(_, s, k)| (k, s)).collect();
+            inner.unsorted = false;
+            return;
+        }
+        let Inner { map, order, .. } = inner;
+        while let Some((key, seq)) = order.front() {
+            // A stale record (the key was put again later) is skipped.
+            let current = map.get(key).filter(|e| e.seq == *seq);
+            if current.is_some_and(|e| now.duration_since(e.touched) < expire) {
+                break;
+            }
+            let is_current = current.is_some();
+            if let Some((key, _)) = order.pop_front() {
+                if is_current {
+                    map.remove(&key);
+                }
+            }
         }
     }
 }
@@ -628,5 +669,34 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(t.lookup("a"), None);
         assert_eq!(t.used(), 0);
+    }
+
+    /// `used` and `purge` drop expired entries from the front of the
+    /// update order; entries loaded with their age behind newer ones (a
+    /// snapshot installed into a table in use) still expire on time.
+    #[tokio::test(start_paused = true)]
+    async fn expiry_counts_entries_loaded_out_of_order() {
+        let t = table(100, Some(Duration::from_secs(10)));
+        t.store("new", "s1", 1);
+        t.load("old", "s1", 1, Duration::from_secs(8));
+        t.store("newer", "s1", 1);
+        assert_eq!(t.used(), 3);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(t.used(), 2, "'old' expired although 'new' is before it");
+        assert_eq!(t.lookup("old"), None);
+        t.store("later", "s2", 2);
+        tokio::time::advance(Duration::from_secs(7)).await;
+        assert_eq!(t.used(), 1, "'new' and 'newer' expired, 'later' lives");
+        t.purge();
+        let keys: Vec<String> = t.dump().into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, vec!["later"]);
+        // Refreshed keys leave stale records behind: they do not stop expiry.
+        for _ in 0..3 {
+            t.store("later", "s2", 2);
+        }
+        tokio::time::advance(Duration::from_secs(10)).await;
+        t.purge();
+        assert_eq!(t.used(), 0);
+        assert!(t.lock().order.is_empty());
     }
 }
