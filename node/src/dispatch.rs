@@ -252,14 +252,15 @@ pub async fn connect(
         if addr.port() == 0 {
             addr = SocketAddr::new(addr.ip(), client_dst_port);
         }
-        // A TLS server's handshake counts as part of the connect; so does
-        // an HTTP/2 server's, whose open connection may serve instead
-        // (then no connection is opened: `fresh` is false).
-        // Plain servers and constant `sni`s evaluate nothing.
+        // The SNI, evaluated for this server (a redispatch may change
+        // it); plain servers and a constant `sni` evaluate nothing.
         let name = match server.tls.as_ref().and_then(|t| t.per_connection_sni()) {
             None => Ok(None),
             Some(expr) => sni.eval(expr),
         };
+        // A TLS server's handshake counts as part of the connect; so does
+        // an HTTP/2 server's, whose open connection may serve instead
+        // (then no connection is opened: `fresh` is false).
         let connected = async {
             let name = name
                 .as_ref()
