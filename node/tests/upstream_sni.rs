@@ -188,6 +188,31 @@ async fn each_request_sends_its_host_as_sni_and_reuses_only_matching_connections
     );
 }
 
+/// `http-reuse never`: the connection a client keeps for itself is
+/// reused only while its requests give the same SNI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_connection_is_reused_only_for_its_sni() {
+    let certs = Certs::new();
+    let origin = Origin::start(&certs);
+    let ca = certs.ca.display();
+    let cfg = edge_config(origin.addr, &format!("ssl ca-file {ca} sni req.hdr(host)"))
+        .replace("backend be\n", "backend be\n    http-reuse never\n");
+    let edge = Shoal::start(&cfg, &["edge"]);
+    let mut client = Client::connect(edge.addr("edge")).await;
+    let before = origin.accepted();
+    for (host, accepted) in [
+        ("a.example", 1),
+        ("a.example", 1),
+        ("b.example", 2),
+        ("b.example", 2),
+    ] {
+        let resp = client.request("/echo-headers", &[("host", host)]).await;
+        assert_eq!(resp.status, 200, "{host}: {resp:?}");
+        assert_eq!(origin_sni(&resp), host, "{host}: {}", resp.body);
+        assert_eq!(origin.accepted() - before, accepted, "{host}");
+    }
+}
+
 /// `sni req.hdr(host)` beside HAProxy 2.6 with the same config, under
 /// `verify required` and `verify none`: the same statuses and the same
 /// SNI reaching the origin. Without `field`, a Host with a port is no
