@@ -25,8 +25,10 @@
 
 use crate::observe::{Observer, Outcome};
 use crate::routing::{BackendRt, ServerRt};
+use crate::tls::SniSource;
 use queue::{Bound, Joined, Want};
 use shoal_proto::config::Balance;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -226,13 +228,16 @@ pub(crate) fn try_claim(
 }
 
 /// Connect to the claimed server, retrying and redispatching on failure.
-/// Returns the stream and the claim it belongs to (which may have moved).
+/// A TLS server whose `sni` is evaluated per connection gets the value
+/// of its expression against `sni`. Returns the stream, the claim it
+/// belongs to (which may have moved) and that SNI value, if any.
 pub async fn connect(
     mut claim: Claim,
     key: Option<&[u8]>,
     client_dst_port: u16,
     observer: &Observer,
-) -> Result<(TcpStream, Claim), DispatchError> {
+    sni: SniSource<'_>,
+) -> Result<(TcpStream, Claim, Option<Box<str>>), DispatchError> {
     let backend = claim.backend.clone();
     let timeout = backend.timeouts.connect.unwrap_or(FALLBACK_TIMEOUT);
     let retries = backend.retries;
@@ -247,19 +252,29 @@ pub async fn connect(
         if addr.port() == 0 {
             addr = SocketAddr::new(addr.ip(), client_dst_port);
         }
+        // The SNI, evaluated for this server (a redispatch may change
+        // it); plain servers and a constant `sni` evaluate nothing.
+        let name = match server.tls.as_ref().and_then(|t| t.per_connection_sni()) {
+            None => Ok(None),
+            Some(expr) => sni.eval(expr),
+        };
         // A TLS server's handshake counts as part of the connect; so does
         // an HTTP/2 server's, whose open connection may serve instead
         // (then no connection is opened: `fresh` is false).
         let connected = async {
+            let name = name
+                .as_ref()
+                .map_err(|_| io::Error::other("no SNI value for this server's expression"))?;
+            let name = name.as_deref();
             if let Some(h2) = &server.h2 {
                 // Boxed: its state would otherwise enlarge every client
                 // connection's task, HTTP/2 or not, for as long as it lives.
-                return Box::pin(h2.connect(addr, server.tls.as_ref())).await;
+                return Box::pin(h2.connect(addr, server.tls.as_ref(), name)).await;
             }
             let stream = TcpStream::connect(addr).await?;
             let _ = stream.set_nodelay(true);
             match &server.tls {
-                Some(tls) => tls.connect(stream).await.map(|s| (s, true)),
+                Some(tls) => tls.connect(stream, name).await.map(|s| (s, true)),
                 None => Ok((stream, true)),
             }
         };
@@ -269,7 +284,8 @@ pub async fn connect(
                     server.shared.counters.connects.fetch_add(1, Relaxed);
                 }
                 observer.report(&backend.name, &server.name, Outcome::ConnectOk);
-                return Ok((stream, claim));
+                let name = name.ok().flatten().map(Box::from);
+                return Ok((stream, claim, name));
             }
             Ok(Err(_)) => DispatchError::ConnectFailed,
             Err(_) => DispatchError::ConnectTimeout,

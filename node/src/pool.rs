@@ -12,8 +12,12 @@
 //! requests, each on a connection of its own under `http-reuse safe`, does
 //! not leave as many idle connections behind.
 //!
-//! Every entry records the address it was opened to and the pool's
-//! generation at that time. [`Pool::flush`] bumps the generation (address
+//! Every entry records the address it was opened to, the pool's
+//! generation at that time, and the SNI it was opened with when the
+//! server's `sni` is evaluated per connection (HAProxy hashes it into the
+//! connection's reuse key): a request takes only a connection made for
+//! the SNI its own evaluates to. Servers without such an `sni` (plain,
+//! or a constant one) key all connections `None`, which costs a compare. [`Pool::flush`] bumps the generation (address
 //! change, maintenance, reload) and closes what is idle; a connection in
 //! use at that moment is refused when it comes back. Idle connections are
 //! closed after [`IDLE_TIMEOUT`] (HAProxy's `pool-purge-delay` default).
@@ -47,6 +51,9 @@ pub struct ServerConn {
     pub generation: u64,
     /// Exchanges completed on it.
     pub exchanges: u32,
+    /// The SNI it was opened with, when the server's `sni` is evaluated
+    /// per connection; `None` otherwise (or when none was sent).
+    pub sni: Option<Box<str>>,
     idle_since: Instant,
 }
 
@@ -59,6 +66,7 @@ impl ServerConn {
             addr,
             generation,
             exchanges: 0,
+            sni: None,
             idle_since: Instant::now(),
         }
     }
@@ -109,6 +117,11 @@ struct Inner {
     prev_peak: u32,
     /// When the current period began (periods last [`IDLE_TIMEOUT`]).
     period: Option<Instant>,
+    /// A connection keyed by SNI was pooled: the need estimate then
+    /// applies to each SNI's connections (a request can only take one of
+    /// its own SNI), and [`MAX_IDLE`] to all. Never set for plain servers
+    /// or a constant `sni`, whose pools keep the cheaper rule.
+    keyed: bool,
 }
 
 impl Inner {
@@ -129,20 +142,27 @@ impl Pool {
         self.generation.load(Relaxed)
     }
 
-    /// An idle connection to `addr` that is still clean: `prefer` (a
-    /// connection id) first, else the most recently used one allowed by
-    /// `share`.
-    pub fn take(&self, addr: SocketAddr, share: Share, prefer: Option<u64>) -> Option<ServerConn> {
+    /// An idle connection to `addr` opened with `sni` that is still clean:
+    /// `prefer` (a connection id) first, else the most recently used one
+    /// allowed by `share`. Connections made for another SNI stay pooled.
+    pub fn take(
+        &self,
+        addr: SocketAddr,
+        share: Share,
+        prefer: Option<u64>,
+        sni: Option<&str>,
+    ) -> Option<ServerConn> {
         let generation = self.generation();
+        let fits = |c: &ServerConn| c.sni.as_deref() == sni;
         loop {
             let conn = {
                 let mut inner = self.lock();
                 let idle = &mut inner.idle;
                 let found = prefer
-                    .and_then(|id| idle.iter().rposition(|c| c.id == id))
+                    .and_then(|id| idle.iter().rposition(|c| c.id == id && fits(c)))
                     .or_else(|| match share {
-                        Share::Any => idle.len().checked_sub(1),
-                        Share::Proven => idle.iter().rposition(|c| c.exchanges >= 2),
+                        Share::Any => idle.iter().rposition(fits),
+                        Share::Proven => idle.iter().rposition(|c| c.exchanges >= 2 && fits(c)),
                     })?;
                 idle.remove(found)
             };
@@ -172,10 +192,13 @@ impl Pool {
             let mut inner = self.lock();
             inner.peak = inner.peak.max(in_use);
             let mut expired = take_expired(&mut inner.idle);
+            inner.keyed |= conn.sni.is_some();
             inner.idle.push(conn);
             let busy = in_use.saturating_sub(1) as usize;
             let keep = inner.need().saturating_sub(busy).clamp(1, MAX_IDLE);
-            if inner.idle.len() > keep {
+            if inner.keyed {
+                trim_keyed(&mut inner.idle, keep, &mut expired);
+            } else if inner.idle.len() > keep {
                 let surplus = inner.idle.len() - keep;
                 expired.extend(inner.idle.drain(..surplus));
             }
@@ -223,6 +246,34 @@ impl Pool {
     }
 }
 
+/// After `idle`'s newest entry was pushed: closes the oldest connections
+/// of the same SNI beyond `keep`, then the oldest of all beyond
+/// [`MAX_IDLE`] (into `expired`, dropped once the lock is released).
+fn trim_keyed(idle: &mut Vec<ServerConn>, keep: usize, expired: &mut Vec<ServerConn>) {
+    let Some(newest) = idle.last() else {
+        return;
+    };
+    let key = newest.sni.clone();
+    let mut surplus = idle
+        .iter()
+        .filter(|c| c.sni == key)
+        .count()
+        .saturating_sub(keep);
+    let mut i = 0;
+    while surplus > 0 && i < idle.len() {
+        if idle[i].sni == key {
+            expired.push(idle.remove(i));
+            surplus -= 1;
+        } else {
+            i += 1;
+        }
+    }
+    if idle.len() > MAX_IDLE {
+        let over = idle.len() - MAX_IDLE;
+        expired.extend(idle.drain(..over));
+    }
+}
+
 /// Remove the expired entries (the oldest come first), to be dropped
 /// by the caller once the lock is released.
 fn take_expired(idle: &mut Vec<ServerConn>) -> Vec<ServerConn> {
@@ -262,16 +313,19 @@ mod tests {
         pool.put(conn, 1);
         let other: SocketAddr = "127.0.0.1:1".parse().expect("addr");
         assert!(
-            pool.take(other, Share::Any, None).is_none(),
+            pool.take(other, Share::Any, None, None).is_none(),
             "wrong address"
         );
         assert_eq!(pool.idle_count(), 0, "and it was closed");
 
         let (ours, _theirs) = pair(&listener).await;
         pool.put(ServerConn::new(ours, addr, pool.generation()), 1);
-        let taken = pool.take(addr, Share::Any, None).expect("clean");
+        let taken = pool.take(addr, Share::Any, None, None).expect("clean");
         assert_ne!(taken.id, id);
-        assert!(pool.take(addr, Share::Proven, None).is_none(), "empty pool");
+        assert!(
+            pool.take(addr, Share::Proven, None, None).is_none(),
+            "empty pool"
+        );
         // Refused when it comes back after a flush.
         pool.flush();
         pool.put(taken, 1);
@@ -284,7 +338,7 @@ mod tests {
         // The byte reaches our socket asynchronously: until it does, the
         // connection is (rightly) clean and goes back.
         for _ in 0..2000 {
-            match pool.take(addr, Share::Any, None) {
+            match pool.take(addr, Share::Any, None, None) {
                 None => return,
                 Some(conn) => pool.put(conn, 1),
             }
@@ -310,13 +364,13 @@ mod tests {
             pool.put(conn, in_use);
         }
         assert_eq!(pool.idle_count(), 3);
-        let proven = pool.take(addr, Share::Proven, None).expect("proven");
+        let proven = pool.take(addr, Share::Proven, None, None).expect("proven");
         assert_eq!(proven.id, ids[1]);
         let preferred = pool
-            .take(addr, Share::Any, Some(ids[0]))
+            .take(addr, Share::Any, Some(ids[0]), None)
             .expect("preferred");
         assert_eq!(preferred.id, ids[0]);
-        let last = pool.take(addr, Share::Any, Some(12345)).expect("any");
+        let last = pool.take(addr, Share::Any, Some(12345), None).expect("any");
         assert_eq!(last.id, ids[2]);
     }
 
@@ -333,6 +387,68 @@ mod tests {
             pool.put(ServerConn::new(ours, addr, pool.generation()), 1);
         }
         assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn connections_are_taken_only_for_their_sni() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let pool = Pool::default();
+        let mut keep = Vec::new();
+        let mut ids = Vec::new();
+        // Two exchanges were under way at once: both are kept.
+        for (sni, in_use) in [("a.example", 2), ("b.example", 1)] {
+            let (ours, theirs) = pair(&listener).await;
+            keep.push(theirs);
+            let mut conn = ServerConn::new(ours, addr, pool.generation());
+            conn.sni = Some(sni.into());
+            ids.push(conn.id);
+            pool.put(conn, in_use);
+        }
+        assert_eq!(pool.idle_count(), 2);
+        // Neither a request without SNI nor one for c.example takes one,
+        // and asking does not close them.
+        assert!(pool.take(addr, Share::Any, None, None).is_none());
+        assert!(pool
+            .take(addr, Share::Any, None, Some("c.example"))
+            .is_none());
+        // A preferred connection of another SNI is passed over.
+        assert!(pool
+            .take(addr, Share::Any, Some(ids[1]), Some("c.example"))
+            .is_none());
+        assert_eq!(pool.idle_count(), 2);
+        let a = pool
+            .take(addr, Share::Any, Some(ids[1]), Some("a.example"))
+            .expect("a.example's");
+        assert_eq!(a.id, ids[0]);
+        let b = pool
+            .take(addr, Share::Any, None, Some("b.example"))
+            .expect("b.example's");
+        assert_eq!(b.id, ids[1]);
+    }
+
+    #[tokio::test]
+    async fn each_sni_keeps_the_idle_connections_it_needs() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let pool = Pool::default();
+        let mut keep = Vec::new();
+        let mut ids = Vec::new();
+        // One exchange at a time, alternating SNIs: one idle connection
+        // each (a plain pool would keep one in all).
+        for sni in ["a.example", "b.example", "b.example"] {
+            let (ours, theirs) = pair(&listener).await;
+            keep.push(theirs);
+            let mut conn = ServerConn::new(ours, addr, pool.generation());
+            conn.sni = Some(sni.into());
+            ids.push(conn.id);
+            pool.put(conn, 1);
+        }
+        assert_eq!(pool.idle_count(), 2, "b.example's older one closed");
+        let b = pool.take(addr, Share::Any, None, Some("b.example"));
+        assert_eq!(b.map(|c| c.id), Some(ids[2]));
+        let a = pool.take(addr, Share::Any, None, Some("a.example"));
+        assert_eq!(a.map(|c| c.id), Some(ids[0]));
     }
 
     #[tokio::test]

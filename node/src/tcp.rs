@@ -122,13 +122,17 @@ pub async fn serve(
     let result = match claimed {
         Ok(claim) => {
             t_queue = claim.queued().as_millis() as i64;
-            dispatch::connect(claim, key, local.port(), &observer).await
+            let sni = crate::tls::SniSource::Client {
+                request: None,
+                client_sni: samples.ssl_fc_sni(),
+            };
+            dispatch::connect(claim, key, local.port(), &observer, sni).await
         }
         Err(e) => Err(e),
     };
     let connected = start.elapsed();
     let (server_stream, claim) = match result {
-        Ok(ok) => ok,
+        Ok((stream, claim, _)) => (stream, claim),
         Err(e) => {
             if matches!(
                 e,

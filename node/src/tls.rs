@@ -14,13 +14,15 @@
 //! Modules: [`certs`] loads `crt` files, [`store`] holds the cluster's
 //! certificates (`shoal cert add`), [`sni`] picks a certificate by SNI,
 //! [`suites`] maps the config's suite and group names onto rustls,
-//! [`upstream`] opens TLS towards `server ... ssl`, [`upstream_h2`] speaks
+//! [`upstream`] opens TLS towards `server ... ssl` (with [`sni_expr`]
+//! evaluating its `sni`), [`upstream_h2`] speaks
 //! HTTP/2 towards `server ... proto h2` (or `ssl alpn h2`).
 
 mod bridge;
 mod certs;
 mod h2;
 mod sni;
+mod sni_expr;
 mod store;
 mod suites;
 #[cfg(test)]
@@ -32,6 +34,7 @@ pub use bridge::Engine;
 pub use certs::parse_upload;
 use rustls::ServerConfig;
 use shoal_proto::config::{BindTls, Config, Mode};
+pub use sni_expr::{RequestHeaders, SniSource};
 use std::sync::Arc;
 use std::time::Duration;
 pub use store::ClusterCerts;

@@ -11,6 +11,7 @@
 pub mod model;
 mod parse;
 mod print;
+mod sni;
 
 pub use model::*;
 pub use parse::{
@@ -18,6 +19,7 @@ pub use parse::{
     MAX_ERRORS, MAX_LINE_BYTES, TLS12_SUITES, TLS13_SUITES, TLS_GROUPS,
 };
 pub use print::print;
+pub use sni::{Converter, SniExpr, SniFetch};
 
 use std::fmt;
 

@@ -23,6 +23,7 @@ use crate::health::Outcome as Health;
 use crate::persist::{self, Sticky};
 use crate::pool::ServerConn;
 use crate::routing::{BackendRt, ServerShared};
+use crate::tls::SniSource;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -355,7 +356,11 @@ impl Exchange {
                     // Logged even when connecting fails, as HAProxy does.
                     self.outcome.server = Some(claim.server_index());
                     let started = Instant::now();
-                    let got = server_connection(c, backend, claim, key, first).await;
+                    let sni = SniSource::Client {
+                        request: Some(&samples),
+                        client_sni: samples.tls.and_then(|t| t.sni.as_deref()),
+                    };
+                    let got = server_connection(c, backend, claim, key, first, sni).await;
                     if let Ok((_, claim, _)) = &got {
                         if !backend.stick.is_empty() {
                             persist::store(backend, &samples, claim.server_index());
@@ -450,8 +455,22 @@ impl Exchange {
                 Err(Stop::Retry(_)) if retry => {
                     retried = true;
                     let port = c.local.port();
-                    match dispatch::connect(claim, None, port, &c.observer).await {
-                        Ok((stream, moved)) => {
+                    // The head has left the buffer: the SNI is the one the
+                    // failed connection was opened with.
+                    let server_tls = claim.server().tls.clone();
+                    let sni_value = conn.sni.take();
+                    let sni = match server_tls.as_ref().and_then(|t| t.per_connection_sni()) {
+                        Some(expr) => SniSource::Known {
+                            expr,
+                            value: sni_value.as_deref(),
+                        },
+                        None => SniSource::Client {
+                            request: None,
+                            client_sni: None,
+                        },
+                    };
+                    match dispatch::connect(claim, None, port, &c.observer, sni).await {
+                        Ok((stream, moved, sni)) => {
                             claim = moved;
                             let shared = &claim.server().shared;
                             conn = ServerConn::new(
@@ -459,6 +478,7 @@ impl Exchange {
                                 effective_addr(&claim, port),
                                 shared.pool.generation(),
                             );
+                            conn.sni = sni;
                             self.outcome.server = Some(claim.server_index());
                             reused = false;
                             sbuf.consume(sbuf.len());
@@ -714,33 +734,49 @@ pub(super) fn server_bytes_in(claim: &Claim, n: usize) {
 
 /// A connection to the claimed server: the client's private one, a pooled
 /// one `http-reuse` allows, or a new one (with retries and redispatch).
+/// A server whose `sni` is evaluated per connection only reuses a
+/// connection opened with this request's SNI.
 async fn server_connection(
     c: &mut Client,
     backend: &BackendRt,
     claim: Claim,
     key: Option<&[u8]>,
     first: bool,
+    sni: SniSource<'_>,
 ) -> Result<(ServerConn, Claim, bool), DispatchError> {
     let port = c.local.port();
     let addr = effective_addr(&claim, port);
-    let shared = &claim.server().shared;
-    if let Some((of, conn)) = c.private.take() {
-        // Dropped (closed) unless it fits this request.
-        if of == owner(shared)
-            && conn.addr == addr
-            && conn.generation == shared.pool.generation()
-            && conn.clean()
-        {
-            return Ok((conn, claim, true));
+    let server = claim.server();
+    let shared = &server.shared;
+    // Nothing is evaluated (nor allocated) for plain servers or a constant
+    // `sni`: their connections are all keyed `None`. A value that cannot
+    // be had matches no connection, and the connect refuses it.
+    let key_sni = match server.tls.as_ref().and_then(|t| t.per_connection_sni()) {
+        None => Ok(None),
+        Some(expr) => sni.eval(expr),
+    };
+    if let Ok(wanted) = &key_sni {
+        let wanted = wanted.as_deref();
+        if let Some((of, conn)) = c.private.take() {
+            // Dropped (closed) unless it fits this request.
+            if of == owner(shared)
+                && conn.addr == addr
+                && conn.generation == shared.pool.generation()
+                && conn.sni.as_deref() == wanted
+                && conn.clean()
+            {
+                return Ok((conn, claim, true));
+            }
+        }
+        if let Some(share) = reuse::share(backend.http_reuse, first) {
+            if let Some(conn) = shared.pool.take(addr, share, c.last_conn, wanted) {
+                return Ok((conn, claim, true));
+            }
         }
     }
-    if let Some(share) = reuse::share(backend.http_reuse, first) {
-        if let Some(conn) = shared.pool.take(addr, share, c.last_conn) {
-            return Ok((conn, claim, true));
-        }
-    }
-    let (stream, claim) = dispatch::connect(claim, key, port, &c.observer).await?;
+    let (stream, claim, sni) = dispatch::connect(claim, key, port, &c.observer, sni).await?;
     let addr = effective_addr(&claim, port);
-    let conn = ServerConn::new(stream, addr, claim.server().shared.pool.generation());
+    let mut conn = ServerConn::new(stream, addr, claim.server().shared.pool.generation());
+    conn.sni = sni;
     Ok((conn, claim, false))
 }

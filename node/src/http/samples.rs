@@ -77,6 +77,19 @@ impl Samples for HttpSamples<'_> {
     }
 }
 
+impl crate::tls::RequestHeaders for HttpSamples<'_> {
+    fn last_value(&self, name: &str) -> Option<&str> {
+        let field = self
+            .head
+            .fields
+            .iter()
+            .rev()
+            .find(|h| h.name.of(self.buf).eq_ignore_ascii_case(name.as_bytes()))?;
+        let value = std::str::from_utf8(field.value.of(self.buf)).ok()?;
+        value.rsplit(',').next().map(str::trim)
+    }
+}
+
 /// The bytes a hash balancer hashes for this request, borrowed from the
 /// request (or written into `key` for `source`). `None` makes the balancer
 /// fall back to round robin, as HAProxy does when the sample is missing.
@@ -158,6 +171,12 @@ mod tests {
         });
         assert_eq!(seen, ["a", "b"]);
         assert!(s.any_header("x-empty", &mut |v| v.is_empty()));
+        // `req.hdr` for `sni`: the last value of the last field.
+        use crate::tls::RequestHeaders;
+        assert_eq!(s.last_value("x-list"), Some("b"));
+        assert_eq!(s.last_value("host"), Some("h.example"));
+        assert_eq!(s.last_value("x-empty"), Some(""));
+        assert_eq!(s.last_value("x-none"), None);
         let mut key = [0u8; 16];
         assert_eq!(
             hash_key(&Balance::UrlParam("u".into()), &s, &mut key),

@@ -11,7 +11,9 @@
 //! queue, retries, timeouts, error pages, logs and counters therefore
 //! apply unchanged, and the plain HTTP/1.1 path pays one branch.
 //!
-//! One HTTP/2 connection per server per node carries every stream. The
+//! One HTTP/2 connection per server per node carries every stream (one
+//! per SNI value when the server's `sni` is evaluated per connection: a
+//! stream only rides a connection opened with its own SNI). The
 //! first connect opens it (under `timeout connect`, with the retries and
 //! redispatch of any connect, see [`crate::dispatch`]); the first connect
 //! after it closed opens another. Simultaneous connects wait for the one
@@ -48,8 +50,9 @@ pub struct H2Upstream {
     /// The server chose `h2` by ALPN at least once (always true when
     /// forced): connects then wait for a connection being opened.
     speaks_h2: AtomicBool,
-    /// The open connection. Locked to find it (no I/O) or to open one.
-    live: tokio::sync::Mutex<Option<Live>>,
+    /// The open connections: one, or one per SNI value. Locked to find
+    /// one (no I/O) or to open one.
+    live: tokio::sync::Mutex<Vec<Live>>,
     /// Header fields the bridge reads in a request from the engine.
     max_headers: usize,
     /// The backend's `timeout connect`: the most a new connection (TCP,
@@ -66,10 +69,16 @@ pub struct H2Upstream {
 /// request the engine accepted.
 const HEADER_ROOM: usize = 64;
 
+/// Open HTTP/2 connections kept per server, each for its own SNI; the
+/// oldest is let go (it closes when its streams end) beyond this.
+const MAX_LIVE: usize = 64;
+
 /// An open HTTP/2 connection and where it goes.
 #[derive(Debug)]
 struct Live {
     addr: SocketAddr,
+    /// The SNI it was opened with (per-connection `sni` only).
+    sni: Option<Box<str>>,
     sender: SendRequest<Incoming>,
 }
 
@@ -90,43 +99,54 @@ impl H2Upstream {
             forced,
             scheme: if ssl { Scheme::HTTPS } else { Scheme::HTTP },
             speaks_h2: AtomicBool::new(forced),
-            live: tokio::sync::Mutex::new(None),
+            live: tokio::sync::Mutex::new(Vec::new()),
         }
     }
 
     /// A stream for the engine to the server at `addr`: a bridge onto the
     /// open HTTP/2 connection, or onto a new one (TCP, then TLS with
-    /// `tls`, then HTTP/2); when ALPN chose HTTP/1.1, the TLS session
-    /// itself. The flag says whether a connection was opened.
+    /// `tls` sending `sni`, then HTTP/2); when ALPN chose HTTP/1.1, the
+    /// TLS session itself. The flag says whether a connection was opened.
     pub async fn connect(
         self: &Arc<Self>,
         addr: SocketAddr,
         tls: Option<&Arc<Upstream>>,
+        sni: Option<&str>,
     ) -> io::Result<(TcpStream, bool)> {
-        match self.open(addr, tls.map(|t| &**t)).await? {
+        match self.open(addr, tls.map(|t| &**t), sni).await? {
             Opened::Http1(session) => Ok((bridge_to(*session)?, true)),
             Opened::Http2(sender, fresh) => {
                 let way = Way {
                     upstream: self.clone(),
                     tls: tls.cloned(),
                     addr,
+                    sni: sni.map(Arc::from),
                 };
                 Ok((way.bridge(sender)?, fresh))
             }
         }
     }
 
-    /// The open HTTP/2 connection to `addr`, or a new connection.
-    async fn open(&self, addr: SocketAddr, tls: Option<&Upstream>) -> io::Result<Opened> {
+    /// The open HTTP/2 connection to `addr` for `sni`, or a new connection.
+    async fn open(
+        &self,
+        addr: SocketAddr,
+        tls: Option<&Upstream>,
+        sni: Option<&str>,
+    ) -> io::Result<Opened> {
         // A server not known to speak HTTP/2 yet is connected to without
         // the lock: its HTTP/1.1 connects must not wait in line.
         let mut live = match self.speaks_h2.load(Relaxed) {
             true => Some(self.live.lock().await),
             false => None,
         };
-        if let Some(Some(open)) = live.as_deref() {
-            if open.addr == addr && !open.sender.is_closed() {
-                return Ok(Opened::Http2(open.sender.clone(), false));
+        if let Some(open) = live.as_deref_mut() {
+            open.retain(|l| !l.sender.is_closed());
+            let found = open
+                .iter()
+                .find(|l| l.addr == addr && l.sni.as_deref() == sni);
+            if let Some(found) = found {
+                return Ok(Opened::Http2(found.sender.clone(), false));
             }
         }
         let connecting = async {
@@ -135,7 +155,7 @@ impl H2Upstream {
             match tls {
                 None => handshake(tcp).await.map(Ok),
                 Some(tls) => {
-                    let session = tls.handshake(tcp).await?;
+                    let session = tls.handshake(tcp, sni).await?;
                     if !self.forced && Upstream::chosen(&session) != Some(b"h2") {
                         // The server moved to HTTP/1.1: its connects stop
                         // waiting for each other.
@@ -158,8 +178,15 @@ impl H2Upstream {
             Some(guard) => guard,
             None => self.live.lock().await,
         };
-        *live = Some(Live {
+        // It replaces a connection to the same place that has closed (or
+        // that a simultaneous connect opened).
+        live.retain(|l| !(l.sender.is_closed() || (l.addr == addr && l.sni.as_deref() == sni)));
+        if live.len() >= MAX_LIVE {
+            live.remove(0);
+        }
+        live.push(Live {
             addr,
+            sni: sni.map(Box::from),
             sender: sender.clone(),
         });
         Ok(Opened::Http2(sender, true))
@@ -181,6 +208,8 @@ struct Way {
     upstream: Arc<H2Upstream>,
     tls: Option<Arc<Upstream>>,
     addr: SocketAddr,
+    /// The SNI its connection was opened with, to open another alike.
+    sni: Option<Arc<str>>,
 }
 
 impl Way {
@@ -234,7 +263,10 @@ impl Way {
                 let Some(req) = e.take_message() else {
                     return Err(io::Error::other(e.into_error()));
                 };
-                let opened = self.upstream.open(self.addr, self.tls.as_deref()).await?;
+                let opened = self
+                    .upstream
+                    .open(self.addr, self.tls.as_deref(), self.sni.as_deref())
+                    .await?;
                 let Opened::Http2(mut sender, _) = opened else {
                     return Err(io::Error::other("the server chose HTTP/1.1 by ALPN"));
                 };

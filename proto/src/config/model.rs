@@ -642,10 +642,11 @@ pub struct ServerTls {
     pub verify_none: bool,
     /// `ca-file`: the CAs that sign the server's certificate.
     pub ca_file: Option<String>,
-    /// `sni str(NAME)`: the server name sent, and checked against the
-    /// server's certificate. Without it no SNI is sent and only the chain
-    /// is verified (as HAProxy without `verifyhost`).
-    pub sni: Option<String>,
+    /// `sni EXPR`: evaluated for each new connection, its value is the
+    /// server name sent, and checked against the server's certificate.
+    /// Without it, or when it yields nothing, no SNI is sent and only the
+    /// chain is verified (as HAProxy without `verifyhost`).
+    pub sni: Option<crate::config::SniExpr>,
     /// `alpn h2,http/1.1`: the protocols offered by ALPN, in order of
     /// preference; empty: no ALPN. In `mode http` the server's choice of
     /// `h2` makes the connection HTTP/2 (unless `proto` forces one).

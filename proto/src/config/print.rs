@@ -429,7 +429,7 @@ fn server(s: &Server) -> String {
         opt("ca-file", Some(word(ca)));
     }
     if let Some(sni) = &t.sni {
-        opt("sni", Some(word(&format!("str({sni})"))));
+        opt("sni", Some(word(&sni.to_string())));
     }
     if !t.alpn.is_empty() {
         opt("alpn", Some(word(&t.alpn.join(","))));

@@ -49,8 +49,6 @@ const LISTENER: Gap = refuse("change where or how connections are accepted");
 const CONFINEMENT: Gap = refuse("run the process with fewer restrictions than configured");
 const SOCKET_ACCESS: Gap = refuse("change who may use the socket");
 const SECURITY: Gap = refuse("drop a security measure the peers rely on");
-/// TLS forms Shoal does not implement.
-pub(super) const UNIMPLEMENTED_TLS: Gap = TLS;
 /// `proto` values Shoal does not implement (`fcgi`).
 pub(super) const UNIMPLEMENTED_PROTO: Gap = PROTOCOL;
 /// `http-request` actions and forms Shoal does not implement.

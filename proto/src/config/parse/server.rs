@@ -4,7 +4,7 @@ use super::gaps::SERVER_OPTIONS;
 use super::keywords::{self, SERVER_IMPLEMENTED};
 use super::state::ProxyState;
 use super::{addr, check_name, Diags};
-use crate::config::{Observe, OnError, Server, ServerProto};
+use crate::config::{Converter, Mode, Observe, OnError, Server, ServerProto, SniExpr, SniFetch};
 
 /// HAProxy's bound for `weight` (`SRV_UWGHT_MAX`).
 const MAX_WEIGHT: i64 = 256;
@@ -214,7 +214,7 @@ fn apply(d: &mut Diags, no: usize, srv: &mut Server, opt: &str, arg: &str) {
 }
 
 /// The TLS server options Shoal implements: `ssl`, `no-ssl`, `verify
-/// none|required`, `ca-file FILE`, `sni str(NAME)`, `alpn LIST`. `None`
+/// none|required`, `ca-file FILE`, `sni EXPR`, `alpn LIST`. `None`
 /// when `opt` is none of them, else the arguments it took.
 fn tls_option(
     d: &mut Diags,
@@ -257,18 +257,196 @@ fn tls_option(
                 None => t.alpn = names,
             }
         }
-        _ => match arg.strip_prefix("str(").and_then(|a| a.strip_suffix(')')) {
-            Some(name) if !name.is_empty() && !name.contains(['(', ')', ',']) => {
-                t.sni = Some(name.to_string());
-            }
-            _ => d.gap(
+        _ => match sni_expr(arg) {
+            Ok(expr) => t.sni = Some(expr),
+            // HAProxy's wording.
+            Err(e) => d.error(
                 no,
-                &format!("server option 'sni {arg}' (only 'sni str(NAME)' is)"),
-                super::gaps::UNIMPLEMENTED_TLS,
+                format!("server option 'sni': error detected while parsing sni expression: {e}"),
             ),
         },
     }
     Some(1)
+}
+
+/// `sni FETCH[,CONVERTER...]`: see [`SniExpr`] for what Shoal evaluates.
+/// A real HAProxy fetch or converter outside that set is refused as not
+/// implemented (sending no SNI, or another one, would change which
+/// certificate the server presents and which name is verified).
+fn sni_expr(word: &str) -> Result<SniExpr, String> {
+    let mut parts = split_expr(word)?.into_iter();
+    let fetch_word = parts.next().unwrap_or_default();
+    let (name, arg) = call(fetch_word)?;
+    let fetch = match (name, arg) {
+        ("str", Some(text)) => SniFetch::Str(text.to_string()),
+        ("req.hdr" | "hdr", Some(header)) if !header.is_empty() && !header.contains(',') => {
+            SniFetch::ReqHdr(header.to_ascii_lowercase())
+        }
+        ("req.hdr" | "hdr", Some(header)) if header.contains(',') => {
+            return Err(format!(
+                "header occurrence in '{fetch_word}' is not implemented by Shoal yet"
+            ))
+        }
+        ("ssl_fc_sni", None) => SniFetch::SslFcSni,
+        ("str" | "req.hdr" | "hdr", _) => {
+            return Err(format!("fetch method '{name}' expects an argument, as in {name}(host)"))
+        }
+        ("ssl_fc_sni", Some(_)) => return Err("fetch method 'ssl_fc_sni' takes no argument".into()),
+        _ if SNI_FETCHES_UNIMPLEMENTED.contains(&name) => {
+            return Err(format!("fetch method '{name}' is not implemented by Shoal yet in 'sni' (it takes str(), req.hdr(), hdr() and ssl_fc_sni)"))
+        }
+        _ => return Err(format!("unknown fetch method '{name}'")),
+    };
+    let mut converters = Vec::new();
+    for conv in parts {
+        let (name, arg) = call(conv)?;
+        converters.push(match (name, arg) {
+            ("lower", None) => Converter::Lower,
+            ("upper", None) => Converter::Upper,
+            ("field", Some(args)) => field_args(args)?,
+            ("lower" | "upper", Some(_)) => {
+                return Err(format!("converter '{name}' takes no argument"))
+            }
+            ("field", None) => {
+                return Err("converter 'field' expects arguments, as in field(1,:)".into())
+            }
+            _ if SNI_CONVERTERS_UNIMPLEMENTED.contains(&name) => {
+                return Err(format!("converter '{name}' is not implemented by Shoal yet in 'sni' (it takes lower, upper and field)"))
+            }
+            _ => return Err(format!("unknown converter '{name}'")),
+        });
+    }
+    Ok(SniExpr { fetch, converters })
+}
+
+/// Fetches HAProxy accepts in a server's `sni` that Shoal does not
+/// evaluate there (the common ones, for a clearer error).
+const SNI_FETCHES_UNIMPLEMENTED: &[&str] = &[
+    "req.fhdr",
+    "fhdr",
+    "req.cook",
+    "cook",
+    "path",
+    "url",
+    "base",
+    "src",
+    "dst",
+    "var",
+    "ssl_c_s_dn",
+    "ssl_fc_alpn",
+    "ssl_fc_protocol",
+    "hdr_ip",
+    "req.ssl_sni",
+    "req_ssl_sni",
+    "env",
+    "host",
+    "url_param",
+];
+
+/// Converters HAProxy has that Shoal does not apply in `sni` (the common ones).
+const SNI_CONVERTERS_UNIMPLEMENTED: &[&str] = &[
+    "regsub",
+    "word",
+    "bytes",
+    "concat",
+    "map",
+    "map_str",
+    "json",
+    "base64",
+    "host_only",
+    "port_only",
+    "ltrim",
+    "rtrim",
+    "url_dec",
+];
+
+/// `field(INDEX,DELIMITERS)`; HAProxy's optional count is not implemented.
+fn field_args(args: &str) -> Result<Converter, String> {
+    let mut it = args.splitn(3, ',');
+    let index = it.next().unwrap_or_default();
+    let (Some(delimiters), None) = (it.next(), it.next()) else {
+        return Err(if args.matches(',').count() >= 2 {
+            "converter 'field' with a count is not implemented by Shoal yet".into()
+        } else {
+            format!("invalid args in converter 'field': expects field(INDEX,DELIMITERS), got field({args})")
+        });
+    };
+    let index: i32 = match index.trim().parse() {
+        Ok(0) | Err(_) => {
+            // HAProxy's wording.
+            return Err(format!(
+                "invalid args in converter 'field' : Unexpected value {index} for index"
+            ));
+        }
+        Ok(i) => i,
+    };
+    if delimiters.is_empty() {
+        return Err("invalid args in converter 'field': empty delimiter list".into());
+    }
+    Ok(Converter::Field {
+        index,
+        delimiters: delimiters.to_string(),
+    })
+}
+
+/// Splits `a(x,y),b,c(z)` at the commas outside parentheses.
+fn split_expr(word: &str) -> Result<Vec<&str>, String> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0u32, 0);
+    for (i, c) in word.char_indices() {
+        match c {
+            '(' if depth == 0 => depth = 1,
+            '(' => return Err(format!("unexpected '(' in '{word}'")),
+            ')' if depth == 1 => depth = 0,
+            ')' => return Err(format!("unexpected ')' in '{word}'")),
+            ',' if depth == 0 => {
+                parts.push(&word[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(format!("missing closing ')' in '{word}'"));
+    }
+    parts.push(&word[start..]);
+    match parts.iter().find(|p| p.is_empty()) {
+        Some(_) => Err(format!("empty fetch or converter name in '{word}'")),
+        None => Ok(parts),
+    }
+}
+
+/// `name(arg)` or `name`; the argument is everything between the
+/// parentheses, which must end the word.
+fn call(word: &str) -> Result<(&str, Option<&str>), String> {
+    match word.split_once('(') {
+        None => Ok((word, None)),
+        Some((name, rest)) => match rest.strip_suffix(')') {
+            Some(arg) => Ok((name, Some(arg))),
+            None => Err(format!("missing closing ')' after arguments to '{name}'")),
+        },
+    }
+}
+
+/// Checks that need the proxy's final mode: a `ssl` server's `sni` that
+/// reads the HTTP request is refused in `mode tcp`. (HAProxy 2.6 accepts
+/// it and sends no SNI when no HTTP request has been parsed, which is
+/// always the case at connect time without `tcp-request inspect-delay`;
+/// Shoal refuses rather than silently send none.)
+pub(super) fn end_of_proxy(d: &mut Diags, st: &ProxyState) {
+    let p = &st.proxy;
+    if p.mode != Mode::Tcp || !p.kind.is_backend() {
+        return;
+    }
+    let (kind, name) = (p.kind.keyword(), &p.name);
+    for (srv, line) in p.servers.iter().zip(&st.lines.servers) {
+        match &srv.tls.sni {
+            Some(sni) if srv.tls.ssl && sni.needs_http() => d.error(
+                *line,
+                format!("server '{}': 'sni {sni}' reads the HTTP request, which needs 'mode http', but {kind} '{name}' is in mode tcp (use 'sni ssl_fc_sni' or 'sni str(NAME)')", srv.name),
+            ),
+            _ => {}
+        }
+    }
 }
 
 /// An integer option within `min..=max` (both within `u32`).

@@ -133,6 +133,7 @@ pub(super) fn end_of_proxy(d: &mut Diags, st: &mut ProxyState) {
         d.error(lines.header, msg);
     }
     stick::end_of_proxy(d, st);
+    super::server::end_of_proxy(d, st);
 }
 
 fn line_or(line: usize, fallback: usize) -> usize {

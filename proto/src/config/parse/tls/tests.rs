@@ -180,7 +180,10 @@ fn server_ssl_options() {
     let s = &p.config.proxies[0].servers;
     assert!(s[0].tls.ssl && !s[0].tls.verify_none);
     assert_eq!(s[0].tls.ca_file.as_deref(), Some("/ca.pem"));
-    assert_eq!(s[0].tls.sni.as_deref(), Some("api.example.com"));
+    assert_eq!(
+        s[0].tls.sni,
+        Some(crate::config::SniExpr::constant("api.example.com"))
+    );
     assert_eq!(s[0].tls.at.0, "t.cfg:4");
     assert!(s[1].tls.ssl && s[1].tls.verify_none);
     assert!(!s[2].tls.ssl);
@@ -192,8 +195,8 @@ fn server_ssl_options() {
             "verify is enabled by default but no CA file specified",
         ),
         (
-            "server a 10.0.0.1:443 ssl verify none sni req.hdr(host)",
-            "server option 'sni req.hdr(host)' (only 'sni str(NAME)' is) is not implemented",
+            "server a 10.0.0.1:443 ssl verify none sni nope(x)",
+            "server option 'sni': error detected while parsing sni expression: unknown fetch method 'nope'",
         ),
         (
             "server a 10.0.0.1:443 ssl verify maybe",
@@ -270,6 +273,94 @@ fn server_proto_and_alpn() {
         let e = errors(cfg);
         assert!(
             e[0].starts_with(&format!("t.cfg:{line}: ")) && e[0].contains(says),
+            "{cfg}: {e:#?}"
+        );
+    }
+}
+
+#[test]
+fn server_sni_expressions() {
+    let p = ok("defaults\n    mode http\n    default-server sni req.hdr(Host),lower,field(1,:)\nbackend be\n    server a 10.0.0.1:443 ssl verify none\n    server b 10.0.0.2:443 ssl verify none sni hdr(x-sni)\n    server c 10.0.0.3:443 ssl verify none sni ssl_fc_sni,upper\n    server d 10.0.0.4:443 ssl verify none sni str()\n    server e 10.0.0.5:443 ssl verify none sni str(X.A.test),lower,field(-2,.)\nbackend tcp\n    mode tcp\n    server t 10.0.0.6:443 ssl verify none sni ssl_fc_sni\n    server u 10.0.0.7:443 sni req.hdr(host)\n");
+    let s = &p.config.proxies[0].servers;
+    let sni = |i: usize| s[i].tls.sni.clone().expect("sni");
+    assert_eq!(
+        sni(0),
+        SniExpr {
+            fetch: SniFetch::ReqHdr("host".into()),
+            converters: vec![
+                Converter::Lower,
+                Converter::Field {
+                    index: 1,
+                    delimiters: ":".into()
+                }
+            ],
+        }
+    );
+    assert_eq!(sni(1).fetch, SniFetch::ReqHdr("x-sni".into()));
+    assert_eq!(sni(2).fetch, SniFetch::SslFcSni);
+    assert_eq!(sni(2).converters, [Converter::Upper]);
+    assert_eq!(sni(3).fixed(), Some(None), "str() sends no SNI");
+    assert_eq!(sni(4).fixed(), Some(Some("a".into())));
+    // The printer writes each expression back, and it parses the same.
+    let text = print(&p.config);
+    assert!(
+        text.contains("sni req.hdr(host),lower,field(1,:)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sni str(X.A.test),lower,field(-2,.)"),
+        "{text}"
+    );
+    assert_eq!(ok(&text).config, p.config, "{text}");
+
+    for (opt, says) in [
+        ("sni nope(x)", "unknown fetch method 'nope'"),
+        ("sni req.hdr(host),bogus", "unknown converter 'bogus'"),
+        (
+            "sni req.hdr(host),field(0,:)",
+            "invalid args in converter 'field' : Unexpected value 0 for index",
+        ),
+        (
+            "sni req.hdr(host),field(1,:,2)",
+            "converter 'field' with a count is not implemented by Shoal yet",
+        ),
+        (
+            "sni req.hdr(host,1)",
+            "header occurrence in 'req.hdr(host,1)' is not implemented",
+        ),
+        ("sni req.hdr", "fetch method 'req.hdr' expects an argument"),
+        (
+            "sni src",
+            "fetch method 'src' is not implemented by Shoal yet in 'sni'",
+        ),
+        (
+            "sni req.hdr(host),regsub(a,b)",
+            "converter 'regsub' is not implemented by Shoal yet",
+        ),
+        ("sni req.hdr(host", "missing closing ')'"),
+        ("sni req.hdr(host),,lower", "empty fetch or converter name"),
+        ("sni ssl_fc_sni(x)", "'ssl_fc_sni' takes no argument"),
+    ] {
+        let e = errors(&format!(
+            "backend be\n    mode http\n    server a 10.0.0.1:443 ssl verify none {opt}\n"
+        ));
+        assert!(
+            e[0].starts_with(
+                "t.cfg:3: server option 'sni': error detected while parsing sni expression: "
+            ) && e[0].contains(says),
+            "{opt}: {e:#?}"
+        );
+    }
+    // A request fetch cannot be evaluated when a TCP connection opens:
+    // refused in mode tcp, whichever line sets the mode or the `sni`.
+    for cfg in [
+        "backend be\n    server a 10.0.0.1:443 ssl verify none sni req.hdr(host)\n    mode tcp\n",
+        "defaults\n    mode tcp\n    default-server sni hdr(host)\nbackend be\n    server a 10.0.0.1:443 ssl verify none\n",
+    ] {
+        let e = errors(cfg);
+        let line = cfg.lines().position(|l| l.contains("server a")).expect("line") + 1;
+        assert!(
+            e[0].starts_with(&format!("t.cfg:{line}: server 'a': 'sni req.hdr(host)' reads the HTTP request, which needs 'mode http', but backend 'be' is in mode tcp")),
             "{cfg}: {e:#?}"
         );
     }
