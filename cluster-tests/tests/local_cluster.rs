@@ -506,3 +506,211 @@ fn container_config_passes_shoal_check() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Two keepalived instances, each in a network namespace of its own
+/// joined by a veth pair, hold one VRRP virtual IP with
+/// deploy/keepalived/keepalived.conf (interface, priority and addresses
+/// filled in) and its track script asking nodes 1 and 2 of a real
+/// cluster for `/ready`: the VIP sits on node 1's side, moves to node 2's
+/// when node 1 is drained, and comes back when it is ready again.
+#[tokio::test]
+async fn the_vip_follows_drain_and_ready() {
+    let backend = Backend::http("a");
+    let cluster = Cluster::start(2, &config(&[&backend], "")).await;
+    let pair = VethPair::new();
+    let template = std::fs::read_to_string(deploy_dir().join("keepalived/keepalived.conf"))
+        .expect("read keepalived.conf");
+    let script = deploy_dir().join("keepalived/shoal-ready.sh");
+    let mut keepalived = Vec::new();
+    for (side, id, priority) in [(&pair.a, 1, "150"), (&pair.b, 2, "140")] {
+        // The track script runs inside the side's namespace; the nodes
+        // listen in the test's own, which it enters to ask (as root:
+        // entering a namespace needs it, where the file says `nobody`).
+        let track = format!(
+            "nsenter --net=/proc/{}/ns/net {} {}",
+            std::process::id(),
+            script.display(),
+            cluster.node(id).admin
+        );
+        let conf = [
+            (
+                "/etc/keepalived/shoal-ready.sh 10.0.0.11:9090",
+                track.as_str(),
+            ),
+            ("script_user nobody", "script_user root"),
+            ("interface eth0", &format!("interface {}", side.link)),
+            ("priority 150 ", &format!("priority {priority} ")),
+            ("10.0.0.100/24", VIP),
+        ]
+        .iter()
+        .fold(template.clone(), |text, (from, to)| {
+            assert!(
+                text.contains(from),
+                "keepalived.conf no longer has {from:?}"
+            );
+            text.replace(from, to)
+        });
+        keepalived.push(side.keepalived(&cluster.dir, &conf));
+    }
+    let admin1 = cluster.node(1).admin.to_string();
+    let holder = || {
+        let on = |side: &Side| side.holds(VIP.split('/').next().unwrap_or(VIP));
+        match (on(&pair.a), on(&pair.b)) {
+            (true, false) => "node 1",
+            (false, true) => "node 2",
+            (true, true) => "both",
+            (false, false) => "none",
+        }
+    };
+    let wait_for = |want: &str, keepalived: &mut Vec<Keepalived>| {
+        let end = Instant::now() + DEADLINE;
+        while holder() != want {
+            if Instant::now() > end {
+                let logs: Vec<String> = keepalived.iter_mut().map(|k| k.0.log()).collect();
+                panic!(
+                    "the VIP is on {}, not {want}:\n{}",
+                    holder(),
+                    logs.join("\n---\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("node 1", &mut keepalived);
+    shoal(&["node", "drain", "1", "--admin", &admin1])
+        .await
+        .ok();
+    wait_for("node 2", &mut keepalived);
+    shoal(&["node", "ready", "1", "--admin", &admin1])
+        .await
+        .ok();
+    wait_for("node 1", &mut keepalived);
+}
+
+/// The VIP and its prefix, on the link between the two namespaces.
+const VIP: &str = "10.231.0.100/24";
+
+/// One end of the veth pair, in its own network namespace.
+struct Side {
+    netns: String,
+    link: String,
+}
+
+impl Side {
+    /// Whether `ip` is on the link.
+    fn holds(&self, ip: &str) -> bool {
+        let out = ip_cmd(&[
+            "-n",
+            &self.netns,
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            &self.link,
+        ]);
+        out.contains(&format!(" {ip}/"))
+    }
+
+    /// keepalived in this namespace with `conf`, in the foreground.
+    fn keepalived(&self, dir: &TempDir, conf: &str) -> Keepalived {
+        let file = |what: &str| dir.path(&format!("{}-{what}", self.netns));
+        std::fs::write(file("keepalived.conf"), conf).expect("write keepalived.conf");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.netns, "keepalived", "--dont-fork"])
+            .args(["--log-console", "--log-detail", "-f"])
+            .arg(file("keepalived.conf"))
+            .arg("-p")
+            .arg(file("keepalived.pid"))
+            .arg("-r")
+            .arg(file("vrrp.pid"))
+            .arg("-c")
+            .arg(file("checkers.pid"));
+        Keepalived(Proc::spawn(&format!("keepalived {}", self.netns), cmd))
+    }
+}
+
+/// keepalived, stopped with SIGTERM so that its VRRP child gives up the
+/// address and exits with it.
+struct Keepalived(Proc);
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        self.0.signal(nix::sys::signal::Signal::SIGTERM);
+        let _ = self.0.wait_exit(Duration::from_secs(10));
+    }
+}
+
+/// Two network namespaces joined by a veth pair, 10.231.0.1 and .2/24;
+/// both deleted on drop (with anything still running in them).
+struct VethPair {
+    a: Side,
+    b: Side,
+}
+
+impl VethPair {
+    fn new() -> VethPair {
+        let id = std::process::id();
+        let side = |s: &str| Side {
+            netns: format!("shoal-vrrp-{id}-{s}"),
+            link: format!("sv{id}{s}"),
+        };
+        let pair = VethPair {
+            a: side("a"),
+            b: side("b"),
+        };
+        for s in [&pair.a, &pair.b] {
+            ip_cmd(&["netns", "add", &s.netns]);
+        }
+        ip_cmd(&[
+            "link",
+            "add",
+            &pair.a.link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.b.link,
+        ]);
+        for (s, addr) in [(&pair.a, "10.231.0.1/24"), (&pair.b, "10.231.0.2/24")] {
+            ip_cmd(&["link", "set", &s.link, "netns", &s.netns]);
+            ip_cmd(&["-n", &s.netns, "addr", "add", addr, "dev", &s.link]);
+            ip_cmd(&["-n", &s.netns, "link", "set", &s.link, "up"]);
+            ip_cmd(&["-n", &s.netns, "link", "set", "lo", "up"]);
+        }
+        pair
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        for s in [&self.a, &self.b] {
+            let pids = Command::new("ip")
+                .args(["netns", "pids", &s.netns])
+                .output();
+            for pid in pids
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+                .split_whitespace()
+            {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+            let _ = Command::new("ip").args(["netns", "del", &s.netns]).status();
+        }
+    }
+}
+
+/// `ip ARGS`, which must succeed; its stdout.
+fn ip_cmd(args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2; ./test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -258,6 +258,17 @@ pub async fn connect(
             None => Ok(None),
             Some(expr) => sni.eval(expr),
         };
+        // A value that cannot be sent (none for this server's expression,
+        // or no server name, such as a Host with its port) is the
+        // request's doing, not the server's: no connection, no error
+        // counted against the server or reported to `observe`, no retry.
+        let usable = match &name {
+            Ok(value) => value.as_deref().is_none_or(crate::tls::Upstream::sendable),
+            Err(_) => false,
+        };
+        if !usable {
+            return Err(DispatchError::ConnectFailed);
+        }
         // A TLS server's handshake counts as part of the connect; so does
         // an HTTP/2 server's, whose open connection may serve instead
         // (then no connection is opened: `fresh` is false).

@@ -220,9 +220,11 @@ impl StickTable {
     /// unless it only refreshes an entry the cluster heard of within
     /// [`StickTable::refresh_every`].
     pub fn store(&self, key: &str, server: &str, server_id: usize) {
-        let now = Instant::now();
         let key = self.normalise(key);
         let mut inner = self.lock();
+        // Read under the lock: puts then touch in the order they are made,
+        // which keeps `order` sorted by touch time (see `drop_expired`).
+        let now = Instant::now();
         let heard = inner
             .map
             .get(&key)
@@ -502,17 +504,23 @@ impl StickTable {
             return;
         };
         if inner.unsorted {
-            inner
-                .map
-                .retain(|_, e| now.duration_since(e.touched) < expire);
-            let mut records: Vec<_> = inner
-                .map
-                .iter()
-                .map(|(k, e)| (e.touched, e.seq, k.clone()))
+            let Inner { map, order, .. } = &mut *inner;
+            map.retain(|_, e| now.duration_since(e.touched) < expire);
+            // Keep each live entry's current record, in touch order.
+            let mut records: Vec<(Instant, u64, Box<str>)> = order
+                .drain(..)
+                .filter_map(|(k, seq)| {
+                    let e = map.get(&k).filter(|e| e.seq == seq)?;
+                    Some((e.touched, seq, k))
+                })
                 .collect();
             records.sort_unstable_by_key(|(touched, seq, _)| (*touched, *seq));
-            inner.newest_touch = records.last().map(|(touched, _, _)| *touched);
-            inner.order = records.into_iter().map(|(_, s, k)| (k, s)).collect();
+            order.extend(records.into_iter().map(|(_, seq, k)| (k, seq)));
+            inner.newest_touch = inner
+                .order
+                .back()
+                .and_then(|(k, _)| inner.map.get(k))
+                .map(|e| e.touched);
             inner.unsorted = false;
             return;
         }

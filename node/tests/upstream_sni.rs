@@ -98,21 +98,7 @@ impl Origin {
 
     /// TLS connections the origin has accepted (`stot` of its frontend).
     fn accepted(&self) -> u64 {
-        let csv = socat(&format!("tcp:{}", self.stats), "show stat\n");
-        let mut lines = csv.lines();
-        let header: Vec<&str> = lines
-            .next()
-            .expect("header")
-            .trim_start_matches("# ")
-            .split(',')
-            .collect();
-        let col = header.iter().position(|c| *c == "stot").expect("stot");
-        let row = lines
-            .find(|l| l.starts_with("origin,FRONTEND,"))
-            .expect("frontend row");
-        row.split(',')
-            .nth(col)
-            .expect("cell")
+        stat_cell(&self.stats, "origin,FRONTEND,", "stot")
             .parse()
             .expect("stot")
     }
@@ -186,6 +172,49 @@ async fn each_request_sends_its_host_as_sni_and_reuses_only_matching_connections
             .contains("x-origin-sni: none"),
         "{raw_answer}"
     );
+}
+
+/// A Host that gives no server name (its port kept) is the client's
+/// doing: 503 at once, no connection to the server, and nothing counted
+/// against it (`econ` stays 0; `observe layer4` would otherwise take it
+/// down for a client's header).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_is_no_server_name_is_not_held_against_the_server() {
+    let certs = Certs::new();
+    let origin = Origin::start(&certs);
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:0 level admin\n{}",
+        edge_config(origin.addr, "ssl verify none sni req.hdr(host)")
+    );
+    let mut edge = Shoal::start(&cfg, &["edge"]);
+    let stats = edge.stats_sockets(1)[0].clone();
+    let e = edge.addr("edge");
+    let before = origin.accepted();
+    let resp = get_with(e, "/echo-headers", &[("host", "a.example:8443")]).await;
+    assert_eq!(resp.status, 503, "{resp:?}");
+    let econ = stat_cell(&stats, "be,o,", "econ");
+    assert_eq!(econ, "0", "a client's Host counted as a connection error");
+    assert_eq!(origin.accepted(), before, "a connection was opened for it");
+    let resp = get_with(e, "/echo-headers", &[("host", "a.example")]).await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+}
+
+/// One cell of `show stat` on the stats socket at `addr`: the row that
+/// starts with `row`, the column named `column`.
+fn stat_cell(addr: &str, row: &str, column: &str) -> String {
+    let csv = socat(&format!("tcp:{addr}"), "show stat\n");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .expect("header")
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let col = header.iter().position(|c| *c == column).expect("column");
+    let line = lines
+        .find(|l| l.starts_with(row))
+        .unwrap_or_else(|| panic!("no row {row}: {csv}"));
+    line.split(',').nth(col).expect("cell").to_string()
 }
 
 /// `http-reuse never`: the connection a client keeps for itself is
@@ -371,4 +400,95 @@ fn sni_expressions_that_cannot_work_are_refused_with_the_line() {
         err.contains(&format!("{p}:10: server option 'sni': error detected while parsing sni expression: unknown converter 'bogus'")),
         "{err}"
     );
+}
+
+/// A TCP relay to `origin` that reads each connection's TLS ClientHello
+/// without taking it off the socket (peek), and never passes on a
+/// connection whose SNI is `hold`: a server whose handshake for that one
+/// name never finishes.
+struct SniHold {
+    addr: SocketAddr,
+    held: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SniHold {
+    async fn start(origin: SocketAddr, hold: &'static str) -> SniHold {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = held.clone();
+        tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                if client_sni(&client).await.as_deref() == Some(hold) {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    kept.push(client);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(origin).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        SniHold { addr, held }
+    }
+}
+
+/// The SNI of the ClientHello waiting on `tcp`, read with `peek`.
+async fn client_sni(tcp: &TcpStream) -> Option<String> {
+    let mut buf = vec![0; 16 * 1024];
+    let end = tokio::time::Instant::now() + DEADLINE;
+    while tokio::time::Instant::now() < end {
+        let n = tcp.peek(&mut buf).await.ok()?;
+        let mut acceptor = rustls::server::Acceptor::default();
+        acceptor.read_tls(&mut &buf[..n]).ok()?;
+        match acceptor.accept() {
+            Ok(Some(accepted)) => return accepted.client_hello().server_name().map(String::from),
+            Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// HTTP/2 towards servers with `sni req.hdr(host)`: a request whose
+/// name's handshake never finishes waits alone (503 at `timeout
+/// connect`); requests for another name keep using their connection
+/// meanwhile (they used to wait behind the stuck connect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_sni_holds_up_no_other_name_over_http2() {
+    let certs = Certs::new();
+    let origin = Origin::start(&certs);
+    let hold = SniHold::start(origin.addr, "b.example").await;
+    let ca = certs.ca.display();
+    let cfg = edge_config(
+        hold.addr,
+        &format!("ssl ca-file {ca} alpn h2 sni req.hdr(host)"),
+    )
+    .replace("timeout connect 2s", "timeout connect 6s");
+    let edge = Shoal::start(&cfg, &["edge"]);
+    let e = edge.addr("edge");
+    let resp = get_with(e, "/echo-headers", &[("host", "a.example")]).await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let stuck = tokio::spawn(get_with(e, "/echo-headers", &[("host", "b.example")]));
+    let held = hold.held.clone();
+    eventually("the edge's handshake for b.example is held", || {
+        let held = held.clone();
+        async move { held.load(std::sync::atomic::Ordering::SeqCst) == 1 }
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let resp = get_with(e, "/echo-headers", &[("host", "a.example")]).await;
+    let took = started.elapsed();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "a.example waited {took:?} behind b.example's connect (timeout connect 6s)"
+    );
+    let resp = stuck.await.expect("the stuck request");
+    assert_eq!(resp.status, 503, "{resp:?}");
 }

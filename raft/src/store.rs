@@ -25,17 +25,21 @@
 //! Nothing is reported done before it is on disk: a vote is flushed before
 //! `save_vote` returns; appended entries are flushed before the
 //! `LogFlushed` callback is called; truncate and purge are flushed before
-//! they return; each applied batch (applied id, membership, fresh flag and
-//! state) is written as one atomic sled batch and flushed before `apply`
-//! returns, and so is an installed snapshot. Stick-table entries are
+//! they return; an installed or built snapshot is flushed before it is
+//! reported. Each applied batch (applied id, membership, fresh flag and
+//! state) is written as one atomic sled batch *without* a flush: its log
+//! entries are on disk already, so a crash leaves the applied state at an
+//! earlier point, whole, and openraft applies the log from there again
+//! (see `machine`'s module note; sled also flushes by itself every
+//! 500 ms). Stick-table entries are
 //! stored one key each, in the same tree and the same batch: an applied
 //! batch writes only the entries its commands changed (the small rest of
 //! the state is rewritten whole), so persisting costs what the batch
 //! changed, not the size of the tables. Start-up rebuilds the state from
 //! `state` and the entries. Keys that belong together
 //! are always written atomically (a sled batch or transaction), so a crash
-//! leaves either the old or the new values, never a mix. Only `committed`
-//! is written without a flush: openraft may lose it (the next flush of
+//! leaves either the old or the new values, never a mix. `committed` is
+//! written without a flush too: openraft may lose it (the next flush of
 //! the log carries it anyway).
 //!
 //! A snapshot (its data is the whole `ClusterState`) larger than
@@ -316,6 +320,36 @@ impl Opened {
             state.restore_entry(table, key.to_string(), entry);
         }
         Ok(Some(state))
+    }
+
+    /// [`Opened::persisted_state`] with the committed log entries after
+    /// it applied again, as the node itself does when it starts (the state
+    /// machine's writes are not flushed on their own, so a node killed
+    /// may have applied a little more than its state on disk says: up to
+    /// the last commit it had written down). With the index of the last
+    /// entry it reflects. For reading a stopped node's directory (a
+    /// backup from `--data-dir`).
+    pub fn recovered_state(&self) -> Result<(Option<ClusterState>, Option<u64>), StoreError> {
+        use openraft::{Entry, EntryPayload};
+        let mut state = self.persisted_state()?;
+        let mut applied = self.applied_index();
+        let committed: Option<LogId<NodeId>> = read(&self.log_meta, COMMITTED, "committed log id")?;
+        let Some(committed) = committed.filter(|c| Some(c.index) > applied) else {
+            return Ok((state, applied));
+        };
+        let from = applied.map_or(0, |i| i + 1);
+        for item in self.log.range(log::key(from)..=log::key(committed.index)) {
+            let (_, value) = item?;
+            let entry: Entry<crate::types::TypeConfig> = decode("log entry", &value)?;
+            if let EntryPayload::Normal(command) = &entry.payload {
+                // A refused command changes nothing, as when it was applied.
+                let _ = state
+                    .get_or_insert_with(ClusterState::default)
+                    .execute(command);
+            }
+            applied = Some(entry.log_id.index);
+        }
+        Ok((state, applied))
     }
 
     /// The index of the last log entry the persisted state applied.

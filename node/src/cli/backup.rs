@@ -29,22 +29,17 @@ pub fn offline(dir: &Path, out: &Path) -> Result<Output, CliError> {
     }
     let store = shoal_raft::store::open(dir)
         .map_err(|e| CliError::Backup(format!("{e} (is the node still running?)")))?;
-    let state = store
-        .persisted_state()
-        .map_err(|e| CliError::Backup(e.to_string()))?
-        .ok_or_else(|| {
-            CliError::Backup(format!(
-                "{}: the node never applied a replicated state",
-                dir.display()
-            ))
-        })?;
+    let (state, applied) = store
+        .recovered_state()
+        .map_err(|e| CliError::Backup(e.to_string()))?;
+    let state = state.ok_or_else(|| {
+        CliError::Backup(format!(
+            "{}: the node never applied a replicated state",
+            dir.display()
+        ))
+    })?;
     // Node 0: taken from a directory, not by a running node.
-    let backup = Backup::of(
-        state,
-        0,
-        store.applied_index().unwrap_or(0),
-        crate::runtime::now_ms(),
-    );
+    let backup = Backup::of(state, 0, applied.unwrap_or(0), crate::runtime::now_ms());
     let bytes = backup
         .to_bytes()
         .map_err(|e| CliError::Backup(e.to_string()))?;

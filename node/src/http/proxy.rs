@@ -464,9 +464,8 @@ impl Exchange {
                             expr,
                             value: sni_value.as_deref(),
                         },
-                        None => SniSource::Client {
-                            request: None,
-                            client_sni: None,
+                        None => SniSource::HeadGone {
+                            client_sni: c.tls.as_deref().and_then(|t| t.sni.as_deref()),
                         },
                     };
                     match dispatch::connect(claim, None, port, &c.observer, sni).await {

@@ -21,6 +21,10 @@ pub enum SniSource<'a> {
         expr: &'a SniExpr,
         value: Option<&'a str>,
     },
+    /// A request sent again after its head left the buffer, from a
+    /// connection made without a per-connection `sni`: a request fetch
+    /// has nothing to read any more, the client's own SNI is still known.
+    HeadGone { client_sni: Option<&'a str> },
 }
 
 /// The request headers an `sni` expression may read.
@@ -54,7 +58,11 @@ impl<'a> SniSource<'a> {
             (SniSource::Client { request, .. }, SniFetch::ReqHdr(name)) => {
                 request.and_then(|r| r.last_value(name))
             }
-            (SniSource::Client { client_sni, .. }, SniFetch::SslFcSni) => *client_sni,
+            (SniSource::Client { client_sni, .. }, SniFetch::SslFcSni)
+            | (SniSource::HeadGone { client_sni }, SniFetch::SslFcSni) => *client_sni,
+            // Evaluating it as absent would send no SNI, and skip the
+            // name check under `verify required`.
+            (SniSource::HeadGone { .. }, SniFetch::ReqHdr(_)) => return Err(Unknown),
         };
         Ok(fetched.and_then(|v| expr.convert(v)))
     }
@@ -117,5 +125,17 @@ mod tests {
             Some("a.example")
         );
         assert_eq!(known.eval(&sni), Err(Unknown));
+        // A resend from a connection made without a per-connection `sni`,
+        // redispatched to a server with one: the head is gone, so a header
+        // cannot be read (no connection rather than no SNI); the client's
+        // own SNI still can.
+        let resend = SniSource::HeadGone {
+            client_sni: Some("c.example"),
+        };
+        assert_eq!(resend.eval(&hdr), Err(Unknown));
+        assert_eq!(
+            resend.eval(&sni).expect("a value").as_deref(),
+            Some("c.example")
+        );
     }
 }

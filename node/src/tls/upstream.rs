@@ -135,6 +135,12 @@ impl Upstream {
         connector.connect(name, tcp).await
     }
 
+    /// Whether `sni`, the value of a per-connection `sni` expression, can
+    /// be used for a handshake: empty (no SNI is sent) or a server name.
+    pub fn sendable(sni: &str) -> bool {
+        sni.is_empty() || ServerName::try_from(sni).is_ok()
+    }
+
     /// The connector and the name for a handshake sending `sni`.
     fn name_for(&self, sni: Option<&str>) -> io::Result<(&TlsConnector, ServerName<'static>)> {
         let name = match &self.sni {

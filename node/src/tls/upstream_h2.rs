@@ -50,16 +50,20 @@ pub struct H2Upstream {
     /// The server chose `h2` by ALPN at least once (always true when
     /// forced): connects then wait for a connection being opened.
     speaks_h2: AtomicBool,
-    /// The open connections: one, or one per SNI value. Locked to find
-    /// one (no I/O) or to open one.
-    live: tokio::sync::Mutex<Vec<Live>>,
+    /// The open connections: one, or one per SNI value. Locked only to
+    /// find or add one (no I/O under it).
+    live: std::sync::Mutex<Vec<Live>>,
+    /// Connects in progress, one gate per destination (address and SNI):
+    /// a request for a destination being connected to waits for that
+    /// connect and then shares it, without waiting for another
+    /// destination's (a client choosing a slow SNI stalls only itself).
+    opening: std::sync::Mutex<Vec<Gate>>,
     /// Header fields the bridge reads in a request from the engine.
     max_headers: usize,
     /// The backend's `timeout connect`: the most a new connection (TCP,
     /// TLS and HTTP/2 handshakes) may take, also when a request is sent
-    /// again after its connection closed (the lock on `live` is held
-    /// meanwhile, so an unbounded connect would stall every request to
-    /// the server).
+    /// again after its connection closed (requests for the same
+    /// destination wait for it meanwhile).
     connect_timeout: std::time::Duration,
 }
 
@@ -72,6 +76,14 @@ const HEADER_ROOM: usize = 64;
 /// Open HTTP/2 connections kept per server, each for its own SNI; the
 /// oldest is let go (it closes when its streams end) beyond this.
 const MAX_LIVE: usize = 64;
+
+/// A connect in progress to one destination.
+#[derive(Debug)]
+struct Gate {
+    addr: SocketAddr,
+    sni: Option<Box<str>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
 
 /// An open HTTP/2 connection and where it goes.
 #[derive(Debug)]
@@ -99,7 +111,8 @@ impl H2Upstream {
             forced,
             scheme: if ssl { Scheme::HTTPS } else { Scheme::HTTP },
             speaks_h2: AtomicBool::new(forced),
-            live: tokio::sync::Mutex::new(Vec::new()),
+            live: std::sync::Mutex::new(Vec::new()),
+            opening: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -135,20 +148,71 @@ impl H2Upstream {
         sni: Option<&str>,
     ) -> io::Result<Opened> {
         // A server not known to speak HTTP/2 yet is connected to without
-        // the lock: its HTTP/1.1 connects must not wait in line.
-        let mut live = match self.speaks_h2.load(Relaxed) {
-            true => Some(self.live.lock().await),
-            false => None,
-        };
-        if let Some(open) = live.as_deref_mut() {
-            open.retain(|l| !l.sender.is_closed());
-            let found = open
-                .iter()
-                .find(|l| l.addr == addr && l.sni.as_deref() == sni);
-            if let Some(found) = found {
-                return Ok(Opened::Http2(found.sender.clone(), false));
-            }
+        // a gate: its HTTP/1.1 connects must not wait in line.
+        if !self.speaks_h2.load(Relaxed) {
+            return self.open_new(addr, tls, sni).await;
         }
+        if let Some(sender) = self.find(addr, sni) {
+            return Ok(Opened::Http2(sender, false));
+        }
+        let gate = self.gate(addr, sni);
+        let opened = async {
+            let _turn = gate.lock().await;
+            // Opened while this request waited for its turn.
+            if let Some(sender) = self.find(addr, sni) {
+                return Ok(Opened::Http2(sender, false));
+            }
+            self.open_new(addr, tls, sni).await
+        }
+        .await;
+        self.lock_opening()
+            .retain(|g| !Arc::ptr_eq(&g.turn, &gate) || Arc::strong_count(&gate) > 2);
+        opened
+    }
+
+    /// An open connection to `addr` for `sni` (closed ones are let go).
+    fn find(&self, addr: SocketAddr, sni: Option<&str>) -> Option<SendRequest<Incoming>> {
+        let mut live = self.lock_live();
+        live.retain(|l| !l.sender.is_closed());
+        live.iter()
+            .find(|l| l.addr == addr && l.sni.as_deref() == sni)
+            .map(|l| l.sender.clone())
+    }
+
+    /// The gate of the connect to `addr` for `sni`, made if none is open.
+    fn gate(&self, addr: SocketAddr, sni: Option<&str>) -> Arc<tokio::sync::Mutex<()>> {
+        let mut opening = self.lock_opening();
+        if let Some(g) = opening
+            .iter()
+            .find(|g| g.addr == addr && g.sni.as_deref() == sni)
+        {
+            return g.turn.clone();
+        }
+        let turn = Arc::new(tokio::sync::Mutex::new(()));
+        opening.push(Gate {
+            addr,
+            sni: sni.map(Box::from),
+            turn: turn.clone(),
+        });
+        turn
+    }
+
+    fn lock_live(&self) -> std::sync::MutexGuard<'_, Vec<Live>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_opening(&self) -> std::sync::MutexGuard<'_, Vec<Gate>> {
+        self.opening.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new connection to `addr` (TCP, TLS sending `sni`, HTTP/2),
+    /// bounded by `timeout connect`, kept in `live` when it speaks HTTP/2.
+    async fn open_new(
+        &self,
+        addr: SocketAddr,
+        tls: Option<&Upstream>,
+        sni: Option<&str>,
+    ) -> io::Result<Opened> {
         let connecting = async {
             let tcp = TcpStream::connect(addr).await?;
             let _ = tcp.set_nodelay(true);
@@ -174,10 +238,7 @@ impl H2Upstream {
             Ok(sender) => sender,
             Err(session) => return Ok(Opened::Http1(session)),
         };
-        let mut live = match live.take() {
-            Some(guard) => guard,
-            None => self.live.lock().await,
-        };
+        let mut live = self.lock_live();
         // It replaces a connection to the same place that has closed (or
         // that a simultaneous connect opened).
         live.retain(|l| !(l.sender.is_closed() || (l.addr == addr && l.sni.as_deref() == sni)));

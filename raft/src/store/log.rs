@@ -23,7 +23,7 @@ pub struct LogStore {
 }
 
 /// The key of the entry at `index`.
-fn key(index: u64) -> [u8; 8] {
+pub(super) fn key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 

@@ -10,7 +10,10 @@
 //! start-up (or as the commit index comes back). The log is purged only up
 //! to a snapshot, and building or installing a snapshot flushes, so the
 //! entries after what the disk holds are still in the log. This takes one
-//! of the two fsyncs per Raft entry off every node.
+//! of the two fsyncs per Raft entry off every node. Two rare kinds of
+//! batch are still flushed, because they are read from disk before Raft
+//! starts: a membership change (is this node a voter?) and the first
+//! command (does it hold replicated state?).
 
 use super::{
     decode_snapshot, encode, remove_entries, stick_key, write_delta, MachineMeta, StoreError,
@@ -162,12 +165,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut replies = Vec::with_capacity(entries.size_hint().0);
         let mut last = None;
         let mut commands = false;
+        // A new membership and the first command (the end of `fresh`) are
+        // read from disk before Raft starts (is this node a voter, does it
+        // hold replicated state): those rare batches are flushed.
+        let mut flush = false;
         for entry in entries {
             last = Some(entry.log_id);
             let reply = match entry.payload {
                 EntryPayload::Blank => Reply::default(),
                 EntryPayload::Normal(command) => {
                     let refused = self.host.apply(&command, self.meta.fresh).err();
+                    flush |= self.meta.fresh;
                     self.meta.fresh = false;
                     self.seeded.store(true, Ordering::Release);
                     commands = true;
@@ -176,6 +184,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 }
                 EntryPayload::Membership(membership) => {
+                    flush = true;
                     self.meta.membership = StoredMembership::new(Some(entry.log_id), membership);
                     Reply::default()
                 }
@@ -187,7 +196,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         self.meta.applied = Some(last);
         let changes = commands.then(|| self.host.take_changes());
-        self.persist(changes)
+        let write = async {
+            self.persist(changes)?;
+            if flush {
+                self.db.flush_async().await?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        write
+            .await
             .map_err(|e| e.storage(ErrorSubject::Apply(last), ErrorVerb::Write))?;
         Ok(replies)
     }

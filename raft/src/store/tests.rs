@@ -844,3 +844,31 @@ async fn an_installed_snapshot_replaces_the_stored_entries() {
     assert_eq!(b.host.state(), a.host.state());
     assert_eq!(b.host.state().tables()["app"].entries().len(), 50);
 }
+
+/// A stopped node's directory read from outside (a backup with
+/// `--data-dir`) holds what the node would apply again as it starts: the
+/// persisted state and the committed log entries after it, which a node
+/// killed between writing its state and its disk's flush has only there.
+#[tokio::test]
+async fn a_stopped_nodes_state_includes_its_committed_log() {
+    let dir = temp();
+    {
+        let mut n = node(dir.path(), ClusterState::default());
+        n.log
+            .blocking_append(crash_entries())
+            .await
+            .expect("append");
+        n.log
+            .save_committed(Some(log_id(1, 1, 3)))
+            .await
+            .expect("committed");
+        let first_two: Vec<_> = crash_entries().into_iter().take(2).collect();
+        n.machine.apply(first_two).await.expect("apply");
+    }
+    let opened = reopen(dir.path());
+    assert_eq!(opened.applied_index(), Some(2), "applied on disk: 2 of 3");
+    let (state, applied) = opened.recovered_state().expect("recover");
+    assert_eq!(applied, Some(3));
+    let expected = state_after(&[load(CONFIG), weight("s1", 77)]);
+    assert_eq!(state.expect("a state").hash(), expected.hash());
+}
