@@ -9,7 +9,7 @@ mod support;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rcgen::KeyPair;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -40,20 +40,8 @@ struct Certs {
 impl Certs {
     fn new() -> Certs {
         let dir = TempDir::new("tls");
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "Shoal test CA");
-        let ca = params.self_signed(&ca_key).expect("CA");
-        let leaf = |sans: Vec<String>, cn: &str| {
-            let key = KeyPair::generate().expect("leaf key");
-            let mut p = CertificateParams::new(sans).expect("leaf params");
-            p.distinguished_name.push(DnType::CommonName, cn);
-            let cert = p.signed_by(&key, &ca, &ca_key).expect("leaf");
-            (cert, key)
-        };
+        let ca = TestCa::new("Shoal test CA");
+        let leaf = |sans: Vec<String>, cn: &str| ca.leaf(sans, cn);
         let (alpha, alpha_key) = leaf(
             vec!["alpha.test".into(), "*.wild.test".into()],
             "alpha.test",

@@ -8,7 +8,6 @@
 
 mod support;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,18 +32,9 @@ struct Certs {
 impl Certs {
     fn new() -> Certs {
         let dir = TempDir::new("sni");
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "Shoal SNI test CA");
-        let ca = params.self_signed(&ca_key).expect("CA");
+        let ca = TestCa::new("Shoal SNI test CA");
         let leaf = |name: &str| {
-            let key = KeyPair::generate().expect("leaf key");
-            let mut p = CertificateParams::new(vec![name.to_string()]).expect("leaf params");
-            p.distinguished_name.push(DnType::CommonName, name);
-            let cert = p.signed_by(&key, &ca, &ca_key).expect("leaf");
+            let (cert, key) = ca.leaf(vec![name.to_string()], name);
             dir.file(
                 &format!("{name}.pem"),
                 &format!("{}{}{}", cert.pem(), ca.pem(), key.serialize_pem()),

@@ -719,3 +719,36 @@ pub async fn wait_new_backend_connection(backend: SocketAddr, base: usize) {
     })
     .await;
 }
+
+/// A certificate authority made at test time, and the leaves it signs.
+pub struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    /// A new CA whose common name is `cn`.
+    pub fn new(cn: &str) -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.self_signed(&key).expect("CA");
+        TestCa { cert, key }
+    }
+
+    /// The CA's certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A leaf for `sans` with common name `cn`, and its key.
+    pub fn leaf(&self, sans: Vec<String>, cn: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().expect("leaf key");
+        let mut p = rcgen::CertificateParams::new(sans).expect("leaf params");
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = p.signed_by(&key, &self.cert, &self.key).expect("leaf");
+        (cert, key)
+    }
+}
