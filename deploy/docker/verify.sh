@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the image and runs deploy/docker/compose.yaml for real on this
-# (Linux) host, then checks the cluster it starts through the nodes'
-# addresses: every node ready, three voters, traffic through every node
+# Linux host (Docker, or Podman as root: the checks reach the nodes at
+# 172.28.0.11-13 from the host, which rootless Podman does not route),
+# then checks the cluster it starts through the nodes' addresses: every node ready, three voters, traffic through every node
 # to both demo backends, a weight set through node 2 followed by node 3,
 # node 3 restarted in a new container with that state kept (its data
 # volume), and drain/ready moving /ready.
