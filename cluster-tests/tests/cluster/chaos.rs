@@ -67,7 +67,19 @@ impl Chaos {
             allowed.push(Action::EndNodeFault);
         }
         if self.backends.iter().all(|b| b.2.is_some()) {
-            allowed.push(Action::KillBackend);
+            // Only once the last restarted backend has had SETTLE to be UP
+            // again everywhere: killing the next one sooner could leave a
+            // node, for a moment, no server its checks and the verdicts let
+            // it use (every one dead, or back but not yet UP), where any
+            // load balancer, HAProxy too, answers 503.
+            let settled = self
+                .events
+                .iter()
+                .rfind(|e| matches!(e.fault, Fault::BackendRestarted(_)))
+                .is_none_or(|e| e.to.elapsed() >= SETTLE);
+            if settled {
+                allowed.push(Action::KillBackend);
+            }
         } else {
             allowed.push(Action::RestartBackend);
         }
