@@ -702,15 +702,5 @@ impl Drop for VethPair {
 
 /// `ip ARGS`, which must succeed; its stdout.
 fn ip_cmd(args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("ip (iproute2; ./test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run_ok("ip", args)
 }

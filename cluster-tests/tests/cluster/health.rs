@@ -5,7 +5,6 @@
 use crate::support::*;
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -297,21 +296,6 @@ impl Drop for Refuse {
     fn drop(&mut self) {
         iptables("-D", &self.rule);
     }
-}
-
-fn iptables(op: &str, rule: &[String]) {
-    let out = Command::new("iptables")
-        .arg("-w")
-        .arg(op)
-        .args(rule)
-        .output()
-        .expect("run iptables (apt-get install -y iptables)");
-    assert!(
-        out.status.success(),
-        "iptables {op} {}: {}",
-        rule.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Drill 3: node 3's link to s1 is cut. s1 stays UP for the cluster

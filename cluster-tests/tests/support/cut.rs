@@ -67,17 +67,24 @@ impl Drop for Cut {
     }
 }
 
-fn iptables(op: &str, rule: &[String]) {
-    let out = Command::new("iptables")
-        .arg("-w")
-        .arg(op)
-        .args(rule)
+/// `iptables -w OP RULE...`, which must succeed.
+pub fn iptables(op: &str, rule: &[String]) {
+    let mut args = vec!["-w", op];
+    args.extend(rule.iter().map(String::as_str));
+    run_ok("iptables", &args);
+}
+
+/// `PROGRAM ARGS...`, which must succeed; its stdout.
+pub fn run_ok(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
         .output()
-        .expect("run iptables");
+        .unwrap_or_else(|e| panic!("cannot run {program} (./test.sh installs it): {e}"));
     assert!(
         out.status.success(),
-        "iptables {op} {}: {}",
-        rule.join(" "),
+        "{program} {}: {}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
