@@ -30,10 +30,6 @@ impl StateHost for Host {
         self.0.export()
     }
 
-    fn take_changes(&self) -> shoal_raft::types::Changes {
-        self.0.take_changes()
-    }
-
     fn install(&self, state: ClusterState) {
         self.0.install(state);
     }

@@ -133,7 +133,10 @@ struct Node {
 
 /// Run a node until SIGTERM/SIGINT. `store`: the opened data directory of
 /// a cluster node (with `opts.cluster`).
-pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> anyhow::Result<()> {
+pub async fn run(
+    opts: RunOptions,
+    mut store: Option<shoal_raft::store::Opened>,
+) -> anyhow::Result<()> {
     // Take the signals before anything is printed: scripts and tests send
     // them as soon as they read a listening notice, and SIGHUP's default
     // action would end the process.
@@ -141,12 +144,7 @@ pub async fn run(opts: RunOptions, store: Option<shoal_raft::store::Opened>) -> 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let node_id = opts.cluster.as_ref().map_or(0, |c| c.node);
-    let persisted = match &store {
-        Some(store) => store
-            .persisted_state()
-            .map_err(|e| anyhow::anyhow!("reading the data directory: {e}"))?,
-        None => None,
-    };
+    let persisted = store.as_mut().and_then(|s| s.take_state());
     let access_log = opts.access_log.clone();
     let runtime = match persisted {
         Some(state) => {

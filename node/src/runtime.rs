@@ -322,12 +322,6 @@ impl Runtime {
         Ok(())
     }
 
-    /// The replicated state without stick entries, and the entries
-    /// changed since the last call: what the Raft store persists.
-    pub fn take_changes(&self) -> shoal_raft::types::Changes {
-        shoal_raft::types::Changes::take(&mut self.shared.lock_state().state)
-    }
-
     /// A copy of the whole replicated state.
     pub fn export(&self) -> ClusterState {
         self.read(Clone::clone)

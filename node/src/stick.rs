@@ -129,6 +129,10 @@ struct Entry {
     pending: Option<u64>,
 }
 
+/// Most entries a table's map has room for from the start (see
+/// [`StickTable::new`]); a larger table grows past it as it fills.
+const PRESIZED_ENTRIES: usize = 1 << 20;
+
 #[derive(Debug, Default)]
 struct Inner {
     map: HashMap<Box<str>, Entry>,
@@ -163,10 +167,19 @@ impl StickTable {
         config: StickTableConfig,
         queue: std::sync::Arc<StickQueue>,
     ) -> StickTable {
+        // Room for `size` entries up front (up to PRESIZED_ENTRIES): a
+        // map that grows rehashes every entry at once, and at a million
+        // entries that stalled the node's thread for long enough to time
+        // out Raft appends. Untouched buckets cost no resident memory.
+        let room =
+            usize::try_from(config.size).map_or(PRESIZED_ENTRIES, |s| s.min(PRESIZED_ENTRIES));
         StickTable {
             name: name.into(),
             config,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                map: HashMap::with_capacity(room),
+                ..Inner::default()
+            }),
             queue,
         }
     }

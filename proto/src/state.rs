@@ -36,7 +36,7 @@ pub use apply::verdict_detail;
 pub use certs::{Certificate, Secret};
 pub use layout::{BackendLayout, Layout, ServerLayout};
 pub use refusal::Refusal;
-pub use tables::{StickEntry, TableChanges, TableDelta, TableState};
+pub use tables::{StickEntry, TableState};
 
 use crate::command::{AdminState, Millis, NodeId, OpState, ServerRef};
 use crate::config::{Config, EnvLookup, Server};

@@ -13,10 +13,7 @@
 //! |            | `last_purged`         | the `LogId` of the last purged entry          |
 //! |            | `committed`           | the last committed `LogId` openraft reported  |
 //! | `machine`  | `applied`             | the `LogId` of the last applied entry         |
-//! |            | `membership`          | the last applied `StoredMembership`           |
 //! |            | `fresh`               | `bool`: no command applied nor snapshot installed yet (absent: true) |
-//! |            | `state`               | the encoded `ClusterState` as of `applied`, without stick-table entries (absent while fresh) |
-//! |            | 0x01, table name length (u32 BE), table name, key | one stick-table entry (`StickEntry`) as of `applied` |
 //! |            | `snapshot_meta`       | the current snapshot's `SnapshotMeta`         |
 //! |            | `snapshot_data`       | its data: the encoded `ClusterState`          |
 //!
@@ -26,21 +23,34 @@
 //! `save_vote` returns; appended entries are flushed before the
 //! `LogFlushed` callback is called; truncate and purge are flushed before
 //! they return; an installed or built snapshot is flushed before it is
-//! reported. Each applied batch (applied id, membership, fresh flag and
-//! state) is written as one atomic sled batch *without* a flush: its log
-//! entries are on disk already, so a crash leaves the applied state at an
-//! earlier point, whole, and openraft applies the log from there again
-//! (see `machine`'s module note; sled also flushes by itself every
-//! 500 ms). Stick-table entries are
-//! stored one key each, in the same tree and the same batch: an applied
-//! batch writes only the entries its commands changed (the small rest of
-//! the state is rewritten whole), so persisting costs what the batch
-//! changed, not the size of the tables. Start-up rebuilds the state from
-//! `state` and the entries. Keys that belong together
-//! are always written atomically (a sled batch or transaction), so a crash
-//! leaves either the old or the new values, never a mix. `committed` is
-//! written without a flush too: openraft may lose it (the next flush of
-//! the log carries it anyway).
+//! reported.
+//!
+//! The state machine's durable form is the current snapshot plus the log
+//! after it. Applying a batch writes only its last log id (`applied`),
+//! without a flush: the state itself is not written per batch (at tens of
+//! thousands of stick entries a second, writing each changed entry to sled
+//! cost a loaded node more CPU than everything else it did). Opening the
+//! store rebuilds the state: the snapshot's, then every log entry after it
+//! up to the furthest of `applied` and `committed` applied again, in
+//! order ([`ClusterState::execute`], what every node does with them). Those
+//! entries are committed and on disk before either id is written, and the
+//! log is purged only up to a snapshot, which is flushed first, so they
+//! are all there. A node killed before its last ids reached the disk
+//! rebuilds an earlier point, and openraft applies the rest of the log
+//! again as the commit index comes back. Two rare kinds of batch are
+//! flushed, because Raft's start depends on them: a membership change (is
+//! this node a voter?) and the first command (`fresh` ends). Keys that
+//! belong together are always written atomically (a sled batch or
+//! transaction), so a crash leaves either the old or the new values,
+//! never a mix. `committed` is written without a flush too: openraft may
+//! lose it (the next flush of the log carries it anyway).
+//!
+//! Start-up then costs the snapshot's decode plus up to `--snapshot-every`
+//! entries applied again.
+//!
+//! Data directories of earlier builds also kept the state without its
+//! stick entries (`state`), the last membership (`membership`) and one key
+//! per stick entry: those are rebuilt the same way and removed on open.
 //!
 //! A snapshot (its data is the whole `ClusterState`) larger than
 //! [`SNAPSHOT_CAP`] is refused: it came from a peer, which is untrusted.
@@ -56,8 +66,10 @@ pub use self::log::LogStore;
 pub use self::machine::{SnapshotBuilder, StateMachine};
 pub use self::memory::MemoryHost;
 
-use crate::types::{NodeInfo, StateHost};
-use openraft::{ErrorSubject, ErrorVerb, LogId, StorageError, StorageIOError, StoredMembership};
+use crate::types::{NodeInfo, StateHost, TypeConfig};
+use openraft::{
+    ErrorSubject, ErrorVerb, LogId, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+};
 use shoal_proto::codec::{self, CodecError};
 use shoal_proto::command::NodeId;
 use shoal_proto::state::ClusterState;
@@ -85,73 +97,14 @@ const COMMITTED: &[u8] = b"committed";
 
 // Keys of `machine`.
 const APPLIED: &[u8] = b"applied";
-const MEMBERSHIP: &[u8] = b"membership";
 const FRESH: &[u8] = b"fresh";
-const STATE: &[u8] = b"state";
 const SNAPSHOT_META: &[u8] = b"snapshot_meta";
 const SNAPSHOT_DATA: &[u8] = b"snapshot_data";
-/// The first byte of every stick-entry key of `machine` (the other keys
-/// are ASCII words).
-const STICK: u8 = 0x01;
-
-/// The `machine` key of every entry of `table` (followed by the entry's key).
-fn stick_prefix(table: &str) -> Vec<u8> {
-    let len = u32::try_from(table.len()).unwrap_or(u32::MAX);
-    let mut prefix = Vec::with_capacity(5 + table.len());
-    prefix.push(STICK);
-    prefix.extend_from_slice(&len.to_be_bytes());
-    prefix.extend_from_slice(table.as_bytes());
-    prefix
-}
-
-/// The `machine` key of one stick entry.
-fn stick_key(table: &str, key: &str) -> Vec<u8> {
-    let mut k = stick_prefix(table);
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
-/// The table name and entry key of a stick-entry key of `machine`.
-fn parse_stick_key(k: &[u8]) -> Option<(&str, &str)> {
-    let rest = k.strip_prefix(&[STICK])?;
-    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-    let table = std::str::from_utf8(rest.get(4..4 + len)?).ok()?;
-    let key = std::str::from_utf8(rest.get(4 + len..)?).ok()?;
-    Some((table, key))
-}
-
-/// Add to `batch` the removal of every stored stick entry (of `table`, or
-/// of all tables).
-fn remove_entries(
-    tree: &sled::Tree,
-    table: Option<&str>,
-    batch: &mut sled::Batch,
-) -> Result<(), StoreError> {
-    let prefix = table.map_or_else(|| vec![STICK], stick_prefix);
-    for k in tree.scan_prefix(prefix).keys() {
-        batch.remove(k?);
-    }
-    Ok(())
-}
-
-/// Add to `batch` the writes of one table's delta.
-fn write_delta(
-    tree: &sled::Tree,
-    table: &str,
-    delta: &shoal_proto::state::TableDelta,
-    batch: &mut sled::Batch,
-) -> Result<(), StoreError> {
-    if delta.reset {
-        remove_entries(tree, Some(table), batch)?;
-    }
-    for (key, entry) in &delta.put {
-        batch.insert(stick_key(table, key), encode("stick entry", entry)?);
-    }
-    for key in &delta.removed {
-        batch.remove(stick_key(table, key));
-    }
-    Ok(())
-}
+/// Keys of `machine` that earlier builds wrote and this one rebuilds from
+/// the snapshot and the log: the state without entries, the membership,
+/// and (under the prefix [`LEGACY_STICK`]) one key per stick entry.
+const LEGACY_KEYS: [&[u8]; 2] = [b"state", b"membership"];
+const LEGACY_STICK: u8 = 0x01;
 
 /// What can go wrong in the Raft store.
 #[derive(Debug, thiserror::Error)]
@@ -175,9 +128,9 @@ pub enum StoreError {
         what: &'static str,
         source: CodecError,
     },
-    /// A stored stick-table entry whose key does not name a table and key.
-    #[error("Raft store: a stored stick-table entry has a malformed key")]
-    BadStickKey,
+    /// The log lacks an entry the state must be rebuilt from.
+    #[error("Raft store: log entry {index} is missing (the state is rebuilt from the snapshot up to {upto})")]
+    MissingEntry { index: u64, upto: u64 },
     /// A snapshot larger than [`SNAPSHOT_CAP`].
     #[error("snapshot of {size} bytes is larger than the {cap}-byte limit")]
     SnapshotTooLarge { size: usize, cap: usize },
@@ -244,16 +197,6 @@ struct MachineMeta {
     fresh: bool,
 }
 
-impl MachineMeta {
-    fn load(machine: &sled::Tree) -> Result<MachineMeta, StoreError> {
-        Ok(MachineMeta {
-            applied: read(machine, APPLIED, "last applied log id")?,
-            membership: read(machine, MEMBERSHIP, "last applied membership")?.unwrap_or_default(),
-            fresh: read(machine, FRESH, "fresh flag")?.unwrap_or(true),
-        })
-    }
-}
-
 /// An opened store, before Raft starts: the node reads what it needs to
 /// start its runtime, then hands the store to Raft with
 /// [`Opened::into_parts`].
@@ -263,13 +206,17 @@ pub struct Opened {
     log_meta: sled::Tree,
     machine: sled::Tree,
     meta: MachineMeta,
+    /// The replicated state as rebuilt at `meta.applied` (`None` while
+    /// fresh).
+    state: Option<ClusterState>,
     has_data: bool,
     incarnation: u64,
 }
 
 /// Open, or create, the Raft store under the node's data directory `dir`
-/// (the database is `dir/raft.sled`; `dir` is created if missing). Fails if
-/// another process has it open.
+/// (the database is `dir/raft.sled`; `dir` is created if missing), and
+/// rebuild the replicated state (see the module's note). Fails if another
+/// process has it open, or if what it holds does not decode.
 pub fn open(dir: &Path) -> Result<Opened, StoreError> {
     let path = dir.join(DB_NAME);
     let db = sled::Config::new()
@@ -279,7 +226,8 @@ pub fn open(dir: &Path) -> Result<Opened, StoreError> {
     let log = db.open_tree(LOG)?;
     let log_meta = db.open_tree(LOG_META)?;
     let machine = db.open_tree(MACHINE)?;
-    let meta = MachineMeta::load(&machine)?;
+    let (meta, state) = rebuild(&log, &log_meta, &machine)?;
+    remove_legacy_keys(&machine)?;
     let has_data = log_meta.contains_key(VOTE)?
         || log_meta.contains_key(LAST_PURGED)?
         || !log.is_empty()
@@ -292,67 +240,130 @@ pub fn open(dir: &Path) -> Result<Opened, StoreError> {
         log_meta,
         machine,
         meta,
+        state,
         has_data,
         incarnation,
     })
 }
 
-impl Opened {
-    /// The replicated state as last persisted by the state machine; `None`
-    /// on a fresh data directory, or while no command has been applied
-    /// and no snapshot installed (the node then starts from its own file).
-    pub fn persisted_state(&self) -> Result<Option<ClusterState>, StoreError> {
-        let Some(bytes) = self.machine.get(STATE)? else {
-            return Ok(None);
-        };
-        let mut state = decode_snapshot(&bytes)?;
-        // A `state` written whole, entries and all (before entries had
-        // keys of their own): write the tables whole on the next batch.
-        if state.tables().values().any(|t| !t.entries().is_empty()) {
-            state.mark_tables_changed();
-        }
-        for item in self.machine.scan_prefix([STICK]) {
-            let (k, v) = item?;
-            let Some((table, key)) = parse_stick_key(&k) else {
-                return Err(StoreError::BadStickKey);
+/// The state machine as of the furthest applied or committed entry on
+/// disk: the current snapshot, then the log entries after it applied
+/// again in order. The state is `None` while the machine is fresh.
+fn rebuild(
+    log: &sled::Tree,
+    log_meta: &sled::Tree,
+    machine: &sled::Tree,
+) -> Result<(MachineMeta, Option<ClusterState>), StoreError> {
+    use openraft::{Entry, EntryPayload};
+    let mut fresh: bool = read(machine, FRESH, "fresh flag")?.unwrap_or(true);
+    let snapshot_meta: Option<SnapshotMeta<NodeId, NodeInfo>> =
+        read(machine, SNAPSHOT_META, "snapshot meta")?;
+    let (mut applied, mut membership, mut state) = match snapshot_meta {
+        Some(meta) => {
+            // A snapshot built while fresh holds the default state; the
+            // node then still serves its own file.
+            let state = match fresh {
+                true => None,
+                false => {
+                    let data = machine.get(SNAPSHOT_DATA)?.unwrap_or_default();
+                    Some(decode_snapshot(&data)?)
+                }
             };
-            let entry = decode("stick entry", &v)?;
-            state.restore_entry(table, key.to_string(), entry);
+            (meta.last_log_id, meta.last_membership, state)
         }
-        Ok(Some(state))
+        None => (None, StoredMembership::default(), None),
+    };
+    if !fresh && state.is_none() {
+        // Not fresh, and no snapshot yet: the whole log is there, and the
+        // first command applied to the default state.
+        state = Some(ClusterState::default());
     }
-
-    /// [`Opened::persisted_state`] with the committed log entries after
-    /// it applied again, as the node itself does when it starts (the state
-    /// machine's writes are not flushed on their own, so a node killed
-    /// may have applied a little more than its state on disk says: up to
-    /// the last commit it had written down). With the index of the last
-    /// entry it reflects. For reading a stopped node's directory (a
-    /// backup from `--data-dir`).
-    pub fn recovered_state(&self) -> Result<(Option<ClusterState>, Option<u64>), StoreError> {
-        use openraft::{Entry, EntryPayload};
-        let mut state = self.persisted_state()?;
-        let mut applied = self.applied_index();
-        let committed: Option<LogId<NodeId>> = read(&self.log_meta, COMMITTED, "committed log id")?;
-        let Some(committed) = committed.filter(|c| Some(c.index) > applied) else {
-            return Ok((state, applied));
-        };
-        let from = applied.map_or(0, |i| i + 1);
-        for item in self.log.range(log::key(from)..=log::key(committed.index)) {
+    let upto: Option<LogId<NodeId>> = read(machine, APPLIED, "last applied log id")?.max(read(
+        log_meta,
+        COMMITTED,
+        "committed log id",
+    )?);
+    if let Some(upto) = upto.filter(|u| Some(u.index) > applied.map(|a| a.index)) {
+        // Without a snapshot the log starts at its first entry, whatever
+        // its index; after that every index must follow.
+        let mut next = applied.map(|a| a.index + 1);
+        let from = next.unwrap_or(0);
+        for item in log.range(log::key(from)..=log::key(upto.index)) {
             let (_, value) = item?;
-            let entry: Entry<crate::types::TypeConfig> = decode("log entry", &value)?;
-            if let EntryPayload::Normal(command) = &entry.payload {
-                // A refused command changes nothing, as when it was applied.
-                let _ = state
-                    .get_or_insert_with(ClusterState::default)
-                    .execute(command);
+            let entry: Entry<TypeConfig> = decode("log entry", &value)?;
+            if let Some(index) = next.filter(|&i| i != entry.log_id.index) {
+                return Err(StoreError::MissingEntry {
+                    index,
+                    upto: upto.index,
+                });
             }
-            applied = Some(entry.log_id.index);
+            match &entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(command) => {
+                    // A refused command changes nothing, as when it was
+                    // first applied.
+                    let _ = state
+                        .get_or_insert_with(ClusterState::default)
+                        .execute(command);
+                    fresh = false;
+                }
+                EntryPayload::Membership(m) => {
+                    membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                }
+            }
+            applied = Some(entry.log_id);
+            next = Some(entry.log_id.index + 1);
         }
-        Ok((state, applied))
+        if applied.map(|a| a.index) != Some(upto.index) {
+            return Err(StoreError::MissingEntry {
+                index: next.unwrap_or(from),
+                upto: upto.index,
+            });
+        }
+    }
+    let meta = MachineMeta {
+        applied,
+        membership,
+        fresh,
+    };
+    Ok((meta, state))
+}
+
+/// Remove what earlier builds kept beside the snapshot (see the module's
+/// note): [`rebuild`] no longer reads it, and it would only go stale.
+fn remove_legacy_keys(machine: &sled::Tree) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    let mut any = false;
+    for key in LEGACY_KEYS {
+        if machine.contains_key(key)? {
+            batch.remove(key);
+            any = true;
+        }
+    }
+    for k in machine.scan_prefix([LEGACY_STICK]).keys() {
+        batch.remove(k?);
+        any = true;
+    }
+    if any {
+        machine.apply_batch(batch)?;
+    }
+    Ok(())
+}
+
+impl Opened {
+    /// The replicated state as rebuilt on open; `None` on a fresh data
+    /// directory, or while no command has been applied and no snapshot
+    /// installed (the node then starts from its own file).
+    pub fn state(&self) -> Option<&ClusterState> {
+        self.state.as_ref()
     }
 
-    /// The index of the last log entry the persisted state applied.
+    /// [`Opened::state`], taken out (the node starts its runtime from it).
+    pub fn take_state(&mut self) -> Option<ClusterState> {
+        self.state.take()
+    }
+
+    /// The index of the last log entry the rebuilt state reflects.
     pub fn applied_index(&self) -> Option<u64> {
         self.meta.applied.map(|id| id.index)
     }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use shoal_proto::command::{Command, NodeId};
-use shoal_proto::state::{ClusterState, Refusal, TableDelta};
+use shoal_proto::state::{ClusterState, Refusal};
 use std::io::Cursor;
 
 /// What the membership records of a node: where its peers reach it.
@@ -61,10 +61,6 @@ pub trait StateHost: Send + Sync + 'static {
     fn apply(&self, command: &Command, fresh: bool) -> Result<(), Refusal>;
     /// A copy of the whole live state (to snapshot).
     fn export(&self) -> ClusterState;
-    /// What to persist after applying commands: the live state without
-    /// its stick-table entries (small), and the entries changed since the
-    /// last call (see [`ClusterState::take_table_changes`]).
-    fn take_changes(&self) -> Changes;
     /// Replace the whole live state (a snapshot installed from the leader).
     fn install(&self, state: ClusterState);
     /// The hash of the live state, to compare nodes.
@@ -73,21 +69,14 @@ pub trait StateHost: Send + Sync + 'static {
     }
 }
 
-/// What [`StateHost::take_changes`] hands the state machine to persist.
-#[derive(Debug, Clone, Default)]
-pub struct Changes {
-    /// The state without stick-table entries (`ClusterState::without_entries`).
-    pub core: ClusterState,
-    /// Stick-table entries changed since the last call, by table.
-    pub tables: Vec<(String, TableDelta)>,
-}
-
-impl Changes {
-    /// Take the changes out of `state` (what a host does under its lock).
-    pub fn take(state: &mut ClusterState) -> Changes {
-        Changes {
-            tables: state.take_table_changes(),
-            core: state.without_entries(),
-        }
-    }
-}
+/// Most bytes of log entries in one AppendEntries (more than one entry is
+/// split into several calls to fit). openraft 0.9 gives an append the
+/// heartbeat interval to be answered, and the follower answers after
+/// writing and fsyncing what it got: a follower behind by many stick
+/// batches was sent all of them (up to 300 entries of up to 8,192 writes)
+/// in one call that could never be answered in time, and every retry
+/// sent the same, so replication stopped. The log store reads no more
+/// than this for one call ([`crate::store::LogStore`]), so that a follower
+/// far behind costs the leader one budget's worth of reads and encoding
+/// per call, not its whole backlog.
+pub(crate) const APPEND_BUDGET: usize = 1 << 20;

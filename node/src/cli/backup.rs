@@ -27,12 +27,10 @@ pub fn offline(dir: &Path, out: &Path) -> Result<Output, CliError> {
             dir.display()
         )));
     }
-    let store = shoal_raft::store::open(dir)
+    let mut store = shoal_raft::store::open(dir)
         .map_err(|e| CliError::Backup(format!("{e} (is the node still running?)")))?;
-    let (state, applied) = store
-        .recovered_state()
-        .map_err(|e| CliError::Backup(e.to_string()))?;
-    let state = state.ok_or_else(|| {
+    let applied = store.applied_index();
+    let state = store.take_state().ok_or_else(|| {
         CliError::Backup(format!(
             "{}: the node never applied a replicated state",
             dir.display()

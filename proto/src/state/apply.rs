@@ -253,9 +253,8 @@ impl ClusterState {
     /// Become `state` (a backup), then forget the reports of `forget`
     /// (see `forget_node`). When its config does not load with this
     /// node's environment, keep serving the model running now, as after
-    /// a `LoadConfig` that does not load here. Every table is written
-    /// whole by the store (entries of tables the backup lacks go with
-    /// their tables).
+    /// a `LoadConfig` that does not load here (entries of tables the
+    /// backup lacks go with their tables).
     /// A backup holds no certificates (no private keys leave the
     /// cluster through one), so restoring keeps the ones the cluster has.
     fn restore(&mut self, state: &ClusterState, forget: &BTreeSet<NodeId>, at: Millis) -> Applied {
@@ -264,7 +263,6 @@ impl ClusterState {
         *self = state.clone();
         self.certificates = certificates;
         self.keep_serving(&serving);
-        self.mark_tables_changed();
         let mut applied = Applied {
             routing: true,
             effects: vec![Effect::Restored],

@@ -11,13 +11,7 @@
 //! write is ignored on every node, and the losing node's local table
 //! follows the winner. A re-stick after the old server went DOWN names the
 //! old server as `prev`, so it overwrites.
-//!
-//! Each table also keeps a journal of the keys changed since the store
-//! last took them ([`TableState::take_changes`]), so that the Raft store
-//! persists only what a batch changed. The journal is not part of the
-//! replicated state (not serialised, not compared).
 
-use super::ClusterState;
 use crate::command::Millis;
 use crate::config::StickTable;
 use serde::{Deserialize, Serialize};
@@ -46,40 +40,16 @@ pub struct TableState {
     /// order. Derived from `entries`, so it is not serialised.
     #[serde(skip)]
     by_age: BTreeSet<(Millis, u64, String)>,
-    /// Keys changed since [`TableState::take_changes`] (node-local).
-    #[serde(skip)]
-    changes: TableChanges,
 }
 
 impl PartialEq for TableState {
-    /// The replicated contents only (not the change journal).
+    /// The replicated contents (the age index derives from them).
     fn eq(&self, other: &TableState) -> bool {
         self.def == other.def && self.entries == other.entries && self.next_seq == other.next_seq
     }
 }
 
 impl Eq for TableState {}
-
-/// What changed in one table since the changes were last taken.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableChanges {
-    /// The whole table must be rewritten: it is new (or replaced), was
-    /// cleared, or more keys changed than are worth listing.
-    pub reset: bool,
-    /// Keys written or removed (look each up to know which).
-    pub keys: BTreeSet<String>,
-}
-
-/// One table's entries to persist after a batch of commands.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableDelta {
-    /// Drop every stored entry of the table first.
-    pub reset: bool,
-    /// Entries written (their current value).
-    pub put: Vec<(String, StickEntry)>,
-    /// Keys removed (expired, evicted, cleared).
-    pub removed: Vec<String>,
-}
 
 /// The serialised form of a [`TableState`] (the age index is rebuilt).
 #[derive(Deserialize)]
@@ -101,7 +71,6 @@ impl From<TableRepr> for TableState {
             entries: repr.entries,
             next_seq: repr.next_seq,
             by_age,
-            changes: TableChanges::default(),
         }
     }
 }
@@ -114,76 +83,6 @@ impl TableState {
             entries: BTreeMap::new(),
             next_seq: 0,
             by_age: BTreeSet::new(),
-            changes: TableChanges {
-                reset: true,
-                keys: BTreeSet::new(),
-            },
-        }
-    }
-
-    /// This table without its entries (the definition and write counter
-    /// stay): what the Raft store keeps beside the entries it stores one
-    /// by one.
-    pub fn without_entries(&self) -> TableState {
-        TableState {
-            def: self.def.clone(),
-            entries: BTreeMap::new(),
-            next_seq: self.next_seq,
-            by_age: BTreeSet::new(),
-            changes: TableChanges::default(),
-        }
-    }
-
-    /// Put back an entry the Raft store kept (start-up); not journaled.
-    pub fn restore(&mut self, key: String, entry: StickEntry) {
-        if let Some(old) = self.entries.get(&key) {
-            self.by_age.remove(&(old.at, old.seq, key.clone()));
-        }
-        self.by_age.insert((entry.at, entry.seq, key.clone()));
-        self.entries.insert(key, entry);
-    }
-
-    /// The entries changed since the last call, with their values now.
-    pub fn take_changes(&mut self) -> TableDelta {
-        let changes = std::mem::take(&mut self.changes);
-        if changes.reset {
-            return TableDelta {
-                reset: true,
-                put: self
-                    .entries
-                    .iter()
-                    .map(|(k, e)| (k.clone(), e.clone()))
-                    .collect(),
-                removed: Vec::new(),
-            };
-        }
-        let mut delta = TableDelta::default();
-        for key in changes.keys {
-            match self.entries.get(&key) {
-                Some(e) => delta.put.push((key, e.clone())),
-                None => delta.removed.push(key),
-            }
-        }
-        delta
-    }
-
-    /// Journal a changed key; beyond a bound (a node that never takes
-    /// its changes, such as a standalone one) the journal says "rewrite
-    /// all" instead of growing.
-    fn changed(&mut self, key: &str) {
-        if self.changes.reset {
-            return;
-        }
-        let bound = usize::try_from(self.def.size)
-            .unwrap_or(usize::MAX)
-            .saturating_add(1024);
-        if self.changes.keys.len() >= bound {
-            self.changes.reset = true;
-            self.changes.keys.clear();
-            return;
-        }
-        if !self.changes.keys.contains(key) {
-            self.changes.keys.insert(key.to_string());
         }
     }
 
@@ -219,7 +118,6 @@ impl TableState {
     }
 
     fn put(&mut self, key: &str, server: &str, at: Millis) {
-        self.changed(key);
         let seq = self.next_seq;
         self.next_seq += 1;
         let entry = StickEntry {
@@ -237,7 +135,6 @@ impl TableState {
                 break;
             };
             self.entries.remove(&oldest);
-            self.changed(&oldest);
         }
     }
 
@@ -253,7 +150,6 @@ impl TableState {
             }
             if let Some((_, _, key)) = self.by_age.pop_first() {
                 self.entries.remove(&key);
-                self.changed(&key);
             }
         }
     }
@@ -264,14 +160,11 @@ impl TableState {
             Some(key) => {
                 if let Some(old) = self.entries.remove(key) {
                     self.by_age.remove(&(old.at, old.seq, key.to_string()));
-                    self.changed(key);
                 }
             }
             None => {
                 self.entries.clear();
                 self.by_age.clear();
-                self.changes.reset = true;
-                self.changes.keys.clear();
             }
         }
     }
@@ -284,63 +177,6 @@ impl TableState {
                     .get(k)
                     .is_some_and(|e| e.at == *at && e.seq == *seq)
             })
-    }
-}
-
-impl ClusterState {
-    /// This state without its stick-table entries (definitions and write
-    /// counters stay): the small part the Raft store rewrites after each
-    /// batch, beside the entries it stores one by one.
-    pub fn without_entries(&self) -> ClusterState {
-        ClusterState {
-            config: self.config.clone(),
-            servers: self.servers.clone(),
-            tables: self
-                .tables
-                .iter()
-                .map(|(name, t)| (name.clone(), t.without_entries()))
-                .collect(),
-            drained: self.drained.clone(),
-            certificates: self.certificates.clone(),
-        }
-    }
-
-    /// The stick entries changed since the last call, by table (only
-    /// tables with a change). Tables absent from the state were dropped.
-    pub fn take_table_changes(&mut self) -> Vec<(String, TableDelta)> {
-        self.tables
-            .iter_mut()
-            .map(|(name, t)| (name.clone(), t.take_changes()))
-            .filter(|(_, d)| d.reset || !d.put.is_empty() || !d.removed.is_empty())
-            .collect()
-    }
-
-    /// Put back an entry the Raft store kept (start-up: the state without
-    /// entries, then each stored entry); entries of a table the state does
-    /// not have are ignored.
-    pub fn restore_entry(&mut self, table: &str, key: String, entry: StickEntry) {
-        if let Some(t) = self.tables.get_mut(table) {
-            t.restore(key, entry);
-        }
-    }
-
-    /// Mark every table as changed whole (the next
-    /// [`ClusterState::take_table_changes`] lists all its entries).
-    pub fn mark_tables_changed(&mut self) {
-        for t in self.tables.values_mut() {
-            t.changes = TableChanges {
-                reset: true,
-                keys: BTreeSet::new(),
-            };
-        }
-    }
-
-    /// Forget every table's change journal (the store just wrote the
-    /// whole state, as after installing a snapshot).
-    pub fn forget_table_changes(&mut self) {
-        for t in self.tables.values_mut() {
-            t.changes = TableChanges::default();
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! the last committed log ids. openraft serialises every write to it.
 
 use super::{decode, encode, read, StoreError, COMMITTED, LAST_PURGED, VOTE};
-use crate::types::TypeConfig;
+use crate::types::{TypeConfig, APPEND_BUDGET};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, StorageError, Vote};
 use shoal_proto::command::NodeId;
@@ -71,6 +71,29 @@ impl LogStore {
             .collect()
     }
 
+    /// The entries of `range` in order, as many as fit in `budget` bytes
+    /// as stored (at least one: a larger entry goes alone).
+    fn entries_within(
+        &self,
+        range: std::ops::Range<u64>,
+        budget: usize,
+    ) -> Result<Vec<Entry<TypeConfig>>, StoreError> {
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        if range.is_empty() {
+            return Ok(entries);
+        }
+        for item in self.log.range(key(range.start)..key(range.end)) {
+            let (_, value) = item?;
+            bytes += value.len();
+            if bytes > budget && !entries.is_empty() {
+                break;
+            }
+            entries.push(decode("log entry", &value)?);
+        }
+        Ok(entries)
+    }
+
     fn append_entries(
         &self,
         entries: impl IntoIterator<Item = Entry<TypeConfig>>,
@@ -137,6 +160,17 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> StorageResult<Vec<Entry<TypeConfig>>> {
         self.entries(range)
+            .map_err(|e| e.storage(ErrorSubject::Logs, ErrorVerb::Read))
+    }
+
+    /// What replication sends: the entries from `start` that fit in
+    /// [`APPEND_BUDGET`] bytes (at least one entry).
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        self.entries_within(start..end, APPEND_BUDGET)
             .map_err(|e| e.storage(ErrorSubject::Logs, ErrorVerb::Read))
     }
 }

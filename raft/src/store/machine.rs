@@ -1,25 +1,18 @@
 //! The state machine on sled: it hands committed commands to the node's
-//! [`StateHost`], persists what they changed after every batch (the small
-//! part of the state whole, stick-table entries one by one), and builds,
-//! stores and installs snapshots of the whole `ClusterState`.
+//! [`StateHost`], records how far it applied after every batch, and
+//! builds, stores and installs snapshots of the whole `ClusterState`.
 //!
-//! Applied state is written without waiting for the disk: the log already
-//! holds every applied entry durably, so a crash can only leave the
-//! machine at an earlier applied id, whose state was written with it in
-//! one atomic batch, and openraft applies the log from there again at
-//! start-up (or as the commit index comes back). The log is purged only up
-//! to a snapshot, and building or installing a snapshot flushes, so the
-//! entries after what the disk holds are still in the log. This takes one
-//! of the two fsyncs per Raft entry off every node. Two rare kinds of
-//! batch are still flushed, because they are read from disk before Raft
-//! starts: a membership change (is this node a voter?) and the first
+//! The state itself is written only in snapshots: the store rebuilds it on
+//! open from the current snapshot and the log after it (see the store's
+//! module note). Each batch writes its last log id without waiting for the
+//! disk; two rare kinds of batch are flushed, because they are read before
+//! Raft starts: a membership change (is this node a voter?) and the first
 //! command (does it hold replicated state?).
 
 use super::{
-    decode_snapshot, encode, remove_entries, stick_key, write_delta, MachineMeta, StoreError,
-    APPLIED, FRESH, MEMBERSHIP, SNAPSHOT_DATA, SNAPSHOT_META, STATE,
+    decode_snapshot, encode, MachineMeta, StoreError, APPLIED, FRESH, SNAPSHOT_DATA, SNAPSHOT_META,
 };
-use crate::types::{Changes, NodeInfo, Reply, StateHost, TypeConfig};
+use crate::types::{NodeInfo, Reply, StateHost, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder,
@@ -63,6 +56,12 @@ impl StateMachine {
         }
     }
 
+    /// The machine's tree (tests look at what is stored).
+    #[cfg(test)]
+    pub(super) fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
     /// True once a command was applied or a snapshot installed: the node
     /// holds replicated state, not its own file. `cluster init` reads it
     /// to tell a cluster whose seed never committed from a seeded one.
@@ -70,55 +69,28 @@ impl StateMachine {
         self.seeded.clone()
     }
 
-    /// Write the applied id, membership, fresh flag and (when `changes`
-    /// are given) the state without entries and the changed stick entries
-    /// in one atomic batch. Not flushed: the next flush of the log (or of
-    /// a snapshot) carries it to disk; see the module's note.
-    fn persist(&self, changes: Option<Changes>) -> Result<(), StoreError> {
+    /// Write the applied id and the fresh flag in one batch. Not flushed:
+    /// the next flush of the log (or of a snapshot) carries it to disk;
+    /// see the module's note.
+    fn persist(&self) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         if let Some(applied) = &self.meta.applied {
             batch.insert(APPLIED, encode("last applied log id", applied)?);
         }
-        batch.insert(
-            MEMBERSHIP,
-            encode("last applied membership", &self.meta.membership)?,
-        );
         batch.insert(FRESH, encode("fresh flag", &self.meta.fresh)?);
-        if let Some(changes) = changes {
-            batch.insert(STATE, encode("state", &changes.core)?);
-            for (table, delta) in &changes.tables {
-                write_delta(&self.tree, table, delta, &mut batch)?;
-            }
-        }
         self.tree.apply_batch(batch)?;
         Ok(())
     }
 
-    /// Store a received snapshot as the current one and as the persisted
-    /// state, with its applied id and membership, in one batch; flush.
-    async fn persist_snapshot(
-        &self,
-        meta: &Meta,
-        data: &[u8],
-        state: &ClusterState,
-    ) -> Result<(), StoreError> {
+    /// Store a received snapshot as the current one, with its applied id,
+    /// in one batch; flush. The state is rebuilt from it on open.
+    async fn persist_snapshot(&self, meta: &Meta, data: &[u8]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         match &meta.last_log_id {
             Some(id) => batch.insert(APPLIED, encode("last applied log id", id)?),
             None => batch.remove(APPLIED),
         }
-        batch.insert(
-            MEMBERSHIP,
-            encode("last applied membership", &meta.last_membership)?,
-        );
         batch.insert(FRESH, encode("fresh flag", &false)?);
-        batch.insert(STATE, encode("state", &state.without_entries())?);
-        remove_entries(&self.tree, None, &mut batch)?;
-        for (name, table) in state.tables() {
-            for (key, entry) in table.entries() {
-                batch.insert(stick_key(name, key), encode("stick entry", entry)?);
-            }
-        }
         batch.insert(SNAPSHOT_META, encode("snapshot meta", meta)?);
         batch.insert(SNAPSHOT_DATA, data);
         self.tree.apply_batch(batch)?;
@@ -153,9 +125,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.meta.applied, self.meta.membership.clone()))
     }
 
-    /// Hands each command to the host in log order, then persists the
-    /// batch's outcome once (the state only when a command was applied:
-    /// blank and membership entries leave it as it was).
+    /// Hands each command to the host in log order, then records the
+    /// batch's last log id once.
     async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Reply>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
@@ -164,7 +135,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let entries = entries.into_iter();
         let mut replies = Vec::with_capacity(entries.size_hint().0);
         let mut last = None;
-        let mut commands = false;
         // A new membership and the first command (the end of `fresh`) are
         // read from disk before Raft starts (is this node a voter, does it
         // hold replicated state): those rare batches are flushed.
@@ -178,7 +148,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     flush |= self.meta.fresh;
                     self.meta.fresh = false;
                     self.seeded.store(true, Ordering::Release);
-                    commands = true;
                     Reply {
                         refused: refused.map(|r| r.to_string()),
                     }
@@ -195,9 +164,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(replies);
         };
         self.meta.applied = Some(last);
-        let changes = commands.then(|| self.host.take_changes());
         let write = async {
-            self.persist(changes)?;
+            self.persist()?;
             if flush {
                 self.db.flush_async().await?;
             }
@@ -248,9 +216,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             )
         };
         let state = decode_snapshot(&data).map_err(fail)?;
-        self.persist_snapshot(meta, &data, &state)
-            .await
-            .map_err(fail)?;
+        self.persist_snapshot(meta, &data).await.map_err(fail)?;
         self.meta = MachineMeta {
             applied: meta.last_log_id,
             membership: meta.last_membership.clone(),

@@ -1,7 +1,7 @@
 //! A [`StateHost`] that only keeps the state: for tests and tools that
 //! drive a state machine without a running node.
 
-use crate::types::{Changes, StateHost};
+use crate::types::StateHost;
 use shoal_proto::command::Command;
 use shoal_proto::state::{ClusterState, Refusal};
 use std::sync::{Mutex, MutexGuard};
@@ -44,10 +44,6 @@ impl StateHost for MemoryHost {
 
     fn export(&self) -> ClusterState {
         self.state()
-    }
-
-    fn take_changes(&self) -> Changes {
-        Changes::take(&mut self.lock())
     }
 
     fn install(&self, state: ClusterState) {

@@ -66,6 +66,20 @@ struct Node {
     host: Arc<MemoryHost>,
 }
 
+impl Node {
+    /// Append `entries` to the log, record them committed and apply them,
+    /// as Raft does with what it commits.
+    async fn commit(
+        &mut self,
+        entries: Vec<Entry<TypeConfig>>,
+    ) -> Result<Vec<crate::types::Reply>, StorageError<NodeId>> {
+        let last = entries.last().map(|e| e.log_id);
+        self.log.blocking_append(entries.clone()).await?;
+        self.log.save_committed(last).await?;
+        self.machine.apply(entries).await
+    }
+}
+
 /// Open the store in `dir` with a host that starts from `start`.
 fn node(dir: &Path, start: ClusterState) -> Node {
     let host = Arc::new(MemoryHost::new(start));
@@ -94,12 +108,9 @@ fn reopen(dir: &Path) -> Opened {
 
 /// Reopen as a restarted node does: its host starts from the persisted state.
 fn restart(dir: &Path) -> (Node, bool) {
-    let opened = reopen(dir);
+    let mut opened = reopen(dir);
     let has_data = opened.has_data();
-    let state = opened
-        .persisted_state()
-        .expect("persisted state decodes")
-        .unwrap_or_default();
+    let state = opened.take_state().unwrap_or_default();
     let host = Arc::new(MemoryHost::new(state));
     let (log, machine) = opened.into_parts(host.clone());
     (Node { log, machine, host }, has_data)
@@ -116,7 +127,7 @@ async fn fresh_store_is_empty() {
     let dir = temp.path().join("data").join("node1");
     let opened = open(&dir).expect("open");
     assert!(!opened.has_data());
-    assert!(opened.persisted_state().expect("read").is_none());
+    assert!(opened.state().is_none());
     let host = Arc::new(MemoryHost::default());
     let (mut log, mut machine) = opened.into_parts(host);
     assert_eq!(log.read_vote().await.expect("vote"), None);
@@ -207,8 +218,7 @@ async fn applied_batch_survives_reopen() {
         // The node starts from its own file; the first command replaces it.
         let mut n = node(dir.path(), own);
         let replies = n
-            .machine
-            .apply([
+            .commit(vec![
                 blank_ent::<TypeConfig>(1, 1, 1),
                 membership_ent::<TypeConfig>(1, 1, 2, members(&[1, 2])),
                 normal(1, 3, commands[0].clone()),
@@ -223,10 +233,7 @@ async fn applied_batch_survives_reopen() {
     }
     let opened = reopen(dir.path());
     assert!(opened.has_data());
-    let persisted = opened
-        .persisted_state()
-        .expect("decode")
-        .expect("state stored");
+    let persisted = opened.state().expect("state rebuilt");
     assert_eq!(persisted.hash(), expected.hash());
     drop(opened);
 
@@ -241,8 +248,7 @@ async fn applied_batch_survives_reopen() {
     // Not fresh any more: the next command applies to the persisted
     // state (a fresh apply would start from the default and refuse it).
     let replies = n
-        .machine
-        .apply([normal(1, 6, weight("s2", 3))])
+        .commit(vec![normal(1, 6, weight("s2", 3))])
         .await
         .expect("apply");
     assert_eq!(replies[0].refused, None);
@@ -260,8 +266,7 @@ async fn membership_only_batch_keeps_the_node_fresh() {
     let dir = temp();
     {
         let mut n = node(dir.path(), state_after(&[load(OWN_FILE)]));
-        n.machine
-            .apply([membership_ent::<TypeConfig>(1, 1, 1, members(&[1]))])
+        n.commit(vec![membership_ent::<TypeConfig>(1, 1, 1, members(&[1]))])
             .await
             .expect("apply");
         // The host's own state is not the replicated state: not persisted.
@@ -270,7 +275,7 @@ async fn membership_only_batch_keeps_the_node_fresh() {
     }
     let opened = reopen(dir.path());
     assert!(opened.has_data());
-    assert!(opened.persisted_state().expect("read").is_none());
+    assert!(opened.state().is_none());
     let host = Arc::new(MemoryHost::new(state_after(&[load(OWN_FILE)])));
     let (_, mut machine) = opened.into_parts(host.clone());
     machine
@@ -293,14 +298,13 @@ async fn build(machine: &mut StateMachine) -> Snapshot<TypeConfig> {
 async fn snapshot_carries_the_state_to_another_store() {
     let (dir_a, dir_b) = (temp(), temp());
     let mut a = node(dir_a.path(), ClusterState::default());
-    a.machine
-        .apply([
-            membership_ent::<TypeConfig>(1, 1, 1, members(&[1, 2, 3])),
-            normal(1, 2, load(CONFIG)),
-            normal(1, 3, weight("s2", 42)),
-        ])
-        .await
-        .expect("apply");
+    a.commit(vec![
+        membership_ent::<TypeConfig>(1, 1, 1, members(&[1, 2, 3])),
+        normal(1, 2, load(CONFIG)),
+        normal(1, 3, weight("s2", 42)),
+    ])
+    .await
+    .expect("apply");
     let built = build(&mut a.machine).await;
     assert_eq!(built.meta.last_log_id, Some(log_id(1, 1, 3)));
     assert_eq!(built.meta.last_membership.log_id(), &Some(log_id(1, 1, 1)));
@@ -348,8 +352,7 @@ async fn snapshot_carries_the_state_to_another_store() {
     assert_eq!(got.meta, built.meta);
     // Installed means not fresh: the next command builds on the snapshot.
     let replies = b
-        .machine
-        .apply([normal(1, 4, weight("s1", 1))])
+        .commit(vec![normal(1, 4, weight("s1", 1))])
         .await
         .expect("apply");
     assert_eq!(replies[0].refused, None);
@@ -359,8 +362,7 @@ async fn snapshot_carries_the_state_to_another_store() {
 async fn snapshot_taken_while_fresh_holds_the_default_state() {
     let dir = temp();
     let mut n = node(dir.path(), state_after(&[load(OWN_FILE)]));
-    n.machine
-        .apply([membership_ent::<TypeConfig>(1, 1, 1, members(&[1]))])
+    n.commit(vec![membership_ent::<TypeConfig>(1, 1, 1, members(&[1]))])
         .await
         .expect("apply");
     let built = build(&mut n.machine).await;
@@ -374,8 +376,7 @@ async fn slow_build_keeps_a_newer_installed_snapshot() {
     let mut leader = populated(dir_a.path()).await;
     let newer = build(&mut leader.machine).await;
     let mut n = node(dir_b.path(), ClusterState::default());
-    n.machine
-        .apply([normal(1, 1, load(CONFIG))])
+    n.commit(vec![normal(1, 1, load(CONFIG))])
         .await
         .expect("apply");
     // openraft runs a build beside the state machine: a snapshot from the
@@ -411,16 +412,14 @@ async fn observe(n: &mut Node) -> (u64, Option<LogId<NodeId>>, Option<Vec<u8>>) 
 /// A store with some state, a stored snapshot and a later command.
 async fn populated(dir: &Path) -> Node {
     let mut n = node(dir, ClusterState::default());
-    n.machine
-        .apply([
-            membership_ent::<TypeConfig>(1, 1, 1, members(&[1])),
-            normal(1, 2, load(CONFIG)),
-        ])
-        .await
-        .expect("apply");
+    n.commit(vec![
+        membership_ent::<TypeConfig>(1, 1, 1, members(&[1])),
+        normal(1, 2, load(CONFIG)),
+    ])
+    .await
+    .expect("apply");
     build(&mut n.machine).await;
-    n.machine
-        .apply([normal(1, 3, weight("s1", 9))])
+    n.commit(vec![normal(1, 3, weight("s1", 9))])
         .await
         .expect("apply");
     n
@@ -550,6 +549,42 @@ async fn odd_ranges_read_nothing() {
         n.log.try_get_log_entries(..=2).await.expect("read").len(),
         2
     );
+}
+
+/// Replication reads what fits one AppendEntries: a follower far behind
+/// costs the leader one budget of reads per call, not its whole backlog.
+#[tokio::test]
+async fn replication_reads_at_most_one_budget_of_entries() {
+    let dir = temp();
+    let mut n = node(dir.path(), ClusterState::default());
+    // About 100 KiB each: ten fit in the 1 MiB budget.
+    let big = |i: u64| normal(1, i, stick_batch(i, 0..6_000, "s1"));
+    let size = codec::encode(&big(1)).expect("encode").len();
+    assert!((90_000..110_000).contains(&size), "{size} bytes");
+    n.log
+        .blocking_append((1..=40).map(big))
+        .await
+        .expect("append");
+    let got = n.log.limited_get_log_entries(1, 41).await.expect("read");
+    let fit = crate::types::APPEND_BUDGET / size;
+    assert_eq!(got.len(), fit);
+    assert_eq!(got[0].log_id.index, 1);
+    assert_eq!(got.last().map(|e| e.log_id.index), Some(fit as u64));
+    // Less than the budget left: the rest of the range.
+    let tail = n.log.limited_get_log_entries(38, 41).await.expect("read");
+    assert_eq!(tail.len(), 3);
+    // An entry larger than the budget goes alone.
+    let huge = normal(1, 41, stick_batch(41, 0..80_000, "s1"));
+    assert!(codec::encode(&huge).expect("encode").len() > crate::types::APPEND_BUDGET);
+    n.log.blocking_append([huge]).await.expect("append");
+    let alone = n.log.limited_get_log_entries(41, 42).await.expect("read");
+    assert_eq!(alone.len(), 1);
+    assert!(n
+        .log
+        .limited_get_log_entries(5, 5)
+        .await
+        .expect("read")
+        .is_empty());
 }
 
 #[tokio::test]
@@ -749,49 +784,51 @@ fn stick_batch(at: u64, keys: std::ops::Range<u32>, server: &str) -> Command {
 }
 
 #[tokio::test]
-async fn stick_entries_are_persisted_one_by_one_and_rebuild_the_state() {
+async fn stick_entries_are_rebuilt_from_the_log_on_open() {
     let dir = temp();
     {
         let mut n = node(dir.path(), ClusterState::default());
-        n.machine
-            .apply([
-                normal(1, 1, load(STICKY)),
-                normal(1, 2, stick_batch(1_000, 0..10_000, "s1")),
-            ])
-            .await
-            .expect("apply");
+        n.commit(vec![
+            normal(1, 1, load(STICKY)),
+            normal(1, 2, stick_batch(1_000, 0..10_000, "s1")),
+        ])
+        .await
+        .expect("apply");
         // Later batches: new keys, a conflict (ignored), an expiry, a clear.
-        n.machine
-            .apply([
-                normal(1, 3, stick_batch(5_000, 10_000..10_100, "s2")),
-                normal(1, 4, stick_batch(5_001, 0..5, "s2")),
-            ])
-            .await
-            .expect("apply");
-        n.machine
-            .apply([
-                normal(1, 5, stick_batch(12_000, 0..0, "s1")),
-                normal(
-                    1,
-                    6,
-                    Command::ClearTable {
-                        table: "app".into(),
-                        key: Some("key-10005".into()),
-                    },
-                ),
-            ])
-            .await
-            .expect("apply");
+        n.commit(vec![
+            normal(1, 3, stick_batch(5_000, 10_000..10_100, "s2")),
+            normal(1, 4, stick_batch(5_001, 0..5, "s2")),
+        ])
+        .await
+        .expect("apply");
+        n.commit(vec![
+            normal(1, 5, stick_batch(12_000, 0..0, "s1")),
+            normal(
+                1,
+                6,
+                Command::ClearTable {
+                    table: "app".into(),
+                    key: Some("key-10005".into()),
+                },
+            ),
+        ])
+        .await
+        .expect("apply");
         let state = n.host.state();
         let entries = state.tables()["app"].entries();
         assert_eq!(entries.len(), 99, "the first 10,000 expired at 11 s");
         assert_eq!(entries["key-10000"].server, "s2");
     }
     let opened = reopen(dir.path());
-    // The state value does not carry the entries: a batch rewrites only
-    // what it changed, whatever the size of the tables.
-    let core = opened.machine.get(STATE).expect("read").expect("stored");
-    assert!(core.len() < 4096, "state value of {} bytes", core.len());
+    // A batch writes no state: only how far it applied. The state is the
+    // log applied again.
+    let keys: Vec<Vec<u8>> = opened
+        .machine
+        .iter()
+        .keys()
+        .map(|k| k.expect("key").to_vec())
+        .collect();
+    assert_eq!(keys, [APPLIED.to_vec(), FRESH.to_vec()]);
     drop(opened);
     let (n, _) = restart(dir.path());
     let mut expected = state_after(&[
@@ -815,24 +852,22 @@ async fn stick_entries_are_persisted_one_by_one_and_rebuild_the_state() {
 async fn an_installed_snapshot_replaces_the_stored_entries() {
     let (dir_a, dir_b) = (temp(), temp());
     let mut a = node(dir_a.path(), ClusterState::default());
-    a.machine
-        .apply([
-            normal(1, 1, load(STICKY)),
-            normal(1, 2, stick_batch(1_000, 0..50, "s2")),
-        ])
-        .await
-        .expect("apply");
+    a.commit(vec![
+        normal(1, 1, load(STICKY)),
+        normal(1, 2, stick_batch(1_000, 0..50, "s2")),
+    ])
+    .await
+    .expect("apply");
     let snapshot = build(&mut a.machine).await;
     {
         // B holds other entries (its own history) before the snapshot.
         let mut b = node(dir_b.path(), ClusterState::default());
-        b.machine
-            .apply([
-                normal(1, 1, load(STICKY)),
-                normal(1, 2, stick_batch(900, 100..200, "s1")),
-            ])
-            .await
-            .expect("apply");
+        b.commit(vec![
+            normal(1, 1, load(STICKY)),
+            normal(1, 2, stick_batch(900, 100..200, "s1")),
+        ])
+        .await
+        .expect("apply");
         let mut received = b.machine.begin_receiving_snapshot().await.expect("begin");
         *received = Cursor::new(snapshot.snapshot.into_inner());
         b.machine
@@ -866,9 +901,67 @@ async fn a_stopped_nodes_state_includes_its_committed_log() {
         n.machine.apply(first_two).await.expect("apply");
     }
     let opened = reopen(dir.path());
-    assert_eq!(opened.applied_index(), Some(2), "applied on disk: 2 of 3");
-    let (state, applied) = opened.recovered_state().expect("recover");
-    assert_eq!(applied, Some(3));
+    assert_eq!(opened.applied_index(), Some(3), "applied 2, committed 3");
     let expected = state_after(&[load(CONFIG), weight("s1", 77)]);
-    assert_eq!(state.expect("a state").hash(), expected.hash());
+    assert_eq!(opened.state().expect("a state").hash(), expected.hash());
+}
+
+/// A log that lacks an entry the state must be rebuilt from is an error
+/// that names it, not a state silently short of it.
+#[tokio::test]
+async fn a_missing_log_entry_fails_the_open() {
+    let dir = temp();
+    {
+        let mut n = node(dir.path(), ClusterState::default());
+        n.commit(crash_entries()).await.expect("commit");
+        // Lose entry 2 (no store does this; a damaged disk might).
+        n.log.truncate(log_id(1, 1, 2)).await.expect("truncate");
+        n.log
+            .blocking_append([normal(1, 3, weight("s1", 77))])
+            .await
+            .expect("append");
+    }
+    let err = eventually("open fails", || match open(dir.path()) {
+        Ok(_) => Err("opened".to_string()),
+        Err(StoreError::Open { .. }) => Err("locked".to_string()),
+        Err(e) => Ok(e),
+    });
+    assert!(
+        matches!(err, StoreError::MissingEntry { index: 2, upto: 3 }),
+        "{err}"
+    );
+}
+
+/// A data directory written by an earlier build (the state without
+/// entries, the membership and one key per stick entry beside the log)
+/// opens to the same state, rebuilt from the log, and loses those keys.
+#[tokio::test]
+async fn an_earlier_layout_is_rebuilt_from_the_log_and_cleaned() {
+    let dir = temp();
+    {
+        let mut n = node(dir.path(), ClusterState::default());
+        n.commit(vec![
+            normal(1, 1, load(STICKY)),
+            normal(1, 2, stick_batch(1_000, 0..20, "s2")),
+        ])
+        .await
+        .expect("commit");
+        let tree = n.machine.tree();
+        tree.insert(b"state", b"old".as_slice()).expect("insert");
+        tree.insert(b"membership", b"old".as_slice())
+            .expect("insert");
+        tree.insert(b"\x01\x00\x00\x00\x03appkey-1", b"old".as_slice())
+            .expect("insert");
+    }
+    let (n, _) = restart(dir.path());
+    let expected = state_after(&[load(STICKY), stick_batch(1_000, 0..20, "s2")]);
+    assert_eq!(n.host.state(), expected);
+    let keys: Vec<Vec<u8>> = n
+        .machine
+        .tree()
+        .iter()
+        .keys()
+        .map(|k| k.expect("key").to_vec())
+        .collect();
+    assert_eq!(keys, [APPLIED.to_vec(), FRESH.to_vec()]);
 }

@@ -5,7 +5,7 @@ use super::wire::{self, FrameError, Head, Reset, Rpc, SnapshotHead};
 use super::{Options, TransportError};
 use crate::messages::{AppRequest, AppResponse};
 use crate::tls;
-use crate::types::{NodeInfo, TypeConfig};
+use crate::types::{NodeInfo, TypeConfig, APPEND_BUDGET};
 use openraft::error::{
     Fatal, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, ReplicationClosed,
     StreamingError, Timeout, Unreachable,
@@ -57,15 +57,6 @@ struct Slot {
 /// each handshake given up at its own short deadline, and replication
 /// stalled for seconds behind the backoff.
 const SILENCE: Duration = Duration::from_secs(1);
-
-/// Most bytes of log entries in one AppendEntries (more than one entry is
-/// split into several calls to fit). openraft 0.9 gives an append the
-/// heartbeat interval to be answered, and the follower answers after
-/// writing and fsyncing what it got: a follower behind by many stick
-/// batches was sent all of them (up to 300 entries of up to 8,192 writes)
-/// in one call that could never be answered in time, and every retry
-/// sent the same, so replication stopped.
-const APPEND_BUDGET: usize = 1 << 20;
 
 /// The sending half of an RPC's stream, reset unless the RPC was
 /// answered. An RPC given up (timed out, or dropped because the caller
