@@ -148,6 +148,8 @@ class StickBench(cb.Bench):
         row, probes = self.under_load("h", self.http_run)
         rows.append((f"HTTP through node 1 (`wrk -t1 -c{a.conns}`, a new X-Key per request)", row))
         vis.append(("HTTP (wrk)", probes))
+        cb.log("1. restart of node 2 (kill -9) holding the tables")
+        restart = self.restart_follower(self.nodes[2])
         out += [
             "### 1. Stick entries replicated per second",
             "",
@@ -186,7 +188,47 @@ class StickBench(cb.Bench):
             f = (lambda q: cb.ms(cb.pct(finite, q)) if finite else "-")
             out.append(f"| {label} | {len(probes)} | {f(0.5)} | {f(0.99)} "
                        f"| {cb.ms(max(finite)) if finite else '-'} | {lost} |")
-        out.append("")
+        entries, listening, holding = restart
+        out += [
+            "",
+            "### Restart of a follower holding the tables",
+            "",
+            "After the loads above, node 2 is killed with -9 and started again from its data directory, "
+            "which rebuilds the state from its last snapshot and the log after it. *Listening*: from the "
+            "start until it announces its cluster endpoint and admin API; *holds every entry*: until its "
+            "`show table` counts what node 1's does.",
+            "",
+            "| entries in the table | listening | holds every entry |",
+            "|---:|---:|---:|",
+            f"| {entries} | {listening:.2f} s | {holding:.2f} s |",
+            "",
+        ]
+
+    def restart_follower(self, node):
+        """Kill `node` with -9 and start it again: the entries node 1
+        holds, and the seconds until the restarted node listens and until
+        it holds that many entries."""
+        target = used(self.nodes[1])
+        os.kill(node.proc.pid, signal.SIGKILL)
+        node.proc.wait()
+        self.procs.live.remove(node.proc)
+        t0 = now()
+        node.start()
+        listening = now() - t0
+        deadline = now() + 120
+        while True:
+            try:
+                if used(node) >= target:
+                    break
+            except (OSError, cb.BenchError):
+                pass
+            if now() > deadline:
+                raise cb.BenchError(f"node {node.id} did not hold {target} entries within 120 s of its restart")
+            time.sleep(0.01)
+        holding = now() - t0
+        cb.log(f"   node {node.id} listening after {listening:.2f} s, holds all {target} entries after {holding:.2f} s")
+        self.settled()
+        return target, listening, holding
 
     def spread(self, pinned):
         """Pin node 1 to core 0 and the other nodes to core 1 (part 3:
