@@ -170,7 +170,10 @@ impl StickTable {
         // Room for `size` entries up front (up to PRESIZED_ENTRIES): a
         // map that grows rehashes every entry at once, and at a million
         // entries that stalled the node's thread for long enough to time
-        // out Raft appends. Untouched buckets cost no resident memory.
+        // out Raft appends. The cost: for a `size` of about a million or
+        // more, 192 MiB of address space per table, of which only the
+        // control bytes (2 MiB) are written at once; buckets become
+        // resident as entries fill them.
         let room =
             usize::try_from(config.size).map_or(PRESIZED_ENTRIES, |s| s.min(PRESIZED_ENTRIES));
         StickTable {

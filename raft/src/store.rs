@@ -34,8 +34,10 @@
 //! up to the furthest of `applied` and `committed` applied again, in
 //! order ([`ClusterState::execute`], what every node does with them). Those
 //! entries are committed and on disk before either id is written, and the
-//! log is purged only up to a snapshot, which is flushed first, so they
-//! are all there. A node killed before its last ids reached the disk
+//! log is purged only up to a snapshot that is on disk (openraft asks to
+//! purge as soon as it hands a leader's snapshot to the state machine, so
+//! the purge waits until it is stored: [`SnapshotMark`]), so they are all
+//! there. A node killed before its last ids reached the disk
 //! rebuilds an earlier point, and openraft applies the rest of the log
 //! again as the commit index comes back. Two rare kinds of batch are
 //! flushed, because Raft's start depends on them: a membership change (is
@@ -45,8 +47,9 @@
 //! never a mix. `committed` is written without a flush too: openraft may
 //! lose it (the next flush of the log carries it anyway).
 //!
-//! Start-up then costs the snapshot's decode plus up to `--snapshot-every`
-//! entries applied again.
+//! Start-up then costs the snapshot's decode plus about `--snapshot-every`
+//! entries applied again (more when entries commit while a snapshot is
+//! being built).
 //!
 //! Data directories of earlier builds also kept the state without its
 //! stick entries (`state`), the last membership (`membership`) and one key
@@ -128,6 +131,10 @@ pub enum StoreError {
         what: &'static str,
         source: CodecError,
     },
+    /// The log was to be purged past the snapshot on disk, which did not
+    /// get there (its install failed, or took too long).
+    #[error("Raft store: log not purged up to {upto}: {why}")]
+    PurgeAhead { upto: u64, why: &'static str },
     /// The log lacks an entry the state must be rebuilt from.
     #[error("Raft store: log entry {index} is missing (the state is rebuilt from the snapshot up to {upto})")]
     MissingEntry { index: u64, upto: u64 },
@@ -189,6 +196,26 @@ pub fn decode_snapshot(data: &[u8]) -> Result<ClusterState, StoreError> {
     decode("snapshot data", data)
 }
 
+/// How far the snapshot on disk reaches, as the state machine tells the
+/// log store: the log may be purged only up to it. openraft purges the
+/// log the moment it hands a snapshot from the leader to the state
+/// machine, while the state machine may still be decoding and storing
+/// it; a node killed in between would have neither the old entries nor
+/// the new snapshot to rebuild its state from. So the log store's purge
+/// waits for this mark (see `LogStore::purge`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SnapshotMark {
+    /// The last log id of the snapshot on disk.
+    pub(crate) upto: Option<LogId<NodeId>>,
+    /// The last snapshot install failed (nothing was stored): a purge
+    /// waiting for it gives up instead of waiting forever.
+    pub(crate) failed: bool,
+}
+
+/// The sending side of the [`SnapshotMark`], held by the state machine and
+/// its snapshot builders.
+pub(crate) type MarkSender = Arc<tokio::sync::watch::Sender<SnapshotMark>>;
+
 /// The state machine's metadata as last persisted.
 #[derive(Debug, Clone, Default)]
 struct MachineMeta {
@@ -209,6 +236,8 @@ pub struct Opened {
     /// The replicated state as rebuilt at `meta.applied` (`None` while
     /// fresh).
     state: Option<ClusterState>,
+    /// The last log id of the snapshot on disk.
+    snapshot: Option<LogId<NodeId>>,
     has_data: bool,
     incarnation: u64,
 }
@@ -226,7 +255,7 @@ pub fn open(dir: &Path) -> Result<Opened, StoreError> {
     let log = db.open_tree(LOG)?;
     let log_meta = db.open_tree(LOG_META)?;
     let machine = db.open_tree(MACHINE)?;
-    let (meta, state) = rebuild(&log, &log_meta, &machine)?;
+    let (meta, state, snapshot) = rebuild(&log, &log_meta, &machine)?;
     remove_legacy_keys(&machine)?;
     let has_data = log_meta.contains_key(VOTE)?
         || log_meta.contains_key(LAST_PURGED)?
@@ -241,6 +270,7 @@ pub fn open(dir: &Path) -> Result<Opened, StoreError> {
         machine,
         meta,
         state,
+        snapshot,
         has_data,
         incarnation,
     })
@@ -248,63 +278,68 @@ pub fn open(dir: &Path) -> Result<Opened, StoreError> {
 
 /// The state machine as of the furthest applied or committed entry on
 /// disk: the current snapshot, then the log entries after it applied
-/// again in order. The state is `None` while the machine is fresh.
+/// again in order. The state is `None` while the machine is fresh. Also
+/// returns the snapshot's last log id.
+#[allow(clippy::type_complexity)]
 fn rebuild(
     log: &sled::Tree,
     log_meta: &sled::Tree,
     machine: &sled::Tree,
-) -> Result<(MachineMeta, Option<ClusterState>), StoreError> {
+) -> Result<(MachineMeta, Option<ClusterState>, Option<LogId<NodeId>>), StoreError> {
     use openraft::{Entry, EntryPayload};
-    let mut fresh: bool = read(machine, FRESH, "fresh flag")?.unwrap_or(true);
+    let fresh_on_disk: bool = read(machine, FRESH, "fresh flag")?.unwrap_or(true);
     let snapshot_meta: Option<SnapshotMeta<NodeId, NodeInfo>> =
         read(machine, SNAPSHOT_META, "snapshot meta")?;
+    let snapshot = snapshot_meta.as_ref().and_then(|m| m.last_log_id);
     let (mut applied, mut membership, mut state) = match snapshot_meta {
         Some(meta) => {
-            // A snapshot built while fresh holds the default state; the
-            // node then still serves its own file.
-            let state = match fresh {
-                true => None,
-                false => {
-                    let data = machine.get(SNAPSHOT_DATA)?.unwrap_or_default();
-                    Some(decode_snapshot(&data)?)
-                }
-            };
-            (meta.last_log_id, meta.last_membership, state)
+            let data = machine.get(SNAPSHOT_DATA)?.unwrap_or_default();
+            (
+                meta.last_log_id,
+                meta.last_membership,
+                decode_snapshot(&data)?,
+            )
         }
-        None => (None, StoredMembership::default(), None),
+        None => (None, StoredMembership::default(), ClusterState::default()),
     };
-    if !fresh && state.is_none() {
-        // Not fresh, and no snapshot yet: the whole log is there, and the
-        // first command applied to the default state.
-        state = Some(ClusterState::default());
-    }
+    // A snapshot built while fresh holds the default state; any other
+    // snapshot is replicated state, whatever the flag says.
+    let mut fresh = fresh_on_disk && state == ClusterState::default();
     let upto: Option<LogId<NodeId>> = read(machine, APPLIED, "last applied log id")?.max(read(
         log_meta,
         COMMITTED,
         "committed log id",
     )?);
     if let Some(upto) = upto.filter(|u| Some(u.index) > applied.map(|a| a.index)) {
-        // Without a snapshot the log starts at its first entry, whatever
-        // its index; after that every index must follow.
-        let mut next = applied.map(|a| a.index + 1);
-        let from = next.unwrap_or(0);
-        for item in log.range(log::key(from)..=log::key(upto.index)) {
+        let last_purged: Option<LogId<NodeId>> = read(log_meta, LAST_PURGED, "last purged log id")?;
+        // After the snapshot every index must follow; without one the log
+        // starts where it was last purged (never, but for its first index,
+        // 0 or 1 as openraft starts it).
+        let first = match (applied, last_purged) {
+            (Some(a), _) => a.index + 1,
+            (None, Some(p)) => p.index + 1,
+            (None, None) => match log.first()? {
+                Some((k, _)) if k.as_ref() == log::key(1) => 1,
+                _ => 0,
+            },
+        };
+        let missing = |index| StoreError::MissingEntry {
+            index,
+            upto: upto.index,
+        };
+        let mut next = first;
+        for item in log.range(log::key(first)..=log::key(upto.index)) {
             let (_, value) = item?;
             let entry: Entry<TypeConfig> = decode("log entry", &value)?;
-            if let Some(index) = next.filter(|&i| i != entry.log_id.index) {
-                return Err(StoreError::MissingEntry {
-                    index,
-                    upto: upto.index,
-                });
+            if entry.log_id.index != next {
+                return Err(missing(next));
             }
             match &entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(command) => {
                     // A refused command changes nothing, as when it was
                     // first applied.
-                    let _ = state
-                        .get_or_insert_with(ClusterState::default)
-                        .execute(command);
+                    let _ = state.execute(command);
                     fresh = false;
                 }
                 EntryPayload::Membership(m) => {
@@ -312,13 +347,10 @@ fn rebuild(
                 }
             }
             applied = Some(entry.log_id);
-            next = Some(entry.log_id.index + 1);
+            next = entry.log_id.index + 1;
         }
-        if applied.map(|a| a.index) != Some(upto.index) {
-            return Err(StoreError::MissingEntry {
-                index: next.unwrap_or(from),
-                upto: upto.index,
-            });
+        if applied != Some(upto) {
+            return Err(missing(next));
         }
     }
     let meta = MachineMeta {
@@ -326,7 +358,7 @@ fn rebuild(
         membership,
         fresh,
     };
-    Ok((meta, state))
+    Ok((meta, (!fresh).then_some(state), snapshot))
 }
 
 /// Remove what earlier builds kept beside the snapshot (see the module's
@@ -395,8 +427,12 @@ impl Opened {
     /// state machine drives `host`; it does not install the persisted
     /// state in it (the node did that before Raft starts).
     pub fn into_parts(self, host: Arc<dyn StateHost>) -> (LogStore, StateMachine) {
-        let log = LogStore::new(self.db.clone(), self.log, self.log_meta);
-        let machine = StateMachine::new(self.db, self.machine, self.meta, host);
+        let (mark, marked) = tokio::sync::watch::channel(SnapshotMark {
+            upto: self.snapshot,
+            failed: false,
+        });
+        let log = LogStore::new(self.db.clone(), self.log, self.log_meta, marked);
+        let machine = StateMachine::new(self.db, self.machine, self.meta, host, Arc::new(mark));
         (log, machine)
     }
 }

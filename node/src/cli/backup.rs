@@ -27,8 +27,13 @@ pub fn offline(dir: &Path, out: &Path) -> Result<Output, CliError> {
             dir.display()
         )));
     }
-    let mut store = shoal_raft::store::open(dir)
-        .map_err(|e| CliError::Backup(format!("{e} (is the node still running?)")))?;
+    let mut store = shoal_raft::store::open(dir).map_err(|e| match e {
+        // sled locks the directory of a running node.
+        shoal_raft::store::StoreError::Open { .. } => {
+            CliError::Backup(format!("{e} (is the node still running?)"))
+        }
+        e => CliError::Backup(e.to_string()),
+    })?;
     let applied = store.applied_index();
     let state = store.take_state().ok_or_else(|| {
         CliError::Backup(format!(

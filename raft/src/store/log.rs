@@ -1,7 +1,7 @@
 //! The Raft log on sled: entries by index, the vote, the last purged and
 //! the last committed log ids. openraft serialises every write to it.
 
-use super::{decode, encode, read, StoreError, COMMITTED, LAST_PURGED, VOTE};
+use super::{decode, encode, read, SnapshotMark, StoreError, COMMITTED, LAST_PURGED, VOTE};
 use crate::types::{TypeConfig, APPEND_BUDGET};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, StorageError, Vote};
@@ -20,7 +20,13 @@ pub struct LogStore {
     log: sled::Tree,
     /// Vote, last purged and committed log ids.
     meta: sled::Tree,
+    /// How far the snapshot on disk reaches (see [`SnapshotMark`]).
+    snapshot: tokio::sync::watch::Receiver<SnapshotMark>,
 }
+
+/// The longest a purge waits for the snapshot it follows to be stored
+/// (decoding and storing a snapshot of hundreds of MiB takes seconds).
+const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The key of the entry at `index`.
 pub(super) fn key(index: u64) -> [u8; 8] {
@@ -30,8 +36,40 @@ pub(super) fn key(index: u64) -> [u8; 8] {
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
 impl LogStore {
-    pub(super) fn new(db: sled::Db, log: sled::Tree, meta: sled::Tree) -> LogStore {
-        LogStore { db, log, meta }
+    pub(super) fn new(
+        db: sled::Db,
+        log: sled::Tree,
+        meta: sled::Tree,
+        snapshot: tokio::sync::watch::Receiver<SnapshotMark>,
+    ) -> LogStore {
+        LogStore {
+            db,
+            log,
+            meta,
+            snapshot,
+        }
+    }
+
+    /// Wait until the snapshot on disk reaches `upto`: the entries up to
+    /// it may go only then. openraft purges right after handing a
+    /// leader's snapshot to the state machine, before it is stored.
+    async fn snapshot_reaches(&self, upto: LogId<NodeId>) -> Result<(), StoreError> {
+        let mut mark = self.snapshot.clone();
+        let reached = async move {
+            mark.wait_for(|m| m.failed || m.upto.map(|u| u.index) >= Some(upto.index))
+                .await
+                .map(|m| *m)
+        };
+        let ahead = |why| StoreError::PurgeAhead {
+            upto: upto.index,
+            why,
+        };
+        match tokio::time::timeout(PURGE_WAIT, reached).await {
+            Ok(Ok(m)) if !m.failed => Ok(()),
+            Ok(Ok(_)) => Err(ahead("the snapshot it follows failed to install")),
+            Ok(Err(_)) => Err(ahead("the state machine is gone")),
+            Err(_) => Err(ahead("the snapshot it follows was not stored within 60 s")),
+        }
     }
 
     /// Wait until everything written so far is on disk.
@@ -170,7 +208,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         start: u64,
         end: u64,
     ) -> StorageResult<Vec<Entry<TypeConfig>>> {
-        self.entries_within(start..end, APPEND_BUDGET)
+        // The request around the entries (vote, previous and committed
+        // ids, lengths) takes a few dozen bytes of the budget.
+        self.entries_within(start..end, APPEND_BUDGET - 4096)
             .map_err(|e| e.storage(ErrorSubject::Logs, ErrorVerb::Read))
     }
 }
@@ -260,8 +300,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| e.storage(ErrorSubject::Log(log_id), ErrorVerb::Delete))
     }
 
+    /// Waits until the snapshot on disk covers `log_id` (see
+    /// [`LogStore::snapshot_reaches`]), then removes the entries up to it.
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
         let write = async {
+            self.snapshot_reaches(log_id).await?;
             self.purge_upto(log_id)?;
             self.flush().await
         };

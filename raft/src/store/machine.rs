@@ -10,7 +10,8 @@
 //! command (does it hold replicated state?).
 
 use super::{
-    decode_snapshot, encode, MachineMeta, StoreError, APPLIED, FRESH, SNAPSHOT_DATA, SNAPSHOT_META,
+    decode_snapshot, encode, MachineMeta, MarkSender, StoreError, APPLIED, FRESH, SNAPSHOT_DATA,
+    SNAPSHOT_META,
 };
 use crate::types::{NodeInfo, Reply, StateHost, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -37,6 +38,17 @@ pub struct StateMachine {
     host: Arc<dyn StateHost>,
     /// `!meta.fresh`, readable by the cluster after Raft took the machine.
     seeded: Arc<AtomicBool>,
+    /// Tells the log store how far the snapshot on disk reaches.
+    mark: MarkSender,
+}
+
+/// Record that the snapshot on disk now reaches `upto` (the later of
+/// what it reached and `upto`: a slow build may store an older one).
+fn mark_stored(mark: &MarkSender, upto: Option<LogId<NodeId>>) {
+    mark.send_modify(|m| {
+        m.upto = m.upto.max(upto);
+        m.failed = false;
+    });
 }
 
 impl StateMachine {
@@ -45,6 +57,7 @@ impl StateMachine {
         tree: sled::Tree,
         meta: MachineMeta,
         host: Arc<dyn StateHost>,
+        mark: MarkSender,
     ) -> StateMachine {
         let seeded = Arc::new(AtomicBool::new(!meta.fresh));
         StateMachine {
@@ -53,6 +66,7 @@ impl StateMachine {
             meta,
             host,
             seeded,
+            mark,
         }
     }
 
@@ -95,6 +109,7 @@ impl StateMachine {
         batch.insert(SNAPSHOT_DATA, data);
         self.tree.apply_batch(batch)?;
         self.db.flush_async().await?;
+        mark_stored(&self.mark, meta.last_log_id);
         Ok(())
     }
 
@@ -190,6 +205,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder {
             db: self.db.clone(),
             tree: self.tree.clone(),
+            mark: self.mark.clone(),
             last_log_id: self.meta.applied,
             membership: self.meta.membership.clone(),
             state,
@@ -200,9 +216,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    /// Decodes the state (size-limited), persists it as the new state and
-    /// current snapshot, and only then hands it to the host: a snapshot
-    /// that is refused changes nothing.
+    /// Decodes the state (size-limited), stores it as the current snapshot
+    /// (with its applied id), and only then hands it to the host: a
+    /// snapshot that is refused changes nothing.
     async fn install_snapshot(
         &mut self,
         meta: &Meta,
@@ -215,8 +231,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 ErrorVerb::Write,
             )
         };
-        let state = decode_snapshot(&data).map_err(fail)?;
-        self.persist_snapshot(meta, &data).await.map_err(fail)?;
+        let stored = match decode_snapshot(&data) {
+            Ok(state) => self.persist_snapshot(meta, &data).await.map(|()| state),
+            Err(e) => Err(e),
+        };
+        let state = stored.map_err(|e| {
+            // A purge waiting for this snapshot must not wait forever.
+            self.mark.send_modify(|m| m.failed = true);
+            fail(e)
+        })?;
         self.meta = MachineMeta {
             applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
@@ -244,6 +267,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 pub struct SnapshotBuilder {
     db: sled::Db,
     tree: sled::Tree,
+    mark: MarkSender,
     last_log_id: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, NodeInfo>,
     state: ClusterState,
@@ -279,6 +303,7 @@ impl SnapshotBuilder {
             Ok(())
         })?;
         self.db.flush_async().await?;
+        mark_stored(&self.mark, last_log_id);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

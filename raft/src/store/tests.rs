@@ -106,7 +106,7 @@ fn reopen(dir: &Path) -> Opened {
     eventually("reopen store", || open(dir))
 }
 
-/// Reopen as a restarted node does: its host starts from the persisted state.
+/// Reopen as a restarted node does: its host starts from the rebuilt state.
 fn restart(dir: &Path) -> (Node, bool) {
     let mut opened = reopen(dir);
     let has_data = opened.has_data();
@@ -490,7 +490,9 @@ async fn purge_and_truncate_survive_reopen() {
     {
         let mut n = node(dir.path(), ClusterState::default());
         let entries = (1..=10).map(|i| blank_ent::<TypeConfig>(1, 1, i));
-        n.log.blocking_append(entries).await.expect("append");
+        n.commit(entries.collect()).await.expect("commit");
+        // The log is purged only up to a stored snapshot.
+        build(&mut n.machine).await;
         n.log.purge(log_id(1, 1, 3)).await.expect("purge");
         n.log.truncate(log_id(1, 1, 8)).await.expect("truncate");
     }
@@ -510,13 +512,13 @@ async fn purge_and_truncate_survive_reopen() {
     assert_eq!(indexes, [4, 5, 6, 7]);
 
     // Purging past the last entry leaves no entry; the purged id is last.
-    n.log.purge(log_id(2, 1, 12)).await.expect("purge");
+    n.log.purge(log_id(1, 1, 10)).await.expect("purge");
     drop(n);
     let (mut n, has_data) = restart(dir.path());
     assert!(has_data, "a purged log still means the node was a member");
     let state = n.log.get_log_state().await.expect("log state");
-    assert_eq!(state.last_purged_log_id, Some(log_id(2, 1, 12)));
-    assert_eq!(state.last_log_id, Some(log_id(2, 1, 12)));
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 10)));
+    assert_eq!(state.last_log_id, Some(log_id(1, 1, 10)));
     assert!(n
         .log
         .try_get_log_entries(..)
@@ -692,9 +694,10 @@ fn flushed_writes_survive_a_crash() {
                     crash_entries()
                 ),
                 "apply" => {
-                    // The applied state is not flushed by itself: the disk
-                    // may hold any earlier applied id, but with the state
-                    // of exactly that point, and the log from there on.
+                    // The state is rebuilt from the log on open: whatever
+                    // applied id reached the disk, the state is exactly
+                    // that point's (this batch held a membership change,
+                    // so it was flushed: all of it).
                     let commands = [load(CONFIG), weight("s1", 77)];
                     let done = applied.map_or(0, |id| id.index.saturating_sub(1) as usize);
                     assert_eq!(
@@ -702,7 +705,7 @@ fn flushed_writes_survive_a_crash() {
                         state_after(&commands[..done]).hash(),
                         "the state on disk is the state at its applied id {applied:?}"
                     );
-                    // What openraft does at start-up: apply the log after it.
+                    // Whatever the disk lacks, openraft applies again.
                     let from = applied.map_or(1, |id| id.index + 1);
                     let rest = n.log.try_get_log_entries(from..).await.expect("log");
                     n.machine.apply(rest).await.expect("re-apply");
@@ -880,10 +883,11 @@ async fn an_installed_snapshot_replaces_the_stored_entries() {
     assert_eq!(b.host.state().tables()["app"].entries().len(), 50);
 }
 
-/// A stopped node's directory read from outside (a backup with
-/// `--data-dir`) holds what the node would apply again as it starts: the
-/// persisted state and the committed log entries after it, which a node
-/// killed between writing its state and its disk's flush has only there.
+/// A stopped node's state is rebuilt up to the furthest of its applied and
+/// committed ids (a node killed before its last applied id reached the
+/// disk has the committed entries after it in its log), as it starts and
+/// as a backup with `--data-dir` reads it; openraft then has nothing to
+/// apply again.
 #[tokio::test]
 async fn a_stopped_nodes_state_includes_its_committed_log() {
     let dir = temp();
@@ -904,6 +908,152 @@ async fn a_stopped_nodes_state_includes_its_committed_log() {
     assert_eq!(opened.applied_index(), Some(3), "applied 2, committed 3");
     let expected = state_after(&[load(CONFIG), weight("s1", 77)]);
     assert_eq!(opened.state().expect("a state").hash(), expected.hash());
+    drop(opened);
+    let (mut n, _) = restart(dir.path());
+    let (applied, _) = n.machine.applied_state().await.expect("applied");
+    let committed = n.log.read_committed().await.expect("committed");
+    assert!(applied >= committed, "{applied:?} < {committed:?}");
+}
+
+/// openraft purges the log as soon as it hands a leader's snapshot to the
+/// state machine, before it is stored: the purge waits for it, so that a
+/// node killed in between still has the entries it needs.
+#[tokio::test]
+async fn a_purge_waits_for_the_snapshot_it_follows() {
+    let (dir_a, dir_b) = (temp(), temp());
+    let mut leader = node(dir_a.path(), ClusterState::default());
+    let commands = [load(CONFIG), weight("s1", 5), weight("s2", 6)];
+    let entries: Vec<_> = (0..3)
+        .map(|i| normal(1, i + 1, commands[i as usize].clone()))
+        .collect();
+    leader.commit(entries.clone()).await.expect("commit");
+    let snapshot = build(&mut leader.machine).await;
+
+    let mut n = node(dir_b.path(), ClusterState::default());
+    n.commit(entries[..1].to_vec()).await.expect("commit");
+    let mut log = n.log.clone();
+    let purge = tokio::spawn(async move { log.purge(log_id(1, 1, 3)).await });
+    // Asserting that it does not finish needs a bound: half a second.
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+        while !purge.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(early.is_err(), "the purge must wait for the snapshot");
+    assert_eq!(n.log.try_get_log_entries(..).await.expect("read").len(), 1);
+    n.machine
+        .install_snapshot(&snapshot.meta, snapshot.snapshot.clone())
+        .await
+        .expect("install");
+    purge
+        .await
+        .expect("join")
+        .expect("purge once the snapshot is stored");
+    assert!(n
+        .log
+        .try_get_log_entries(..)
+        .await
+        .expect("read")
+        .is_empty());
+    drop(n);
+    let (n, _) = restart(dir_b.path());
+    assert_eq!(n.host.state().hash(), state_after(&commands).hash());
+}
+
+/// A purge waiting for a snapshot whose install fails gives up with an
+/// error (openraft stops on either) and leaves the log as it was.
+#[tokio::test]
+async fn a_purge_waiting_for_a_failed_install_fails_and_keeps_the_log() {
+    let dir = temp();
+    let mut n = populated(dir.path()).await;
+    let mut log = n.log.clone();
+    let purge = tokio::spawn(async move { log.purge(log_id(5, 2, 100)).await });
+    refuse(&mut n, vec![0xff; 64]).await;
+    let err = purge.await.expect("join").expect_err("the purge must fail");
+    assert!(err.to_string().contains("failed to install"), "{err}");
+    assert_eq!(n.log.try_get_log_entries(..).await.expect("read").len(), 3);
+}
+
+/// After a snapshot and a purge the log starts mid-way; a restart
+/// rebuilds the snapshot's state and the entries after it, and the
+/// membership of an entry after the snapshot.
+#[tokio::test]
+async fn a_restart_rebuilds_from_the_snapshot_and_the_log_after_it() {
+    let dir = temp();
+    let expected;
+    {
+        let mut n = node(dir.path(), ClusterState::default());
+        n.commit(vec![
+            membership_ent::<TypeConfig>(1, 1, 1, members(&[1])),
+            normal(1, 2, load(STICKY)),
+            normal(1, 3, stick_batch(1_000, 0..100, "s1")),
+        ])
+        .await
+        .expect("commit");
+        build(&mut n.machine).await;
+        n.log.purge(log_id(1, 1, 2)).await.expect("purge");
+        n.commit(vec![
+            normal(1, 4, stick_batch(2_000, 50..150, "s2")),
+            membership_ent::<TypeConfig>(1, 1, 5, members(&[1, 2])),
+            normal(1, 6, weight("s1", 3)),
+        ])
+        .await
+        .expect("commit");
+        expected = n.host.state();
+    }
+    let opened = reopen(dir.path());
+    assert_eq!(opened.applied_index(), Some(6));
+    drop(opened);
+    let (mut n, _) = restart(dir.path());
+    assert_eq!(n.host.state(), expected);
+    let (_, membership) = n.machine.applied_state().await.expect("applied");
+    assert_eq!(membership.log_id(), &Some(log_id(1, 1, 5)));
+}
+
+/// A snapshot built while the node was fresh (the default state), then
+/// commands: a restart applies them to the default state, not to the
+/// node's own file; with no command after it the node is still fresh.
+#[tokio::test]
+async fn a_snapshot_built_while_fresh_then_commands_rebuild_the_cluster_state() {
+    let (dir_a, dir_b) = (temp(), temp());
+    for (dir, commands) in [(&dir_a, true), (&dir_b, false)] {
+        {
+            let mut n = node(dir.path(), state_after(&[load(OWN_FILE)]));
+            n.commit(vec![membership_ent::<TypeConfig>(1, 1, 1, members(&[1]))])
+                .await
+                .expect("commit");
+            build(&mut n.machine).await;
+            if commands {
+                n.commit(vec![normal(1, 2, load(CONFIG))])
+                    .await
+                    .expect("commit");
+            }
+        }
+        let opened = reopen(dir.path());
+        match commands {
+            true => assert_eq!(opened.state(), Some(&state_after(&[load(CONFIG)]))),
+            false => assert_eq!(opened.state(), None, "still fresh"),
+        }
+    }
+}
+
+/// openraft's first entry (the initial membership) has index 0.
+#[tokio::test]
+async fn a_log_that_starts_at_index_0_is_rebuilt() {
+    let dir = temp();
+    {
+        let mut n = node(dir.path(), ClusterState::default());
+        n.commit(vec![
+            membership_ent::<TypeConfig>(0, 0, 0, members(&[1])),
+            normal(1, 1, load(CONFIG)),
+        ])
+        .await
+        .expect("commit");
+    }
+    let opened = reopen(dir.path());
+    assert_eq!(opened.applied_index(), Some(1));
+    assert_eq!(opened.state(), Some(&state_after(&[load(CONFIG)])));
 }
 
 /// A log that lacks an entry the state must be rebuilt from is an error
