@@ -135,6 +135,9 @@ pub enum StoreError {
     /// get there (its install failed, or took too long).
     #[error("Raft store: log not purged up to {upto}: {why}")]
     PurgeAhead { upto: u64, why: &'static str },
+    /// Work on a blocking thread did not finish (the node is stopping).
+    #[error("Raft store: {0} was interrupted (the node is stopping)")]
+    Interrupted(&'static str),
     /// The log lacks an entry the state must be rebuilt from.
     #[error("Raft store: log entry {index} is missing (the state is rebuilt from the snapshot up to {upto})")]
     MissingEntry { index: u64, upto: u64 },
