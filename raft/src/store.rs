@@ -34,10 +34,10 @@
 //! up to the furthest of `applied` and `committed` applied again, in
 //! order ([`ClusterState::execute`], what every node does with them). Those
 //! entries are committed and on disk before either id is written, and the
-//! log is purged only up to a snapshot that is on disk (openraft asks to
-//! purge as soon as it hands a leader's snapshot to the state machine, so
-//! the purge waits until it is stored: [`SnapshotMark`]), so they are all
-//! there. A node killed before its last ids reached the disk
+//! log keeps every entry after the snapshot on disk (openraft asks to
+//! purge as soon as it hands a leader's snapshot to the state machine:
+//! reads stop returning the purged entries at once, but they stay stored
+//! until the snapshot is: [`SnapshotMark`]), so they are all there. A node killed before its last ids reached the disk
 //! rebuilds an earlier point, and openraft applies the rest of the log
 //! again as the commit index comes back. Two rare kinds of batch are
 //! flushed, because Raft's start depends on them: a membership change (is
@@ -131,10 +131,6 @@ pub enum StoreError {
         what: &'static str,
         source: CodecError,
     },
-    /// The log was to be purged past the snapshot on disk, which did not
-    /// get there (its install failed, or took too long).
-    #[error("Raft store: log not purged up to {upto}: {why}")]
-    PurgeAhead { upto: u64, why: &'static str },
     /// Work on a blocking thread did not finish (the node is stopping).
     #[error("Raft store: {0} was interrupted (the node is stopping)")]
     Interrupted(&'static str),
@@ -200,19 +196,16 @@ pub fn decode_snapshot(data: &[u8]) -> Result<ClusterState, StoreError> {
 }
 
 /// How far the snapshot on disk reaches, as the state machine tells the
-/// log store: the log may be purged only up to it. openraft purges the
-/// log the moment it hands a snapshot from the leader to the state
+/// log store: stored entries are removed only up to it. openraft purges
+/// the log the moment it hands a snapshot from the leader to the state
 /// machine, while the state machine may still be decoding and storing
-/// it; a node killed in between would have neither the old entries nor
-/// the new snapshot to rebuild its state from. So the log store's purge
-/// waits for this mark (see `LogStore::purge`).
+/// it; a node killed in between would otherwise have neither the old
+/// entries nor the new snapshot to rebuild its state from (see
+/// `LogStore::purge_upto`).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SnapshotMark {
     /// The last log id of the snapshot on disk.
     pub(crate) upto: Option<LogId<NodeId>>,
-    /// The last snapshot install failed (nothing was stored): a purge
-    /// waiting for it gives up instead of waiting forever.
-    pub(crate) failed: bool,
 }
 
 /// The sending side of the [`SnapshotMark`], held by the state machine and
@@ -314,14 +307,13 @@ fn rebuild(
         "committed log id",
     )?);
     if let Some(upto) = upto.filter(|u| Some(u.index) > applied.map(|a| a.index)) {
-        let last_purged: Option<LogId<NodeId>> = read(log_meta, LAST_PURGED, "last purged log id")?;
-        // After the snapshot every index must follow; without one the log
-        // starts where it was last purged (never, but for its first index,
-        // 0 or 1 as openraft starts it).
-        let first = match (applied, last_purged) {
-            (Some(a), _) => a.index + 1,
-            (None, Some(p)) => p.index + 1,
-            (None, None) => match log.first()? {
+        // After the snapshot every index must follow (the log keeps the
+        // entries after the stored snapshot, even those openraft already
+        // purged); without one the log starts at its first index, 0 or 1
+        // as openraft starts it.
+        let first = match applied {
+            Some(a) => a.index + 1,
+            None => match log.first()? {
                 Some((k, _)) if k.as_ref() == log::key(1) => 1,
                 _ => 0,
             },
@@ -432,7 +424,6 @@ impl Opened {
     pub fn into_parts(self, host: Arc<dyn StateHost>) -> (LogStore, StateMachine) {
         let (mark, marked) = tokio::sync::watch::channel(SnapshotMark {
             upto: self.snapshot,
-            failed: false,
         });
         let log = LogStore::new(self.db.clone(), self.log, self.log_meta, marked);
         let machine = StateMachine::new(self.db, self.machine, self.meta, host, Arc::new(mark));

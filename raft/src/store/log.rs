@@ -24,10 +24,6 @@ pub struct LogStore {
     snapshot: tokio::sync::watch::Receiver<SnapshotMark>,
 }
 
-/// The longest a purge waits for the snapshot it follows to be stored
-/// (decoding and storing a snapshot of hundreds of MiB takes seconds).
-const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// The key of the entry at `index`.
 pub(super) fn key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
@@ -50,26 +46,9 @@ impl LogStore {
         }
     }
 
-    /// Wait until the snapshot on disk reaches `upto`: the entries up to
-    /// it may go only then. openraft purges right after handing a
-    /// leader's snapshot to the state machine, before it is stored.
-    async fn snapshot_reaches(&self, upto: LogId<NodeId>) -> Result<(), StoreError> {
-        let mut mark = self.snapshot.clone();
-        let reached = async move {
-            mark.wait_for(|m| m.failed || m.upto.map(|u| u.index) >= Some(upto.index))
-                .await
-                .map(|m| *m)
-        };
-        let ahead = |why| StoreError::PurgeAhead {
-            upto: upto.index,
-            why,
-        };
-        match tokio::time::timeout(PURGE_WAIT, reached).await {
-            Ok(Ok(m)) if !m.failed => Ok(()),
-            Ok(Ok(_)) => Err(ahead("the snapshot it follows failed to install")),
-            Ok(Err(_)) => Err(ahead("the state machine is gone")),
-            Err(_) => Err(ahead("the snapshot it follows was not stored within 60 s")),
-        }
+    /// The first index reads may return: the one after the last purged.
+    fn visible_from(&self) -> Result<u64, StoreError> {
+        Ok(self.last_purged()?.map_or(0, |p| p.index + 1))
     }
 
     /// Wait until everything written so far is on disk.
@@ -95,13 +74,24 @@ impl LogStore {
         &self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StoreError> {
-        let start = range.start_bound().map(|i| key(*i));
-        let end = range.end_bound().map(|i| key(*i));
         if is_empty_range(&range) {
             return Ok(Vec::new());
         }
+        // Purged entries may still be stored (see `purge_upto`): never
+        // read them.
+        let from = self.visible_from()?;
+        let start = match range.start_bound() {
+            Bound::Included(&i) => i.max(from),
+            Bound::Excluded(&i) => (i + 1).max(from),
+            Bound::Unbounded => from,
+        };
+        let range = (Bound::Included(start), range.end_bound().cloned());
+        if is_empty_range(&range) {
+            return Ok(Vec::new());
+        }
+        let end = range.1.map(key);
         self.log
-            .range((start, end))
+            .range((Bound::Included(key(start)), end))
             .map(|item| {
                 let (_, value) = item?;
                 decode("log entry", &value)
@@ -118,10 +108,11 @@ impl LogStore {
     ) -> Result<Vec<Entry<TypeConfig>>, StoreError> {
         let mut entries = Vec::new();
         let mut bytes = 0;
-        if range.is_empty() {
+        let start = range.start.max(self.visible_from()?);
+        if start >= range.end {
             return Ok(entries);
         }
-        for item in self.log.range(key(range.start)..key(range.end)) {
+        for item in self.log.range(key(start)..key(range.end)) {
             let (_, value) = item?;
             bytes += value.len();
             if bytes > budget && !entries.is_empty() {
@@ -155,13 +146,23 @@ impl LogStore {
         Ok(())
     }
 
-    /// Record `upto` as the last purged id and remove the entries up to
-    /// it, in one transaction.
+    /// Record `upto` as the last purged id (reads stop returning the
+    /// entries up to it at once) and remove the stored entries up to it,
+    /// but not past the snapshot on disk, in one transaction. openraft
+    /// purges as soon as it hands a leader's snapshot to the state
+    /// machine, before that snapshot is stored: a node killed then must
+    /// still have the entries after its stored snapshot to rebuild its
+    /// state. What stays is removed by a later purge.
     fn purge_upto(&self, upto: LogId<NodeId>) -> Result<(), StoreError> {
         let purged = encode("last purged log id", &upto)?;
+        let stored = self.snapshot.borrow().upto.map(|s| s.index);
+        let Some(remove) = stored.map(|s| s.min(upto.index)) else {
+            self.meta.insert(LAST_PURGED, purged)?;
+            return Ok(());
+        };
         let keys = self
             .log
-            .range(..=key(upto.index))
+            .range(..=key(remove))
             .keys()
             .collect::<Result<Vec<_>, _>>()?;
         (&self.log, &self.meta).transaction(|(log, meta)| {
@@ -300,11 +301,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| e.storage(ErrorSubject::Log(log_id), ErrorVerb::Delete))
     }
 
-    /// Waits until the snapshot on disk covers `log_id` (see
-    /// [`LogStore::snapshot_reaches`]), then removes the entries up to it.
+    /// See [`LogStore::purge_upto`].
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
         let write = async {
-            self.snapshot_reaches(log_id).await?;
             self.purge_upto(log_id)?;
             self.flush().await
         };

@@ -45,10 +45,7 @@ pub struct StateMachine {
 /// Record that the snapshot on disk now reaches `upto` (the later of
 /// what it reached and `upto`: a slow build may store an older one).
 fn mark_stored(mark: &MarkSender, upto: Option<LogId<NodeId>>) {
-    mark.send_modify(|m| {
-        m.upto = m.upto.max(upto);
-        m.failed = false;
-    });
+    mark.send_modify(|m| m.upto = m.upto.max(upto));
 }
 
 impl StateMachine {
@@ -231,15 +228,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 ErrorVerb::Write,
             )
         };
-        let stored = match decode_snapshot(&data) {
-            Ok(state) => self.persist_snapshot(meta, &data).await.map(|()| state),
-            Err(e) => Err(e),
-        };
-        let state = stored.map_err(|e| {
-            // A purge waiting for this snapshot must not wait forever.
-            self.mark.send_modify(|m| m.failed = true);
-            fail(e)
-        })?;
+        let state = decode_snapshot(&data).map_err(fail)?;
+        self.persist_snapshot(meta, &data).await.map_err(fail)?;
         self.meta = MachineMeta {
             applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
