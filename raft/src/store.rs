@@ -252,6 +252,7 @@ pub fn open(dir: &Path) -> Result<Opened, StoreError> {
     let log_meta = db.open_tree(LOG_META)?;
     let machine = db.open_tree(MACHINE)?;
     let (meta, state, snapshot) = rebuild(&log, &log_meta, &machine)?;
+    undo_purge_past(&log_meta, meta.applied, snapshot)?;
     remove_legacy_keys(&machine)?;
     let has_data = log_meta.contains_key(VOTE)?
         || log_meta.contains_key(LAST_PURGED)?
@@ -354,6 +355,30 @@ fn rebuild(
         fresh,
     };
     Ok((meta, (!fresh).then_some(state), snapshot))
+}
+
+/// A log purged past what the rebuilt state reflects is the trace of a
+/// node stopped while it stored a snapshot from the leader (openraft
+/// purges as soon as it hands the snapshot over; see
+/// `LogStore::purge_upto`). The entries after the stored snapshot are
+/// still on disk: make them readable again, so that openraft, which
+/// never has its log purged past its state, applies from them (or
+/// replaces them, if they conflict with the leader's).
+fn undo_purge_past(
+    log_meta: &sled::Tree,
+    applied: Option<LogId<NodeId>>,
+    snapshot: Option<LogId<NodeId>>,
+) -> Result<(), StoreError> {
+    let purged: Option<LogId<NodeId>> = read(log_meta, LAST_PURGED, "last purged log id")?;
+    if purged.map(|p| p.index) <= applied.map(|a| a.index) {
+        return Ok(());
+    }
+    match snapshot {
+        Some(id) => log_meta.insert(LAST_PURGED, encode("last purged log id", &id)?)?,
+        None => log_meta.remove(LAST_PURGED)?,
+    };
+    log_meta.flush()?;
+    Ok(())
 }
 
 /// Remove what earlier builds kept beside the snapshot (see the module's

@@ -957,6 +957,15 @@ async fn a_purge_keeps_the_entries_after_the_stored_snapshot_until_it_is_stored(
     }
     let (mut n, _) = restart(dir_b.path());
     assert_eq!(n.host.state(), state_after(&commands[..1]));
+    // Its log is readable again from its state on (openraft never has
+    // the log purged past the state machine).
+    let state = n.log.get_log_state().await.expect("log state");
+    assert_eq!(state.last_purged_log_id, None);
+    assert_eq!(state.last_log_id, Some(log_id(1, 1, 1)));
+    assert_eq!(
+        n.log.try_get_log_entries(..).await.expect("read"),
+        entries[..1]
+    );
     // The snapshot arrives again; once stored, the purge removes the rest.
     n.machine
         .install_snapshot(&snapshot.meta, snapshot.snapshot.clone())
