@@ -771,6 +771,15 @@ backend app
     server s2 127.0.0.1:8002
 ";
 
+/// The first two entries of a log with a stick table: its config, then
+/// one batch sticking `keys` to `server` at `at`.
+fn sticky_log(at: u64, keys: std::ops::Range<u32>, server: &str) -> Vec<Entry<TypeConfig>> {
+    vec![
+        normal(1, 1, load(STICKY)),
+        normal(1, 2, stick_batch(at, keys, server)),
+    ]
+}
+
 fn stick_batch(at: u64, keys: std::ops::Range<u32>, server: &str) -> Command {
     Command::StickBatch {
         node: 1,
@@ -799,12 +808,9 @@ async fn stick_entries_are_rebuilt_from_the_log_on_open() {
     let dir = temp();
     {
         let mut n = node(dir.path(), ClusterState::default());
-        n.commit(vec![
-            normal(1, 1, load(STICKY)),
-            normal(1, 2, stick_batch(1_000, 0..10_000, "s1")),
-        ])
-        .await
-        .expect("apply");
+        n.commit(sticky_log(1_000, 0..10_000, "s1"))
+            .await
+            .expect("apply");
         // Later batches: new keys, a conflict (ignored), an expiry, a clear.
         n.commit(vec![
             normal(1, 3, stick_batch(5_000, 10_000..10_100, "s2")),
@@ -857,22 +863,16 @@ async fn stick_entries_are_rebuilt_from_the_log_on_open() {
 async fn an_installed_snapshot_replaces_the_stored_entries() {
     let (dir_a, dir_b) = (temp(), temp());
     let mut a = node(dir_a.path(), ClusterState::default());
-    a.commit(vec![
-        normal(1, 1, load(STICKY)),
-        normal(1, 2, stick_batch(1_000, 0..50, "s2")),
-    ])
-    .await
-    .expect("apply");
+    a.commit(sticky_log(1_000, 0..50, "s2"))
+        .await
+        .expect("apply");
     let snapshot = build(&mut a.machine).await;
     {
         // B holds other entries (its own history) before the snapshot.
         let mut b = node(dir_b.path(), ClusterState::default());
-        b.commit(vec![
-            normal(1, 1, load(STICKY)),
-            normal(1, 2, stick_batch(900, 100..200, "s1")),
-        ])
-        .await
-        .expect("apply");
+        b.commit(sticky_log(900, 100..200, "s1"))
+            .await
+            .expect("apply");
         let mut received = b.machine.begin_receiving_snapshot().await.expect("begin");
         *received = Cursor::new(snapshot.snapshot.into_inner());
         b.machine
@@ -1092,12 +1092,9 @@ async fn an_earlier_layout_is_rebuilt_from_the_log_and_cleaned() {
     let dir = temp();
     {
         let mut n = node(dir.path(), ClusterState::default());
-        n.commit(vec![
-            normal(1, 1, load(STICKY)),
-            normal(1, 2, stick_batch(1_000, 0..20, "s2")),
-        ])
-        .await
-        .expect("commit");
+        n.commit(sticky_log(1_000, 0..20, "s2"))
+            .await
+            .expect("commit");
         let tree = n.machine.tree();
         tree.insert(b"state", b"old".as_slice()).expect("insert");
         tree.insert(b"membership", b"old".as_slice())
